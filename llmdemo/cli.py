@@ -1,0 +1,163 @@
+"""Command line: ``python -m llmdemo generate|translate|chat|summarize|models``.
+
+Output streams to stdout; notices and statistics go to stderr; bad input exits with
+code 2 and one line of error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .config import TASK_DEFAULTS, ConfigError, GenerationConfig
+from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
+from . import tasks
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Flags shared with ``python -m eval``."""
+    p.add_argument("--model", default=os.environ.get("LLMDEMO_MODEL", DEFAULT_MODEL),
+                   help=f"preset, hub id, local folder or .gguf file (default: {DEFAULT_MODEL})")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: by device)")
+    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
+
+
+def add_decoding_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--repetition-penalty", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+
+
+def decoding_config(args: argparse.Namespace, task: str) -> GenerationConfig:
+    base = TASK_DEFAULTS.get(task, GenerationConfig())
+    if task == "summarization" and getattr(args, "length", None) and args.max_new_tokens is None:
+        base = base.replace(max_new_tokens=tasks.SUMMARY_LENGTHS[args.length][1])
+    return base.replace(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                        top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed,
+                        stop=tuple(args.stop) if args.stop else None)
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    if getattr(args, "file", None):
+        try:
+            with open(args.file, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError as e:
+            raise tasks.InputError(f"cannot read {args.file}: {e.strerror}") from None
+    if args.text:
+        return " ".join(args.text)
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise tasks.InputError("no text given: pass it as an argument, with --file, or on stdin")
+
+
+def _run(lm, prompt: tasks.TaskPrompt, config: GenerationConfig, quiet: bool) -> str:
+    if prompt.notice:
+        print(f"note: {prompt.notice}", file=sys.stderr)
+    stream = lm.stream(prompt.input, prompt.config(config))
+    parts = []
+    started = False
+    for chunk in stream:
+        if not started:  # models often open with whitespace; do not print it
+            chunk = chunk.lstrip()
+            started = bool(chunk)
+        parts.append(chunk)
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    for n in stream.stats.notices:
+        print(f"note: {n}", file=sys.stderr)
+    if not quiet:
+        print(f"[{stream.stats.summary()}]", file=sys.stderr)
+    return "".join(parts)
+
+
+def _chat_loop(lm, args, config: GenerationConfig) -> None:
+    history: list[dict] = []
+    print(f"Chatting with {lm.name}. Empty line or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            msg = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return
+        if not msg.strip():
+            return
+        prompt = tasks.dialogue_prompt(lm, msg, history, args.system, config.max_new_tokens)
+        sys.stdout.write("bot> ")
+        reply = _run(lm, prompt, config, args.quiet)
+        history += [{"role": "user", "content": msg}, {"role": "assistant", "content": reply.strip()}]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m llmdemo", description="Try a language model from the terminal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, text: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        add_model_args(p)
+        add_decoding_args(p)
+        p.add_argument("-q", "--quiet", action="store_true", help="no statistics on stderr")
+        if text:
+            p.add_argument("text", nargs="*", help="the text (or use --file, or stdin)")
+            p.add_argument("--file", help="read the text from this file")
+        return p
+
+    command("generate", "continue or answer a prompt")
+    t = command("translate", "translate text")
+    t.add_argument("--source", "-s", default="en", help="source language code (en, zh, fr, de, es, ja, ...)")
+    t.add_argument("--target", "-t", default="fr", help="target language code")
+    c = command("chat", "one chat turn; interactive when no message is given on a terminal")
+    c.add_argument("--system", default=tasks.DEFAULT_SYSTEM_PROMPT, help="system prompt")
+    s = command("summarize", "summarize a document")
+    s.add_argument("--length", choices=list(tasks.SUMMARY_LENGTHS), default="short")
+    sub.add_parser("models", help="list the model presets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "models":
+        for p in PRESETS.values():
+            mark = "*" if p.name == DEFAULT_MODEL else " "
+            print(f"{mark} {p.name:24} {p.description}")
+        return 0
+    task = {"generate": "generation", "translate": "translation", "chat": "dialogue",
+            "summarize": "summarization"}[args.command]
+    from .model import ContextOverflowError, LM, ModelLoadError
+
+    try:
+        config = decoding_config(args, task)
+        interactive = task == "dialogue" and not args.text and not args.file and sys.stdin.isatty()
+        text = None if interactive else _read_text(args)
+        if task == "translation":
+            tasks.language_code(args.source), tasks.language_code(args.target)  # fail before loading
+        if text is not None:
+            tasks.clean_text(text)
+        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+        if interactive:
+            _chat_loop(lm, args, config)
+            return 0
+        if task == "generation":
+            prompt = tasks.generation_prompt(lm, text, config.max_new_tokens)
+        elif task == "translation":
+            prompt = tasks.translation_prompt(lm, text, args.source, args.target, config.max_new_tokens)
+        elif task == "dialogue":
+            prompt = tasks.dialogue_prompt(lm, text, None, args.system, config.max_new_tokens)
+        else:
+            prompt = tasks.summarization_prompt(lm, text, args.length, config.max_new_tokens)
+        _run(lm, prompt, config, args.quiet)
+        return 0
+    except (ConfigError, tasks.InputError, UnknownModelError, ModelLoadError, ContextOverflowError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

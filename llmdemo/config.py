@@ -1,0 +1,116 @@
+"""Decoding settings as data: one frozen, validated dataclass.
+
+>>> GenerationConfig(temperature=0).greedy
+True
+>>> GenerationConfig(top_p=2)
+Traceback (most recent call last):
+...
+llmdemo.config.ConfigError: top_p must be in (0, 1], got 2
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or of the wrong type; the message names the field."""
+
+
+# Upper bounds that keep one request from holding the shared model for hours.
+MAX_NEW_TOKENS_LIMIT = 4096
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 256  # tokens to generate at most, 1..4096
+    temperature: float = 0.7  # 0 means greedy decoding; sampling otherwise, 0..5
+    top_p: float = 0.9  # nucleus sampling: keep the smallest set with this much mass, (0, 1]
+    top_k: int = 50  # keep the k most likely tokens; 0 disables, 0..100000
+    repetition_penalty: float = 1.0  # >1 discourages tokens already seen (CTRL-style), 0.5..3
+    seed: int | None = None  # seed for sampling; None draws a fresh one per call
+    stop: tuple[str, ...] = field(default_factory=tuple)  # strings that end generation (not emitted)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_new_tokens", _int("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT))
+        object.__setattr__(self, "temperature", _float("temperature", self.temperature, 0.0, 5.0))
+        top_p = _number("top_p", self.top_p)
+        if not 0.0 < top_p <= 1.0:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        object.__setattr__(self, "top_p", top_p)
+        object.__setattr__(self, "top_k", _int("top_k", self.top_k, 0, 100_000))
+        object.__setattr__(
+            self, "repetition_penalty", _float("repetition_penalty", self.repetition_penalty, 0.5, 3.0)
+        )
+        if self.seed is not None:
+            object.__setattr__(self, "seed", _int("seed", self.seed, 0, MAX_SEED))
+        stop = self.stop
+        if isinstance(stop, str):
+            stop = (stop,)
+        if not all(isinstance(s, str) for s in stop):
+            raise ConfigError(f"stop must be a list of strings, got {self.stop!r}")
+        object.__setattr__(self, "stop", tuple(s for s in stop if s))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def replace(self, **changes: Any) -> "GenerationConfig":
+        """A copy with some fields changed (validated again); None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GenerationConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: (tuple(v) if k == "stop" and v is not None else v) for k, v in d.items()})
+
+
+def _number(name: str, value: Any) -> float:
+    # bool is an int subclass; "True" as a temperature is a mistake, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        else:
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _float(name: str, value: Any, lo: float, hi: float) -> float:
+    v = _number(name, value)
+    if not lo <= v <= hi:
+        raise ConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+    return v
+
+
+def _int(name: str, value: Any, lo: int, hi: int) -> int:
+    v = _number(name, value)
+    if v != int(v):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if not lo <= v <= hi:
+        raise ConfigError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+    return int(v)
+
+
+# Defaults that suit each task: deterministic output where there is one right answer.
+TASK_DEFAULTS: dict[str, GenerationConfig] = {
+    "generation": GenerationConfig(max_new_tokens=200, temperature=0.7, top_p=0.9, top_k=50, repetition_penalty=1.1),
+    "translation": GenerationConfig(max_new_tokens=256, temperature=0.0, repetition_penalty=1.0),
+    "dialogue": GenerationConfig(max_new_tokens=256, temperature=0.7, top_p=0.9, top_k=50, repetition_penalty=1.1),
+    "summarization": GenerationConfig(max_new_tokens=160, temperature=0.0, repetition_penalty=1.1),
+}

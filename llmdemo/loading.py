@@ -1,0 +1,229 @@
+"""Loading weights: device and dtype choice, and the GGUF -> safetensors cache.
+
+Loading a GGUF file through transformers de-quantizes every tensor in Python (about a
+minute for the default model on 2 cores). We do that once, write a plain transformers
+folder keyed by the GGUF file's sha256, and load that folder afterwards (about 1 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("llmdemo")
+
+ProgressFn = Callable[[str], None]
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"[llmdemo] {message}", file=sys.stderr, flush=True)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LLMDEMO_CACHE") or Path.home() / ".cache" / "llmdemo")
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device and device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if device not in {"cpu", "mps"} and not device.startswith("cuda"):
+            raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto")
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+def pick_dtype(device: str, dtype: str | None = None):
+    """CUDA: bf16 where supported, else fp16. CPU: fp32 (bf16 is emulated and slow here)."""
+    import torch
+
+    if dtype and dtype != "auto":
+        try:
+            return getattr(torch, _DTYPES[dtype])
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16") from None
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def set_threads() -> int:
+    """Use the cores this process may run on (torch's default can count all cores of the host)."""
+    import torch
+
+    want = os.environ.get("LLMDEMO_THREADS")
+    try:
+        n = int(want) if want else len(os.sched_getaffinity(0))
+    except (ValueError, AttributeError):
+        n = os.cpu_count() or 1
+    n = max(1, n)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) in the cache folder: hashing 100 MB costs ~0.3 s."""
+    path = Path(path)
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    memo = cache_root() / "hashes" / key
+    try:
+        return memo.read_text().strip()
+    except OSError:
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    info: dict[str, Any]  # what a report needs to reproduce a number
+
+
+COMPLETE_MARKER = "llmdemo-complete.json"
+
+
+def gguf_cache_dir(gguf_path: str | Path) -> tuple[Path, str]:
+    sha = file_sha256(gguf_path)
+    return cache_root() / f"gguf-{sha[:16]}", sha
+
+
+def convert_gguf(gguf_path: str | Path, progress: ProgressFn = _stderr_progress) -> Path:
+    """Convert a GGUF file to a transformers folder in the cache, once; return that folder.
+
+    The folder is written under a temporary name and renamed when complete, so a
+    conversion killed half-way leaves only a ``.tmp-*`` folder that is never loaded
+    (and is removed by the next conversion).
+    """
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    final, sha = gguf_cache_dir(gguf_path)
+    if (final / COMPLETE_MARKER).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(final.name + ".tmp-*"):
+        _remove_if_dead(stale)
+    tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    progress(
+        f"first load of {gguf_path.name}: converting GGUF to a cache in {final} "
+        "(one time, about a minute; later loads take about a second)"
+    )
+    t0 = time.perf_counter()
+    folder, name = str(gguf_path.parent), gguf_path.name
+    progress("1/3 reading the tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    progress("2/3 de-quantizing the weights")
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    progress("3/3 writing the cache")
+    tmp.mkdir(parents=True)
+    tokenizer.save_pretrained(tmp)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.save_pretrained(tmp)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(tmp)
+    save_model(model, str(tmp / "model.safetensors"))
+    (tmp / COMPLETE_MARKER).write_text(
+        json.dumps({"gguf_file": str(gguf_path), "gguf_sha256": sha, "converted_s": round(time.perf_counter() - t0, 1)})
+    )
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        # Another process finished first: keep theirs.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (final / COMPLETE_MARKER).is_file():
+            raise
+    progress(f"converted in {time.perf_counter() - t0:.0f} s")
+    return final
+
+
+def _remove_if_dead(tmp: Path) -> None:
+    try:
+        pid = int(tmp.name.rsplit("-", 1)[1])
+        os.kill(pid, 0)
+        if pid != os.getpid():
+            return  # a live conversion in another process
+    except (ValueError, IndexError, ProcessLookupError):
+        pass
+    except PermissionError:
+        return
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_weights(
+    kind: str,
+    location: str,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    progress: ProgressFn = _stderr_progress,
+) -> Loaded:
+    """Load tokenizer and model from a GGUF file, a local folder or a hub id."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    set_threads()
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dev, dtype)
+    info: dict[str, Any] = {"kind": kind, "location": location}
+    if kind == "gguf":
+        folder = convert_gguf(location, progress)
+        info["file_sha256"] = json.loads((folder / COMPLETE_MARKER).read_text())["gguf_sha256"]
+        info["cache_dir"] = str(folder)
+        src, kwargs = str(folder), {}
+    else:
+        src, kwargs = location, {"trust_remote_code": trust_remote_code}
+    from transformers.utils import logging as hf_logging
+
+    config = AutoConfig.from_pretrained(src, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+    cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    if kind != "hub":
+        hf_logging.disable_progress_bar()  # a local load takes a second: no bar needed
+    try:
+        model = cls.from_pretrained(src, dtype=torch_dtype, **kwargs)
+    finally:
+        hf_logging.enable_progress_bar()
+    model.to(dev)
+    model.eval()
+    if kind == "hub":
+        info["revision"] = getattr(config, "_commit_hash", None)
+    elif kind == "local":
+        weights = sorted(Path(src).glob("*.safetensors")) or sorted(Path(src).glob("*.bin"))
+        if weights:
+            info["file_sha256"] = file_sha256(weights[0])
+    return Loaded(model, tokenizer, info)

@@ -1,0 +1,260 @@
+"""Prompt builders for the four tasks, shared by the CLI, the app and eval.
+
+Each builder returns a :class:`TaskPrompt` whose ``input`` goes straight to
+``LM.stream``: chat messages for chat models, a string for base and encoder-decoder
+models. Inputs that do not fit the context window are cut with a notice (dialogue
+drops its oldest turns first); nothing is refused silently.
+
+>>> TEMPLATES["chat", "translation"].format(source="English", target="French", text="Hi")
+'Translate the following English text into French. Reply with the translation only.\\n\\nHi'
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+TASKS = ("generation", "translation", "dialogue", "summarization")
+
+LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "zh": "Chinese",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "ja": "Japanese",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "ko": "Korean",
+}
+
+SUMMARY_LENGTHS: dict[str, tuple[str, int]] = {
+    # name: (instruction, max new tokens that suits it)
+    "short": ("in one sentence", 64),
+    "medium": ("in about three sentences", 160),
+    "long": ("in one paragraph of about five sentences", 300),
+}
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
+
+# (prompt style, task) -> template. "chat" templates become the user message.
+TEMPLATES: dict[tuple[str, str], str] = {
+    ("chat", "generation"): "{text}",
+    ("base", "generation"): "{text}",
+    ("seq2seq", "generation"): "{text}",
+    ("t5", "generation"): "{text}",
+    ("chat", "translation"): "Translate the following {source} text into {target}. "
+                              "Reply with the translation only.\n\n{text}",
+    ("base", "translation"): "{source}: {text}\n{target}:",
+    ("seq2seq", "translation"): "{text}",
+    ("t5", "translation"): "translate {source} to {target}: {text}",
+    ("chat", "summarization"): "Summarize the following text {length}.\n\n{text}",
+    ("base", "summarization"): "{text}\n\nTL;DR:",
+    ("seq2seq", "summarization"): "{text}",
+    ("t5", "summarization"): "summarize: {text}",
+    ("base", "dialogue"): "The following is a conversation between a User and a helpful Assistant.\n"
+                          "{system}\n\n{history}User: {text}\nAssistant:",
+}
+
+# Stop strings a style needs so a base model does not run on into the next line or turn.
+STOPS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("base", "translation"): ("\n",),
+    ("base", "summarization"): ("\n\n",),
+    ("base", "dialogue"): ("\nUser:", "\nAssistant:"),
+}
+
+
+class InputError(ValueError):
+    """User input that cannot be used (empty, unknown language, ...); the message says why."""
+
+
+@dataclass(frozen=True)
+class TaskPrompt:
+    task: str
+    input: Any  # str or list of {"role", "content"} messages: what LM.stream takes
+    stop: tuple[str, ...] = ()  # stop strings this prompt style needs
+    notice: str | None = None  # shown to the user, e.g. when the input was cut
+    template: str = ""  # the template used, for reports
+
+    def config(self, config):
+        """``config`` with this prompt's stop strings added."""
+        if not self.stop:
+            return config
+        return config.replace(stop=tuple(dict.fromkeys(tuple(config.stop) + self.stop)))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: Any, what: str = "text") -> str:
+    """Normalise user text: drop NUL/control characters and lone surrogates; refuse empty text."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be text, got {type(text).__name__}")
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text.replace("\r\n", "\n")))
+    text = unicodedata.normalize("NFC", text)
+    if not text.strip():
+        raise InputError(f"{what} is empty: type or paste some text first")
+    return text
+
+
+def language_name(code: str) -> str:
+    code = (code or "").strip()
+    if code in LANGUAGES:
+        return LANGUAGES[code]
+    for k, v in LANGUAGES.items():
+        if code.lower() == v.lower():
+            return v
+    raise InputError(f"unknown language {code!r}; choose one of: "
+                     + ", ".join(f"{k} ({v})" for k, v in LANGUAGES.items()))
+
+
+def language_code(code_or_name: str) -> str:
+    name = language_name(code_or_name)
+    return next(k for k, v in LANGUAGES.items() if v == name)
+
+
+def _wrap(lm, style: str, task: str, filled: str, system: str | None = None) -> Any:
+    if style == "chat":
+        messages = [{"role": "system", "content": system}] if system else []
+        return messages + [{"role": "user", "content": filled}]
+    return filled
+
+
+def _fit(lm, build: Callable[[str], Any], text: str, max_new_tokens: int, what: str) -> tuple[Any, str | None]:
+    """Build the prompt; if it overflows the context, cut ``text`` from the end, with a notice."""
+    prompt = build(text)
+    n = len(lm.encode(prompt))
+    room = lm.context_length - (0 if lm.is_encoder_decoder else max_new_tokens)
+    if n <= room:
+        return prompt, None
+    have = lm.count_tokens(text)
+    keep = max(0, have - (n - room) - 2)
+    cut, _ = lm.truncate_text(text, keep)
+    if not cut.strip():
+        raise InputError(f"the prompt leaves no room for the {what} in a {lm.context_length}-token context; "
+                         "lower max new tokens")
+    return build(cut), (f"The {what} was cut from {have:,} to {keep:,} tokens to fit the model's "
+                        f"{lm.context_length:,}-token context (with {max_new_tokens} new tokens).")
+
+
+def generation_prompt(lm, text: str, max_new_tokens: int = 256) -> TaskPrompt:
+    """Instruction for chat models, continuation for base models."""
+    text = clean_text(text)
+    key = (lm.style, "generation")
+    prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "generation", TEMPLATES[key].format(text=t)),
+                          text, max_new_tokens, "text")
+    return TaskPrompt("generation", prompt, STOPS.get(key, ()), notice, TEMPLATES[key])
+
+
+def translation_prompt(lm, text: str, source: str = "en", target: str = "fr",
+                       max_new_tokens: int = 256) -> TaskPrompt:
+    text = clean_text(text, "source text")
+    src, tgt = language_code(source), language_code(target)
+    if src == tgt:
+        raise InputError(f"source and target language are both {LANGUAGES[src]}")
+    if lm.pairs and (src, tgt) not in lm.pairs:
+        pairs = ", ".join(f"{a}->{b}" for a, b in lm.pairs)
+        raise InputError(f"model {lm.name!r} only translates {pairs}; choose another model for {src}->{tgt}")
+    key = (lm.style, "translation")
+    fill = dict(source=LANGUAGES[src], target=LANGUAGES[tgt])
+    prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "translation", TEMPLATES[key].format(text=t, **fill)),
+                          text, max_new_tokens, "source text")
+    return TaskPrompt("translation", prompt, STOPS.get(key, ()), notice, TEMPLATES[key])
+
+
+def summarization_prompt(lm, text: str, length: str = "short", max_new_tokens: int = 160) -> TaskPrompt:
+    text = clean_text(text, "document")
+    if length not in SUMMARY_LENGTHS:
+        raise InputError(f"unknown summary length {length!r}; choose one of: {', '.join(SUMMARY_LENGTHS)}")
+    key = (lm.style, "summarization")
+    instr = SUMMARY_LENGTHS[length][0]
+    prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "summarization", TEMPLATES[key].format(text=t, length=instr)),
+                          text, max_new_tokens, "document")
+    return TaskPrompt("summarization", prompt, STOPS.get(key, ()), notice, TEMPLATES[key])
+
+
+def normalise_history(history: Sequence[Any] | None) -> list[dict]:
+    """Messages as ``{"role", "content": str}``; content given as a list of text blocks is joined."""
+    out = []
+    for m in history or []:
+        if not isinstance(m, dict) or m.get("role") not in {"user", "assistant", "system"}:
+            raise InputError("each chat message needs a role (user, assistant or system) and content")
+        content = m.get("content", "")
+        if isinstance(content, (list, tuple)):
+            content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+        elif isinstance(content, dict):
+            content = content.get("text", "")
+        if not isinstance(content, str):
+            content = str(content)
+        out.append({"role": m["role"], "content": clean_text(content, "message") if content.strip() else ""})
+    return out
+
+
+def dialogue_prompt(lm, message: str, history: Sequence[Any] | None = None,
+                    system: str | None = DEFAULT_SYSTEM_PROMPT, max_new_tokens: int = 256) -> TaskPrompt:
+    """The conversation so far plus the new message; the oldest turns go first when it does not fit."""
+    message = clean_text(message, "message")
+    turns = [m for m in normalise_history(history) if m["role"] != "system"]
+    system = (system or "").strip() or None
+    key = (lm.style, "dialogue")
+
+    def build(turns: list[dict], msg: str) -> Any:
+        if lm.style == "chat":
+            head = [{"role": "system", "content": system}] if system else []
+            return head + turns + [{"role": "user", "content": msg}]
+        if lm.is_encoder_decoder:
+            return msg  # encoder-decoders here are not chat models: they see the last message only
+        lines = "".join(f"{'User' if t['role'] == 'user' else 'Assistant'}: {t['content']}\n" for t in turns)
+        return TEMPLATES[key].format(system=system or "", history=lines, text=msg)
+
+    room = lm.context_length - max_new_tokens
+    dropped = 0
+    while turns and len(lm.encode(build(turns, message))) > room:
+        # drop the oldest exchange (user + assistant) so roles keep alternating
+        n = 2 if len(turns) >= 2 and turns[1]["role"] == "assistant" else 1
+        turns = turns[n:]
+        dropped += n
+    prompt, notice = _fit(lm, lambda m: build(turns, m), message, max_new_tokens, "message")
+    if dropped:
+        notice = (f"Dropped the {dropped} oldest message(s) to fit the model's "
+                  f"{lm.context_length:,}-token context.") + (" " + notice if notice else "")
+    template = "chat template of the tokenizer (system + history + user)" if lm.style == "chat" else TEMPLATES.get(key, "{text}")
+    return TaskPrompt("dialogue", prompt, STOPS.get(key, ()), notice, template)
+
+
+_LEADS = re.compile(r"^\s*(?:here(?: is|'s) (?:the|a|my) [\w ]{0,30}?:|translation:|translated text:|summary:|"
+                    r"tl;dr:|(?:english|chinese|french|german|spanish|japanese|italian|portuguese|russian|korean)"
+                    r"(?: translation)?:)\s*", re.IGNORECASE)
+
+
+def postprocess(task: str, text: str) -> str:
+    """Strip what models add around the answer (a leading "Translation:", wrapping quotes)."""
+    text = text.strip()
+    if task in {"translation", "summarization"}:
+        prev = None
+        while prev != text:
+            prev = text
+            text = _LEADS.sub("", text, count=1).strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text.count(text[0]) == 2:
+            text = text[1:-1].strip()
+    return text
+
+
+def build_prompt(lm, task: str, record: dict, *, max_new_tokens: int, length: str = "short",
+                 system: str | None = DEFAULT_SYSTEM_PROMPT) -> TaskPrompt:
+    """One entry point for eval: a benchmark record -> the prompt the app would build."""
+    if task == "translation":
+        return translation_prompt(lm, record["source"], record["src_lang"], record["tgt_lang"], max_new_tokens)
+    if task == "summarization":
+        return summarization_prompt(lm, record["document"], length, max_new_tokens)
+    if task == "dialogue":
+        return dialogue_prompt(lm, record["message"], record.get("history"), system, max_new_tokens)
+    if task == "generation":
+        return generation_prompt(lm, record["text"], max_new_tokens)
+    raise InputError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")

