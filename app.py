@@ -1,0 +1,51 @@
+"""llmdemo web app: ``python app.py`` serves http://127.0.0.1:7860 on the bundled default model.
+
+Flags override the environment (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, LLMDEMO_MODEL, ...).
+On Hugging Face Spaces this file runs unchanged: ``demo`` is built at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from llmdemo.host import ModelHost
+from llmdemo.model import LM
+from webui.layout import CSS, build_demo
+from webui.settings import AppSettings
+
+
+def make_demo(model: str | None = None, settings: AppSettings | None = None, device: str | None = None):
+    settings = settings or AppSettings()
+    lm = LM.load(model or os.environ.get("LLMDEMO_MODEL"), device=device,
+                 trust_remote_code=settings.trust_remote_code)
+    host = ModelHost(lm, allow_paths=not settings.hosted, allow_hub_ids=not settings.hosted)
+    return build_demo(host, settings), settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Serve the llmdemo web app.")
+    p.add_argument("--model", default=None, help="preset, hub id, local folder or .gguf (default: bundled SmolLM2)")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    p.add_argument("--hosted", action="store_true", help="offer presets only in the model picker")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    args = p.parse_args(argv)
+    base = AppSettings()
+    settings = AppSettings(**{**base.__dict__, **{k: v for k, v in {
+        "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None}.items()
+        if v is not None}})
+    try:
+        demo, settings = make_demo(args.model, settings, args.device)
+    except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
+                show_error=False)
+    return 0
+
+
+if __name__ == "__main__":  # also how Hugging Face Spaces starts it (GRADIO_SERVER_NAME is set there)
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""One shared model for a long-running app: swap it safely, keep the old one on failure."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from typing import Callable
+
+from .model import LM
+
+
+class ModelHost:
+    """Holds the current :class:`LM`. ``swap`` loads a new one first and only then frees the old.
+
+    >>> host = ModelHost(lm=None)         # doctest: +SKIP
+    >>> host.swap("gpt2")                 # doctest: +SKIP
+    """
+
+    def __init__(self, lm: LM | None = None, *, allow_paths: bool = True, allow_hub_ids: bool = True,
+                 loader: Callable[..., LM] = LM.load):
+        self._lm = lm
+        self._swap_lock = threading.Lock()
+        self.allow_paths = allow_paths
+        self.allow_hub_ids = allow_hub_ids
+        self._loader = loader
+        self.tokens_generated = 0  # across all requests: lets tests see that a stopped stream stays stopped
+
+    @property
+    def lm(self) -> LM:
+        if self._lm is None:
+            raise RuntimeError("no model is loaded yet")
+        return self._lm
+
+    def swap(self, name: str, *, device: str | None = None, dtype: str | None = None,
+             trust_remote_code: bool = False, progress: Callable[[str], None] | None = None) -> LM:
+        """Load ``name`` and make it current. On any error the previous model stays and the error is raised."""
+        if not self._swap_lock.acquire(blocking=False):
+            raise RuntimeError("another model is being loaded; try again when it is done")
+        try:
+            new = self._loader(name, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                               allow_paths=self.allow_paths, allow_hub_ids=self.allow_hub_ids, progress=progress)
+            old, self._lm = self._lm, new
+            del old
+            gc.collect()  # free the previous weights now, not at some later collection
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except ImportError:
+                pass
+            return new
+        finally:
+            self._swap_lock.release()
+
+    def count(self, n: int) -> None:
+        self.tokens_generated += n

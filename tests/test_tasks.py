@@ -1,0 +1,94 @@
+import pytest
+
+from llmdemo import tasks
+from llmdemo.config import GenerationConfig
+from llmdemo.tasks import InputError
+
+
+def test_translation_prompt_for_each_style(tiny_lm, tiny_base_lm, tiny_seq2seq_lm):
+    chat = tasks.translation_prompt(tiny_lm, "The weather is nice today.", "en", "fr", 64)
+    assert chat.input[-1]["role"] == "user" and "into French" in chat.input[-1]["content"]
+    base = tasks.translation_prompt(tiny_base_lm, "The weather is nice today.", "en", "zh", 64)
+    assert base.input == "English: The weather is nice today.\nChinese:" and base.stop == ("\n",)
+    s2s = tasks.translation_prompt(tiny_seq2seq_lm, "The weather is nice today.", "en", "fr", 64)
+    assert s2s.input == "The weather is nice today."
+
+
+def test_translation_language_errors(tiny_lm):
+    with pytest.raises(InputError, match="unknown language 'xx'"):
+        tasks.translation_prompt(tiny_lm, "Hi", "en", "xx")
+    with pytest.raises(InputError, match="both English"):
+        tasks.translation_prompt(tiny_lm, "Hi", "en", "English")
+    for code in ("en", "zh", "fr", "de", "es", "ja"):
+        assert code in tasks.LANGUAGES
+
+
+def test_pair_restricted_model(tiny_seq2seq_lm, monkeypatch):
+    monkeypatch.setattr(tiny_seq2seq_lm, "pairs", (("en", "fr"),))
+    with pytest.raises(InputError, match="only translates en->fr"):
+        tasks.translation_prompt(tiny_seq2seq_lm, "Hi", "en", "de")
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t", None, "\x00\x01"])
+def test_empty_input_rejected(tiny_lm, bad):
+    with pytest.raises(InputError, match="empty"):
+        tasks.generation_prompt(tiny_lm, bad)
+
+
+def test_clean_text_drops_control_chars_and_lone_surrogates():
+    assert tasks.clean_text("a\x00b\x07c\ud800d\u200fe") == "abc\ufffdd\u200fe"
+    with pytest.raises(InputError, match="must be text"):
+        tasks.clean_text(5)
+
+
+def test_long_document_is_truncated_with_notice(tiny_lm):
+    doc = "The city council voted to build a new bridge over the river next year. " * 40
+    p = tasks.summarization_prompt(tiny_lm, doc, "short", max_new_tokens=64)
+    assert p.notice and "was cut" in p.notice
+    assert len(tiny_lm.encode(p.input)) + 64 <= tiny_lm.context_length
+    assert tasks.summarization_prompt(tiny_lm, "A short text.", "short", 64).notice is None
+    with pytest.raises(InputError, match="length"):
+        tasks.summarization_prompt(tiny_lm, doc, "huge")
+
+
+def test_dialogue_drops_oldest_turns(tiny_lm):
+    history = []
+    for i in range(30):
+        history += [{"role": "user", "content": f"Tell me fact {i} about rivers."},
+                    {"role": "assistant", "content": [{"type": "text", "text": f"Fact {i}: rivers flow."}]}]
+    p = tasks.dialogue_prompt(tiny_lm, "And the last one?", history, "Be brief.", max_new_tokens=64)
+    assert p.notice and "oldest" in p.notice
+    assert len(tiny_lm.encode(p.input)) + 64 <= tiny_lm.context_length
+    msgs = p.input
+    assert msgs[0] == {"role": "system", "content": "Be brief."}
+    assert msgs[-1] == {"role": "user", "content": "And the last one?"}
+    assert msgs[-2]["content"] == "Fact 29: rivers flow."  # newest turns kept, block content joined
+    assert [m["role"] for m in msgs[1:]] == ["user", "assistant"] * ((len(msgs) - 2) // 2) + ["user"]
+
+
+def test_dialogue_base_model_transcript(tiny_base_lm):
+    p = tasks.dialogue_prompt(tiny_base_lm, "How are you?", [{"role": "user", "content": "Hi"},
+                                                          {"role": "assistant", "content": "Hello!"}], max_new_tokens=64)
+    assert p.input.endswith("User: Hi\nAssistant: Hello!\nUser: How are you?\nAssistant:")
+    assert "\nUser:" in p.stop
+    cfg = p.config(GenerationConfig(stop=("x",)))
+    assert cfg.stop == ("x", "\nUser:", "\nAssistant:")
+
+
+@pytest.mark.parametrize("raw,clean", [
+    ("Translation: Bonjour.", "Bonjour."),
+    ('  "Bonjour le monde."  ', "Bonjour le monde."),
+    ("Here is the translation: Il fait beau.", "Il fait beau."),
+    ("French: Il fait beau.", "Il fait beau."),
+    ('He said "hi" and "bye"', 'He said "hi" and "bye"'),
+])
+def test_postprocess_translation(raw, clean):
+    assert tasks.postprocess("translation", raw) == clean
+
+
+def test_build_prompt_matches_ui_builders(tiny_lm):
+    rec = {"source": "Hello", "src_lang": "en", "tgt_lang": "fr"}
+    assert tasks.build_prompt(tiny_lm, "translation", rec, max_new_tokens=64) == \
+        tasks.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
+    with pytest.raises(InputError, match="unknown task"):
+        tasks.build_prompt(tiny_lm, "poetry", {}, max_new_tokens=8)

@@ -1,0 +1,222 @@
+"""Gradio event handlers: build inputs, call the core, yield accumulated text.
+
+Streaming handlers are plain generators: each token is computed only when Gradio asks
+for the next value, so Stop (which cancels the event) or a closed browser tab stops the
+decoding loop at once; no background thread keeps the CPU busy.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+import re
+import traceback
+from typing import Any, Iterator
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.config import TASK_DEFAULTS, ConfigError, GenerationConfig
+from llmdemo.host import ModelHost
+from llmdemo.model import ContextOverflowError, ModelLoadError
+from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
+
+from .settings import AppSettings
+
+log = logging.getLogger("llmdemo.app")
+
+USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
+               TypeError)
+
+
+def _as_gr_error(e: Exception) -> gr.Error:
+    if isinstance(e, USER_ERRORS):
+        return gr.Error(str(e))
+    log.error("unexpected error: %s", traceback.format_exc())
+    return gr.Error(f"Something went wrong ({type(e).__name__}); the server is still running. Details are in its log.")
+
+
+def friendly(fn):
+    """Turn user errors into a clear message in the UI; never a stack trace, never a dead server."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as e:  # noqa: BLE001 - every error becomes a message
+                raise _as_gr_error(e) from None
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise _as_gr_error(e) from None
+    return plain
+
+
+_REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]*)\)")
+
+
+def safe_markdown(text: str) -> str:
+    """Chat text for display: Markdown images become plain links, so no remote image loads by itself.
+    (Gradio's Chatbot already sanitizes HTML; script tags never run.)"""
+    return _REMOTE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'link'}]({m.group(2)})", text)
+
+
+def stats_line(stats, extra: str = "") -> str:
+    parts = [stats.summary()] + stats.notices + ([extra] if extra else [])
+    return " · ".join(parts)
+
+
+class Handlers:
+    def __init__(self, host: ModelHost, settings: AppSettings):
+        self.host = host
+        self.settings = settings
+
+    # ------------------------------------------------------------ helpers
+    def config(self, task: str, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
+               repetition_penalty: Any, seed: Any) -> GenerationConfig:
+        if isinstance(seed, str) and not seed.strip():
+            seed = None
+        cfg = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                          top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
+        if cfg.max_new_tokens > self.settings.max_new_tokens:
+            raise ConfigError(f"max_new_tokens must be in [1, {self.settings.max_new_tokens}] on this server, "
+                              f"got {cfg.max_new_tokens}")
+        return cfg
+
+    def check_length(self, text: Any, what: str = "text") -> str:
+        if isinstance(text, str) and len(text) > self.settings.max_input_chars:
+            raise tasks.InputError(f"the {what} is {len(text):,} characters; this server accepts at most "
+                                   f"{self.settings.max_input_chars:,}. Shorten it and try again.")
+        return text
+
+    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig) -> Iterator[tuple[str, Any]]:
+        if prompt.notice:
+            gr.Warning(prompt.notice)
+        stream = self.host.lm.stream(prompt.input, prompt.config(cfg))
+        text = ""
+        for chunk in stream:
+            text += chunk
+            self.host.count(1)
+            yield text, stream.stats
+        yield text, stream.stats
+
+    # ------------------------------------------------------------ tabs
+    @friendly
+    def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
+                 repetition_penalty=None, seed=None):
+        """Continue a text (base models) or answer an instruction (chat models). Streams text."""
+        cfg = self.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        p = tasks.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
+        for text, stats in self._stream(p, cfg):
+            yield text.lstrip(), stats_line(stats)
+
+    @friendly
+    def translate(self, text: str, source: str = "en", target: str = "fr", max_new_tokens=None, temperature=None,
+                  top_p=None, top_k=None, repetition_penalty=None, seed=None):
+        """Translate text from the source to the target language (codes or names). Streams text."""
+        cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        p = tasks.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
+        out, stats = "", None
+        for out, stats in self._stream(p, cfg):
+            yield out.lstrip(), stats_line(stats)
+        yield tasks.postprocess("translation", out), stats_line(stats)
+
+    @friendly
+    def summarize(self, document: str, length: str = "short", max_new_tokens=None, temperature=None, top_p=None,
+                  top_k=None, repetition_penalty=None, seed=None):
+        """Summarize a document; length is short, medium or long. Streams text."""
+        if max_new_tokens in (None, "") and length in tasks.SUMMARY_LENGTHS:
+            max_new_tokens = tasks.SUMMARY_LENGTHS[length][1]
+        cfg = self.config("summarization", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        p = tasks.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
+                                       cfg.max_new_tokens)
+        out, stats = "", None
+        n_doc = len(document.split())
+        for out, stats in self._stream(p, cfg):
+            yield out.lstrip(), stats_line(stats)
+        out = tasks.postprocess("summarization", out)
+        n_sum = max(1, len(out.split()))
+        yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)")
+
+    def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig):
+        p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), history, system,
+                                  cfg.max_new_tokens)
+        shown = tasks.normalise_history(history) + [{"role": "user", "content": safe_markdown(message)},
+                                                   {"role": "assistant", "content": ""}]
+        yield shown, "", "…"
+        for text, stats in self._stream(p, cfg):
+            shown[-1]["content"] = safe_markdown(text.strip())
+            yield shown, "", stats_line(stats)
+
+    @friendly
+    def chat(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
+             max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None):
+        """One chat turn: returns the history with the new user message and the streamed reply."""
+        cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        yield from self._chat_stream(message, list(history or []), system, cfg)
+
+    @friendly
+    def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
+              top_k=None, repetition_penalty=None, seed=None):
+        """Answer the last user message again."""
+        history = tasks.normalise_history(history)
+        while history and history[-1]["role"] == "assistant":
+            history.pop()
+        if not history:
+            raise tasks.InputError("nothing to retry yet: send a message first")
+        last = history.pop()["content"]
+        cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        yield from self._chat_stream(last, history, system, cfg)
+
+    @staticmethod
+    def undo(history: list | None):
+        """Remove the last exchange and put its message back in the textbox."""
+        history = tasks.normalise_history(history)
+        while history and history[-1]["role"] == "assistant":
+            history.pop()
+        last = history.pop()["content"] if history else ""
+        return history, last
+
+    # ------------------------------------------------------------ model
+    def model_info(self) -> str:
+        info = self.host.lm.info()
+        src = info.get("file_sha256") or info.get("revision") or ""
+        rows = [
+            ("Model", f"`{html.escape(info['name'])}` ({info.get('model_type')}, {info['style']} prompts)"),
+            ("Source", f"{info.get('kind')}: `{html.escape(str(info.get('location', '')))}`"),
+            ("Parameters", f"{info['parameters'] / 1e6:,.1f} M"),
+            ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
+            ("Context length", f"{info['context_length']:,} tokens"),
+            ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),
+        ]
+        if src:
+            rows.append(("File sha256 / revision", f"`{src[:16]}…`"))
+        return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+    def preset_choices(self) -> list[tuple[str, str]]:
+        return [(f"{p.name}: {p.description}", p.name) for p in PRESETS.values()]
+
+    @friendly
+    def load_model(self, preset: str, custom: str = "", progress=gr.Progress()):
+        """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure."""
+        name = (custom or "").strip() or preset or DEFAULT_MODEL
+        if custom and self.settings.hosted:
+            raise tasks.InputError("this server offers presets only")
+        progress(0.05, desc=f"loading {name}…")
+        try:
+            self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
+                           progress=lambda msg: progress(None, desc=msg))
+        except Exception as e:
+            raise gr.Error(f"{e}. Still using {self.host.lm.name}.") from None
+        progress(1.0, desc="ready")
+        return self.model_info()

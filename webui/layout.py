@@ -1,0 +1,158 @@
+"""The Gradio Blocks: one tab per task over one shared model."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.config import TASK_DEFAULTS
+from llmdemo.host import ModelHost
+from llmdemo.presets import DEFAULT_MODEL
+
+from .handlers import Handlers
+from .settings import AppSettings
+
+LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
+
+GENERATION_EXAMPLES = [
+    ["Explain in two sentences why the sky is blue."],
+    ["Write a short poem about autumn leaves."],
+    ["Give me three tips for learning a new language."],
+]
+TRANSLATION_EXAMPLES = [
+    ["The weather is nice today.", "en", "fr"],
+    ["The library opens at nine o'clock every morning.", "en", "zh"],
+    ["Where is the nearest train station?", "en", "de"],
+    ["Le musée est fermé le lundi.", "fr", "en"],
+]
+CHAT_EXAMPLES = ["Hello, who are you?", "What is the capital of France?", "Can you suggest a name for a cat?"]
+SUMMARY_EXAMPLES = [[
+    "The city council voted on Tuesday to approve a new bridge across the river, ending a debate that lasted "
+    "more than ten years. The bridge will cost about 20 million dollars and is expected to take three years to "
+    "build. Supporters say it will cut commuting times in half for people living on the east bank, while "
+    "opponents worry about noise and the loss of a park near the water. Construction is planned to start next "
+    "spring, and the council promised to plant new trees to replace those that are removed.",
+    "short",
+]]
+
+CSS = """
+.stats {font-size: 0.85em; opacity: 0.8}
+"""
+
+
+def decoding_controls(task: str, settings: AppSettings) -> list[gr.components.Component]:
+    """The collapsible panel of decoding settings, with this task's defaults."""
+    d = TASK_DEFAULTS[task]
+    with gr.Accordion("Decoding settings", open=False):
+        with gr.Row():
+            max_new = gr.Slider(1, settings.max_new_tokens, value=min(d.max_new_tokens, settings.max_new_tokens),
+                                step=1, label="Max new tokens")
+            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
+        with gr.Row():
+            top_k = gr.Slider(0, 200, value=d.top_k, step=1, label="Top-k (0 = off)")
+            rep = gr.Slider(1.0, 2.0, value=d.repetition_penalty, step=0.05, label="Repetition penalty")
+            seed = gr.Number(value=None, precision=0, label="Seed (empty = random)")
+    return [max_new, temperature, top_p, top_k, rep, seed]
+
+
+def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Blocks:
+    settings = settings or AppSettings()
+    h = Handlers(host, settings)
+    model_events = dict(concurrency_id="model", concurrency_limit=settings.concurrency)
+
+    with gr.Blocks(title="llmdemo") as demo:
+        gr.Markdown("# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.")
+        model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
+
+        with gr.Tab("Generation", id="generation"):
+            g_in = gr.Textbox(label="Prompt", lines=4, placeholder="Ask something, or start a text to continue")
+            with gr.Row():
+                g_go = gr.Button("Generate", variant="primary")
+                g_stop = gr.Button("Stop", variant="stop")
+            g_out = gr.Textbox(label="Output", lines=8, buttons=["copy"])
+            g_stats = gr.Markdown(elem_classes="stats")
+            g_dec = decoding_controls("generation", settings)
+            gr.Examples(GENERATION_EXAMPLES, [g_in])
+            g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
+            g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], api_visibility="private",
+                                **model_events)
+            g_stop.click(None, cancels=[g_ev, g_ev2])
+
+        with gr.Tab("Translation", id="translation"):
+            with gr.Row():
+                t_src = gr.Dropdown(LANG_CHOICES, value="en", label="From")
+                t_swap = gr.Button("⇄ Swap", scale=0, min_width=80)
+                t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label="To")
+            with gr.Row():
+                t_in = gr.Textbox(label="Text", lines=6, placeholder="Text to translate")
+                t_out = gr.Textbox(label="Translation", lines=6, buttons=["copy"])
+            with gr.Row():
+                t_go = gr.Button("Translate", variant="primary")
+                t_stop = gr.Button("Stop", variant="stop")
+            t_stats = gr.Markdown(elem_classes="stats")
+            t_dec = decoding_controls("translation", settings)
+            gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
+            t_swap.click(lambda a, b, x, y: (b, a, y, x), [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out],
+                         api_visibility="private", queue=False)
+            t_ev = t_go.click(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], api_name="translate",
+                              **model_events)
+            t_stop.click(None, cancels=[t_ev])
+
+        with gr.Tab("Dialogue", id="dialogue"):
+            c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=1)
+            c_bot = gr.Chatbot(label="Chat", height=380, sanitize_html=True, buttons=["copy"])
+            with gr.Row():
+                c_in = gr.Textbox(label="Message", placeholder="Type a message and press Enter", scale=4)
+                c_go = gr.Button("Send", variant="primary", scale=1)
+            with gr.Row():
+                c_stop = gr.Button("Stop", variant="stop")
+                c_retry = gr.Button("Retry")
+                c_undo = gr.Button("Undo")
+                c_clear = gr.Button("Clear")
+            c_stats = gr.Markdown(elem_classes="stats")
+            c_dec = decoding_controls("dialogue", settings)
+            gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in])
+            c_ev = c_go.click(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats], api_name="chat",
+                              **model_events)
+            c_ev2 = c_in.submit(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
+                                api_visibility="private", **model_events)
+            c_ev3 = c_retry.click(h.retry, [c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
+                                  api_visibility="private", **model_events)
+            c_stop.click(None, cancels=[c_ev, c_ev2, c_ev3])
+            c_undo.click(h.undo, [c_bot], [c_bot, c_in], api_visibility="private", queue=False)
+            c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], api_visibility="private", queue=False)
+
+        with gr.Tab("Summarization", id="summarization"):
+            s_in = gr.Textbox(label="Document", lines=10, placeholder="Paste an article")
+            s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label="Length")
+            with gr.Row():
+                s_go = gr.Button("Summarize", variant="primary")
+                s_stop = gr.Button("Stop", variant="stop")
+            s_out = gr.Textbox(label="Summary", lines=5, buttons=["copy"])
+            s_stats = gr.Markdown(elem_classes="stats")
+            s_dec = decoding_controls("summarization", settings)
+            s_dec[0].value = None  # empty: the length choice picks max new tokens
+            gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len])
+            s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
+                              **model_events)
+            s_stop.click(None, cancels=[s_ev])
+
+        with gr.Tab("Model", id="model"):
+            m_info = gr.Markdown(h.model_info())
+            m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
+                (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label="Preset")
+            m_custom = gr.Textbox(label="Or a hub id / local path", placeholder="e.g. Helsinki-NLP/opus-mt-en-de",
+                                  visible=not settings.hosted)
+            m_go = gr.Button("Load model", variant="primary")
+            gr.Markdown("Loading frees the previous model. If loading fails, the previous model stays. "
+                        + ("This server offers presets only." if settings.hosted else
+                           "Hub models need internet access; the bundled default works offline."),
+                        elem_classes="stats")
+            m_go.click(h.load_model, [m_preset, m_custom], [m_info], api_visibility="private",
+                       concurrency_id="model", concurrency_limit=1).then(
+                lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
+                api_visibility="private", queue=False)
+
+        demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    return demo

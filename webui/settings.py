@@ -1,0 +1,37 @@
+"""App settings as data, read from the environment (flags in app.py override them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _bool(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    return default if v is None else v.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    host: str = field(default_factory=lambda: os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))  # bind address
+    port: int = field(default_factory=lambda: _int("GRADIO_SERVER_PORT", 7860))  # bind port
+    share: bool = False  # a public gradio.live link: off unless asked for
+    # hosted: visitors may pick presets only (no hub ids, no local paths); on by default on a Space
+    hosted: bool = field(default_factory=lambda: _bool("LLMDEMO_HOSTED", bool(os.environ.get("SPACE_ID"))))
+    max_input_chars: int = field(default_factory=lambda: _int("LLMDEMO_MAX_INPUT_CHARS", 20_000))  # longer input is refused
+    max_new_tokens: int = field(default_factory=lambda: _int("LLMDEMO_MAX_NEW_TOKENS", 1024))  # slider and API limit
+    queue_size: int = field(default_factory=lambda: _int("LLMDEMO_QUEUE_SIZE", 32))  # requests waiting at most
+    concurrency: int = field(default_factory=lambda: _int("LLMDEMO_CONCURRENCY", 1))  # generations at once on the model
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get(
+        "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks")))  # eval files
+    output_dir: Path = field(default_factory=lambda: Path(os.environ.get(
+        "LLMDEMO_OUTPUT_DIR", Path.home() / ".cache" / "llmdemo" / "runs")))  # eval reports written here
+    trust_remote_code: bool = field(default_factory=lambda: _bool("LLMDEMO_TRUST_REMOTE_CODE", False))
