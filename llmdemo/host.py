@@ -10,11 +10,7 @@ from .model import LM
 
 
 class ModelHost:
-    """Holds the current :class:`LM`. ``swap`` loads a new one first and only then frees the old.
-
-    >>> host = ModelHost(lm=None)         # doctest: +SKIP
-    >>> host.swap("gpt2")                 # doctest: +SKIP
-    """
+    """Holds the current :class:`LM`. ``swap`` loads a new one first and only then frees the old."""
 
     def __init__(self, lm: LM | None = None, *, allow_paths: bool = True, allow_hub_ids: bool = True,
                  loader: Callable[..., LM] = LM.load):

@@ -155,3 +155,32 @@ def benchmarks() -> Path:
     if not BENCHMARKS.is_dir():
         pytest.fail(f"benchmark folder not found: {BENCHMARKS} (set LLMDEMO_BENCHMARKS)")
     return BENCHMARKS
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(host, settings=None):
+    """Serve build_demo(host) on a free local port; returns (demo, url)."""
+    from webui.layout import CSS, build_demo
+    from webui.settings import AppSettings
+
+    demo = build_demo(host, settings or AppSettings())
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="session")
+def tiny_app(tiny_lm):
+    from llmdemo.host import ModelHost
+
+    host = ModelHost(tiny_lm)
+    demo, url = launch(host)
+    yield host, url
+    demo.close()

@@ -40,9 +40,9 @@ CSS = """
 """
 
 
-def decoding_controls(task: str, settings: AppSettings) -> list[gr.components.Component]:
+def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:
     """The collapsible panel of decoding settings, with this task's defaults."""
-    d = TASK_DEFAULTS[task]
+    d = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens)
     with gr.Accordion("Decoding settings", open=False):
         with gr.Row():
             max_new = gr.Slider(1, settings.max_new_tokens, value=min(d.max_new_tokens, settings.max_new_tokens),
@@ -70,8 +70,8 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
             with gr.Row():
                 g_go = gr.Button("Generate", variant="primary")
                 g_stop = gr.Button("Stop", variant="stop")
-            g_out = gr.Textbox(label="Output", lines=8, buttons=["copy"])
-            g_stats = gr.Markdown(elem_classes="stats")
+            g_out = gr.Textbox(label="Output", lines=8, buttons=["copy"], elem_id="gen-out")
+            g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
             g_dec = decoding_controls("generation", settings)
             gr.Examples(GENERATION_EXAMPLES, [g_in])
             g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
@@ -86,7 +86,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label="To")
             with gr.Row():
                 t_in = gr.Textbox(label="Text", lines=6, placeholder="Text to translate")
-                t_out = gr.Textbox(label="Translation", lines=6, buttons=["copy"])
+                t_out = gr.Textbox(label="Translation", lines=6, buttons=["copy"], elem_id="tr-out")
             with gr.Row():
                 t_go = gr.Button("Translate", variant="primary")
                 t_stop = gr.Button("Stop", variant="stop")
@@ -103,7 +103,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
             c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=1)
             c_bot = gr.Chatbot(label="Chat", height=380, sanitize_html=True, buttons=["copy"])
             with gr.Row():
-                c_in = gr.Textbox(label="Message", placeholder="Type a message and press Enter", scale=4)
+                c_in = gr.Textbox(label="Message", placeholder="Type a message and press Enter", scale=4, elem_id="chat-in")
                 c_go = gr.Button("Send", variant="primary", scale=1)
             with gr.Row():
                 c_stop = gr.Button("Stop", variant="stop")
@@ -129,10 +129,12 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
             with gr.Row():
                 s_go = gr.Button("Summarize", variant="primary")
                 s_stop = gr.Button("Stop", variant="stop")
-            s_out = gr.Textbox(label="Summary", lines=5, buttons=["copy"])
+            s_out = gr.Textbox(label="Summary", lines=5, buttons=["copy"], elem_id="sum-out")
             s_stats = gr.Markdown(elem_classes="stats")
-            s_dec = decoding_controls("summarization", settings)
-            s_dec[0].value = None  # empty: the length choice picks max new tokens
+            s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
+            # each length has its own token budget; choosing a length sets it
+            s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
+                         api_visibility="private", queue=False)
             gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len])
             s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
                               **model_events)

@@ -1,0 +1,63 @@
+"""FakeLM: speaks LM's interface for logic tests (simonw/llm's MockModel shape)."""
+
+from __future__ import annotations
+
+import time
+
+from llmdemo.model import Stats, Stream
+
+
+class FakeLM:
+    """Replies with queued texts (word by word) and records every prompt it was given."""
+
+    def __init__(self, name="fake", style="chat", context_length=512, delay=0.0):
+        self.name, self.style, self.context_length = name, style, context_length
+        self.is_encoder_decoder = False
+        self.pairs = ()
+        self.device = "cpu"
+        self.delay = delay
+        self.queue: list[str] = []
+        self.history: list[tuple] = []
+        self.steps = 0  # words produced, across all streams
+
+    def enqueue(self, *texts: str) -> None:
+        self.queue.extend(texts)
+
+    # tokenizer-level methods: one token per whitespace-separated word
+    def encode(self, prompt):
+        if isinstance(prompt, str):
+            return prompt.split()
+        return [w for m in prompt for w in (m["role"] + " " + m["content"]).split()]
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def truncate_text(self, text, n):
+        words = text.split()
+        return " ".join(words[:n]), len(words) > n
+
+    def stream(self, prompt, config=None, stop_event=None):
+        self.history.append((prompt, config))
+        reply = self.queue.pop(0) if self.queue else "ok"
+        stats = Stats(prompt_tokens=len(self.encode(prompt)))
+
+        def chunks(_):
+            t0 = time.perf_counter()
+            for i, w in enumerate(reply.split(" ")):
+                if self.delay:
+                    time.sleep(self.delay)
+                self.steps += 1
+                stats.new_tokens += 1
+                stats.ttft_s = stats.ttft_s or time.perf_counter() - t0
+                stats.total_s = time.perf_counter() - t0
+                yield (" " if i else "") + w
+
+        return Stream(chunks, stats)
+
+    def generate(self, prompt, config=None, stop_event=None):
+        return self.stream(prompt, config, stop_event).text()
+
+    def info(self):
+        return {"name": self.name, "kind": "fake", "location": "-", "model_type": "fake", "style": self.style,
+                "parameters": 0, "dtype": "float32", "device": "cpu", "threads": 1,
+                "context_length": self.context_length, "load_s": 0.0}

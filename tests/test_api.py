@@ -1,0 +1,75 @@
+"""The four named endpoints through gradio_client, on the tiny test model."""
+
+import time
+
+import pytest
+from gradio_client import Client
+
+SETTINGS = dict(max_new_tokens=16, temperature=0, top_p=0.9, top_k=0, repetition_penalty=1.0, seed=1)
+
+
+@pytest.fixture(scope="module")
+def client(tiny_app):
+    return Client(tiny_app[1], verbose=False)
+
+
+def test_named_endpoints_exist(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/generate", "/translate", "/chat", "/summarize"} <= names
+
+
+def test_generate_streams_and_finishes(client):
+    job = client.submit("The weather is", *SETTINGS.values(), api_name="/generate")
+    result = job.result(timeout=60)
+    outs = job.outputs()
+    assert result[0] and "tokens" in result[1]
+    assert len(outs) >= 2 and outs[-1][0].startswith(outs[0][0])  # streamed: partial results came first
+
+
+def test_translate(client):
+    text, stats = client.predict("The weather is nice today.", "en", "zh", *SETTINGS.values(), api_name="/translate")
+    assert isinstance(text, str) and "tokens" in stats
+
+
+def test_summarize(client):
+    text, stats = client.predict("The city council voted to build a bridge. " * 3, "short", *SETTINGS.values(),
+                                 api_name="/summarize")
+    assert isinstance(text, str) and "compression" in stats
+
+
+def test_chat_keeps_history(client):
+    hist, box, stats = client.predict("Hello, who are you?", [], "Be brief.", *SETTINGS.values(), api_name="/chat")
+    assert [m["role"] for m in hist] == ["user", "assistant"] and box == ""
+    hist2, _, _ = client.predict("And then?", hist, "Be brief.", *SETTINGS.values(), api_name="/chat")
+    # Gradio 6 returns content as a list of text blocks
+    assert len(hist2) == 4 and hist2[0]["content"][0]["text"] == "Hello, who are you?"
+
+
+def test_bad_input_gets_message_and_server_survives(client):
+    with pytest.raises(Exception, match="less than minimum value 0"):  # Gradio's slider bound check
+        client.predict("hi", 16, -1, 0.9, 0, 1.0, 1, api_name="/generate")
+    with pytest.raises(Exception, match="seed must be in"):
+        client.predict("hi", 16, 0.5, 0.9, 0, 1.0, -4, api_name="/generate")
+    with pytest.raises(Exception, match="empty"):
+        client.predict("   ", *SETTINGS.values(), api_name="/generate")
+    assert client.predict("Hello", *SETTINGS.values(), api_name="/generate")[0]
+
+
+def test_cancel_stops_generation(tiny_app):
+    host, url = tiny_app
+    lm = host.lm
+    # slow the tiny model down so the stream is still running when we cancel
+    hook = lm.model.register_forward_pre_hook(lambda *a: time.sleep(0.05))
+    try:
+        c = Client(url, verbose=False)
+        job = c.submit("Hello", 200, 1.0, 1.0, 0, 1.0, 3, api_name="/generate")
+        deadline = time.time() + 30
+        while len(job.outputs()) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        job.cancel()
+        time.sleep(0.5)
+        n = host.tokens_generated
+        time.sleep(1.0)
+        assert host.tokens_generated - n <= 1  # the decoding loop stopped with the stream
+    finally:
+        hook.remove()

@@ -1,0 +1,134 @@
+"""The app in headless Chromium (Debian's package, driven by Playwright) on the bundled model.
+
+Screenshots of each tab go to tests/artifacts/ for a person to look at.
+"""
+
+import time
+
+import pytest
+
+from conftest import ARTIFACTS, launch
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def page(real_lm):
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from llmdemo.host import ModelHost
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    host = ModelHost(real_lm)
+    demo, url = launch(host)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1200, "height": 1100})
+        pg.goto(url, wait_until="domcontentloaded")
+        pg.get_by_role("tab", name="Generation").wait_for(timeout=30_000)
+        time.sleep(1)
+        pg.host = host
+        yield pg
+        browser.close()
+    demo.close()
+
+
+def wait_value(locator, timeout=90, min_len=1, old=None):
+    """Wait for new output: at least min_len characters, different from the value before the click."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = locator.input_value()
+        if len(v.strip()) >= min_len and v != old and not (old and v.startswith(old[:40])):
+            return v
+        time.sleep(0.25)
+    raise AssertionError("no output appeared")
+
+
+def wait_idle(host, quiet_s=1.0, timeout=120):
+    """Wait until the server has produced no token for quiet_s seconds."""
+    deadline = time.time() + timeout
+    n, t = host.tokens_generated, time.time()
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if host.tokens_generated != n:
+            n, t = host.tokens_generated, time.time()
+        elif time.time() - t >= quiet_s:
+            return
+    raise AssertionError("generation did not finish")
+
+
+def test_generation_tab(page):
+    page.get_by_role("tab", name="Generation").click()
+    page.get_by_label("Prompt").fill("Name three colours of the rainbow.")
+    page.get_by_role("button", name="Generate").click()
+    out = wait_value(page.locator("#gen-out textarea"), min_len=5)
+    wait_idle(page.host)
+    assert len(page.locator("#gen-out textarea").input_value()) >= len(out)
+    assert "tokens/s" in page.locator("#gen-stats").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "tab-generation.png"))
+
+
+def test_stop_really_stops(page):
+    page.get_by_role("tab", name="Generation").click()
+    page.get_by_label("Prompt").fill("Write a long story about a dragon who learns to bake bread.")
+    before = page.locator("#gen-out textarea").input_value()
+    start = page.host.tokens_generated
+    page.get_by_role("button", name="Generate").click()
+    wait_value(page.locator("#gen-out textarea"), min_len=20, old=before)
+    assert page.host.tokens_generated > start  # the new generation is running
+    page.get_by_role("button", name="Stop").first.click()
+    time.sleep(1.0)
+    n = page.host.tokens_generated
+    text = page.locator("#gen-out textarea").input_value()
+    time.sleep(2.0)
+    assert page.host.tokens_generated - n <= 1, "tokens kept coming after Stop"
+    assert page.locator("#gen-out textarea").input_value() == text
+    page.screenshot(path=str(ARTIFACTS / "stop.png"))
+
+
+def test_translation_tab(page):
+    page.get_by_role("tab", name="Translation").click()
+    page.get_by_label("Text", exact=True).fill("The weather is nice today.")
+    page.get_by_role("button", name="Translate").click()
+    out = wait_value(page.locator("#tr-out textarea"), min_len=3)
+    wait_idle(page.host)
+    assert out.strip()
+    page.screenshot(path=str(ARTIFACTS / "tab-translation.png"))
+
+
+def test_dialogue_tab_two_turns(page):
+    page.get_by_role("tab", name="Dialogue").click()
+    box = page.locator("#chat-in textarea")
+    for msg in ["Hello, who are you?", "What is the capital of France?"]:
+        box.fill(msg)
+        box.press("Enter")
+        time.sleep(1)
+        wait_idle(page.host)
+    bot = page.locator('[data-testid="bot"]')
+    assert bot.count() == 2 and bot.nth(1).inner_text().strip()
+    assert "capital of France" in page.locator('[data-testid="user"]').nth(1).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "tab-dialogue.png"))
+
+
+def test_summarization_tab(page):
+    page.get_by_role("tab", name="Summarization").click()
+    page.get_by_label("Document").fill(
+        "The city council voted on Tuesday to approve a new bridge across the river, ending a debate that lasted "
+        "more than ten years. The bridge will cost about 20 million dollars and take three years to build.")
+    page.get_by_role("button", name="Summarize").click()
+    wait_value(page.locator("#sum-out textarea"), min_len=10)
+    wait_idle(page.host)
+    page.screenshot(path=str(ARTIFACTS / "tab-summarization.png"))
+
+
+def test_model_tab(page):
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_text("Context length").wait_for(timeout=10_000)
+    assert "8,192 tokens" in page.content()
+    page.screenshot(path=str(ARTIFACTS / "tab-model.png"))

@@ -1,0 +1,109 @@
+"""UI handlers with a FakeLM: thin, clear errors, nothing lost."""
+
+import gradio as gr
+import pytest
+
+from llmdemo.host import ModelHost
+from webui.handlers import Handlers, safe_markdown
+from webui.settings import AppSettings
+
+from fakes import FakeLM
+
+
+@pytest.fixture
+def setup():
+    lm = FakeLM()
+    return lm, Handlers(ModelHost(lm), AppSettings(max_input_chars=1000, max_new_tokens=512))
+
+
+def last(gen):
+    out = None
+    for out in gen:
+        pass
+    return out
+
+
+def test_generate_streams_accumulated_text(setup):
+    lm, h = setup
+    lm.enqueue("one two three")
+    outs = [o[0] for o in h.generate("Hi", 20, 0.5, 0.9, 10, 1.0, 1)]
+    assert outs[:3] == ["one", "one two", "one two three"]
+    prompt, cfg = lm.history[0]
+    assert prompt == [{"role": "user", "content": "Hi"}] and cfg.max_new_tokens == 20 and cfg.seed == 1
+
+
+def test_translate_postprocesses_final_text(setup):
+    lm, h = setup
+    lm.enqueue("Translation: Il fait beau.")
+    text, stats = last(h.translate("The weather is nice.", "en", "fr"))
+    assert text == "Il fait beau." and "tokens/s" in stats
+    assert lm.history[0][1].temperature == 0  # translation defaults to greedy
+
+
+def test_summarize_reports_compression(setup):
+    lm, h = setup
+    lm.enqueue("Short summary here.")
+    text, stats = last(h.summarize("word " * 30, "short"))
+    assert text == "Short summary here." and "compression 10.0x" in stats
+    assert lm.history[0][1].max_new_tokens == 64  # from the length choice
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(prompt=""), "empty"),
+    (dict(prompt="   "), "empty"),
+    (dict(prompt="x" * 5000), "at most 1,000"),
+    (dict(prompt="hi", temperature=-1), "temperature"),
+    (dict(prompt="hi", top_p=2), "top_p"),
+    (dict(prompt="hi", max_new_tokens=10**9), "max_new_tokens"),
+    (dict(prompt="hi", seed=-3), "seed"),
+    (dict(prompt="hi", temperature="warm"), "temperature must be a number"),
+])
+def test_bad_input_is_a_clear_gr_error(setup, kwargs, msg):
+    _, h = setup
+    with pytest.raises(gr.Error, match=msg):
+        last(h.generate(**kwargs))
+
+
+def test_unknown_language_is_clear(setup):
+    _, h = setup
+    with pytest.raises(gr.Error, match="unknown language 'klingon'"):
+        last(h.translate("Hello", "en", "klingon"))
+
+
+def test_chat_turns_retry_undo(setup):
+    lm, h = setup
+    lm.enqueue("Hello there!", "Paris.", "It is Paris.")
+    hist, box, _ = last(h.chat("Hi", [], "Be brief."))
+    assert box == "" and hist[-1] == {"role": "assistant", "content": "Hello there!"}
+    hist, _, _ = last(h.chat("Capital of France?", hist, "Be brief."))
+    assert [m["role"] for m in hist] == ["user", "assistant"] * 2
+    prompt = lm.history[1][0]
+    assert prompt[0] == {"role": "system", "content": "Be brief."} and prompt[-1]["content"] == "Capital of France?"
+    hist, _, _ = last(h.retry(hist, "Be brief."))
+    assert hist[-1]["content"] == "It is Paris." and len(hist) == 4
+    assert lm.history[2][0] == lm.history[1][0]  # retry sent the same conversation again
+    hist, box = h.undo(hist)
+    assert box == "Capital of France?" and len(hist) == 2
+
+
+def test_chat_error_keeps_the_message(setup):
+    _, h = setup
+    with pytest.raises(gr.Error):
+        last(h.chat("x" * 5000, [], ""))  # nothing was yielded, so the textbox keeps its text
+
+
+def test_html_and_remote_images_are_neutralised():
+    assert safe_markdown("see ![x](http://evil/t.png)") == "see [image: x](http://evil/t.png)"
+
+
+def test_failed_model_load_keeps_previous(setup):
+    lm, h = setup
+    with pytest.raises(gr.Error, match="Still using fake"):
+        h.load_model("no-such-preset", "", progress=lambda *a, **k: None)
+    assert h.host.lm is lm
+
+
+def test_hosted_mode_refuses_custom_models():
+    h = Handlers(ModelHost(FakeLM(), allow_paths=False, allow_hub_ids=False), AppSettings(hosted=True))
+    with pytest.raises(gr.Error, match="presets only"):
+        h.load_model("gpt2", "/etc", progress=lambda *a, **k: None)
