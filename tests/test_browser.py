@@ -50,7 +50,7 @@ def wait_value(locator, timeout=90, min_len=1, old=None):
     raise AssertionError("no output appeared")
 
 
-def wait_idle(host, quiet_s=1.0, timeout=120):
+def wait_idle(host, quiet_s=3.0, timeout=180):
     """Wait until the server has produced no token for quiet_s seconds."""
     deadline = time.time() + timeout
     n, t = host.tokens_generated, time.time()

@@ -1,0 +1,114 @@
+"""python -m eval run --task TASK --data FILE --output DIR [...] | python -m eval compare DIR_A DIR_B"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from llmdemo.cli import add_decoding_args, add_model_args, decoding_config
+from llmdemo.config import ConfigError
+from llmdemo.model import ModelLoadError
+from llmdemo.presets import UnknownModelError
+from llmdemo.tasks import InputError
+
+from .datasets import DataError
+from .runner import TASKS, RunError, RunSpec, run
+
+
+def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
+    """Side-by-side metrics with deltas; paired bootstrap (sacrebleu) for BLEU/chrF on translation runs."""
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
+    if ra["task"] != rb["task"]:
+        raise RunError(f"cannot compare a {ra['task']} run with a {rb['task']} run")
+    lines = [f"# {a.name} vs {b.name} ({ra['task']})", "", f"| metric | {a.name} | {b.name} | delta | p-value |",
+             "| --- | --- | --- | --- | --- |"]
+    pvals = {}
+    if ra["task"] in ("translation", "dialogue"):
+        pa = {r["id"]: r for r in map(json.loads, open(a / "predictions.jsonl", encoding="utf-8"))}
+        pb = {r["id"]: r for r in map(json.loads, open(b / "predictions.jsonl", encoding="utf-8"))}
+        ids = [i for i in pa if i in pb]
+        if len(ids) > 1:
+            from sacrebleu.metrics import BLEU, CHRF
+            from sacrebleu.significance import PairedTest
+
+            from .metrics import bleu_tokenizer
+
+            tgt = _tgt_lang(ra) if ra["task"] == "translation" else "en"
+            refs = [[pa[i]["reference"] for i in ids]]
+            test = PairedTest([("a", [pa[i]["prediction"] for i in ids]), ("b", [pb[i]["prediction"] for i in ids])],
+                              {"bleu": BLEU(tokenize=bleu_tokenizer(tgt)[0]), "chrf": CHRF()}, refs,
+                              test_type="bs", n_samples=n_samples)
+            _, scores = test()
+            for name in ("bleu", "chrf"):
+                pvals[name] = scores[name][1].p_value
+    for k in ra["metrics"]:
+        va, vb = ra["metrics"].get(k), rb["metrics"].get(k)
+        if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)):
+            continue
+        p = f"{pvals[k]:.4f}" if k in pvals else ""
+        lines.append(f"| {k} | {va:.2f} | {vb:.2f} | {vb - va:+.2f} | {p} |")
+    if pvals:
+        lines += ["", f"p-values: sacrebleu paired bootstrap resampling ({n_samples} samples) over the shared ids."]
+    text = "\n".join(lines) + "\n"
+    (b / "compare.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def _tgt_lang(results: dict) -> str:
+    sig = results.get("signatures", {}).get("bleu", "")
+    return "zh" if "tok:zh" in sig else "en"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval", description="Score llmdemo's model on benchmark data.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one evaluation")
+    r.add_argument("--task", required=True, choices=TASKS)
+    r.add_argument("--data", required=True, help="JSONL/text file, or hf:NAME (xsum, cnn_dailymail, wikitext, "
+                                                  "wmt14:en-fr)")
+    r.add_argument("--output", required=True, help="folder for predictions, results and reports")
+    r.add_argument("--limit", type=int, default=None, help="first N examples only")
+    r.add_argument("--batch-size", default="8", help="examples per batch, or 'auto'")
+    r.add_argument("--max-length", type=int, default=1024, help="perplexity window (tokens)")
+    r.add_argument("--stride", type=int, default=512, help="perplexity window step (tokens)")
+    r.add_argument("--length", default="short", help="summary length: short, medium, long")
+    r.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --output")
+    add_model_args(r)
+    add_decoding_args(r)
+    c = sub.add_parser("compare", help="compare two runs")
+    c.add_argument("a", type=Path)
+    c.add_argument("b", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "compare":
+            print(compare(args.a, args.b))
+            return 0
+        if args.limit is not None and args.limit < 1:
+            raise RunError("--limit must be at least 1")
+        if args.batch_size != "auto" and (not args.batch_size.isdigit() or int(args.batch_size) < 1):
+            raise RunError("--batch-size must be a positive number or 'auto'")
+        cfg = decoding_config(args, args.task if args.task != "perplexity" else "translation")
+        if args.task in ("translation", "summarization", "dialogue") and args.temperature is None:
+            cfg = cfg.replace(temperature=0.0)  # evaluation is greedy unless asked otherwise
+        from llmdemo.model import LM
+
+        from .datasets import load_records
+
+        load_records(args.data, args.task, args.limit)  # bad data fails here, before the model loads
+        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+        spec = RunSpec(task=args.task, data=args.data, output=args.output, model=args.model, config=cfg,
+                       limit=args.limit, batch_size=args.batch_size, seed=args.seed or 0,
+                       max_length=args.max_length, stride=args.stride, length=args.length, overwrite=args.overwrite)
+        res = run(spec, lm)
+        print(json.dumps({"task": res["task"], "n_examples": res["n_examples"], "metrics": res["metrics"]}, indent=1))
+        print(f"wrote {args.output}/results.json, report.md, report.html", file=sys.stderr)
+        return 0
+    except (DataError, RunError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Benchmark loaders -> plain records, with errors that name the file and line.
+
+Local files use the schemas of ``shared/benchmarks`` (see its SOURCES.md); ``hf:NAME`` loads a
+Hugging Face dataset (needs the Hub) and maps it to the same records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REQUIRED = {
+    "translation": {"source": str, "target": str, "src_lang": str, "tgt_lang": str},
+    "summarization": {"document": str, "summary": str},
+    "dialogue": {"turns": list},
+    "perplexity": {"text": str},
+}
+
+
+class DataError(ValueError):
+    """Unusable benchmark data; the message names the file (and line)."""
+
+
+def load_records(path: str | Path, task: str, limit: int | None = None) -> list[dict]:
+    if task not in REQUIRED:
+        raise DataError(f"unknown task {task!r}; choose one of: {', '.join(REQUIRED)}")
+    spec = str(path)
+    if spec.startswith("hf:"):
+        return _load_hub(spec[3:], task, limit)
+    p = Path(spec)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    if task == "perplexity" and p.suffix != ".jsonl":
+        text = p.read_text(encoding="utf-8")
+        if not text.strip():
+            raise DataError(f"{p}: the file is empty")
+        return [{"id": p.stem, "text": text}]
+    records, ids = [], set()
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{p}, line {n}: malformed JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{p}, line {n}: expected a JSON object")
+            for field, typ in REQUIRED[task].items():
+                if field not in rec:
+                    raise DataError(f"{p}, line {n}: missing field {field!r} for task {task}")
+                if not isinstance(rec[field], typ):
+                    raise DataError(f"{p}, line {n}: field {field!r} must be {typ.__name__}")
+            rec.setdefault("id", str(len(records)))
+            rec["id"] = str(rec["id"])
+            if rec["id"] in ids:
+                raise DataError(f"{p}, line {n}: duplicate id {rec['id']!r}")
+            ids.add(rec["id"])
+            records.append(rec)
+            if limit is not None and len(records) >= limit:
+                break
+    if not records:
+        raise DataError(f"{p}: no examples (the file is empty)")
+    if task == "translation":
+        pairs = {(r["src_lang"], r["tgt_lang"]) for r in records}
+        if len(pairs) > 1:
+            raise DataError(f"{p}: mixed language pairs {sorted(pairs)}; use one pair per run")
+    return records
+
+
+def dialogue_examples(records: list[dict]) -> list[dict]:
+    """One example per conversation: history = all turns but the last, reference = the last turn."""
+    out = []
+    for r in records:
+        turns = [t for t in r["turns"] if isinstance(t, str) and t.strip()]
+        if len(turns) < 2:
+            continue
+        # the model plays the speaker of the last turn; the other speaker is the user
+        roles = ["assistant" if (len(turns) - 1 - i) % 2 == 0 else "user" for i in range(len(turns))]
+        history = [{"role": ro, "content": t} for ro, t in zip(roles[:-2], turns[:-2])]
+        out.append({"id": r["id"], "history": history, "message": turns[-2], "reference": turns[-1]})
+    return out
+
+
+_HUB = {
+    # name: (dataset, config, split, mapper)
+    "xsum": ("EdinburghNLP/xsum", None, "test", lambda r, i: {"id": r.get("id", i), "document": r["document"],
+                                                               "summary": r["summary"]}),
+    "cnn_dailymail": ("abisee/cnn_dailymail", "3.0.0", "test",
+                      lambda r, i: {"id": r.get("id", i), "document": r["article"], "summary": r["highlights"]}),
+    "wikitext": ("Salesforce/wikitext", "wikitext-2-raw-v1", "test", None),
+}
+
+
+def _load_hub(name: str, task: str, limit: int | None) -> list[dict]:
+    """``hf:xsum``, ``hf:cnn_dailymail``, ``hf:wikitext``, ``hf:wmt14:fr-en`` (source = first language)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("the 'datasets' package is needed for hf: datasets") from None
+    parts = name.split(":")
+    try:
+        if parts[0] in ("wmt14", "wmt16", "wmt19") and len(parts) == 2:
+            src, tgt = parts[1].split("-")
+            pair = "-".join(sorted([src, tgt], key=lambda x: x == "en"))
+            ds = datasets.load_dataset(f"wmt/{parts[0]}", pair, split="test")
+            rows = [{"id": str(i), "source": r["translation"][src], "target": r["translation"][tgt],
+                     "src_lang": src, "tgt_lang": tgt} for i, r in enumerate(ds)]
+        elif parts[0] in _HUB:
+            dsname, cfg, split, mapper = _HUB[parts[0]]
+            ds = datasets.load_dataset(dsname, cfg, split=split)
+            if mapper is None:
+                rows = [{"id": "wikitext-2-test", "text": "".join(r["text"] for r in ds)}]
+            else:
+                rows = [mapper(r, str(i)) for i, r in enumerate(ds)]
+        else:
+            raise DataError(f"unknown hub dataset {name!r}; known: {', '.join(_HUB)}, wmt14:SRC-TGT")
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - offline, missing config, ...
+        raise DataError(f"could not load hub dataset {name!r}: {str(e).splitlines()[0]}") from None
+    for r in rows:
+        r["id"] = str(r["id"])
+    return rows[:limit] if limit else rows

@@ -1,0 +1,146 @@
+"""Metrics as pure functions over lists, through the standard libraries.
+
+>>> round(bleu_chrf(["the cat sat on the mat"], ["the cat sat on the mat"], "en")["bleu"], 1)
+100.0
+>>> rouge(["the cats sat"], ["the cat sat"])["rouge1"]
+100.0
+>>> perplexity(total_logprob=-10.0, n_tokens=5, n_words=2, n_bytes=10)["perplexity"] == math.exp(2.0)
+True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from typing import Sequence
+
+N_BOOTSTRAP = 1000
+
+
+def bleu_tokenizer(tgt_lang: str) -> tuple[str, str | None]:
+    """sacrebleu tokenizer for a target language, and a note when the ideal one is missing."""
+    if tgt_lang == "zh":
+        return "zh", None
+    if tgt_lang == "ja":
+        if importlib.util.find_spec("MeCab") is not None:
+            return "ja-mecab", None
+        return "char", "ja-mecab is not installed (pip install 'sacrebleu[ja]'); BLEU uses character tokenization"
+    if tgt_lang == "ko":
+        return "char", "ko-mecab is not used; BLEU uses character tokenization"
+    return "13a", None
+
+
+def bleu_chrf(predictions: Sequence[str], references: Sequence[str], tgt_lang: str = "en",
+              n_bootstrap: int = 0) -> dict:
+    """Corpus BLEU and chrF (sacrebleu), with signatures and, when n_bootstrap > 1, 95% CIs."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    tok, note = bleu_tokenizer(tgt_lang)
+    bleu, chrf = BLEU(tokenize=tok), CHRF()
+    out: dict = {"signatures": {}, "ci95": {}}
+    for name, metric in (("bleu", bleu), ("chrf", chrf)):
+        kwargs = {"n_bootstrap": n_bootstrap} if n_bootstrap > 1 and len(predictions) > 1 else {}
+        s = metric.corpus_score(list(predictions), [list(references)], **kwargs)
+        out[name] = s.score
+        out["signatures"][name] = str(metric.get_signature())
+        if kwargs:
+            out["ci95"][name] = [float(s._mean - s._ci), float(s._mean + s._ci)]  # sacrebleu: mean ± half-width
+    if note:
+        out["note"] = note
+    return out
+
+
+def sentence_scores(predictions: Sequence[str], references: Sequence[str], tgt_lang: str = "en") -> list[dict]:
+    """Per-example sentence BLEU and chrF, for histograms and best/worst lists."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    tok, _ = bleu_tokenizer(tgt_lang)
+    bleu, chrf = BLEU(tokenize=tok, effective_order=True), CHRF()
+    return [{"bleu": bleu.sentence_score(p, [r]).score, "chrf": chrf.sentence_score(p, [r]).score}
+            for p, r in zip(predictions, references)]
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
+
+
+class UnicodeTokenizer:
+    """rouge-score's default tokenizer drops non-Latin text (identical Chinese strings score 0).
+    This one lowercases, keeps letters and digits of any script, and splits CJK into characters;
+    stemming (Porter) applies to Latin words only, as in rouge-score."""
+
+    def __init__(self, use_stemmer: bool = True):
+        from nltk.stem import porter
+
+        self._stem = porter.PorterStemmer().stem if use_stemmer else None
+
+    def tokenize(self, text: str) -> list[str]:
+        toks = _WORD.findall(text.lower())
+        if self._stem:
+            toks = [self._stem(t) if len(t) > 3 and t.isascii() else t for t in toks]
+        return toks
+
+
+_SENT = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+
+
+def sentences_per_line(text: str) -> str:
+    """rougeLsum splits on newlines only: put one sentence per line."""
+    return "\n".join(s.strip() for s in _SENT.split(text.strip()) if s.strip())
+
+
+def rouge_per_example(predictions: Sequence[str], references: Sequence[str]) -> list[dict]:
+    """ROUGE-1/2/L/Lsum F-measure (rouge-score, Porter stemming) per example, 0-100."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True,
+                                      tokenizer=UnicodeTokenizer(use_stemmer=True))
+    out = []
+    for p, r in zip(predictions, references):
+        s = scorer.score(sentences_per_line(r), sentences_per_line(p))
+        out.append({k: 100 * v.fmeasure for k, v in s.items()})
+    return out
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict:
+    """Mean of per-example ROUGE F-measures (as rouge-score's aggregate does), 0-100."""
+    per = rouge_per_example(predictions, references)
+    if not per:
+        return {}
+    return {k: sum(d[k] for d in per) / len(per) for k in per[0]}
+
+
+def bootstrap_mean_ci(values: Sequence[float], n: int = N_BOOTSTRAP, seed: int = 12345) -> list[float]:
+    """95% bootstrap interval of a mean (percentile method)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return [float(v.mean()) if len(v) else 0.0] * 2
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), (n, len(v)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def perplexity(total_logprob: float, n_tokens: int, n_words: int, n_bytes: int) -> dict:
+    """Perplexities from totals, as lm-evaluation-harness defines them (never a mean of perplexities)."""
+    if n_tokens <= 0:
+        raise ValueError("no tokens were scored")
+    nll = -total_logprob
+    return {
+        "perplexity": math.exp(nll / n_tokens),
+        "word_perplexity": math.exp(nll / n_words),
+        "byte_perplexity": math.exp(nll / n_bytes),
+        "bits_per_byte": nll / n_bytes / math.log(2),
+        "n_tokens": n_tokens,
+        "n_words": n_words,
+        "n_bytes": n_bytes,
+    }
+
+
+def count_words(text: str) -> int:
+    """Words as lm-evaluation-harness counts them."""
+    return len(re.split(r"\s+", text))

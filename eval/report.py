@@ -1,0 +1,127 @@
+"""Reports: results.json for machines; report.md and a self-contained report.html for people."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+PER_EXAMPLE_KEY = {"translation": "chrf", "summarization": "rougeL", "dialogue": "rougeL", "perplexity": "perplexity"}
+
+
+def _fmt(v) -> str:
+    return f"{v:,.2f}" if isinstance(v, float) else str(v)
+
+
+def _plots(results: dict, rows: list[dict]) -> list[tuple[str, str]]:
+    """(title, base64 PNG) pairs: metric bars with 95% CIs and a per-example histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    m = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float)) and not k.startswith("n_")
+         and k not in ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "reference_perplexity")}
+    if m:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        names = list(m)
+        ci = results.get("ci95", {})
+        err = [[m[k] - ci[k][0] if k in ci else 0 for k in names], [ci[k][1] - m[k] if k in ci else 0 for k in names]]
+        ax.bar(names, [m[k] for k in names], yerr=err, capsize=4, color="#4c72b0")
+        ax.set_ylabel("score (0-100)")
+        ax.set_title("Metrics with 95% bootstrap intervals")
+        out.append(("Metrics", _png(fig)))
+    key = PER_EXAMPLE_KEY.get(results["task"])
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    if len(vals) > 1:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.hist(vals, bins=min(30, max(5, len(vals) // 3)), color="#55a868")
+        ax.set_xlabel(f"per-example {key}")
+        ax.set_ylabel("examples")
+        out.append((f"Per-example {key}", _png(fig)))
+    return out
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def best_worst(results: dict, rows: list[dict], n: int = 3) -> tuple[list[dict], list[dict]]:
+    key = PER_EXAMPLE_KEY.get(results["task"])
+    scored = [r for r in rows if isinstance(r.get(key), (int, float))]
+    rev = key != "perplexity"
+    scored.sort(key=lambda r: r[key], reverse=rev)
+    return scored[:n], scored[::-1][:n]
+
+
+def _source(r: dict) -> str:
+    p = r.get("source") or r.get("prompt", "")
+    if isinstance(p, list):
+        p = p[-1]["content"] if p else ""
+    return str(p)
+
+
+def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
+    model = results["model"]
+    lines = [f"# Evaluation: {results['task']} on {Path(results['data']).name}", "",
+             f"Model **{model['name']}** ({model.get('parameters', 0) / 1e6:.1f} M parameters, {model['dtype']}, "
+             f"{model['device']}; file/revision `{model.get('file_sha256') or model.get('revision')}`), "
+             f"{results['n_examples']} examples, seed {results['seed']}.", "",
+             "| metric | value | 95% CI |", "| --- | --- | --- |"]
+    for k, v in results["metrics"].items():
+        ci = results.get("ci95", {}).get(k)
+        lines.append(f"| {k} | {_fmt(v)} | {f'{ci[0]:.2f} – {ci[1]:.2f}' if ci else ''} |")
+    lines += ["", "**Signatures**", ""] + [f"- {k}: `{v}`" for k, v in results.get("signatures", {}).items()]
+    lines += ["", f"**Prompt template**: `{results['prompt_template']!r}`", "",
+              f"**Decoding**: `{json.dumps(results['config'])}`", "",
+              f"**Versions**: `{json.dumps(results['versions'])}`", "",
+              f"**Timing**: {json.dumps(results['timing'])}", ""]
+    for note in results.get("notes", []):
+        lines.append(f"> note: {note}")
+    best, worst = best_worst(results, rows)
+    key = PER_EXAMPLE_KEY.get(results["task"])
+    if results["task"] != "perplexity":
+        for title, group in (("Best examples", best), ("Worst examples", worst)):
+            lines += ["", f"## {title} (by {key})", "", "| id | input | reference | prediction | score |",
+                      "| --- | --- | --- | --- | --- |"]
+            for r in group:
+                cells = [r["id"], _source(r)[:200], str(r["reference"])[:200], r["prediction"][:200], _fmt(r[key])]
+                lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in map(str, cells)) + " |")
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    body = [f"<h1>{html.escape(lines[0][2:])}</h1>", f"<p>{html.escape(lines[2])}</p>", "<table><tr><th>metric</th>"
+            "<th>value</th><th>95% CI</th></tr>"]
+    for k, v in results["metrics"].items():
+        ci = results.get("ci95", {}).get(k)
+        body.append(f"<tr><td>{k}</td><td>{_fmt(v)}</td><td>{f'{ci[0]:.2f} – {ci[1]:.2f}' if ci else ''}</td></tr>")
+    body.append("</table>")
+    for title, png in _plots(results, rows):
+        body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")
+    if results["task"] != "perplexity":
+        body.append("<h2>Best and worst examples</h2><div class='cols'>")
+        for title, group in (("Best", best), ("Worst", worst)):
+            body.append(f"<div><h3>{title}</h3>")
+            for r in group:
+                body.append("<div class='ex'>" + "".join(
+                    f"<p><b>{lab}</b> {html.escape(str(val))}</p>" for lab, val in
+                    (("input", _source(r)[:400]), ("reference", r["reference"]), ("prediction", r["prediction"]),
+                     (key, _fmt(r[key])))) + "</div>")
+            body.append("</div>")
+        body.append("</div>")
+    body.append("<h2>Reproducibility</h2><pre>" + html.escape(json.dumps(
+        {k: results[k] for k in ("model", "prompt_template", "config", "seed", "signatures", "versions", "timing")},
+        indent=1, ensure_ascii=False)) + "</pre>")
+    css = ("body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}table{border-collapse:collapse}"
+           "td,th{border:1px solid #ccc;padding:4px 8px}.cols{display:flex;gap:1em}.cols>div{flex:1}"
+           ".ex{border:1px solid #ddd;padding:6px;margin:6px 0}pre{white-space:pre-wrap}")
+    (out / "report.html").write_text(f"<!doctype html><meta charset='utf-8'><title>llmdemo report</title>"
+                                     f"<style>{css}</style>" + "\n".join(body), encoding="utf-8")

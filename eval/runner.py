@@ -1,0 +1,250 @@
+"""The one place a dataset, a task, the model and a metric meet.
+
+A run writes into its output folder as it goes: ``run.json`` (the settings), then
+``predictions.jsonl`` one flushed line per example, then ``results.json`` and the reports.
+Rerunning with the same settings skips the examples already in ``predictions.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmdemo import tasks
+from llmdemo.config import TASK_DEFAULTS, GenerationConfig
+
+from . import metrics
+from .datasets import DataError, dialogue_examples, load_records
+
+TASKS = ("translation", "summarization", "dialogue", "perplexity")
+
+
+class RunError(ValueError):
+    """The run cannot start (settings clash with an earlier run in the folder, ...)."""
+
+
+@dataclass
+class RunSpec:
+    task: str
+    data: str
+    output: str
+    model: str | None = None
+    config: GenerationConfig | None = None
+    limit: int | None = None
+    batch_size: int | str = 8
+    seed: int = 0
+    max_length: int = 1024
+    stride: int = 512
+    length: str = "short"
+    overwrite: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def settings(self, lm) -> dict:
+        """What must match for a rerun to resume (batch size is left out: it does not change results)."""
+        data = self.data
+        sha = None
+        if not data.startswith("hf:") and Path(data).is_file():
+            sha = hashlib.sha256(Path(data).read_bytes()).hexdigest()
+        d = {"task": self.task, "data": str(Path(data).name) if sha else data, "data_sha256": sha,
+             "limit": self.limit, "model": lm.name, "model_file": lm.info().get("file_sha256") or lm.info().get("revision"),
+             "seed": self.seed}
+        if self.task == "perplexity":
+            d.update(max_length=self.max_length, stride=self.stride)
+        else:
+            d.update(config=self.config.to_dict(), length=self.length if self.task == "summarization" else None)
+        return d
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "sacrebleu", "rouge-score", "gguf", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    from llmdemo import __version__
+
+    out["llmdemo"] = __version__
+    return out
+
+
+def _read_done(path: Path) -> list[dict]:
+    """Finished examples; a line cut short by a kill is dropped (and redone)."""
+    done = []
+    if not path.exists():
+        return done
+    good = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                done.append(json.loads(raw))
+                good += len(raw)
+            except json.JSONDecodeError:
+                break
+    with open(path, "r+b") as f:  # drop a partial last line before appending to the file
+        f.truncate(good)
+    return done
+
+
+def _auto_batch(lm, task: str) -> int:
+    if str(lm.device).startswith("cuda"):
+        return 32
+    return 8 if task in ("translation", "dialogue") else 4
+
+
+def _progress(total: int, initial: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="ex", file=sys.stderr, dynamic_ncols=True,
+                disable=None)
+
+
+def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
+    """Run one evaluation; returns the results dict also written to results.json."""
+    from llmdemo.model import LM
+
+    if spec.task not in TASKS:
+        raise RunError(f"unknown task {spec.task!r}; choose one of: {', '.join(TASKS)}")
+    records = load_records(spec.data, spec.task, spec.limit)
+    if spec.task == "dialogue":
+        records = dialogue_examples(records)
+        if not records:
+            raise DataError(f"{spec.data}: no conversation has two turns or more")
+    lm = lm or LM.load(spec.model)
+    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if spec.task != "perplexity" else "translation")
+    if spec.task != "perplexity":
+        spec.config = spec.config.replace(seed=spec.seed)
+    out = Path(spec.output)
+    settings = spec.settings(lm)
+    run_file = out / "run.json"
+    if run_file.exists() and not spec.overwrite:
+        old = json.loads(run_file.read_text())
+        if old != settings:
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise RunError(f"{out} holds a run with other settings ({', '.join(diff)} differ); "
+                           "use another --output or pass --overwrite")
+    elif spec.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps(settings, indent=1))
+    pred_file = out / "predictions.jsonl"
+    done = _read_done(pred_file)
+    done_ids = {d["id"] for d in done}
+    todo = [r for r in records if r["id"] not in done_ids]
+    bs = _auto_batch(lm, spec.task) if spec.batch_size == "auto" else int(spec.batch_size)
+    t0 = time.perf_counter()
+    new_tokens = 0
+    bar = _progress(len(records), len(records) - len(todo), f"{spec.task} {Path(spec.data).name}")
+    with open(pred_file, "a", encoding="utf-8") as f:
+        def write(row: dict) -> None:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(1)
+            if progress_cb:
+                progress_cb(bar.n, len(records))
+
+        if spec.task == "perplexity":
+            template = "BOS + text (no special tokens); rolling windows"
+            for r in todo:
+                ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs)
+                lp = math.fsum(lps)
+                new_tokens += len(ids)
+                write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(r["text"]),
+                       "n_bytes": len(r["text"].encode("utf-8")), "logprob": lp,
+                       "perplexity": math.exp(-lp / len(lps)) if lps else None})
+        else:
+            template = _run_generation(spec, lm, records, todo, bs, write)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    rows = {d["id"]: d for d in _read_done(pred_file)}
+    ordered = [rows[r["id"]] for r in records if r["id"] in rows]
+    results = _score(spec, lm, ordered, records)
+    results.update({
+        "task": spec.task, "data": spec.data, "n_examples": len(ordered),
+        "model": lm.info(), "prompt_template": template,
+        "config": spec.config.to_dict() if spec.task != "perplexity" else
+        {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs},
+        "seed": spec.seed, "versions": _versions(),
+        "timing": {"seconds": round(seconds, 2), "examples_this_run": len(todo),
+                   "examples_per_s": round(len(todo) / seconds, 3) if seconds > 0 and todo else None,
+                   "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 and new_tokens else None},
+    })
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    from .report import write_reports
+
+    write_reports(out, results, ordered)
+    return results
+
+
+def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write) -> str:
+    prompts = []
+    for r in todo:
+        p = tasks.build_prompt(lm, spec.task, r, max_new_tokens=spec.config.max_new_tokens, length=spec.length)
+        prompts.append(p)
+    template = prompts[0].template if prompts else tasks.TEMPLATES.get((lm.style, spec.task), "")
+    if not prompts:
+        return template
+    cfg = prompts[0].config(spec.config)
+    ref_key = {"translation": "target", "summarization": "summary", "dialogue": "reference"}[spec.task]
+
+    def done(i: int, text: str) -> None:
+        r, p = todo[i], prompts[i]
+        pred = tasks.postprocess(spec.task, text)
+        row = {"id": r["id"], "prompt": p.input, "prediction": pred, "reference": r[ref_key]}
+        if spec.task == "translation":
+            row.update(metrics.sentence_scores([pred], [r["target"]], r["tgt_lang"])[0], source=r["source"])
+        else:
+            row.update(metrics.rouge_per_example([pred], [r[ref_key]])[0])
+        if spec.task == "dialogue":
+            ll, n = lm.loglikelihood(p.input, r["reference"])
+            row.update(ref_logprob=ll, ref_tokens=n)
+        if p.notice:
+            row["notice"] = p.notice
+        write(row)
+
+    # examples are finished in batches of similar length; each is written as its batch ends
+    for start in range(0, len(prompts), bs * 4):
+        idx = list(range(start, min(start + bs * 4, len(prompts))))
+        lm.generate_batch([prompts[i].input for i in idx], cfg, batch_size=bs,
+                          on_done=lambda j, text: done(idx[j], text))
+    return template
+
+
+def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:
+    if not rows:
+        return {"metrics": {}, "signatures": {}, "ci95": {}}
+    if spec.task == "perplexity":
+        m = metrics.perplexity(math.fsum(r["logprob"] for r in rows), sum(r["n_tokens"] for r in rows),
+                               sum(r["n_words"] for r in rows), sum(r["n_bytes"] for r in rows))
+        return {"metrics": m, "signatures": {}, "ci95": {}}
+    preds, refs = [r["prediction"] for r in rows], [r["reference"] for r in rows]
+    if spec.task == "translation":
+        tgt = records[0]["tgt_lang"]
+        bc = metrics.bleu_chrf(preds, refs, tgt, n_bootstrap=metrics.N_BOOTSTRAP)
+        res = {"metrics": {"bleu": bc["bleu"], "chrf": bc["chrf"]}, "signatures": bc["signatures"],
+               "ci95": bc["ci95"]}
+        if "note" in bc:
+            res["notes"] = [bc["note"]]
+        return res
+    rg = metrics.rouge(preds, refs)
+    res = {"metrics": dict(rg), "signatures": {"rouge": "rouge-score, F-measure x100, Porter stemmer, unicode "
+                                                        "tokenizer, one sentence per line for rougeLsum"},
+           "ci95": {k: metrics.bootstrap_mean_ci([r[k] for r in rows]) for k in rg}}
+    if spec.task == "dialogue":
+        bc = metrics.bleu_chrf(preds, refs, "en", n_bootstrap=metrics.N_BOOTSTRAP)
+        res["metrics"].update(bleu=bc["bleu"], chrf=bc["chrf"])
+        res["signatures"].update(bc["signatures"])
+        res["ci95"].update(bc["ci95"])
+        lp, n = math.fsum(r["ref_logprob"] for r in rows), sum(r["ref_tokens"] for r in rows)
+        res["metrics"]["reference_perplexity"] = math.exp(-lp / n) if n else None
+    return res
