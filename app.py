@@ -12,7 +12,7 @@ import sys
 
 from llmdemo.host import ModelHost
 from llmdemo.model import LM
-from webui.layout import CSS, build_demo
+from webui.layout import build_demo, launch_options
 from webui.settings import AppSettings
 
 
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
-                show_error=False)
+    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
+                **launch_options(settings))
     return 0
 
 

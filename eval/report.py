@@ -104,7 +104,8 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
         ci = results.get("ci95", {}).get(k)
         body.append(f"<tr><td>{k}</td><td>{_fmt(v)}</td><td>{f'{ci[0]:.2f} – {ci[1]:.2f}' if ci else ''}</td></tr>")
     body.append("</table>")
-    for title, png in _plots(results, rows):
+    for i, (title, png) in enumerate(_plots(results, rows)):
+        (out / f"plot-{i + 1}.png").write_bytes(base64.b64decode(png))  # for the app and for slides
         body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")
     if results["task"] != "perplexity":
         body.append("<h2>Best and worst examples</h2><div class='cols'>")

@@ -155,13 +155,26 @@ def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
 
         if spec.task == "perplexity":
             template = "BOS + text (no special tokens); rolling windows"
+            # a long text is one example: show progress over its windows too
+            wbar = _progress(0, 0, "windows") if len(todo) == 1 else None
+            if wbar is not None:
+                wbar.unit = "win"
+
+            def on_windows(done: int, total: int) -> None:
+                if wbar is not None:
+                    wbar.total = total
+                    wbar.update(done - wbar.n)
+
             for r in todo:
-                ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs)
+                ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs,
+                                             progress=on_windows)
                 lp = math.fsum(lps)
                 new_tokens += len(ids)
                 write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(r["text"]),
                        "n_bytes": len(r["text"].encode("utf-8")), "logprob": lp,
                        "perplexity": math.exp(-lp / len(lps)) if lps else None})
+            if wbar is not None:
+                wbar.close()
         else:
             template = _run_generation(spec, lm, records, todo, bs, write)
     bar.close()
@@ -194,7 +207,8 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
     template = prompts[0].template if prompts else tasks.TEMPLATES.get((lm.style, spec.task), "")
     if not prompts:
         return template
-    cfg = prompts[0].config(spec.config)
+    cfg = prompts[0].config(spec.config).replace(max_new_tokens=spec.config.max_new_tokens)
+    caps = [p.config(spec.config).max_new_tokens for p in prompts]  # per-prompt caps, as the app applies them
     ref_key = {"translation": "target", "summarization": "summary", "dialogue": "reference"}[spec.task]
 
     def done(i: int, text: str) -> None:
@@ -216,7 +230,7 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
     for start in range(0, len(prompts), bs * 4):
         idx = list(range(start, min(start + bs * 4, len(prompts))))
         lm.generate_batch([prompts[i].input for i in idx], cfg, batch_size=bs,
-                          on_done=lambda j, text: done(idx[j], text))
+                          on_done=lambda j, text: done(idx[j], text), max_new_tokens=[caps[i] for i in idx])
     return template
 
 

@@ -408,10 +408,12 @@ class LM:
 
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
                        batch_size: int = 8, on_done: Callable[[int, str], None] | None = None,
-                       stop_event: threading.Event | None = None) -> list[str]:
+                       stop_event: threading.Event | None = None,
+                       max_new_tokens: Sequence[int] | None = None) -> list[str]:
         """Generate for many prompts, ``batch_size`` at a time (similar lengths grouped together).
 
-        For greedy decoding the output for each prompt equals ``generate(prompt)``.
+        For greedy decoding the output for each prompt equals ``generate(prompt)`` (with
+        ``config.max_new_tokens`` lowered to ``max_new_tokens[i]`` where given).
         ``on_done(index, text)`` is called as each batch finishes.
         """
         config = config or GenerationConfig()
@@ -426,7 +428,10 @@ class LM:
                 break
             idx = order[start:start + batch_size]
             rows = [encoded[i] for i in idx]
-            budget = min(self._budget(len(r), config, Stats()) for r in rows)
+            limits = [min(self._budget(len(r), config, Stats()),
+                          max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
+                      for i, r in zip(idx, rows)]
+            budget = max(limits)
             done = [False] * len(rows)
             out: list[list[int]] = [[] for _ in rows]
             steps = self._steps(rows, config, seed, budget)
@@ -439,7 +444,9 @@ class LM:
                             done[j] = True
                             continue
                         out[j].append(tok)
-                        if config.stop and _find_stop(self.decode(out[j][-16:]), config.stop) is not None:
+                        if len(out[j]) >= limits[j]:
+                            done[j] = True
+                        elif config.stop and _find_stop(self.decode(out[j][-16:]), config.stop) is not None:
                             done[j] = True
                     if all(done):
                         break
@@ -455,7 +462,8 @@ class LM:
 
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()
-    def _score_windows(self, windows: list[tuple[list[int], int]], batch_size: int) -> list[list[float]]:
+    def _score_windows(self, windows: list[tuple[list[int], int]], batch_size: int,
+                       progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
         """Log-probabilities of the last ``n`` tokens of each window given the tokens before them.
 
         ``windows`` holds ``(ids, n)`` pairs with ``1 <= n < len(ids)``. Windows are right-padded
@@ -490,6 +498,8 @@ class LM:
                     logits = logits_all[i, L - n - 1: L - 1]
                 lp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
                 results.append(lp.tolist())
+            if progress is not None:
+                progress(len(results), len(windows))
         return results
 
     def rolling_windows(self, n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
@@ -530,10 +540,12 @@ class LM:
         return int(bos)
 
     def token_logprobs(self, text: str, max_length: int | None = None, stride: int | None = None,
-                       batch_size: int = 4) -> tuple[list[int], list[float]]:
+                       batch_size: int = 4, progress: Callable[[int, int], None] | None = None
+                       ) -> tuple[list[int], list[float]]:
         """Text tokens (no special tokens) and the log-probability of each given all before it.
 
-        The text is prefixed with BOS so that its first token is scored too.
+        The text is prefixed with BOS so that its first token is scored too. ``progress(done, total)``
+        is called after each batch of windows.
         """
         if self.is_encoder_decoder:
             raise ValueError("perplexity needs a decoder-only model")
@@ -544,7 +556,7 @@ class LM:
         max_length = min(max_length or self.context_length, self.context_length)
         stride = stride or max_length // 2
         windows = [(full[b:e], n) for b, e, n in self.rolling_windows(len(full), max_length, stride)]
-        scores = self._score_windows(windows, batch_size)
+        scores = self._score_windows(windows, batch_size, progress)
         return list(ids), [lp for s in scores for lp in s]
 
     def loglikelihood_rolling(self, text: str, max_length: int | None = None, stride: int | None = None,

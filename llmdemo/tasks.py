@@ -78,12 +78,16 @@ class TaskPrompt:
     stop: tuple[str, ...] = ()  # stop strings this prompt style needs
     notice: str | None = None  # shown to the user, e.g. when the input was cut
     template: str = ""  # the template used, for reports
+    max_new_tokens: int | None = None  # a cap the task sets (a translation is not 10x its source)
 
     def config(self, config):
-        """``config`` with this prompt's stop strings added."""
-        if not self.stop:
-            return config
-        return config.replace(stop=tuple(dict.fromkeys(tuple(config.stop) + self.stop)))
+        """``config`` with this prompt's stop strings added and its token cap applied."""
+        changes = {}
+        if self.stop:
+            changes["stop"] = tuple(dict.fromkeys(tuple(config.stop) + self.stop))
+        if self.max_new_tokens is not None and self.max_new_tokens < config.max_new_tokens:
+            changes["max_new_tokens"] = self.max_new_tokens
+        return config.replace(**changes) if changes else config
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -165,7 +169,9 @@ def translation_prompt(lm, text: str, source: str = "en", target: str = "fr",
     fill = dict(source=LANGUAGES[src], target=LANGUAGES[tgt])
     prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "translation", TEMPLATES[key].format(text=t, **fill)),
                           text, max_new_tokens, "source text")
-    return TaskPrompt("translation", prompt, STOPS.get(key, ()), notice, TEMPLATES[key])
+    # small models sometimes run on after the translation; no translation needs 4x the source's tokens
+    cap = 4 * lm.count_tokens(text) + 16
+    return TaskPrompt("translation", prompt, STOPS.get(key, ()), notice, TEMPLATES[key], max_new_tokens=cap)
 
 
 def summarization_prompt(lm, text: str, length: str = "short", max_new_tokens: int = 160) -> TaskPrompt:

@@ -167,12 +167,14 @@ def free_port() -> int:
 
 def launch(host, settings=None):
     """Serve build_demo(host) on a free local port; returns (demo, url)."""
-    from webui.layout import CSS, build_demo
+    from webui.layout import build_demo, launch_options
     from webui.settings import AppSettings
 
-    demo = build_demo(host, settings or AppSettings())
+    settings = settings or AppSettings()
+    demo = build_demo(host, settings)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_options(settings))
     return demo, f"http://127.0.0.1:{port}/"
 
 

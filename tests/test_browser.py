@@ -132,3 +132,16 @@ def test_model_tab(page):
     page.get_by_text("Context length").wait_for(timeout=10_000)
     assert "8,192 tokens" in page.content()
     page.screenshot(path=str(ARTIFACTS / "tab-model.png"))
+
+
+def test_evaluation_tab(page):
+    page.get_by_role("tab", name="Evaluation").click()
+    page.get_by_label("Examples (limit)").fill("1")
+    page.get_by_role("button", name="Run evaluation").click()
+    page.locator("td:has-text('chrf')").first.wait_for(timeout=300_000)
+    page.get_by_role("button", name="Open this example in its task tab").click()
+    page.locator("#tr-out textarea").wait_for(timeout=10_000)
+    assert page.get_by_label("Text", exact=True).input_value().strip()  # the example's source is in the tab
+    page.get_by_role("tab", name="Evaluation").click()
+    time.sleep(1)
+    page.screenshot(path=str(ARTIFACTS / "tab-evaluation.png"), full_page=True)

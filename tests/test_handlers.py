@@ -107,3 +107,26 @@ def test_hosted_mode_refuses_custom_models():
     h = Handlers(ModelHost(FakeLM(), allow_paths=False, allow_hub_ids=False), AppSettings(hosted=True))
     with pytest.raises(gr.Error, match="presets only"):
         h.load_model("gpt2", "/etc", progress=lambda *a, **k: None)
+
+
+def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
+    from webui.handlers import EvalHandlers
+
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    names = e.benchmarks("translation")
+    assert "translation_flores200_devtest_en-fr.jsonl" in names and all(n.startswith("translation_") for n in names)
+    md, plot, table, files, rows = e.run("translation", "translation_flores200_devtest_en-fr.jsonl", None, 3,
+                                         progress=lambda *a, **k: None)
+    assert "| bleu |" in md and len(table) == 3 and len(rows) == 3
+    assert any(f.endswith("report.html") for f in files)
+    tab, src, doc, msg = e.send(rows, 1, "translation")
+    assert tab["selected"] == "translation" and src == rows[1]["source"]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", "nope.jsonl"])
+def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
+    from webui.handlers import EvalHandlers
+
+    e = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    with pytest.raises(gr.Error, match="no benchmark named"):
+        e.run("translation", name, None, 2, progress=lambda *a, **k: None)

@@ -181,3 +181,9 @@ def test_loglikelihood_of_continuation_matches_rolling(tiny_lm):
     ctx, cont = "Hello, who are you?", " I am a helpful assistant."
     ll, n = tiny_lm.loglikelihood([tiny_lm.prefix_token()] + tiny_lm.tokenizer(ctx, add_special_tokens=False)["input_ids"], cont)
     assert n == len(tiny_lm.tokenizer(cont, add_special_tokens=False)["input_ids"]) and ll < 0
+
+
+def test_per_prompt_token_caps_in_batch_equal_single_runs(tiny_lm):
+    caps = [3, 20, 7, 12]
+    single = [tiny_lm.generate(p, GREEDY.replace(max_new_tokens=c)) for p, c in zip(PROMPTS, caps)]
+    assert tiny_lm.generate_batch(PROMPTS, GREEDY, batch_size=4, max_new_tokens=caps) == single

@@ -92,3 +92,10 @@ def test_build_prompt_matches_ui_builders(tiny_lm):
         tasks.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
     with pytest.raises(InputError, match="unknown task"):
         tasks.build_prompt(tiny_lm, "poetry", {}, max_new_tokens=8)
+
+
+def test_translation_caps_new_tokens_by_source_length(tiny_lm):
+    p = tasks.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
+    cap = 4 * tiny_lm.count_tokens("Hello") + 16
+    assert p.max_new_tokens == cap and p.config(GenerationConfig(max_new_tokens=64)).max_new_tokens == cap
+    assert p.config(GenerationConfig(max_new_tokens=5)).max_new_tokens == 5

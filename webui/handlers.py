@@ -220,3 +220,112 @@ class Handlers:
             raise gr.Error(f"{e}. Still using {self.host.lm.name}.") from None
         progress(1.0, desc="ready")
         return self.model_info()
+
+
+class EvalHandlers:
+    """The Evaluation tab: run eval/ on the shared model over a benchmark file, show and download the results."""
+
+    PREFIX = {"translation": "translation_", "summarization": "summarization_", "dialogue": "dialogue_",
+              "perplexity": "wikitext"}
+    SCORE = {"translation": "chrf", "summarization": "rougeL", "dialogue": "rougeL", "perplexity": "perplexity"}
+
+    def __init__(self, host: ModelHost, settings: AppSettings):
+        self.host = host
+        self.settings = settings
+
+    def benchmarks(self, task: str) -> list[str]:
+        """Benchmark files in the data folder for a task (names only: nothing outside that folder is offered)."""
+        d = self.settings.data_dir
+        if not d.is_dir():
+            return []
+        prefix = self.PREFIX.get(task, "")
+        return sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".txt")
+                      and p.name.startswith(prefix))
+
+    def choices(self, task: str):
+        names = self.benchmarks(task)
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    def _data_path(self, name: str | None, upload: str | None):
+        from pathlib import Path
+
+        if upload:
+            return Path(upload)  # a file Gradio stored in its own upload folder
+        if not name:
+            raise tasks.InputError("choose a benchmark file or upload a JSONL file")
+        base = self.settings.data_dir.resolve()
+        path = (base / name).resolve()
+        if path.parent != base or not path.is_file():  # no path traversal out of the data folder
+            raise tasks.InputError(f"no benchmark named {name!r} in the data folder")
+        return path
+
+    @friendly
+    def run(self, task: str, name: str | None, upload: str | None, limit: Any, progress=gr.Progress()):
+        """Run an evaluation with the app's prompts on the loaded model."""
+        import time as _time
+
+        from eval.runner import RunSpec, run
+
+        if task not in self.SCORE:
+            raise tasks.InputError(f"unknown task {task!r}")
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise tasks.InputError("limit must be a whole number") from None
+        if not 1 <= limit <= 1000:
+            raise tasks.InputError("limit must be between 1 and 1000 in the app; use python -m eval for more")
+        path = self._data_path(name, upload)
+        stamp = _time.strftime("%Y%m%d-%H%M%S")
+        out = self.settings.output_dir / f"{task}-{path.stem}-{limit}-{stamp}"
+        progress(0, desc="starting")
+        lm = self.host.lm
+        cfg = None
+        if task != "perplexity":  # greedy, as python -m eval; leave room for the input in small contexts
+            d = TASK_DEFAULTS[task]
+            cfg = d.replace(temperature=0.0, max_new_tokens=min(d.max_new_tokens, lm.context_length // 4))
+        spec = RunSpec(task=task, data=str(path), output=str(out), limit=limit, batch_size="auto", config=cfg,
+                       max_length=min(1024, lm.context_length), stride=512)
+        res = run(spec, lm, progress_cb=lambda d, t: progress(d / max(t, 1), desc=f"{d}/{t} examples"))
+        import json as _json
+
+        rows = [_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
+        key = self.SCORE[task]
+        table = [[r["id"], str(r.get("source") or _last_user(r.get("prompt")))[:300], str(r.get("reference", ""))[:300],
+                  str(r.get("prediction", ""))[:300], round(r.get(key) or 0.0, 2)] for r in rows]
+        metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
+            f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
+        plot = str(out / "plot-1.png") if (out / "plot-1.png").exists() else None
+        files = [str(out / f) for f in ("report.html", "report.md", "results.json", "predictions.jsonl")]
+        return metrics_md, plot, table, files, rows
+
+    @staticmethod
+    def send(rows: list | None, index: Any, task: str):
+        """Put example ``index`` (0-based row of the table) into its task tab."""
+        try:
+            i = int(index)
+            r = (rows or [])[i]
+        except (TypeError, ValueError, IndexError):
+            raise gr.Error("run an evaluation first, then give a row number from the table") from None
+        prompt = r.get("prompt")
+        if task == "translation":
+            return gr.update(selected="translation"), r.get("source", ""), "", ""
+        if task == "summarization":
+            return gr.update(selected="summarization"), "", _last_user(prompt), ""
+        return gr.update(selected="dialogue"), "", "", _last_user(prompt)
+
+
+def _last_user(prompt) -> str:
+    """The user's text inside a built prompt (the document or message the benchmark supplied)."""
+    if isinstance(prompt, list) and prompt:
+        text = prompt[-1].get("content", "")
+    else:
+        text = prompt or ""
+    for sep in ("\n\n",):  # chat templates put the instruction first, then a blank line, then the text
+        if sep in text and text.split(sep, 1)[0].startswith(("Summarize", "Translate")):
+            text = text.split(sep, 1)[1]
+    return text
+
+
+def _ci(res: dict, k: str) -> str:
+    ci = res.get("ci95", {}).get(k)
+    return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci else ""

@@ -9,7 +9,7 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from .handlers import Handlers
+from .handlers import EvalHandlers, Handlers
 from .settings import AppSettings
 
 LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
@@ -40,6 +40,13 @@ CSS = """
 """
 
 
+def launch_options(settings: AppSettings) -> dict:
+    """Keyword arguments for ``demo.launch`` shared by app.py and the tests."""
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    # eval reports are served from the output folder only; nothing else outside cwd/tmp
+    return {"css": CSS, "allowed_paths": [str(settings.output_dir)], "show_error": False}
+
+
 def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:
     """The collapsible panel of decoding settings, with this task's defaults."""
     d = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens)
@@ -65,96 +72,126 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
         gr.Markdown("# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.")
         model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
 
-        with gr.Tab("Generation", id="generation"):
-            g_in = gr.Textbox(label="Prompt", lines=4, placeholder="Ask something, or start a text to continue")
-            with gr.Row():
-                g_go = gr.Button("Generate", variant="primary")
-                g_stop = gr.Button("Stop", variant="stop")
-            g_out = gr.Textbox(label="Output", lines=8, buttons=["copy"], elem_id="gen-out")
-            g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
-            g_dec = decoding_controls("generation", settings)
-            gr.Examples(GENERATION_EXAMPLES, [g_in])
-            g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
-            g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], api_visibility="private",
-                                **model_events)
-            g_stop.click(None, cancels=[g_ev, g_ev2])
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generation", id="generation"):
+                g_in = gr.Textbox(label="Prompt", lines=4, placeholder="Ask something, or start a text to continue")
+                with gr.Row():
+                    g_go = gr.Button("Generate", variant="primary")
+                    g_stop = gr.Button("Stop", variant="stop")
+                g_out = gr.Textbox(label="Output", lines=8, buttons=["copy"], elem_id="gen-out")
+                g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
+                g_dec = decoding_controls("generation", settings)
+                gr.Examples(GENERATION_EXAMPLES, [g_in])
+                g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
+                g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], api_visibility="private",
+                                    **model_events)
+                g_stop.click(None, cancels=[g_ev, g_ev2])
 
-        with gr.Tab("Translation", id="translation"):
-            with gr.Row():
-                t_src = gr.Dropdown(LANG_CHOICES, value="en", label="From")
-                t_swap = gr.Button("⇄ Swap", scale=0, min_width=80)
-                t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label="To")
-            with gr.Row():
-                t_in = gr.Textbox(label="Text", lines=6, placeholder="Text to translate")
-                t_out = gr.Textbox(label="Translation", lines=6, buttons=["copy"], elem_id="tr-out")
-            with gr.Row():
-                t_go = gr.Button("Translate", variant="primary")
-                t_stop = gr.Button("Stop", variant="stop")
-            t_stats = gr.Markdown(elem_classes="stats")
-            t_dec = decoding_controls("translation", settings)
-            gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
-            t_swap.click(lambda a, b, x, y: (b, a, y, x), [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out],
-                         api_visibility="private", queue=False)
-            t_ev = t_go.click(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], api_name="translate",
-                              **model_events)
-            t_stop.click(None, cancels=[t_ev])
+            with gr.Tab("Translation", id="translation"):
+                with gr.Row():
+                    t_src = gr.Dropdown(LANG_CHOICES, value="en", label="From")
+                    t_swap = gr.Button("⇄ Swap", scale=0, min_width=80)
+                    t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label="To")
+                with gr.Row():
+                    t_in = gr.Textbox(label="Text", lines=6, placeholder="Text to translate")
+                    t_out = gr.Textbox(label="Translation", lines=6, buttons=["copy"], elem_id="tr-out")
+                with gr.Row():
+                    t_go = gr.Button("Translate", variant="primary")
+                    t_stop = gr.Button("Stop", variant="stop")
+                t_stats = gr.Markdown(elem_classes="stats")
+                t_dec = decoding_controls("translation", settings)
+                gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
+                t_swap.click(lambda a, b, x, y: (b, a, y, x), [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out],
+                             api_visibility="private", queue=False)
+                t_ev = t_go.click(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], api_name="translate",
+                                  **model_events)
+                t_stop.click(None, cancels=[t_ev])
 
-        with gr.Tab("Dialogue", id="dialogue"):
-            c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=1)
-            c_bot = gr.Chatbot(label="Chat", height=380, sanitize_html=True, buttons=["copy"])
-            with gr.Row():
-                c_in = gr.Textbox(label="Message", placeholder="Type a message and press Enter", scale=4, elem_id="chat-in")
-                c_go = gr.Button("Send", variant="primary", scale=1)
-            with gr.Row():
-                c_stop = gr.Button("Stop", variant="stop")
-                c_retry = gr.Button("Retry")
-                c_undo = gr.Button("Undo")
-                c_clear = gr.Button("Clear")
-            c_stats = gr.Markdown(elem_classes="stats")
-            c_dec = decoding_controls("dialogue", settings)
-            gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in])
-            c_ev = c_go.click(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats], api_name="chat",
-                              **model_events)
-            c_ev2 = c_in.submit(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
-                                api_visibility="private", **model_events)
-            c_ev3 = c_retry.click(h.retry, [c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
-                                  api_visibility="private", **model_events)
-            c_stop.click(None, cancels=[c_ev, c_ev2, c_ev3])
-            c_undo.click(h.undo, [c_bot], [c_bot, c_in], api_visibility="private", queue=False)
-            c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], api_visibility="private", queue=False)
+            with gr.Tab("Dialogue", id="dialogue"):
+                c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=1)
+                c_bot = gr.Chatbot(label="Chat", height=380, sanitize_html=True, buttons=["copy"])
+                with gr.Row():
+                    c_in = gr.Textbox(label="Message", placeholder="Type a message and press Enter", scale=4, elem_id="chat-in")
+                    c_go = gr.Button("Send", variant="primary", scale=1)
+                with gr.Row():
+                    c_stop = gr.Button("Stop", variant="stop")
+                    c_retry = gr.Button("Retry")
+                    c_undo = gr.Button("Undo")
+                    c_clear = gr.Button("Clear")
+                c_stats = gr.Markdown(elem_classes="stats")
+                c_dec = decoding_controls("dialogue", settings)
+                gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in])
+                c_ev = c_go.click(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats], api_name="chat",
+                                  **model_events)
+                c_ev2 = c_in.submit(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
+                                    api_visibility="private", **model_events)
+                c_ev3 = c_retry.click(h.retry, [c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
+                                      api_visibility="private", **model_events)
+                c_stop.click(None, cancels=[c_ev, c_ev2, c_ev3])
+                c_undo.click(h.undo, [c_bot], [c_bot, c_in], api_visibility="private", queue=False)
+                c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], api_visibility="private", queue=False)
 
-        with gr.Tab("Summarization", id="summarization"):
-            s_in = gr.Textbox(label="Document", lines=10, placeholder="Paste an article")
-            s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label="Length")
-            with gr.Row():
-                s_go = gr.Button("Summarize", variant="primary")
-                s_stop = gr.Button("Stop", variant="stop")
-            s_out = gr.Textbox(label="Summary", lines=5, buttons=["copy"], elem_id="sum-out")
-            s_stats = gr.Markdown(elem_classes="stats")
-            s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
-            # each length has its own token budget; choosing a length sets it
-            s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
-                         api_visibility="private", queue=False)
-            gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len])
-            s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
-                              **model_events)
-            s_stop.click(None, cancels=[s_ev])
+            with gr.Tab("Summarization", id="summarization"):
+                s_in = gr.Textbox(label="Document", lines=10, placeholder="Paste an article")
+                s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label="Length")
+                with gr.Row():
+                    s_go = gr.Button("Summarize", variant="primary")
+                    s_stop = gr.Button("Stop", variant="stop")
+                s_out = gr.Textbox(label="Summary", lines=5, buttons=["copy"], elem_id="sum-out")
+                s_stats = gr.Markdown(elem_classes="stats")
+                s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
+                # each length has its own token budget; choosing a length sets it
+                s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
+                             api_visibility="private", queue=False)
+                gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len])
+                s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
+                                  **model_events)
+                s_stop.click(None, cancels=[s_ev])
 
-        with gr.Tab("Model", id="model"):
-            m_info = gr.Markdown(h.model_info())
-            m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
-                (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label="Preset")
-            m_custom = gr.Textbox(label="Or a hub id / local path", placeholder="e.g. Helsinki-NLP/opus-mt-en-de",
-                                  visible=not settings.hosted)
-            m_go = gr.Button("Load model", variant="primary")
-            gr.Markdown("Loading frees the previous model. If loading fails, the previous model stays. "
-                        + ("This server offers presets only." if settings.hosted else
-                           "Hub models need internet access; the bundled default works offline."),
-                        elem_classes="stats")
-            m_go.click(h.load_model, [m_preset, m_custom], [m_info], api_visibility="private",
-                       concurrency_id="model", concurrency_limit=1).then(
-                lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
-                api_visibility="private", queue=False)
+            with gr.Tab("Model", id="model"):
+                m_info = gr.Markdown(h.model_info())
+                m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
+                    (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label="Preset")
+                m_custom = gr.Textbox(label="Or a hub id / local path", placeholder="e.g. Helsinki-NLP/opus-mt-en-de",
+                                      visible=not settings.hosted)
+                m_go = gr.Button("Load model", variant="primary")
+                gr.Markdown("Loading frees the previous model. If loading fails, the previous model stays. "
+                            + ("This server offers presets only." if settings.hosted else
+                               "Hub models need internet access; the bundled default works offline."),
+                            elem_classes="stats")
+                m_go.click(h.load_model, [m_preset, m_custom], [m_info], api_visibility="private",
+                           concurrency_id="model", concurrency_limit=1).then(
+                    lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
+                    api_visibility="private", queue=False)
+
+            with gr.Tab("Evaluation", id="evaluation"):
+                e = EvalHandlers(host, settings)
+                gr.Markdown("Score the loaded model with the app's own prompts on a benchmark file "
+                            f"(from `{settings.data_dir}` or uploaded). Greedy decoding; BLEU/chrF by sacrebleu, "
+                            "ROUGE by rouge-score. For long runs use `python -m eval`.", elem_classes="stats")
+                with gr.Row():
+                    e_task = gr.Dropdown(["translation", "summarization", "dialogue", "perplexity"], value="translation",
+                                         label="Task")
+                    first = e.benchmarks("translation")
+                    e_file = gr.Dropdown(first, value=first[0] if first else None, label="Benchmark file")
+                    e_upload = gr.File(label="…or upload a JSONL file", file_types=[".jsonl", ".txt"], type="filepath")
+                    e_limit = gr.Number(10, precision=0, label="Examples (limit)", minimum=1, maximum=1000)
+                e_go = gr.Button("Run evaluation", variant="primary")
+                with gr.Row():
+                    e_metrics = gr.Markdown()
+                    e_plot = gr.Image(label="Metrics", type="filepath", height=260)
+                e_table = gr.Dataframe(headers=["id", "input", "reference", "prediction", "score"], label="Examples",
+                                       wrap=True, max_height=400)
+                e_files = gr.File(label="Report and data", file_count="multiple")
+                e_rows = gr.State([])
+                with gr.Row():
+                    e_index = gr.Number(0, precision=0, label="Row (0 = first)")
+                    e_send = gr.Button("Open this example in its task tab")
+                e_task.change(e.choices, [e_task], [e_file], api_visibility="private", queue=False)
+                e_go.click(e.run, [e_task, e_file, e_upload, e_limit], [e_metrics, e_plot, e_table, e_files, e_rows],
+                           api_visibility="private", **model_events)
+                e_send.click(e.send, [e_rows, e_index, e_task], [tabs, t_in, s_in, c_in], api_visibility="private",
+                             queue=False)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo
