@@ -242,9 +242,13 @@ class EvalHandlers:
         return sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".txt")
                       and p.name.startswith(prefix))
 
-    def choices(self, task: str):
+    def default(self, task: str) -> str | None:
         names = self.benchmarks(task)
-        return gr.update(choices=names, value=names[0] if names else None)
+        preferred = [n for n in names if "flores200_devtest_en-fr" in n or "xsum" in n or n.endswith(".txt")]
+        return (preferred or names or [None])[0]
+
+    def choices(self, task: str):
+        return gr.update(choices=self.benchmarks(task), value=self.default(task))
 
     def _data_path(self, name: str | None, upload: str | None):
         from pathlib import Path

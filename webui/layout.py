@@ -172,8 +172,8 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 with gr.Row():
                     e_task = gr.Dropdown(["translation", "summarization", "dialogue", "perplexity"], value="translation",
                                          label="Task")
-                    first = e.benchmarks("translation")
-                    e_file = gr.Dropdown(first, value=first[0] if first else None, label="Benchmark file")
+                    e_file = gr.Dropdown(e.benchmarks("translation"), value=e.default("translation"),
+                                         label="Benchmark file")
                     e_upload = gr.File(label="…or upload a JSONL file", file_types=[".jsonl", ".txt"], type="filepath")
                     e_limit = gr.Number(10, precision=0, label="Examples (limit)", minimum=1, maximum=1000)
                 e_go = gr.Button("Run evaluation", variant="primary")
