@@ -48,13 +48,14 @@ class RunSpec:
     extra: dict = field(default_factory=dict)
 
     def settings(self, lm) -> dict:
-        """What must match for a rerun to resume (batch size is left out: it does not change results)."""
+        """What must match for a rerun to resume. Batch size and limit are left out: they do not change
+        any example's result, so a run can be resumed with a larger --limit."""
         data = self.data
         sha = None
         if not data.startswith("hf:") and Path(data).is_file():
             sha = hashlib.sha256(Path(data).read_bytes()).hexdigest()
         d = {"task": self.task, "data": str(Path(data).name) if sha else data, "data_sha256": sha,
-             "limit": self.limit, "model": lm.name, "model_file": lm.info().get("file_sha256") or lm.info().get("revision"),
+             "model": lm.name, "model_file": lm.info().get("file_sha256") or lm.info().get("revision"),
              "seed": self.seed}
         if self.task == "perplexity":
             d.update(max_length=self.max_length, stride=self.stride)

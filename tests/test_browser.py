@@ -145,3 +145,22 @@ def test_evaluation_tab(page):
     page.get_by_role("tab", name="Evaluation").click()
     time.sleep(1)
     page.screenshot(path=str(ARTIFACTS / "tab-evaluation.png"), full_page=True)
+
+
+def test_inside_the_model_tab(page):
+    page.get_by_role("tab", name="Inside the model").click()
+    page.locator("#inside-in textarea").fill("The capital of France is")
+    page.get_by_role("button", name="Analyze").click()
+    page.locator("#inside-tokens .chip").first.wait_for(timeout=120_000)
+    assert page.locator("#inside-tokens .chip").count() >= 5
+    page.get_by_text("perplexity").first.wait_for(timeout=60_000)
+    time.sleep(3)  # let the plot render
+    before = page.locator("#inside-in textarea").input_value()
+    page.get_by_role("button", name="Greedy step").click()
+    deadline = time.time() + 60
+    while page.locator("#inside-in textarea").input_value() == before and time.time() < deadline:
+        time.sleep(0.25)
+    assert page.locator("#inside-in textarea").input_value().startswith(before)
+    assert page.locator("#inside-in textarea").input_value() != before
+    time.sleep(4)
+    page.screenshot(path=str(ARTIFACTS / "tab-inside.png"), full_page=True)

@@ -130,3 +130,16 @@ def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
     e = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     with pytest.raises(gr.Error, match="no benchmark named"):
         e.run("translation", name, None, 2, progress=lambda *a, **k: None)
+
+
+def test_inside_handlers_on_tiny_model(tiny_lm):
+    from webui.handlers import InsideHandlers
+
+    ins = InsideHandlers(ModelHost(tiny_lm), AppSettings())
+    chips, summary, labels, choice, heat, fig = ins.analyze("The weather is nice <b>today</b>", 1, -1)
+    assert "<b>" not in chips and "&lt;" in chips  # token text is escaped, never markup
+    assert "perplexity" in summary and len(labels) == 10
+    assert all(0 <= s <= 1 for _, s in heat) and fig is not None
+    assert ins.step("The weather is", None, "greedy").startswith("The weather is")
+    with pytest.raises(gr.Error, match="pick a candidate"):
+        ins.step("The weather is", None, "chosen")

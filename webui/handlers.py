@@ -333,3 +333,113 @@ def _last_user(prompt) -> str:
 def _ci(res: dict, k: str) -> str:
     ci = res.get("ci95", {}).get(k)
     return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci else ""
+
+
+_CHIP_COLOURS = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f2f7", "#fce1c8", "#e0f0d0"]
+
+
+def token_chips(toks) -> str:
+    """Tokens as coloured chips with their ids (HTML-escaped: a token is never markup)."""
+    chips = []
+    for i, t in enumerate(toks):
+        shown = html.escape(t.text).replace(" ", "␣").replace("\n", "↵") or "∅"
+        chips.append(f"<span class='chip' style='background:{_CHIP_COLOURS[i % len(_CHIP_COLOURS)]}' "
+                     f"title='id {t.id}'>{shown}<sub>{t.id}</sub></span>")
+    return "<div class='chips'>" + "".join(chips) + "</div>"
+
+
+class InsideHandlers:
+    """The "Inside the model" tab: thin wrappers over llmdemo.internals."""
+
+    def __init__(self, host: ModelHost, settings: AppSettings):
+        self.host = host
+        self.settings = settings
+
+    @friendly
+    def analyze(self, text: str, layer: Any = -1, head: Any = -1):
+        from llmdemo import internals
+
+        lm = self.host.lm
+        text = tasks.clean_text(self.check(text))
+        toks = internals.tokens(lm, text)
+        summary = f"{len(toks):,} tokens for {len(text):,} characters ({len(text) / max(1, len(toks)):.1f} characters per token)"
+        if lm.is_encoder_decoder:
+            gr.Warning(f"{lm.name} is an encoder-decoder model: only the tokenization applies here")
+            return token_chips(toks), summary, {}, gr.update(choices=[]), [], None
+        top, _ = internals.next_token_distribution(lm, text, k=10)
+        labels = {f"{t.text!r} ({t.id})": p for t, p in top}
+        scores = internals.surprisal(lm, text)
+        hi = max((s for _, s in scores), default=1.0) or 1.0
+        heat = [(t.text, s / hi) for t, s in scores]  # 0 = expected, 1 = most surprising in this text
+        ppl = internals.perplexity_of(scores)
+        summary += (f" · surprisal {sum(s for _, s in scores):.1f} nats in total, perplexity {ppl:.2f}"
+                    " (the same number the Evaluation tab's perplexity would give for this text)")
+        fig = self._heatmap(lm, text, layer, head)
+        choices = [(f"{t.text!r} · {p:.1%}", t.id) for t, p in top]
+        return (token_chips(toks), summary, labels, gr.update(choices=choices, value=choices[0][1]), heat, fig)
+
+    def check(self, text: Any) -> str:
+        if isinstance(text, str) and len(text) > self.settings.max_input_chars:
+            raise tasks.InputError(f"the text is {len(text):,} characters; at most {self.settings.max_input_chars:,}")
+        return text
+
+    def _heatmap(self, lm, text: str, layer: Any, head: Any):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from llmdemo import internals
+
+        layer, head = int(layer), int(head)
+        toks, att, notice = internals.attention(lm, text, layer=layer, head=None if head < 0 else head)
+        if notice:
+            gr.Warning(notice)
+        n = len(toks)
+        fig, ax = plt.subplots(figsize=(min(12, 2 + n * 0.3), min(12, 2 + n * 0.3)))
+        ax.imshow(att.numpy(), cmap="viridis", vmin=0)
+        labels = [t.text.replace("\n", "↵") or "∅" for t in toks]
+        if n <= 64:
+            ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+            ax.set_yticks(range(n), labels, fontsize=8)
+        ax.set_xlabel("attends to (earlier tokens)")
+        ax.set_ylabel("token")
+        ax.set_title(f"layer {layer if layer >= 0 else internals.layer_head_counts(lm)[0] + layer}, "
+                     + ("average over heads" if head < 0 else f"head {head}"))
+        fig.tight_layout()
+        return fig
+
+    @friendly
+    def step(self, text: str, choice: Any, mode: str, seed: Any = None):
+        """Append a token: the chosen candidate, the most likely one (greedy) or a sampled one."""
+        from llmdemo import internals
+
+        lm = self.host.lm
+        text = tasks.clean_text(self.check(text))
+        if mode == "chosen":
+            if choice in (None, ""):
+                raise tasks.InputError("analyze the text first, then pick a candidate")
+            tok_id = int(choice)
+        else:
+            top, _ = internals.next_token_distribution(lm, text, k=50)
+            if mode == "greedy":
+                tok_id = top[0][0].id
+            else:
+                gen = torch_generator(seed)
+                import torch
+
+                probs = torch.tensor([p for _, p in top])
+                tok_id = top[int(torch.multinomial(probs / probs.sum(), 1, generator=gen))][0].id
+        ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"] + [tok_id]
+        return lm.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+
+
+def torch_generator(seed: Any):
+    import torch
+
+    g = torch.Generator()
+    if seed not in (None, ""):
+        g.manual_seed(int(seed))
+    else:
+        g.seed()
+    return g

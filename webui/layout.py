@@ -9,7 +9,7 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from .handlers import EvalHandlers, Handlers
+from .handlers import EvalHandlers, Handlers, InsideHandlers
 from .settings import AppSettings
 
 LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
@@ -37,6 +37,9 @@ SUMMARY_EXAMPLES = [[
 
 CSS = """
 .stats {font-size: 0.85em; opacity: 0.8}
+.chips {line-height: 2.2em}
+.chip {padding: 2px 4px; margin: 1px; border-radius: 4px; font-family: monospace; white-space: pre}
+.chip sub {opacity: 0.55; font-size: 0.7em; margin-left: 2px}
 """
 
 
@@ -192,6 +195,40 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                            api_visibility="private", **model_events)
                 e_send.click(e.send, [e_rows, e_index, e_task], [tabs, t_in, s_in, c_in], api_visibility="private",
                              queue=False)
+
+            with gr.Tab("Inside the model", id="inside"):
+                ins = InsideHandlers(host, settings)
+                from llmdemo.internals import layer_head_counts
+
+                n_layers, n_heads = layer_head_counts(host.lm)
+                gr.Markdown("What the model does with a text: the tokens it sees, the probability of each possible "
+                            "next token, how surprising each actual token was, and where attention goes.",
+                            elem_classes="stats")
+                i_text = gr.Textbox("The capital of France is", label="Text", lines=2, elem_id="inside-in")
+                with gr.Row():
+                    i_layer = gr.Slider(0, n_layers - 1, value=n_layers - 1, step=1, label="Attention layer")
+                    i_head = gr.Slider(-1, n_heads - 1, value=-1, step=1, label="Head (-1 = average)")
+                i_go = gr.Button("Analyze", variant="primary")
+                i_chips = gr.HTML(elem_id="inside-tokens")
+                i_summary = gr.Markdown(elem_classes="stats")
+                with gr.Row():
+                    i_next = gr.Label(label="Next-token probabilities (top 10)", num_top_classes=10)
+                    with gr.Column():
+                        i_choice = gr.Radio([], label="Append a candidate")
+                        with gr.Row():
+                            i_add = gr.Button("Append chosen")
+                            i_greedy = gr.Button("Greedy step")
+                            i_sample = gr.Button("Sampled step")
+                i_heat = gr.HighlightedText(label="Surprisal (darker = the model found it more surprising)",
+                                            show_legend=False)
+                i_att = gr.Plot(label="Attention")
+                i_out = [i_chips, i_summary, i_next, i_choice, i_heat, i_att]
+                i_in = [i_text, i_layer, i_head]
+                i_go.click(ins.analyze, i_in, i_out, api_visibility="private", **model_events)
+                for btn, mode in ((i_add, "chosen"), (i_greedy, "greedy"), (i_sample, "sampled")):
+                    btn.click(lambda t, c, m=mode: ins.step(t, c, m), [i_text, i_choice], [i_text],
+                              api_visibility="private", **model_events).then(
+                        ins.analyze, i_in, i_out, api_visibility="private", **model_events)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo
