@@ -128,7 +128,7 @@ def test_summarization_tab(page):
 
 
 def test_model_tab(page):
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_text("Context length").wait_for(timeout=10_000)
     assert "8,192 tokens" in page.content()
     page.screenshot(path=str(ARTIFACTS / "tab-model.png"))
@@ -162,5 +162,10 @@ def test_inside_the_model_tab(page):
         time.sleep(0.25)
     assert page.locator("#inside-in textarea").input_value().startswith(before)
     assert page.locator("#inside-in textarea").input_value() != before
-    time.sleep(4)
+    n = page.locator("#inside-tokens .chip").count()
+    page.get_by_text(f"{n + 1} tokens for").wait_for(timeout=120_000)  # re-analysed with the new token
+    deadline = time.time() + 60
+    while page.get_by_text("processing").count() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
     page.screenshot(path=str(ARTIFACTS / "tab-inside.png"), full_page=True)

@@ -219,7 +219,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                             i_add = gr.Button("Append chosen")
                             i_greedy = gr.Button("Greedy step")
                             i_sample = gr.Button("Sampled step")
-                i_heat = gr.HighlightedText(label="Surprisal (darker = the model found it more surprising)",
+                i_heat = gr.HighlightedText(label="Surprisal (deeper red = the model found the token more surprising)",
                                             show_legend=False)
                 i_att = gr.Plot(label="Attention")
                 i_out = [i_chips, i_summary, i_next, i_choice, i_heat, i_att]
