@@ -73,3 +73,41 @@ def test_cancel_stops_generation(tiny_app):
         assert host.tokens_generated - n <= 1  # the decoding loop stopped with the stream
     finally:
         hook.remove()
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("x" * 1_000_000, False),                      # a 1 MB paste: refused with a message
+    ("nul\x00 and \x07bell and \u202eRTL\u200f", True),
+    ("<script>alert(1)</script> ![x](http://example.invalid/t.png)", True),
+])
+def test_hostile_text_through_the_api(client, text, ok):
+    if ok:
+        out, stats = client.predict(text, *SETTINGS.values(), api_name="/generate")
+        assert isinstance(out, str) and "tokens" in stats
+    else:
+        with pytest.raises(Exception, match="at most 20,000"):
+            client.predict(text, *SETTINGS.values(), api_name="/generate")
+    assert client.predict("Hello", *SETTINGS.values(), api_name="/generate")[0]  # still serving
+
+
+def test_chat_html_is_not_markup(client):
+    hist, _, _ = client.predict("<img src=x onerror=alert(1)> ![t](http://example.invalid/a.png)", [], "",
+                                *SETTINGS.values(), api_name="/chat")
+    user = hist[0]["content"][0]["text"]
+    assert "![t](" not in user and "[image: t](http://example.invalid/a.png)" in user
+
+
+def test_lone_surrogate_in_raw_json(tiny_app, client):
+    """A client can send a lone surrogate as a JSON escape (gradio_client cannot encode it)."""
+    import json
+
+    import httpx
+
+    url = tiny_app[1]
+    body = json.dumps({"data": ["lone \ud800 surrogate", *SETTINGS.values()]}, ensure_ascii=True)
+    r = httpx.post(f"{url}gradio_api/call/generate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200
+    event_id = r.json()["event_id"]
+    stream = httpx.get(f"{url}gradio_api/call/generate/{event_id}", timeout=60).text
+    assert "event: complete" in stream and "tokens" in stream
+    assert client.predict("Hello", *SETTINGS.values(), api_name="/generate")[0]
