@@ -26,9 +26,6 @@ import torch
 from .config import GenerationConfig
 from .presets import resolve
 
-Prompt = "str | Sequence[int] | Sequence[dict]"
-
-
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which and why."""
 
@@ -138,7 +135,10 @@ class LM:
         self._forced_bos = getattr(gen, "forced_bos_token_id", None) if self.is_encoder_decoder else None
         self.context_length = self._context_length()
         # Only the last position's logits are needed while generating: skip the (T, vocab) matmul.
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+        params = inspect.signature(model.forward).parameters
+        self._logits_to_keep = "logits_to_keep" in params
+        # transformers 5.24 calls the KV cache argument `cache`; earlier 5.x releases `past_key_values`
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.lock = threading.Lock()  # held by callers that must not share the model (e.g. model swaps)
 
     # ----------------------------------------------------------------- loading
@@ -299,7 +299,7 @@ class LM:
             for step in range(max_new_tokens):
                 # the cache object is updated in place by every forward
                 out = self.model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=dec,
-                                 cache=cache, use_cache=True)
+                                 use_cache=True, **{self._cache_arg: cache})
                 logits = out.logits[:, -1, :].float()  # (B, V)
                 if step == 0 and self._forced_bos is not None:
                     nxt = torch.full((len(rows),), int(self._forced_bos), dtype=torch.long, device=dev)
@@ -314,15 +314,15 @@ class LM:
         seen = seen.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
         cache = DynamicCache()  # updated in place by every forward
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, **keep)
+        keep[self._cache_arg] = cache
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
         for _ in range(max_new_tokens):
             nxt = sample(out.logits[:, -1, :].float(), seen)  # (B,)
             yield nxt
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             pos = pos[:, -1:] + 1
             seen = torch.cat([seen, nxt[:, None]], dim=1)
-            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
-                             cache=cache, use_cache=True, **keep)
+            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True, **keep)
 
     def _budget(self, n_prompt: int, config: GenerationConfig, stats: Stats) -> int:
         if self.is_encoder_decoder:
