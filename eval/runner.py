@@ -177,7 +177,7 @@ def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
             if wbar is not None:
                 wbar.close()
         else:
-            template = _run_generation(spec, lm, records, todo, bs, write)
+            template, new_tokens = _run_generation(spec, lm, records, todo, bs, write)
     bar.close()
     seconds = time.perf_counter() - t0
     rows = {d["id"]: d for d in _read_done(pred_file)}
@@ -200,20 +200,24 @@ def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
     return results
 
 
-def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write) -> str:
+def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write) -> tuple[str, int]:
+    """Generate and write each example; returns the prompt template and the number of tokens generated."""
     prompts = []
     for r in todo:
         p = tasks.build_prompt(lm, spec.task, r, max_new_tokens=spec.config.max_new_tokens, length=spec.length)
         prompts.append(p)
     template = prompts[0].template if prompts else tasks.TEMPLATES.get((lm.style, spec.task), "")
     if not prompts:
-        return template
+        return template, 0
     cfg = prompts[0].config(spec.config).replace(max_new_tokens=spec.config.max_new_tokens)
     caps = [p.config(spec.config).max_new_tokens for p in prompts]  # per-prompt caps, as the app applies them
     ref_key = {"translation": "target", "summarization": "summary", "dialogue": "reference"}[spec.task]
 
+    generated = [0]
+
     def done(i: int, text: str) -> None:
         r, p = todo[i], prompts[i]
+        generated[0] += lm.count_tokens(text) if text else 0
         pred = tasks.postprocess(spec.task, text)
         row = {"id": r["id"], "prompt": p.input, "prediction": pred, "reference": r[ref_key]}
         if spec.task == "translation":
@@ -232,7 +236,7 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
         idx = list(range(start, min(start + bs * 4, len(prompts))))
         lm.generate_batch([prompts[i].input for i in idx], cfg, batch_size=bs,
                           on_done=lambda j, text: done(idx[j], text), max_new_tokens=[caps[i] for i in idx])
-    return template
+    return template, generated[0]
 
 
 def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:
