@@ -16,7 +16,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llmdemo import tasks
 from llmdemo.config import TASK_DEFAULTS, GenerationConfig

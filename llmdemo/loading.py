@@ -193,7 +193,6 @@ def load_weights(
     progress: ProgressFn = _stderr_progress,
 ) -> Loaded:
     """Load tokenizer and model from a GGUF file, a local folder or a hub id."""
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     set_threads()
