@@ -40,9 +40,11 @@ def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
             test = PairedTest([("a", [pa[i]["prediction"] for i in ids]), ("b", [pb[i]["prediction"] for i in ids])],
                               {"bleu": BLEU(tokenize=bleu_tokenizer(tgt)[0]), "chrf": CHRF()}, refs,
                               test_type="bs", n_samples=n_samples)
-            _, scores = test()
-            for name in ("bleu", "chrf"):
-                pvals[name] = scores[name][1].p_value
+            _, scores = test()  # keyed by the metrics' display names ("BLEU", "chrF2"); [baseline, system]
+            for name, label in (("bleu", "BLEU"), ("chrf", "chrF2")):
+                pvals[name] = scores[label][1].p_value
+                # the scores on the shared ids, so the row and its p-value describe the same examples
+                ra["metrics"][name], rb["metrics"][name] = scores[label][0].score, scores[label][1].score
     for k in ra["metrics"]:
         va, vb = ra["metrics"].get(k), rb["metrics"].get(k)
         if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)):

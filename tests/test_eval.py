@@ -152,3 +152,21 @@ def test_eval_cli_bad_data_exits_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "eval", "run", "--task", "translation", "--data", str(bad), "--output",
                         str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "line 2" in r.stderr
+
+
+def test_compare_reports_deltas_and_paired_bootstrap(tiny_lm, tmp_path):
+    from eval.__main__ import compare
+
+    data = _tr_data(tmp_path)
+    cfg = GenerationConfig(temperature=0, max_new_tokens=8)
+    run(RunSpec("translation", str(data), str(tmp_path / "a"), config=cfg), tiny_lm)
+    run(RunSpec("translation", str(data), str(tmp_path / "b"), config=cfg), tiny_lm)
+    rows = [json.loads(l) for l in open(tmp_path / "b" / "predictions.jsonl")]
+    for r in rows:
+        r["prediction"] = r["reference"]  # system b is perfect
+    (tmp_path / "b" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = compare(tmp_path / "a", tmp_path / "b", n_samples=200)
+    line = next(l for l in text.splitlines() if l.startswith("| chrf"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert float(cells[2]) == pytest.approx(100.0) and float(cells[3]) > 0 and float(cells[4]) < 0.05
+    assert (tmp_path / "b" / "compare.md").read_text() == text
