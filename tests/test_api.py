@@ -111,3 +111,47 @@ def test_lone_surrogate_in_raw_json(tiny_app, client):
     stream = httpx.get(f"{url}gradio_api/call/generate/{event_id}", timeout=60).text
     assert "event: complete" in stream and "tokens" in stream
     assert client.predict("Hello", *SETTINGS.values(), api_name="/generate")[0]
+
+
+@pytest.mark.parametrize("index,value,msg", [
+    (1, 1e9, "greater than maximum"),        # temperature
+    (2, 2, "greater than maximum"),          # top_p
+    (0, 10**9, "greater than maximum"),      # max_new_tokens
+    (1, "hot", "temperature|float|number"),  # a string where a number belongs
+    (5, -1, "seed must be in"),
+])
+def test_out_of_range_settings_sent_to_the_api(client, index, value, msg):
+    settings = list(SETTINGS.values())
+    settings[index] = value
+    with pytest.raises(Exception, match=msg):
+        client.predict("Hello", *settings, api_name="/generate")
+    assert client.predict("Hello", *SETTINGS.values(), api_name="/generate")[0]
+
+
+def test_client_disconnect_mid_stream_frees_the_worker(tiny_app):
+    """A client that drops the connection mid-stream: generation stops, the next request is served."""
+    import json
+
+    import httpx
+
+    host, url = tiny_app
+    hook = host.lm.model.register_forward_pre_hook(lambda *a: time.sleep(0.05))
+    try:
+        body = {"data": ["Hello", 200, 1.0, 1.0, 0, 1.0, 3]}
+        event_id = httpx.post(f"{url}gradio_api/call/generate", json=body).json()["event_id"]
+        start = host.tokens_generated
+        with httpx.stream("GET", f"{url}gradio_api/call/generate/{event_id}", timeout=60) as r:
+            for i, _line in enumerate(r.iter_lines()):
+                if host.tokens_generated - start >= 5:
+                    break  # leaving the block closes the connection
+        time.sleep(1.0)
+        n = host.tokens_generated
+        time.sleep(1.5)
+        stopped_after = host.tokens_generated - start
+        assert host.tokens_generated - n <= 1, "generation went on after the client left"
+        assert stopped_after < 100
+    finally:
+        hook.remove()
+    t = time.perf_counter()
+    assert Client(url, verbose=False).predict("Hello", *SETTINGS.values(), api_name="/generate")[0]
+    assert time.perf_counter() - t < 30  # the worker was free again

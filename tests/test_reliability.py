@@ -122,3 +122,28 @@ def test_kill_9_during_gguf_conversion_never_leaves_a_loadable_half_cache(tmp_pa
     assert not list(Path(tmp_path).glob("gguf-*.tmp-*"))  # and removed the dead process's temp folder
     final = [d for d in Path(tmp_path).glob("gguf-*")]
     assert len(final) == 1 and (final[0] / "llmdemo-complete.json").is_file()
+
+
+def test_security_defaults():
+    import inspect as _inspect
+
+    from llmdemo.model import LM
+    from webui.settings import AppSettings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "LLMDEMO_", "SPACE_ID"))}
+    code = ("from webui.settings import AppSettings as S; s = S(); "
+            "print(s.host, s.share, s.hosted, s.trust_remote_code, s.max_input_chars, s.queue_size)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["127.0.0.1", "False", "False", "False", "20000", "32"]
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, SPACE_ID="me/demo"), capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split()[2] == "True"  # on a Space, the model picker offers presets only
+    assert _inspect.signature(LM.load).parameters["trust_remote_code"].default is False
+    assert AppSettings().max_new_tokens <= 4096
+
+
+def test_eval_zero_examples_is_refused(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "eval", "run", "--task", "translation", "--data",
+                        str(BENCHMARKS / "translation_flores200_devtest_en-fr.jsonl"), "--limit", "0",
+                        "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--limit must be at least 1" in r.stderr

@@ -47,7 +47,9 @@ def launch_options(settings: AppSettings) -> dict:
     """Keyword arguments for ``demo.launch`` shared by app.py and the tests."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     # eval reports are served from the output folder only; nothing else outside cwd/tmp
-    return {"css": CSS, "allowed_paths": [str(settings.output_dir)], "show_error": False}
+    # show_error: Gradio's own input checks (e.g. "Expected a float") reach the user; our handlers
+    # already turn every other exception into a short message without a traceback
+    return {"css": CSS, "allowed_paths": [str(settings.output_dir)], "show_error": True}
 
 
 def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:
