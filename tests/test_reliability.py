@@ -108,13 +108,17 @@ def test_kill_9_during_gguf_conversion_never_leaves_a_loadable_half_cache(tmp_pa
     gguf = bundled_gguf(get_preset(DEFAULT_MODEL))
     env = dict(os.environ, LLMDEMO_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
     code = "from llmdemo.loading import convert_gguf; import sys; convert_gguf(sys.argv[1])"
-    p = subprocess.Popen([sys.executable, "-c", code, str(gguf)], env=env, stderr=subprocess.PIPE, text=True)
-    for line in p.stderr:  # kill it while it is writing the cache
-        if "3/3" in line:
-            time.sleep(0.3)
+    p = subprocess.Popen([sys.executable, "-c", code, str(gguf)], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    # kill it while it writes the cache: the temporary folder lives ~0.1 s here (tokenizer, config, weights)
+    while time.time() < deadline and p.poll() is None:
+        if list(Path(tmp_path).glob("gguf-*.tmp-*")):
             p.send_signal(signal.SIGKILL)
             break
+        time.sleep(0.001)
     p.wait()
+    assert p.returncode == -signal.SIGKILL, "the conversion finished before it could be killed"
+    assert list(Path(tmp_path).glob("gguf-*.tmp-*")), "the kill should leave the temporary folder behind"
     complete = [d for d in Path(tmp_path).glob("gguf-*") if not d.name.count(".tmp-")]
     assert complete == [], "a killed conversion left a final cache folder"
     r = subprocess.run([sys.executable, "-c", code, str(gguf)], env=env, capture_output=True, text=True, timeout=600)
