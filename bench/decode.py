@@ -1,6 +1,6 @@
 """Decode speed of the default model: load time, time to first token, tokens/s, peak memory.
 
-    python bench/decode.py [--runs 3] [--new-tokens 128] [--quantize none,int8] [--vs-llamacpp] [--json]
+    python bench/decode.py [--runs 3] [--new-tokens 128] [--vs-llamacpp] [--json]
 
 For each setting: a fresh process loads the model (warm cache), warms up, then streams a 30-token
 chat prompt with greedy decoding ``--runs`` times; medians are reported. The same prompt also runs
@@ -11,7 +11,6 @@ llama-cpp-python on the same GGUF file with ``--vs-llamacpp`` when it is importa
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ if mode == "llamacpp":
 else:
     from llmdemo.config import GenerationConfig
     from llmdemo.model import LM
-    lm = LM.load(quantize="int8" if mode == "int8" else None)
+    lm = LM.load()
     load_s = time.time() - t0
     cfg = GenerationConfig(temperature=0, max_new_tokens=new, stop=())
     ids = lm.encode(messages)
@@ -85,11 +84,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--quantize", default="none,int8", help="comma-separated: none, int8")
     ap.add_argument("--vs-llamacpp", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    modes = ["hf-generate"] + [m if m != "none" else "fp32" for m in a.quantize.split(",")]
+    modes = ["hf-generate", "fp32"]
     if a.vs_llamacpp:
         modes.append("llamacpp")
     results = {m: measure(m, a.runs, a.new_tokens) for m in modes}

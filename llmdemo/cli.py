@@ -23,8 +23,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: by device)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
-    p.add_argument("--quantize", choices=["none", "int8"], default=None,
-                   help="int8: quantize linear layers on the CPU (faster decoding; default: $LLMDEMO_QUANTIZE or none)")
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
@@ -143,8 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks.language_code(args.source), tasks.language_code(args.target)  # fail before loading
         if text is not None:
             tasks.clean_text(text)
-        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-                     quantize=args.quantize)
+        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
         if interactive:
             _chat_loop(lm, args, config)
             return 0

@@ -183,22 +183,6 @@ def _remove_if_dead(tmp: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def quantize_int8(model):
-    """Weight int8, dynamic activation quantization of every nn.Linear (CPU only), per output channel.
-
-    Decoding on CPU is bound by reading weights; int8 reads a quarter of fp32's bytes. The tied
-    output layer gets its own int8 copy; the embedding stays fp32.
-    """
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's quantized tensors are deprecated in favour of torchao
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
 def load_weights(
     kind: str,
     location: str,
@@ -206,13 +190,9 @@ def load_weights(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
-    quantize: str | None = None,
     progress: ProgressFn = _stderr_progress,
 ) -> Loaded:
-    """Load tokenizer and model from a GGUF file, a local folder or a hub id.
-
-    ``quantize="int8"`` applies :func:`quantize_int8` (CPU only).
-    """
+    """Load tokenizer and model from a GGUF file, a local folder or a hub id."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     set_threads()
@@ -239,14 +219,6 @@ def load_weights(
         hf_logging.enable_progress_bar()
     model.to(dev)
     model.eval()
-    if quantize not in (None, "", "none"):
-        if quantize != "int8":
-            raise ValueError(f"unknown quantization {quantize!r}; use none or int8")
-        if dev != "cpu":
-            raise ValueError("int8 quantization is for the CPU; on a GPU use --dtype bfloat16")
-        info["parameters"] = sum(p.numel() for p in model.parameters())  # before packing hides them
-        model = quantize_int8(model)
-        info["quantize"] = "int8"
     if kind == "hub":
         info["revision"] = getattr(config, "_commit_hash", None)
     elif kind == "local":

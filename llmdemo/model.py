@@ -145,22 +145,15 @@ class LM:
     @classmethod
     def load(cls, name: str | None = None, *, device: str | None = None, dtype: str | None = None,
              trust_remote_code: bool = False, allow_paths: bool = True, allow_hub_ids: bool = True,
-             quantize: str | None = None, progress: Callable[[str], None] | None = None) -> "LM":
-        """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2).
-
-        ``quantize="int8"`` (CPU) quantizes the linear layers; ``LLMDEMO_QUANTIZE`` sets the default.
-        """
-        import os
-
-        quantize = quantize if quantize is not None else os.environ.get("LLMDEMO_QUANTIZE") or None
+             progress: Callable[[str], None] | None = None) -> "LM":
+        """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2)."""
         from .loading import _stderr_progress, load_weights
 
         source = resolve(name, allow_paths=allow_paths, allow_hub_ids=allow_hub_ids)
         t0 = time.perf_counter()
         try:
             loaded = load_weights(source.kind, source.location, device=device, dtype=dtype,
-                                  trust_remote_code=trust_remote_code, quantize=quantize,
-                                  progress=progress or _stderr_progress)
+                                  trust_remote_code=trust_remote_code, progress=progress or _stderr_progress)
         except (OSError, ValueError, RuntimeError, ImportError) as e:
             hint = ""
             if source.kind == "hub":
@@ -194,7 +187,6 @@ class LM:
         import transformers
 
         return {
-            "quantize": None,
             **self._info,
             "name": self.name,
             "model_type": getattr(self.config, "model_type", None),

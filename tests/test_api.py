@@ -130,7 +130,6 @@ def test_out_of_range_settings_sent_to_the_api(client, index, value, msg):
 
 def test_client_disconnect_mid_stream_frees_the_worker(tiny_app):
     """A client that drops the connection mid-stream: generation stops, the next request is served."""
-    import json
 
     import httpx
 

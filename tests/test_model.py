@@ -188,14 +188,3 @@ def test_per_prompt_token_caps_in_batch_equal_single_runs(tiny_lm):
     single = [tiny_lm.generate(p, GREEDY.replace(max_new_tokens=c)) for p, c in zip(PROMPTS, caps)]
     assert tiny_lm.generate_batch(PROMPTS, GREEDY, batch_size=4, max_new_tokens=caps) == single
 
-
-def test_int8_quantized_model_generates_and_scores_close_to_fp32(tiny_model_dir):
-    fp32 = LM.load(str(tiny_model_dir))
-    q = LM.load(str(tiny_model_dir), quantize="int8")
-    assert q.info()["quantize"] == "int8" and q.n_params == fp32.n_params
-    assert q.generate("Hello", GREEDY)  # runs through the quantized layers
-    text = "The weather is nice today. Once upon a time there was a small model."
-    a, b = fp32.loglikelihood_rolling(text)[0], q.loglikelihood_rolling(text)[0]
-    assert abs(a - b) / abs(a) < 0.05
-    with pytest.raises(Exception, match="unknown quantization"):
-        LM.load(str(tiny_model_dir), quantize="int3")
