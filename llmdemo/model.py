@@ -180,7 +180,7 @@ class LM:
 
     @property
     def n_params(self) -> int:
-        return self._info.get("parameters") or sum(p.numel() for p in self.model.parameters())
+        return sum(p.numel() for p in self.model.parameters())
 
     def info(self) -> dict[str, Any]:
         """What a report needs to say which model produced a number."""

@@ -130,8 +130,7 @@ def test_perplexity_run_matches_token_logprobs(tiny_lm, tmp_path):
     ids, lps = tiny_lm.token_logprobs(text, 16, 8)
     nll = -math.fsum(lps)
     assert res["metrics"]["perplexity"] == pytest.approx(math.exp(nll / len(ids)))
-    assert res["metrics"]["word_perplexity"] == pytest.approx(math.exp(nll / len(text.split()) if False else
-                                                                       nll / metrics.count_words(text)))
+    assert res["metrics"]["word_perplexity"] == pytest.approx(math.exp(nll / metrics.count_words(text)))
     assert res["metrics"]["n_bytes"] == len(text.encode())
 
 

@@ -71,6 +71,14 @@ def safe_markdown(text: str) -> str:
     return _REMOTE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'link'}]({m.group(2)})", text)
 
 
+def check_length(text: Any, limit: int, what: str = "text") -> Any:
+    """Refuse text longer than the server's input limit, with a message that says the limit."""
+    if isinstance(text, str) and len(text) > limit:
+        raise tasks.InputError(f"the {what} is {len(text):,} characters; this server accepts at most "
+                               f"{limit:,}. Shorten it and try again.")
+    return text
+
+
 def stats_line(stats, extra: str = "") -> str:
     parts = [stats.summary()] + stats.notices + ([extra] if extra else [])
     return " · ".join(parts)
@@ -94,10 +102,7 @@ class Handlers:
         return cfg
 
     def check_length(self, text: Any, what: str = "text") -> str:
-        if isinstance(text, str) and len(text) > self.settings.max_input_chars:
-            raise tasks.InputError(f"the {what} is {len(text):,} characters; this server accepts at most "
-                                   f"{self.settings.max_input_chars:,}. Shorten it and try again.")
-        return text
+        return check_length(text, self.settings.max_input_chars, what)
 
     def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig) -> Iterator[tuple[str, Any]]:
         if prompt.notice:
@@ -360,7 +365,7 @@ class InsideHandlers:
         from llmdemo import internals
 
         lm = self.host.lm
-        text = tasks.clean_text(self.check(text))
+        text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
         toks = internals.tokens(lm, text)
         summary = f"{len(toks):,} tokens for {len(text):,} characters ({len(text) / max(1, len(toks)):.1f} characters per token)"
         if lm.is_encoder_decoder:
@@ -377,11 +382,6 @@ class InsideHandlers:
         fig = self._heatmap(lm, text, layer, head)
         choices = [(f"{t.text!r} · {p:.1%}", t.id) for t, p in top]
         return (token_chips(toks), summary, labels, gr.update(choices=choices, value=choices[0][1]), heat, fig)
-
-    def check(self, text: Any) -> str:
-        if isinstance(text, str) and len(text) > self.settings.max_input_chars:
-            raise tasks.InputError(f"the text is {len(text):,} characters; at most {self.settings.max_input_chars:,}")
-        return text
 
     def _heatmap(self, lm, text: str, layer: Any, head: Any):
         import matplotlib
@@ -415,7 +415,7 @@ class InsideHandlers:
         from llmdemo import internals
 
         lm = self.host.lm
-        text = tasks.clean_text(self.check(text))
+        text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
         if mode == "chosen":
             if choice in (None, ""):
                 raise tasks.InputError("analyze the text first, then pick a candidate")
