@@ -26,6 +26,9 @@ import torch
 from .config import GenerationConfig
 from .presets import resolve
 
+DECODE_MODES = ("auto", "float16", "float32", "transformers")
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which and why."""
 
@@ -100,7 +103,8 @@ class LM:
     """A loaded model and its tokenizer. Load once, share everywhere."""
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "custom", style: str | None = None,
-                 info: dict[str, Any] | None = None, load_s: float | None = None, pairs: tuple = ()):
+                 info: dict[str, Any] | None = None, load_s: float | None = None, pairs: tuple = (),
+                 decode: str = "auto"):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -140,13 +144,43 @@ class LM:
         # transformers 5.24 calls the KV cache argument `cache`; earlier 5.x releases `past_key_values`
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.lock = threading.Lock()  # held by callers that must not share the model (e.g. model swaps)
+        self._fast = None
+        self.decode_mode = "transformers"
+        self.set_decode(decode)
+
+    def set_decode(self, mode: str = "auto") -> str:
+        """Choose the forward pass used while generating; returns the mode in effect.
+
+        ``"auto"``: on a CPU, the lean Llama forward with float16 linear weights where the model
+        allows it (see :mod:`llmdemo.fast`), else ``"transformers"``; ``"float16"`` / ``"float32"``:
+        the lean forward with weights of that type (raises if the model has no lean forward);
+        ``"transformers"``: the model's own forward. Scoring always uses the model's own forward.
+        """
+        from .fast import FastLlama, unsupported
+
+        if mode not in DECODE_MODES:
+            raise ValueError(f"unknown decode mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
+        why = unsupported(self.model)
+        if mode == "auto":
+            cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
+            mode = "float16" if cpu_fp32 and why is None else "transformers"
+        if mode != "transformers" and why is not None:
+            raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
+        self._fast = None if mode == "transformers" else FastLlama(self.model, getattr(torch, mode))
+        self.decode_mode = mode
+        return mode
 
     # ----------------------------------------------------------------- loading
     @classmethod
     def load(cls, name: str | None = None, *, device: str | None = None, dtype: str | None = None,
              trust_remote_code: bool = False, allow_paths: bool = True, allow_hub_ids: bool = True,
-             progress: Callable[[str], None] | None = None) -> "LM":
-        """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2)."""
+             progress: Callable[[str], None] | None = None, decode: str = "auto") -> "LM":
+        """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2).
+
+        ``decode`` chooses the forward pass used while generating (see :meth:`set_decode`).
+        """
+        if decode not in DECODE_MODES:
+            raise ModelLoadError(f"unknown decode mode {decode!r}; use one of {', '.join(DECODE_MODES)}")
         from .loading import _stderr_progress, load_weights
 
         source = resolve(name, allow_paths=allow_paths, allow_hub_ids=allow_hub_ids)
@@ -162,8 +196,12 @@ class LM:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: {first}{hint}") from e
         info = dict(loaded.info, name=source.name)
-        return cls(loaded.model, loaded.tokenizer, name=source.name, style=source.style, info=info,
-                   load_s=time.perf_counter() - t0, pairs=source.preset.pairs if source.preset else ())
+        try:
+            return cls(loaded.model, loaded.tokenizer, name=source.name, style=source.style, info=info,
+                       load_s=time.perf_counter() - t0, pairs=source.preset.pairs if source.preset else (),
+                       decode=decode)
+        except ValueError as e:
+            raise ModelLoadError(str(e)) from e
 
     def _infer_style(self) -> str:
         if self.is_encoder_decoder:
@@ -193,6 +231,9 @@ class LM:
             "style": self.style,
             "parameters": self.n_params,
             "dtype": str(self.dtype).replace("torch.", ""),
+            # the forward used while generating: "float16"/"float32" = llmdemo's lean Llama forward
+            # with linear weights of that type; "transformers" = the model's own forward
+            "decode": self.decode_mode,
             "device": str(self.device),
             "context_length": self.context_length,
             "load_s": round(self.load_s, 3) if self.load_s is not None else None,
@@ -309,20 +350,42 @@ class LM:
                 dec = nxt[:, None]
                 seen = torch.cat([seen, dec], dim=1)
             return
-        from transformers import DynamicCache
-
         seen = seen.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        cache = DynamicCache()  # updated in place by every forward
-        keep[self._cache_arg] = cache
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
-        for _ in range(max_new_tokens):
-            nxt = sample(out.logits[:, -1, :].float(), seen)  # (B,)
+        forward = self._decoder_forward(len(rows), width + max_new_tokens, keep)
+        logits = forward(ids, mask, pos)
+        for i in range(max_new_tokens):
+            nxt = sample(logits, seen)  # (B,)
             yield nxt
+            if i + 1 == max_new_tokens:
+                break
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             pos = pos[:, -1:] + 1
             seen = torch.cat([seen, nxt[:, None]], dim=1)
-            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True, **keep)
+            logits = forward(nxt[:, None], mask, pos)
+
+    def _decoder_forward(self, batch: int, length: int, keep: dict) -> Callable[..., Any]:
+        """A forward with its own KV cache: ``(ids (B,T), mask (B,S), pos (B,T)) -> last logits (B,V) float32``."""
+        if self._fast is not None:
+            fast = self._fast
+            cache = fast.new_cache(batch, length)
+            filled = [0]
+
+            def lean(ids, mask, pos):
+                start = filled[0]
+                filled[0] += ids.shape[1]
+                return fast.forward(ids, pos, cache, start, key_mask=mask)
+
+            return lean
+        from transformers import DynamicCache
+
+        kwargs = dict(keep, use_cache=True)
+        kwargs[self._cache_arg] = DynamicCache()  # updated in place by every forward
+
+        def own(ids, mask, pos):
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kwargs).logits[:, -1, :].float()
+
+        return own
 
     def _budget(self, n_prompt: int, config: GenerationConfig, stats: Stats) -> int:
         if self.is_encoder_decoder:
@@ -413,7 +476,9 @@ class LM:
         """Generate for many prompts, ``batch_size`` at a time (similar lengths grouped together).
 
         For greedy decoding the output for each prompt equals ``generate(prompt)`` (with
-        ``config.max_new_tokens`` lowered to ``max_new_tokens[i]`` where given).
+        ``config.max_new_tokens`` lowered to ``max_new_tokens[i]`` where given), up to float
+        rounding: padding changes the shapes of the matrix products, which moves the last bits in
+        float32 and more with float16 weights (see ``bench/batch_agreement.py`` for the rates).
         ``on_done(index, text)`` is called as each batch finishes.
         """
         config = config or GenerationConfig()

@@ -1,0 +1,171 @@
+"""A lean forward pass for Llama-architecture decoders (the default SmolLM2), used while generating.
+
+Why: decoding one token of the 135M default model with the ``transformers`` forward spends
+about as long in Python and small tensor ops (a cache that grows by ``cat``, masks rebuilt
+every step, 30 layers of module calls) as in the matrix products themselves, and the products
+read every weight once per token, so their speed is set by bytes read. This module:
+
+* runs the same arithmetic as ``LlamaForCausalLM`` with fewer, larger ops: q/k/v in one
+  product, gate/up in one product, a key/value cache allocated once and written in place;
+* can keep the linear weights of the decoder layers in float16 (half the bytes per token;
+  activations, norms, attention, the output layer and the logits stay float32).
+
+Rotary embeddings come from the model's own ``rotary_emb`` module, so every RoPE variant
+``transformers`` implements for Llama is honoured. Anything this module does not handle
+(other architectures, biases in the MLP, ...) makes :func:`unsupported` say why, and the
+caller keeps the ``transformers`` forward.
+
+Scoring (perplexity, log-likelihoods) and the "Inside the model" tab use the ``transformers``
+forward with the weights as loaded; only generation goes through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+def unsupported(model: Any) -> str | None:
+    """Why the lean forward cannot run this model, or None when it can."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) != "llama":
+        return "only Llama-architecture models have the lean forward"
+    if getattr(cfg, "is_encoder_decoder", False):
+        return "encoder-decoder model"
+    if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "mlp_bias", False):
+        return "MLP differs from Llama's"
+    if getattr(cfg, "pretraining_tp", 1) not in (None, 1):
+        return "pretraining_tp > 1"
+    base = getattr(model, "model", None)
+    if base is None or not hasattr(base, "layers") or not hasattr(base, "rotary_emb"):
+        return "unexpected module layout"
+    head = model.get_output_embeddings()
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        return "output layer is not a plain Linear"
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return "logits are scaled"
+    return None
+
+
+class FastLlama:
+    """Weights gathered from a loaded ``LlamaForCausalLM``; call :meth:`new_cache` then :meth:`forward`."""
+
+    def __init__(self, model: Any, weight_dtype: torch.dtype = torch.float32):
+        why = unsupported(model)
+        if why:
+            raise ValueError(why)
+        cfg = model.config
+        self.model = model
+        self.weight_dtype = weight_dtype
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.q_size = self.n_heads * self.head_dim
+        self.kv_size = self.n_kv * self.head_dim
+        self.scale = self.head_dim ** -0.5
+        base = model.model
+        self.embed = base.embed_tokens.weight  # lookups read one row: kept as loaded
+        self.rotary = base.rotary_emb
+        self.norm_w, self.norm_eps = base.norm.weight.float(), base.norm.variance_epsilon
+
+        def w(*linears):
+            return torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
+
+        def b(*linears):
+            if all(lin.bias is None for lin in linears):
+                return None
+            return torch.cat([lin.bias.detach() if lin.bias is not None else torch.zeros(lin.out_features)
+                              for lin in linears]).float()
+
+        self.layers = []
+        for layer in base.layers:
+            at, mlp = layer.self_attn, layer.mlp
+            self.layers.append((
+                layer.input_layernorm.weight.float(), layer.input_layernorm.variance_epsilon,
+                w(at.q_proj, at.k_proj, at.v_proj), b(at.q_proj, at.k_proj, at.v_proj),
+                w(at.o_proj), b(at.o_proj),
+                layer.post_attention_layernorm.weight.float(), layer.post_attention_layernorm.variance_epsilon,
+                w(mlp.gate_proj, mlp.up_proj), w(mlp.down_proj),
+            ))
+        # the output layer stays float32 (the model's own tensor, no copy): float16 logits come in
+        # steps of 1/64 near 16, which turns close candidates into ties
+        self.head = model.get_output_embeddings().weight.detach()
+        self.inter = base.layers[0].mlp.gate_proj.out_features
+
+    def nbytes(self) -> int:
+        """Bytes of the weights this object holds beyond the model's own (the re-packed copies)."""
+        n = 0
+        for layer in self.layers:
+            n += sum(t.numel() * t.element_size() for t in layer if isinstance(t, torch.Tensor) and t.dim() == 2)
+        return n
+
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        if weight.dtype != torch.float32:
+            y = F.linear(x.to(weight.dtype), weight).float()
+        else:
+            y = F.linear(x, weight)
+        return y + bias if bias is not None else y
+
+    @staticmethod
+    def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+    def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Key/value buffers for ``batch`` rows of at most ``length`` tokens, written in place."""
+        dev = self.embed.device
+        shape = (batch, self.n_kv, length, self.head_dim)
+        return [(torch.empty(shape, device=dev), torch.empty(shape, device=dev)) for _ in self.layers]
+
+    @torch.no_grad()
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, cache: list, start: int,
+                key_mask: torch.Tensor | None = None, last_only: bool = True) -> torch.Tensor:
+        """Logits (float32) for ``ids`` (B, T) at ``cache`` slots ``start..start+T-1``.
+
+        ``pos`` (B, T) are the rotary positions; ``key_mask`` (B, start+T) is 1 for real tokens and
+        0 for padding (None: no padding). Returns (B, V) for the last position, or (B, T, V).
+        """
+        bsz, t = ids.shape
+        end = start + t
+        x = F.embedding(ids, self.embed).float()  # (B, T, H)
+        cos, sin = self.rotary(x, pos)  # (B, T, D)
+        cos, sin = cos[:, :, None].float(), sin[:, :, None].float()  # (B, T, 1, D): broadcast over heads
+        half = self.head_dim // 2
+        mask = None
+        causal = False
+        if key_mask is not None and not bool(key_mask[:, :end].all()):
+            keys = key_mask[:, None, None, :end].bool()  # (B, 1, 1, S)
+            if t > 1:
+                q_at = torch.arange(start, end, device=ids.device)[:, None]
+                k_at = torch.arange(end, device=ids.device)[None, :]
+                # a padding query sees itself, so that no row of the mask is empty (that gives NaN,
+                # and NaN in a padding slot of the cache would reach real rows through 0 * NaN)
+                keys = (keys & (k_at <= q_at)) | (k_at == q_at)  # (B, 1, T, S)
+            mask = keys
+        elif t > 1:
+            if start == 0:
+                causal = True
+            else:  # queries after a cached prefix: each sees the prefix and the new tokens up to itself
+                q_at = torch.arange(start, end, device=ids.device)[:, None]
+                mask = torch.arange(end, device=ids.device)[None, :] <= q_at
+        for (n1, e1, wqkv, bqkv, wo, bo, n2, e2, wgu, wd), (kc, vc) in zip(self.layers, cache):
+            h = self._rms(x, n1, e1)
+            qkv = self._linear(h, wqkv, bqkv)  # (B, T, q + 2kv)
+            # rotary embedding on q and k heads together: x * cos + rotate_half(x) * sin
+            qk = qkv[..., : self.q_size + self.kv_size].view(bsz, t, self.n_heads + self.n_kv, self.head_dim)
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
+            q = qk[:, :, : self.n_heads].transpose(1, 2)
+            k = qk[:, :, self.n_heads:].transpose(1, 2)
+            v = qkv[..., self.q_size + self.kv_size:].view(bsz, t, self.n_kv, self.head_dim).transpose(1, 2)
+            kc[:, :, start:end] = k
+            vc[:, :, start:end] = v
+            a = F.scaled_dot_product_attention(q, kc[:, :, :end], vc[:, :, :end], attn_mask=mask, is_causal=causal,
+                                               scale=self.scale, enable_gqa=self.n_kv != self.n_heads)
+            x = x + self._linear(a.transpose(1, 2).reshape(bsz, t, self.q_size), wo, bo)
+            h = self._rms(x, n2, e2)
+            gu = self._linear(h, wgu)
+            x = x + self._linear(F.silu(gu[..., : self.inter]) * gu[..., self.inter:], wd)
+        if last_only:
+            x = x[:, -1]
+        return self._linear(self._rms(x, self.norm_w, self.norm_eps), self.head)

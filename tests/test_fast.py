@@ -1,0 +1,122 @@
+"""The lean Llama forward (llmdemo/fast.py) against the transformers forward it replaces."""
+
+import pytest
+import torch
+
+from llmdemo.config import GenerationConfig
+from llmdemo.fast import FastLlama, unsupported
+from llmdemo.model import LM
+
+GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
+
+
+def _ids(lm, text):
+    return torch.tensor([lm.encode(text)])
+
+
+def test_full_sequence_logits_match_transformers(tiny_lm):
+    model = tiny_lm.model
+    ids = _ids(tiny_lm, "the cat sat on the mat and looked at the bird")
+    fast = FastLlama(model, torch.float32)
+    cache = fast.new_cache(1, ids.shape[1])
+    got = fast.forward(ids, torch.arange(ids.shape[1])[None], cache, 0, last_only=False)
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_cached_steps_match_transformers(tiny_lm):
+    """Prefill a prefix, then feed tokens one at a time: each step's logits equal a full forward's."""
+    model = tiny_lm.model
+    ids = _ids(tiny_lm, "a dog ran to the park with a red ball")
+    n = ids.shape[1]
+    fast = FastLlama(model, torch.float32)
+    cache = fast.new_cache(1, n)
+    fast.forward(ids[:, :4], torch.arange(4)[None], cache, 0)
+    with torch.no_grad():
+        want = model(input_ids=ids).logits[0]
+    for t in range(4, n):
+        got = fast.forward(ids[:, t:t + 1], torch.tensor([[t]]), cache, t)
+        torch.testing.assert_close(got[0], want[t], atol=1e-4, rtol=1e-4)
+    # a chunk of several tokens after a cached prefix (the causal mask with an offset)
+    cache2 = fast.new_cache(1, n)
+    fast.forward(ids[:, :3], torch.arange(3)[None], cache2, 0)
+    got = fast.forward(ids[:, 3:], torch.arange(3, n)[None], cache2, 3, last_only=False)
+    torch.testing.assert_close(got[0], want[3:], atol=1e-4, rtol=1e-4)
+
+
+def test_left_padded_rows_equal_single_rows(tiny_lm):
+    fast = FastLlama(tiny_lm.model, torch.float32)
+    rows = [tiny_lm.encode(t) for t in ("hello", "the quick brown fox jumps", "a b c")]
+    width = max(map(len, rows))
+    ids = torch.full((3, width), tiny_lm.pad_id)
+    mask = torch.zeros((3, width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    batched = fast.forward(ids, pos, fast.new_cache(3, width), 0, key_mask=mask)
+    assert torch.isfinite(batched).all()
+    for i, r in enumerate(rows):
+        single = fast.forward(torch.tensor([r]), torch.arange(len(r))[None], fast.new_cache(1, len(r)), 0)
+        torch.testing.assert_close(batched[i], single[0], atol=1e-4, rtol=1e-4)
+
+
+def test_float32_lean_decoding_equals_transformers_decoding(tiny_lm):
+    prompts = ["the cat", "once upon a time", [{"role": "user", "content": "hi there"}]]
+    try:
+        tiny_lm.set_decode("transformers")
+        want = [tiny_lm.generate(p, GREEDY) for p in prompts]
+        want_batch = tiny_lm.generate_batch(prompts, GREEDY, batch_size=3)
+        assert tiny_lm.set_decode("float32") == "float32"
+        assert [tiny_lm.generate(p, GREEDY) for p in prompts] == want
+        assert tiny_lm.generate_batch(prompts, GREEDY, batch_size=3) == want_batch
+        sampled = GenerationConfig(temperature=0.9, top_p=0.9, max_new_tokens=16, seed=3, stop=())
+        tiny_lm.set_decode("transformers")
+        want_sampled = tiny_lm.generate("the cat", sampled)
+        tiny_lm.set_decode("float32")
+        assert tiny_lm.generate("the cat", sampled) == want_sampled
+    finally:
+        tiny_lm.set_decode("auto")
+
+
+def test_float16_weights_stay_close_to_float32(tiny_lm):
+    ids = _ids(tiny_lm, "the cat sat on the mat")
+    pos = torch.arange(ids.shape[1])[None]
+    f32, f16 = FastLlama(tiny_lm.model, torch.float32), FastLlama(tiny_lm.model, torch.float16)
+    a = f32.forward(ids, pos, f32.new_cache(1, ids.shape[1]), 0, last_only=False)
+    b = f16.forward(ids, pos, f16.new_cache(1, ids.shape[1]), 0, last_only=False)
+    assert b.dtype == torch.float32
+    assert 0 < (a - b).abs().max() < 0.05  # rounded weights, yet close
+    # the model's own weights are untouched: its output layer is shared, the rest copied
+    assert f16.head.data_ptr() == tiny_lm.model.get_output_embeddings().weight.data_ptr()
+    assert f16.nbytes() < f32.nbytes()
+
+
+def test_auto_picks_float16_on_cpu_and_reports_it(tiny_lm):
+    assert tiny_lm.decode_mode == "float16"
+    assert tiny_lm.info()["decode"] == "float16"
+
+
+def test_models_without_lean_forward_keep_their_own(tiny_seq2seq_lm):
+    assert unsupported(tiny_seq2seq_lm.model)
+    assert tiny_seq2seq_lm.decode_mode == "transformers"
+    with pytest.raises(ValueError, match="not available"):
+        tiny_seq2seq_lm.set_decode("float16")
+    assert tiny_seq2seq_lm.decode_mode == "transformers"  # unchanged after the refusal
+
+
+def test_unknown_decode_mode_is_refused(tiny_lm):
+    with pytest.raises(ValueError, match="unknown decode mode 'int3'"):
+        tiny_lm.set_decode("int3")
+    assert tiny_lm.decode_mode == "float16"
+
+
+def test_load_with_decode_option(tiny_model_dir):
+    lm = LM.load(str(tiny_model_dir), decode="float32")
+    assert lm.decode_mode == "float32"
+    from llmdemo.model import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="unknown decode mode"):
+        LM.load(str(tiny_model_dir), decode="fast")
