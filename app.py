@@ -16,10 +16,11 @@ from webui.layout import build_demo, launch_options
 from webui.settings import AppSettings
 
 
-def make_demo(model: str | None = None, settings: AppSettings | None = None, device: str | None = None):
+def make_demo(model: str | None = None, settings: AppSettings | None = None, device: str | None = None,
+              decode: str | None = None):
     settings = settings or AppSettings()
     lm = LM.load(model or os.environ.get("LLMDEMO_MODEL"), device=device,
-                 trust_remote_code=settings.trust_remote_code)
+                 trust_remote_code=settings.trust_remote_code, decode=decode or os.environ.get("LLMDEMO_DECODE", "auto"))
     host = ModelHost(lm, allow_paths=not settings.hosted, allow_hub_ids=not settings.hosted)
     return build_demo(host, settings), settings
 
@@ -32,13 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     p.add_argument("--hosted", action="store_true", help="offer presets only in the model picker")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    p.add_argument("--decode", default=None, choices=["auto", "float16", "float32", "transformers"],
+                   help="forward pass for generation (default auto: float16 weights in the lean forward on CPU; "
+                        "float32 keeps full precision)")
     args = p.parse_args(argv)
     base = AppSettings()
     settings = AppSettings(**{**base.__dict__, **{k: v for k, v in {
         "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None}.items()
         if v is not None}})
     try:
-        demo, settings = make_demo(args.model, settings, args.device)
+        demo, settings = make_demo(args.model, settings, args.device, args.decode)
     except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

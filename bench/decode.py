@@ -1,11 +1,25 @@
 """Decode speed of the default model: load time, time to first token, tokens/s, peak memory.
 
-    python bench/decode.py [--runs 3] [--new-tokens 128] [--vs-llamacpp] [--json]
+    python bench/decode.py [--runs 3] [--new-tokens 128] [--modes ...] [--vs-llamacpp] [--json]
 
-For each setting: a fresh process loads the model (warm cache), warms up, then streams a 30-token
-chat prompt with greedy decoding ``--runs`` times; medians are reported. The same prompt also runs
-through plain ``transformers`` ``model.generate()`` (fp32) as the baseline, and through
-llama-cpp-python on the same GGUF file with ``--vs-llamacpp`` when it is importable.
+Each setting runs in a fresh process: it loads the model (warm cache), warms up, then streams a
+30-token chat question (46 tokens with the chat template's default system prompt) with greedy
+decoding ``--runs`` times; medians are reported. Settings:
+
+- ``hf-generate``: plain ``transformers`` ``model.generate()`` in float32 (the baseline);
+- ``transformers``: llmdemo's decode loop over the model's own forward (float32);
+- ``float32``: llmdemo's lean Llama forward, float32 weights;
+- ``float16``: the lean forward with float16 decoder weights (the default on CPU);
+- ``llamacpp`` (with ``--vs-llamacpp``): llama-cpp-python on the same GGUF file, when importable.
+
+Time to first token: ``ttft_s`` repeats the same prompt (llama.cpp then reuses the cached prompt,
+so its figure is one token's work); ``ttft_new_prompt_s`` clears that cache first (llmdemo keeps
+no prompt cache, so for it the two are the same measurement).
+
+llama-cpp-python 0.3.36 built here with ``-march=native`` crashed in its AMX matrix product on
+this CPU (SIGSEGV in ``ggml_backend_amx_mul_mat``); the script loads it with
+``use_extra_bufts=False``, which skips the AMX and repacked-weight buffer types
+(``--llamacpp-extra-bufts`` turns them back on).
 """
 
 import argparse
@@ -23,23 +37,35 @@ CHILD = r"""
 import json, os, resource, statistics, sys, time
 t0 = float(sys.argv[1]); mode = sys.argv[2]; runs = int(sys.argv[3]); new = int(sys.argv[4])
 sys.path.insert(0, sys.argv[5])
-messages = json.loads(sys.argv[6])
+messages = json.loads(sys.argv[6]); extra_bufts = sys.argv[7] == "1"; gguf = sys.argv[8]
+fresh = None
 if mode == "llamacpp":
+    import llama_cpp
+    if not extra_bufts:
+        _default = llama_cpp.llama_model_default_params
+        def _params():
+            p = _default(); p.use_extra_bufts = False; return p
+        llama_cpp.llama_model_default_params = _params
+        llama_cpp.llama.llama_cpp.llama_model_default_params = _params
     from llama_cpp import Llama
-    from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
-    llm = Llama(model_path=str(bundled_gguf(get_preset(DEFAULT_MODEL))), n_threads=len(os.sched_getaffinity(0)),
+    llm = Llama(model_path=gguf, n_threads=len(os.sched_getaffinity(0)),
                 n_ctx=2048, verbose=False)
     load_s = time.time() - t0
-    def once():
+    ids = None
+    def once(reset=False):
+        if reset:
+            llm.reset()
         t = time.perf_counter(); first = None; n = 0
-        for _ in llm.create_chat_completion(messages, max_tokens=new, temperature=0, stream=True):
-            n += 1; first = first or time.perf_counter() - t
+        for chunk in llm.create_chat_completion(messages, max_tokens=new, temperature=0, stream=True):
+            if chunk["choices"][0]["delta"].get("content"):
+                n += 1; first = first or time.perf_counter() - t
         total = time.perf_counter() - t
         return first, (n - 1) / (total - first), n
+    fresh = lambda: once(reset=True)
 else:
     from llmdemo.config import GenerationConfig
     from llmdemo.model import LM
-    lm = LM.load()
+    lm = LM.load(decode="transformers" if mode == "hf-generate" else mode)
     load_s = time.time() - t0
     cfg = GenerationConfig(temperature=0, max_new_tokens=new, stop=())
     ids = lm.encode(messages)
@@ -63,18 +89,25 @@ else:
             return s.stats.ttft_s, s.stats.tokens_per_s, s.stats.new_tokens
 once()  # warm-up
 res = [once() for _ in range(runs)]
-print(json.dumps({"load_s": load_s, "ttft_s": statistics.median(r[0] for r in res),
-                  "decode_tok_s": statistics.median(r[1] for r in res), "new_tokens": res[0][2],
-                  "prompt_tokens": len(ids) if mode != "llamacpp" else None,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+out = {"load_s": load_s, "ttft_s": statistics.median(r[0] for r in res),
+       "decode_tok_s": statistics.median(r[1] for r in res), "new_tokens": res[0][2],
+       "prompt_tokens": len(ids) if ids is not None else None}
+out["ttft_new_prompt_s"] = statistics.median(fresh()[0] for _ in range(runs)) if fresh else out["ttft_s"]
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
 """
 
 
-def measure(mode: str, runs: int, new: int) -> dict:
+def measure(mode: str, runs: int, new: int, extra_bufts: bool = False, python: str = sys.executable) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
+
+    gguf = str(bundled_gguf(get_preset(DEFAULT_MODEL)))
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-c", CHILD, str(t0), mode, str(runs), str(new), str(ROOT),
-                        json.dumps(MESSAGES)], capture_output=True, text=True, env=env)
+    r = subprocess.run([python, "-c", CHILD, str(t0), mode, str(runs), str(new), str(ROOT),
+                        json.dumps(MESSAGES), "1" if extra_bufts else "0", gguf], capture_output=True, text=True,
+                       env=env)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -84,14 +117,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--vs-llamacpp", action="store_true")
+    ap.add_argument("--modes", default="hf-generate,transformers,float32,float16",
+                    help="comma-separated settings (see the module docstring)")
+    ap.add_argument("--vs-llamacpp", action="store_true", help="also run llama-cpp-python on the same GGUF file")
+    ap.add_argument("--llamacpp-python", default=sys.executable,
+                    help="Python interpreter that has llama_cpp installed (a separate environment)")
+    ap.add_argument("--llamacpp-extra-bufts", action="store_true",
+                    help="let llama.cpp use its extra buffer types (AMX / repacked weights)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    modes = ["hf-generate", "fp32"]
+    modes = [m for m in a.modes.split(",") if m]
     if a.vs_llamacpp:
         modes.append("llamacpp")
-    results = {m: measure(m, a.runs, a.new_tokens) for m in modes}
-    base = results["hf-generate"].get("decode_tok_s")
+    results = {m: measure(m, a.runs, a.new_tokens, a.llamacpp_extra_bufts,
+                          a.llamacpp_python if m == "llamacpp" else sys.executable) for m in modes}
+    base = results.get("hf-generate", {}).get("decode_tok_s")
     ref = results.get("llamacpp", {}).get("decode_tok_s")
     for r in results.values():
         if "decode_tok_s" in r:
@@ -100,14 +140,16 @@ def main() -> None:
     if a.json:
         print(json.dumps(results))
         return
-    print(f"{'setting':14} {'load s':>7} {'TTFT ms':>8} {'tok/s':>7} {'x HF gen':>8} {'x llama.cpp':>11} {'peak MB':>8}")
+    print(f"{'setting':14} {'load s':>7} {'TTFT ms':>8} {'TTFT new':>8} {'tok/s':>7} {'x HF gen':>8} "
+          f"{'x llama.cpp':>11} {'peak MB':>8}")
     for m, r in results.items():
         if "error" in r:
             print(f"{m:14} error: {r['error']}")
             continue
         xl = f"{r['x_llamacpp']:.2f}" if r.get("x_llamacpp") else "n/a"
-        print(f"{m:14} {r['load_s']:7.2f} {r['ttft_s'] * 1000:8.0f} {r['decode_tok_s']:7.1f} "
-              f"{r['x_transformers_generate']:8.2f} {xl:>11} {r['peak_rss_mb']:8.0f}")
+        xh = f"{r['x_transformers_generate']:.2f}" if r.get("x_transformers_generate") else "n/a"
+        print(f"{m:14} {r['load_s']:7.2f} {r['ttft_s'] * 1000:8.0f} {r['ttft_new_prompt_s'] * 1000:8.0f} "
+              f"{r['decode_tok_s']:7.1f} {xh:>8} {xl:>11} {r['peak_rss_mb']:8.0f}")
     print(f"(medians of {a.runs} runs after a warm-up; {a.new_tokens} new tokens; greedy; "
           f"{os.cpu_count()} CPUs)")
     if "llamacpp" not in results:

@@ -1,6 +1,6 @@
 """Evaluation throughput: batched translation and perplexity scoring on the real model.
 
-    python bench/eval_throughput.py [--n 64] [--batch-sizes 1,4,8,16] [--runs 3] [--quantize auto] [--json]
+    python bench/eval_throughput.py [--n 64] [--batch-sizes 1,4,8,16] [--runs 3] [--decode auto] [--json]
 
 Translation: the first ``--n`` FLORES-200 en-fr devtest sentences through the app's translation
 prompt and ``LM.generate_batch`` (greedy, the eval defaults), at each batch size; examples/s.
@@ -100,15 +100,15 @@ def main() -> None:
     ap.add_argument("--ppl-tokens", type=int, default=4096)
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--quantize", default="auto")
+    ap.add_argument("--decode", default="auto", choices=["auto", "float16", "float32", "transformers"])
     ap.add_argument("--skip", choices=["translation", "perplexity"], action="append", default=[])
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     bench = Path(a.benchmarks)
     if not (bench / "wikitext2_raw_test.txt").exists():
         sys.exit(f"benchmarks not found in {bench}; pass --benchmarks or set LLMDEMO_BENCHMARKS")
-    lm = LM.load(a.model, quantize=a.quantize)
-    out = {"model": lm.name, "quantize": lm.info().get("quantize"), "threads": torch.get_num_threads(),
+    lm = LM.load(a.model, decode=a.decode)
+    out = {"model": lm.name, "decode": lm.decode_mode, "threads": torch.get_num_threads(),
            "runs": a.runs}
     if "translation" not in a.skip:
         out["translation"] = translation(lm, bench, a.n, [int(b) for b in a.batch_sizes.split(",")], a.runs)
@@ -117,7 +117,7 @@ def main() -> None:
     if a.json:
         print(json.dumps(out))
         return
-    print(f"model {out['model']} (quantize {out['quantize']}), {out['threads']} threads, medians of {a.runs} runs")
+    print(f"model {out['model']} (decode {out['decode']}), {out['threads']} threads, medians of {a.runs} runs")
     if "translation" in out:
         t = out["translation"]
         print(f"translation, {t['n']} FLORES en-fr sentences:")

@@ -99,7 +99,8 @@ def main(argv=None) -> int:
         from .datasets import load_records
 
         load_records(args.data, args.task, args.limit)  # bad data fails here, before the model loads
-        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                     decode=args.decode)
         spec = RunSpec(task=args.task, data=args.data, output=args.output, model=args.model, config=cfg,
                        limit=args.limit, batch_size=args.batch_size, seed=args.seed or 0,
                        max_length=args.max_length, stride=args.stride, length=args.length, overwrite=args.overwrite)

@@ -56,6 +56,8 @@ class RunSpec:
         d = {"task": self.task, "data": str(Path(data).name) if sha else data, "data_sha256": sha,
              "model": lm.name, "model_file": lm.info().get("file_sha256") or lm.info().get("revision"),
              "seed": self.seed}
+        if self.task != "perplexity":  # generation goes through the decode forward; scoring does not
+            d["decode"] = getattr(lm, "decode_mode", None)
         if self.task == "perplexity":
             d.update(max_length=self.max_length, stride=self.stride)
         else:

@@ -23,6 +23,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: by device)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
+    p.add_argument("--decode", default=os.environ.get("LLMDEMO_DECODE", "auto"),
+                   choices=["auto", "float16", "float32", "transformers"],
+                   help="forward pass for generation: auto (float16 weights in llmdemo's lean forward on CPU where "
+                        "the model allows), float32 (same forward, full precision), transformers (the model's own)")
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
@@ -141,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks.language_code(args.source), tasks.language_code(args.target)  # fail before loading
         if text is not None:
             tasks.clean_text(text)
-        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                     decode=args.decode)
         if interactive:
             _chat_loop(lm, args, config)
             return 0

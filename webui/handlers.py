@@ -201,6 +201,9 @@ class Handlers:
             ("Source", f"{info.get('kind')}: `{html.escape(str(info.get('location', '')))}`"),
             ("Parameters", f"{info['parameters'] / 1e6:,.1f} M"),
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
+            ("Generation forward", {"float16": "lean Llama forward, float16 weights",
+                                    "float32": "lean Llama forward, float32 weights",
+                                    "transformers": "the model's own (transformers)"}.get(info.get("decode"), "n/a")),
             ("Context length", f"{info['context_length']:,} tokens"),
             ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),
         ]
