@@ -10,7 +10,7 @@ Perplexity: the first ``--ppl-tokens`` tokens of WikiText-2 (raw, test) scored b
 like with like with ``stride = max length`` (every token scored once, no overlap); the default
 eval stride (512) scores half of each window and is shown too.
 
-Medians of ``--runs`` runs after a warm-up. Data: ``--benchmarks`` or $LLMDEMO_BENCHMARKS
+Medians of ``--runs`` runs after a warm-up (one batch / one window of the same work). Data: ``--benchmarks`` or $LLMDEMO_BENCHMARKS
 (default ../shared/benchmarks).
 """
 
@@ -33,8 +33,8 @@ from llmdemo.model import LM  # noqa: E402
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[2] / "shared" / "benchmarks"))
 
 
-def median_time(fn, runs: int) -> tuple[float, object]:
-    out = fn()  # warm-up
+def median_time(fn, runs: int, warmup=None) -> tuple[float, object]:
+    out = (warmup or fn)()  # warm-up (a smaller piece of the same work when given)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -53,7 +53,8 @@ def translation(lm: LM, bench: Path, n: int, batch_sizes: list[int], runs: int) 
     res: dict = {"n": len(inputs), "max_new_tokens": cfg0.max_new_tokens, "by_batch_size": {}}
     outputs = {}
     for bs in batch_sizes:
-        s, out = median_time(lambda: lm.generate_batch(inputs, cfg, batch_size=bs, max_new_tokens=caps), runs)
+        s, out = median_time(lambda: lm.generate_batch(inputs, cfg, batch_size=bs, max_new_tokens=caps), runs,
+                             lambda: lm.generate_batch(inputs[:bs], cfg, batch_size=bs, max_new_tokens=caps[:bs]))
         outputs[bs] = out
         res["by_batch_size"][bs] = {"seconds": round(s, 2), "examples_per_s": round(len(inputs) / s, 3)}
         print(f"  translation bs={bs}: {s:.1f} s, {len(inputs) / s:.2f} examples/s", file=sys.stderr, flush=True)
@@ -77,12 +78,17 @@ def perplexity(lm: LM, bench: Path, n_tokens: int, max_length: int, runs: int) -
         for w in windows:
             lm.model(input_ids=torch.tensor([w], device=lm.device))
 
-    raw_s, _ = median_time(raw, runs)
+    @torch.no_grad()
+    def raw_one():
+        lm.model(input_ids=torch.tensor([windows[0]], device=lm.device))
+
+    raw_s, _ = median_time(raw, runs, raw_one)
     raw_tok = sum(len(w) for w in windows)
     res = {"max_length": max_length, "tokens": len(full) - 1,
            "raw_forward": {"seconds": round(raw_s, 2), "tokens_per_s": round(raw_tok / raw_s, 1)}}
     for stride, bs in ((max_length, 1), (max_length, 4), (max_length // 2, 4)):
-        s, (toks, lps) = median_time(lambda: lm.token_logprobs(text, max_length, stride, batch_size=bs), runs)
+        s, (toks, lps) = median_time(lambda: lm.token_logprobs(text, max_length, stride, batch_size=bs), runs,
+                                     lambda: lm.token_logprobs(text[:2000], max_length, stride, batch_size=bs))
         key = f"score_stride{stride}_bs{bs}"
         res[key] = {"seconds": round(s, 2), "tokens_per_s": round(len(lps) / s, 1),
                     "x_raw_forward": round(len(lps) / s / (raw_tok / raw_s), 2)}

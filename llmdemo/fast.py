@@ -71,6 +71,17 @@ class FastLlama:
         self.norm_w, self.norm_eps = base.norm.weight.float(), base.norm.variance_epsilon
 
         def w(*linears):
+            if weight_dtype == linears[0].weight.dtype:
+                if len(linears) == 1:
+                    return linears[0].weight.detach()  # the model's own tensor
+                # fuse, then point the model's layers at slices of the fused tensor: no second copy
+                fused = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+                at = 0
+                for lin in linears:
+                    n = lin.weight.shape[0]
+                    lin.weight = torch.nn.Parameter(fused[at:at + n], requires_grad=lin.weight.requires_grad)
+                    at += n
+                return fused
             return torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
 
         def b(*linears):
@@ -95,10 +106,11 @@ class FastLlama:
         self.inter = base.layers[0].mlp.gate_proj.out_features
 
     def nbytes(self) -> int:
-        """Bytes of the weights this object holds beyond the model's own (the re-packed copies)."""
+        """Bytes of the weights this object holds beyond the model's own (float16 copies; float32 shares)."""
         n = 0
         for layer in self.layers:
-            n += sum(t.numel() * t.element_size() for t in layer if isinstance(t, torch.Tensor) and t.dim() == 2)
+            n += sum(t.numel() * t.element_size() for t in layer
+                     if isinstance(t, torch.Tensor) and t.dim() == 2 and t.dtype != self.embed.dtype)
         return n
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -29,6 +29,23 @@ from .presets import resolve
 DECODE_MODES = ("auto", "float16", "float32", "transformers")
 
 
+PREFIX_CHUNK = 16  # the first prompt chunk; later chunks end at 32, 64, 128, ...
+
+
+def _is_boundary(n: int) -> bool:
+    """Whether a prompt chunk ends at ``n`` in every prompt longer than ``n`` (16, 32, 64, ...)."""
+    return n >= PREFIX_CHUNK and n & (n - 1) == 0
+
+
+def _chunk_ends(n: int) -> list[int]:
+    """Where the chunks of an ``n``-token prompt end: 16, 32, 64, ... below ``n``, then ``n``."""
+    ends, e = [], PREFIX_CHUNK
+    while e < n:
+        ends.append(e)
+        e *= 2
+    return ends + [n]
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which and why."""
 
@@ -146,6 +163,10 @@ class LM:
         self.lock = threading.Lock()  # held by callers that must not share the model (e.g. model swaps)
         self._fast = None
         self.decode_mode = "transformers"
+        self._prefix = None  # (prompt chunk tokens, KV cache) kept from the last one-prompt generation
+        self._prefix_lock = threading.Lock()
+        self.prefix_cache_tokens = 2048  # at most this many prompt tokens kept (46 KB each for SmolLM2-135M)
+        self.last_prefix_reused = 0  # prompt tokens whose keys/values came from the prefix cache last time
         self.set_decode(decode)
 
     def set_decode(self, mode: str = "auto") -> str:
@@ -168,6 +189,7 @@ class LM:
             raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
         self._fast = None if mode == "transformers" else FastLlama(self.model, getattr(torch, mode))
         self.decode_mode = mode
+        self.clear_prefix_cache()
         return mode
 
     # ----------------------------------------------------------------- loading
@@ -352,17 +374,91 @@ class LM:
             return
         seen = seen.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        forward = self._decoder_forward(len(rows), width + max_new_tokens, keep)
-        logits = forward(ids, mask, pos)
-        for i in range(max_new_tokens):
-            nxt = sample(logits, seen)  # (B,)
-            yield nxt
-            if i + 1 == max_new_tokens:
-                break
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-            pos = pos[:, -1:] + 1
-            seen = torch.cat([seen, nxt[:, None]], dim=1)
-            logits = forward(nxt[:, None], mask, pos)
+        if self._fast is not None and len(rows) == 1:
+            forward, release = self._single_row_forward(list(rows[0]), width + max_new_tokens)
+        else:
+            forward, release = self._decoder_forward(len(rows), width + max_new_tokens, keep), None
+        try:
+            logits = forward(ids, mask, pos)
+            for i in range(max_new_tokens):
+                nxt = sample(logits, seen)  # (B,)
+                yield nxt
+                if i + 1 == max_new_tokens:
+                    break
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                pos = pos[:, -1:] + 1
+                seen = torch.cat([seen, nxt[:, None]], dim=1)
+                logits = forward(nxt[:, None], mask, pos)
+        finally:
+            if release is not None:
+                release()
+
+    def _single_row_forward(self, prompt: list[int], length: int):
+        """The lean forward for one prompt, with the prompt read in fixed chunks and a prefix cache.
+
+        The prompt is always computed in the same chunks, ending at positions 16, 32, 64, 128, ...
+        (doubling) and at its end. The keys/values of whole chunks are kept after the generation
+        (one prompt's worth, see ``prefix_cache_tokens``); a later prompt that starts with the same
+        chunks reuses them and computes only the rest. Because a chunk's numbers depend only on the
+        tokens up to its end and the chunks are always the same, the output is the same whether or
+        not a prefix was reused (a test checks this); only the time to the first token changes.
+        Returns ``(forward, release)``; ``release()`` hands the cache back for the next prompt.
+        """
+        fast = self._fast
+        with self._prefix_lock:  # take the stored prefix: a concurrent generation starts without it
+            entry, self._prefix = self._prefix, None
+        reuse, cache = 0, None
+        if entry is not None:
+            old_tokens, old_cache = entry
+            common = 0
+            for a, b in zip(old_tokens, prompt):
+                if a != b:
+                    break
+                common += 1
+            reuse = max([e for e in _chunk_ends(len(prompt)) if _is_boundary(e) and e <= common and e < len(prompt)],
+                        default=0)
+            if reuse and old_cache[0][0].shape[2] >= length:
+                cache = old_cache
+            elif reuse:
+                cache = fast.new_cache(1, length)
+                for (k, v), (ok, ov) in zip(cache, old_cache):
+                    k[:, :, :reuse] = ok[:, :, :reuse]
+                    v[:, :, :reuse] = ov[:, :, :reuse]
+        if cache is None:
+            reuse, cache = 0, fast.new_cache(1, length)
+        self.last_prefix_reused = reuse
+        filled = [0]
+
+        def lean(ids, mask, pos):
+            start = filled[0]
+            if start == 0:  # the prompt: chunk by chunk, skipping the reused ones
+                logits = None
+                begin = reuse
+                for end in _chunk_ends(ids.shape[1]):
+                    if end <= reuse:
+                        continue
+                    logits = fast.forward(ids[:, begin:end], pos[:, begin:end], cache, begin)
+                    begin = end
+                filled[0] = ids.shape[1]
+                return logits
+            filled[0] += ids.shape[1]
+            return fast.forward(ids, pos, cache, start)
+
+        def release():
+            cap = min(len(prompt), self.prefix_cache_tokens)
+            keep = max([e for e in _chunk_ends(len(prompt)) if _is_boundary(e) and e <= cap], default=0)
+            if keep and filled[0] >= len(prompt):  # the prompt was computed in full
+                kept = cache
+                if cache[0][0].shape[2] > 2 * keep:  # do not hold on to room for a long generation
+                    kept = [(k[:, :, :keep].clone(), v[:, :, :keep].clone()) for k, v in cache]
+                with self._prefix_lock:
+                    self._prefix = (prompt[:keep], kept)
+
+        return lean, release
+
+    def clear_prefix_cache(self) -> None:
+        with self._prefix_lock:
+            self._prefix = None
 
     def _decoder_forward(self, batch: int, length: int, keep: dict) -> Callable[..., Any]:
         """A forward with its own KV cache: ``(ids (B,T), mask (B,S), pos (B,T)) -> last logits (B,V) float32``."""

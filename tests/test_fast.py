@@ -91,7 +91,10 @@ def test_float16_weights_stay_close_to_float32(tiny_lm):
     assert 0 < (a - b).abs().max() < 0.05  # rounded weights, yet close
     # the model's own weights are untouched: its output layer is shared, the rest copied
     assert f16.head.data_ptr() == tiny_lm.model.get_output_embeddings().weight.data_ptr()
-    assert f16.nbytes() < f32.nbytes()
+    assert f32.nbytes() == 0 < f16.nbytes()
+    # float32 shares storage with the model: its q/k/v layers now view the fused tensor
+    q = tiny_lm.model.model.layers[0].self_attn.q_proj.weight
+    assert q.data_ptr() == f32.layers[0][2].data_ptr()
 
 
 def test_auto_picks_float16_on_cpu_and_reports_it(tiny_lm):
@@ -120,3 +123,61 @@ def test_load_with_decode_option(tiny_model_dir):
 
     with pytest.raises(ModelLoadError, match="unknown decode mode"):
         LM.load(str(tiny_model_dir), decode="fast")
+
+
+def test_chunk_ends_and_boundaries():
+    from llmdemo.model import _chunk_ends, _is_boundary
+
+    assert _chunk_ends(10) == [10]
+    assert _chunk_ends(16) == [16]
+    assert _chunk_ends(46) == [16, 32, 46]
+    assert _chunk_ends(300) == [16, 32, 64, 128, 256, 300]
+    assert [n for n in range(1, 130) if _is_boundary(n)] == [16, 32, 64, 128]
+
+
+def test_prefix_cache_reuses_and_does_not_change_output(trained_tiny_lm):
+    """Same chunks with or without the cache: identical output, and the reuse really happens."""
+    lm = trained_tiny_lm
+    system = "You answer briefly and only about animals, plants and the weather in small towns. " * 2
+    a = [{"role": "system", "content": system}, {"role": "user", "content": "the cat"}]
+    b = [{"role": "system", "content": system}, {"role": "user", "content": "a dog in the park"}]
+    assert len(lm.encode(a)) > 40
+    cfg = GenerationConfig(temperature=0.8, max_new_tokens=12, seed=5, stop=())
+    outs = {}
+    for name, prompt in (("a", a), ("b", b)):
+        lm.clear_prefix_cache()
+        outs[name] = lm.generate(prompt, GREEDY)  # fresh: nothing to reuse
+        assert lm.last_prefix_reused == 0
+        outs[name + "-sampled"] = lm.generate(prompt, cfg)
+        assert lm.last_prefix_reused >= 32  # the same prompt again: all whole chunks reused
+    lm.clear_prefix_cache()
+    lm.generate(a, GREEDY)
+    assert lm.generate(b, GREEDY) == outs["b"]  # b after a: the shared system prompt is reused
+    assert lm.last_prefix_reused >= 16
+    assert lm.generate(b, cfg) == outs["b-sampled"]
+    assert lm.generate(a, cfg) == outs["a-sampled"]
+    # the cache is the lean forward's: the transformers forward gives the same greedy text
+    try:
+        lm.set_decode("float32")
+        lean32 = lm.generate(b, GREEDY)
+        lm.set_decode("transformers")
+        assert lm.generate(b, GREEDY) == lean32
+    finally:
+        lm.set_decode("auto")
+
+
+def test_prefix_cache_is_not_shared_by_concurrent_generations(trained_tiny_lm):
+    """Two interleaved streams each get their own cache; both equal their one-at-a-time outputs."""
+    lm = trained_tiny_lm
+    p1 = "the cat sat on the mat and looked at the bird in the tree near the house " * 2
+    p2 = "the cat sat on the mat and looked at the dog in the garden behind the shed " * 2
+    cfg = GenerationConfig(temperature=0, max_new_tokens=10, stop=())
+    lm.clear_prefix_cache()
+    want1, want2 = lm.generate(p1, cfg), lm.generate(p2, cfg)
+    s1, s2 = lm.stream(p1, cfg), lm.stream(p2, cfg)
+    i1, i2 = iter(s1), iter(s2)
+    parts1, parts2 = [], []
+    for _ in range(30):
+        parts1 += [c for c in [next(i1, None)] if c is not None]
+        parts2 += [c for c in [next(i2, None)] if c is not None]
+    assert "".join(parts1) == want1 and "".join(parts2) == want2
