@@ -29,16 +29,19 @@ from .presets import resolve
 DECODE_MODES = ("auto", "float16", "float32", "transformers")
 
 
-PREFIX_CHUNK = 16  # the first prompt chunk; later chunks end at 32, 64, 128, ...
+# The first prompt chunk; later chunks end at 128, 256, ... Every chunk reads all the weights once
+# (~30 ms here), so short prompts are read in one piece: with 16-token chunks a new 46-token chat
+# prompt took 330 ms to its first token instead of ~150 ms.
+PREFIX_CHUNK = 64
 
 
 def _is_boundary(n: int) -> bool:
-    """Whether a prompt chunk ends at ``n`` in every prompt longer than ``n`` (16, 32, 64, ...)."""
+    """Whether a prompt chunk ends at ``n`` in every prompt longer than ``n`` (64, 128, 256, ...)."""
     return n >= PREFIX_CHUNK and n & (n - 1) == 0
 
 
 def _chunk_ends(n: int) -> list[int]:
-    """Where the chunks of an ``n``-token prompt end: 16, 32, 64, ... below ``n``, then ``n``."""
+    """Where the chunks of an ``n``-token prompt end: 64, 128, 256, ... below ``n``, then ``n``."""
     ends, e = [], PREFIX_CHUNK
     while e < n:
         ends.append(e)
@@ -396,7 +399,7 @@ class LM:
     def _single_row_forward(self, prompt: list[int], length: int):
         """The lean forward for one prompt, with the prompt read in fixed chunks and a prefix cache.
 
-        The prompt is always computed in the same chunks, ending at positions 16, 32, 64, 128, ...
+        The prompt is always computed in the same chunks, ending at positions 64, 128, 256, ...
         (doubling) and at its end. The keys/values of whole chunks are kept after the generation
         (one prompt's worth, see ``prefix_cache_tokens``); a later prompt that starts with the same
         chunks reuses them and computes only the rest. Because a chunk's numbers depend only on the

@@ -129,19 +129,19 @@ def test_chunk_ends_and_boundaries():
     from llmdemo.model import _chunk_ends, _is_boundary
 
     assert _chunk_ends(10) == [10]
-    assert _chunk_ends(16) == [16]
-    assert _chunk_ends(46) == [16, 32, 46]
-    assert _chunk_ends(300) == [16, 32, 64, 128, 256, 300]
-    assert [n for n in range(1, 130) if _is_boundary(n)] == [16, 32, 64, 128]
+    assert _chunk_ends(64) == [64]
+    assert _chunk_ends(100) == [64, 100]
+    assert _chunk_ends(300) == [64, 128, 256, 300]
+    assert [n for n in range(1, 300) if _is_boundary(n)] == [64, 128, 256]
 
 
 def test_prefix_cache_reuses_and_does_not_change_output(trained_tiny_lm):
     """Same chunks with or without the cache: identical output, and the reuse really happens."""
     lm = trained_tiny_lm
-    system = "You answer briefly and only about animals, plants and the weather in small towns. " * 2
+    system = "You answer briefly and only about animals, plants and the weather in small towns. " * 3
     a = [{"role": "system", "content": system}, {"role": "user", "content": "the cat"}]
     b = [{"role": "system", "content": system}, {"role": "user", "content": "a dog in the park"}]
-    assert len(lm.encode(a)) > 40
+    assert 130 < len(lm.encode(a)) < 200
     cfg = GenerationConfig(temperature=0.8, max_new_tokens=12, seed=5, stop=())
     outs = {}
     for name, prompt in (("a", a), ("b", b)):
@@ -149,11 +149,11 @@ def test_prefix_cache_reuses_and_does_not_change_output(trained_tiny_lm):
         outs[name] = lm.generate(prompt, GREEDY)  # fresh: nothing to reuse
         assert lm.last_prefix_reused == 0
         outs[name + "-sampled"] = lm.generate(prompt, cfg)
-        assert lm.last_prefix_reused >= 32  # the same prompt again: all whole chunks reused
+        assert lm.last_prefix_reused >= 128  # the same prompt again: all whole chunks reused
     lm.clear_prefix_cache()
     lm.generate(a, GREEDY)
     assert lm.generate(b, GREEDY) == outs["b"]  # b after a: the shared system prompt is reused
-    assert lm.last_prefix_reused >= 16
+    assert lm.last_prefix_reused >= 64
     assert lm.generate(b, cfg) == outs["b-sampled"]
     assert lm.generate(a, cfg) == outs["a-sampled"]
     # the cache is the lean forward's: the transformers forward gives the same greedy text
@@ -169,8 +169,8 @@ def test_prefix_cache_reuses_and_does_not_change_output(trained_tiny_lm):
 def test_prefix_cache_is_not_shared_by_concurrent_generations(trained_tiny_lm):
     """Two interleaved streams each get their own cache; both equal their one-at-a-time outputs."""
     lm = trained_tiny_lm
-    p1 = "the cat sat on the mat and looked at the bird in the tree near the house " * 2
-    p2 = "the cat sat on the mat and looked at the dog in the garden behind the shed " * 2
+    p1 = "the cat sat on the mat and looked at the bird in the tree near the house " * 4
+    p2 = "the cat sat on the mat and looked at the dog in the garden behind the shed " * 4
     cfg = GenerationConfig(temperature=0, max_new_tokens=10, stop=())
     lm.clear_prefix_cache()
     want1, want2 = lm.generate(p1, cfg), lm.generate(p2, cfg)
