@@ -103,7 +103,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--batch-sizes", default="1,4,8,16")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--ppl-tokens", type=int, default=4096)
+    ap.add_argument("--ppl-tokens", type=int, default=None,
+                    help="default 4 x (max length - 1): four whole windows either way (with one more token, the "
+                         "rolling scorer would spend a fifth whole window on it)")
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--model", default=None)
     ap.add_argument("--decode", default="auto", choices=["auto", "float16", "float32", "transformers"])
@@ -119,7 +121,7 @@ def main() -> None:
     if "translation" not in a.skip:
         out["translation"] = translation(lm, bench, a.n, [int(b) for b in a.batch_sizes.split(",")], a.runs)
     if "perplexity" not in a.skip:
-        out["perplexity"] = perplexity(lm, bench, a.ppl_tokens, a.max_length, a.runs)
+        out["perplexity"] = perplexity(lm, bench, a.ppl_tokens or 4 * (a.max_length - 1), a.max_length, a.runs)
     if a.json:
         print(json.dumps(out))
         return

@@ -74,7 +74,10 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     model = results["model"]
     lines = [f"# Evaluation: {results['task']} on {Path(results['data']).name}", "",
              f"Model **{model['name']}** ({model.get('parameters', 0) / 1e6:.1f} M parameters, {model['dtype']}, "
-             f"{model['device']}; file/revision `{model.get('file_sha256') or model.get('revision')}`), "
+             f"{model['device']}"
+             + (f", generation forward {model['decode']}" if model.get("decode") and results["task"] != "perplexity"
+                else "")
+             + f"; file/revision `{model.get('file_sha256') or model.get('revision')}`), "
              f"{results['n_examples']} examples, seed {results['seed']}.", "",
              "| metric | value | 95% CI |", "| --- | --- | --- |"]
     for k, v in results["metrics"].items():
