@@ -385,10 +385,14 @@ class LM:
             logits = forward(ids, mask, pos)
             for i in range(max_new_tokens):
                 nxt = sample(logits, seen)  # (B,)
-                yield nxt
+                keep = yield nxt  # the lean forward takes a send([bool per row]): rows to go on with
                 if i + 1 == max_new_tokens:
                     break
-                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                if keep is not None and hasattr(forward, "select") and not all(keep):
+                    sel = torch.tensor([j for j, k in enumerate(keep) if k], dtype=torch.long, device=dev)
+                    mask, pos, seen, nxt = mask[sel], pos[sel], seen[sel], nxt[sel]
+                    forward.select(sel)
+                mask = torch.cat([mask, mask.new_ones((len(nxt), 1))], dim=1)
                 pos = pos[:, -1:] + 1
                 seen = torch.cat([seen, nxt[:, None]], dim=1)
                 logits = forward(nxt[:, None], mask, pos)
@@ -475,6 +479,10 @@ class LM:
                 filled[0] += ids.shape[1]
                 return fast.forward(ids, pos, cache, start, key_mask=mask)
 
+            def select(rows: torch.Tensor) -> None:  # keep these rows of the batch (finished ones leave)
+                cache[:] = [(k[rows], v[rows]) for k, v in cache]
+
+            lean.select = select
             return lean
         from transformers import DynamicCache
 
@@ -598,10 +606,12 @@ class LM:
             budget = max(limits)
             done = [False] * len(rows)
             out: list[list[int]] = [[] for _ in rows]
+            active = list(range(len(rows)))  # the rows still in the batch, in the order of its tensors
             steps = self._steps(rows, config, seed, budget)
             try:
-                for nxt in steps:
-                    for j, tok in enumerate(nxt.tolist()):
+                nxt = next(steps)
+                while True:
+                    for j, tok in zip(active, nxt.tolist()):
                         if done[j]:
                             continue
                         if tok in self.eos_ids:
@@ -613,6 +623,16 @@ class LM:
                         elif config.stop and _find_stop(self.decode(out[j][-16:]), config.stop) is not None:
                             done[j] = True
                     if all(done):
+                        break
+                    keep = None
+                    finished = sum(done[j] for j in active)
+                    if self._fast is not None and finished and finished >= len(active) // 4:
+                        # finished rows leave the batch: later steps compute only the rows still going
+                        keep = [not done[j] for j in active]
+                        active = [j for j in active if not done[j]]
+                    try:
+                        nxt = steps.send(keep)
+                    except StopIteration:
                         break
             finally:
                 steps.close()

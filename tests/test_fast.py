@@ -181,3 +181,28 @@ def test_prefix_cache_is_not_shared_by_concurrent_generations(trained_tiny_lm):
         parts1 += [c for c in [next(i1, None)] if c is not None]
         parts2 += [c for c in [next(i2, None)] if c is not None]
     assert "".join(parts1) == want1 and "".join(parts2) == want2
+
+
+def test_finished_rows_leave_the_batch(tiny_lm, monkeypatch):
+    """A row that hits its token cap stops being computed; the others' outputs do not change."""
+    prompts = ["the cat", "once upon a time there was", "a b c d"]
+    caps = [2, 20, 20]
+    cfg = GenerationConfig(temperature=0, max_new_tokens=20, stop=())
+    try:
+        tiny_lm.set_decode("float32")
+        single = [tiny_lm.generate(p, cfg.replace(max_new_tokens=c)) for p, c in zip(prompts, caps)]
+        sizes = []
+        real = FastLlama.forward
+
+        def spy(self, ids, *a, **k):
+            sizes.append(ids.shape[0])
+            return real(self, ids, *a, **k)
+
+        monkeypatch.setattr(FastLlama, "forward", spy)
+        batched = tiny_lm.generate_batch(prompts, cfg, batch_size=3, max_new_tokens=caps)
+    finally:
+        monkeypatch.undo()
+        tiny_lm.set_decode("auto")
+    assert batched == single
+    assert sizes[0] == 3 and 2 in sizes  # started with three rows, went on with two
+    assert sizes.index(2) <= 3
