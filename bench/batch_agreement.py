@@ -1,6 +1,6 @@
 """How often batched greedy output equals unbatched greedy output on the real model.
 
-    python bench/batch_agreement.py --n 100 --batch-size 8 [--json]
+    python bench/batch_agreement.py --n 100 --batch-size 8 [--decode auto] [--json]
 
 Prompts: FLORES-200 en-fr devtest sentences through the app's translation prompt.
 """
@@ -27,9 +27,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--decode", default="auto", choices=["auto", "float16", "float32", "transformers"])
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    lm = LM.load(a.model)
+    lm = LM.load(a.model, decode=a.decode)
     rows = [json.loads(l) for l in open(a.data, encoding="utf-8")][: a.n]
     prompts = [tasks.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"], a.max_new_tokens).input
                for r in rows]
@@ -41,7 +42,7 @@ def main() -> None:
     t2 = time.perf_counter()
     agree = sum(s == b for s, b in zip(single, batched))
     prefix = sum(s[:20] == b[:20] for s, b in zip(single, batched))
-    res = {"model": lm.name, "n": len(prompts), "batch_size": a.batch_size, "max_new_tokens": a.max_new_tokens,
+    res = {"model": lm.name, "decode": lm.decode_mode, "n": len(prompts), "batch_size": a.batch_size, "max_new_tokens": a.max_new_tokens,
            "exact_agreement": agree / len(prompts), "first_20_chars_agreement": prefix / len(prompts),
            "unbatched_s": round(t1 - t0, 1), "batched_s": round(t2 - t1, 1)}
     if a.json:
