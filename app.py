@@ -7,6 +7,7 @@ On Hugging Face Spaces this file runs unchanged: ``demo`` is built at import tim
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -19,9 +20,12 @@ from webui.settings import AppSettings
 def make_demo(model: str | None = None, settings: AppSettings | None = None, device: str | None = None,
               decode: str | None = None):
     settings = settings or AppSettings()
+    decode = decode or os.environ.get("LLMDEMO_DECODE", "auto")
     lm = LM.load(model or os.environ.get("LLMDEMO_MODEL"), device=device,
-                 trust_remote_code=settings.trust_remote_code, decode=decode or os.environ.get("LLMDEMO_DECODE", "auto"))
-    host = ModelHost(lm, allow_paths=not settings.hosted, allow_hub_ids=not settings.hosted)
+                 trust_remote_code=settings.trust_remote_code, decode=decode)
+    # models picked later in the Model tab load with the same decode mode
+    host = ModelHost(lm, allow_paths=not settings.hosted, allow_hub_ids=not settings.hosted,
+                     loader=functools.partial(LM.load, decode=decode))
     return build_demo(host, settings), settings
 
 

@@ -143,3 +143,21 @@ def test_inside_handlers_on_tiny_model(tiny_lm):
     assert ins.step("The weather is", None, "greedy").startswith("The weather is")
     with pytest.raises(gr.Error, match="pick a candidate"):
         ins.step("The weather is", None, "chosen")
+
+
+def test_app_decode_mode_applies_to_later_model_swaps(monkeypatch):
+    import app
+    from webui.settings import AppSettings as Settings
+
+    calls = []
+
+    def fake_load(name=None, **kw):
+        calls.append((name, kw.get("decode")))
+        return FakeLM(name=name or "fake")
+
+    monkeypatch.setattr(app.LM, "load", fake_load)
+    built = {}
+    monkeypatch.setattr(app, "build_demo", lambda host, settings: built.setdefault("host", host))
+    app.make_demo("first", Settings(), decode="float32")
+    built["host"].swap("second")
+    assert calls == [("first", "float32"), ("second", "float32")]
