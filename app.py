@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 
+from llmdemo.config import DECODE_MODES
 from llmdemo.host import ModelHost
 from llmdemo.model import LM
 from webui.layout import build_demo, launch_options
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     p.add_argument("--hosted", action="store_true", help="offer presets only in the model picker")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
-    p.add_argument("--decode", default=None, choices=["auto", "float16", "float32", "transformers"],
+    p.add_argument("--decode", default=None, choices=DECODE_MODES,
                    help="forward pass for generation (default auto: float16 weights in the lean forward on CPU; "
                         "float32 keeps full precision)")
     args = p.parse_args(argv)

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llmdemo import tasks  # noqa: E402
-from llmdemo.config import GenerationConfig  # noqa: E402
+from llmdemo.config import DECODE_MODES, GenerationConfig  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--decode", default="auto", choices=["auto", "float16", "float32", "transformers"])
+    ap.add_argument("--decode", default="auto", choices=DECODE_MODES)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     lm = LM.load(a.model, decode=a.decode)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from llmdemo import tasks  # noqa: E402
-from llmdemo.config import TASK_DEFAULTS  # noqa: E402
+from llmdemo.config import DECODE_MODES, TASK_DEFAULTS  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
 
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[2] / "shared" / "benchmarks"))
@@ -108,7 +108,7 @@ def main() -> None:
                          "rolling scorer would spend a fifth whole window on it)")
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--decode", default="auto", choices=["auto", "float16", "float32", "transformers"])
+    ap.add_argument("--decode", default="auto", choices=DECODE_MODES)
     ap.add_argument("--skip", choices=["translation", "perplexity"], action="append", default=[])
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-from .config import TASK_DEFAULTS, ConfigError, GenerationConfig
+from .config import DECODE_MODES, TASK_DEFAULTS, ConfigError, GenerationConfig
 from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from . import tasks
 
@@ -24,7 +24,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: by device)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
     p.add_argument("--decode", default=os.environ.get("LLMDEMO_DECODE", "auto"),
-                   choices=["auto", "float16", "float32", "transformers"],
+                   choices=DECODE_MODES,
                    help="forward pass for generation: auto (float16 weights in llmdemo's lean forward on CPU where "
                         "the model allows), float32 (same forward, full precision), transformers (the model's own)")
 

@@ -23,6 +23,10 @@ class ConfigError(ValueError):
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_SEED = 2**32 - 1
 
+# The forward pass used while generating (see LM.set_decode): "auto" picks float16 weights in
+# llmdemo's lean Llama forward on a CPU where the model allows, else the model's own forward.
+DECODE_MODES = ("auto", "float16", "float32", "transformers")
+
 
 @dataclass(frozen=True)
 class GenerationConfig:
