@@ -23,11 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .config import GenerationConfig
+from .config import DECODE_MODES, GenerationConfig
 from .presets import resolve
-
-DECODE_MODES = ("auto", "float16", "float32", "transformers")
-
 
 # The first prompt chunk; later chunks end at 128, 256, ... Every chunk reads all the weights once
 # (~30 ms here), so short prompts are read in one piece: with 16-token chunks a new 46-token chat
@@ -47,6 +44,11 @@ def _chunk_ends(n: int) -> list[int]:
         ends.append(e)
         e *= 2
     return ends + [n]
+
+
+def _last_boundary(n: int) -> int:
+    """The last chunk boundary at or before ``n`` (0 if none): how much of a prompt can be shared."""
+    return max((e for e in _chunk_ends(n) if _is_boundary(e)), default=0)
 
 
 class ModelLoadError(RuntimeError):
@@ -385,11 +387,11 @@ class LM:
             logits = forward(ids, mask, pos)
             for i in range(max_new_tokens):
                 nxt = sample(logits, seen)  # (B,)
-                keep = yield nxt  # the lean forward takes a send([bool per row]): rows to go on with
+                going = yield nxt  # the lean forward takes a send([bool per row]): rows to go on with
                 if i + 1 == max_new_tokens:
                     break
-                if keep is not None and hasattr(forward, "select") and not all(keep):
-                    sel = torch.tensor([j for j, k in enumerate(keep) if k], dtype=torch.long, device=dev)
+                if going is not None and hasattr(forward, "select") and not all(going):
+                    sel = torch.tensor([j for j, g in enumerate(going) if g], dtype=torch.long, device=dev)
                     mask, pos, seen, nxt = mask[sel], pos[sel], seen[sel], nxt[sel]
                     forward.select(sel)
                 mask = torch.cat([mask, mask.new_ones((len(nxt), 1))], dim=1)
@@ -422,8 +424,7 @@ class LM:
                 if a != b:
                     break
                 common += 1
-            reuse = max([e for e in _chunk_ends(len(prompt)) if _is_boundary(e) and e <= common and e < len(prompt)],
-                        default=0)
+            reuse = _last_boundary(min(common, len(prompt) - 1))  # at least one token left to compute
             if reuse and old_cache[0][0].shape[2] >= length:
                 cache = old_cache
             elif reuse:
@@ -452,8 +453,7 @@ class LM:
             return fast.forward(ids, pos, cache, start)
 
         def release():
-            cap = min(len(prompt), self.prefix_cache_tokens)
-            keep = max([e for e in _chunk_ends(len(prompt)) if _is_boundary(e) and e <= cap], default=0)
+            keep = _last_boundary(min(len(prompt), self.prefix_cache_tokens))
             if keep and filled[0] >= len(prompt):  # the prompt was computed in full
                 kept = cache
                 if cache[0][0].shape[2] > 2 * keep:  # do not hold on to room for a long generation
@@ -624,14 +624,14 @@ class LM:
                             done[j] = True
                     if all(done):
                         break
-                    keep = None
+                    going = None
                     finished = sum(done[j] for j in active)
                     if self._fast is not None and finished and finished >= len(active) // 4:
                         # finished rows leave the batch: later steps compute only the rows still going
-                        keep = [not done[j] for j in active]
+                        going = [not done[j] for j in active]
                         active = [j for j in active if not done[j]]
                     try:
-                        nxt = steps.send(keep)
+                        nxt = steps.send(going)
                     except StopIteration:
                         break
             finally:
