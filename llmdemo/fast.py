@@ -21,10 +21,12 @@ forward with the weights as loaded; only generation goes through here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .kvcache import KVCache
 
 
 def unsupported(model: Any) -> str | None:
@@ -124,6 +126,10 @@ class FastLlama:
     def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
+    def new_kv(self, capacity: int) -> KVCache:
+        """An empty one-sequence cache with room for ``capacity`` tokens (it grows when needed)."""
+        return KVCache(len(self.layers), self.n_kv, self.head_dim, capacity, self.embed.device)
+
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Key/value buffers for ``batch`` rows of at most ``length`` tokens, written in place."""
         dev = self.embed.device
@@ -138,6 +144,10 @@ class FastLlama:
         ``pos`` (B, T) are the rotary positions; ``key_mask`` (B, start+T) is 1 for real tokens and
         0 for padding (None: no padding). Returns (B, V) for the last position, or (B, T, V).
         """
+        if isinstance(cache, KVCache):
+            cache.reserve(start + ids.shape[1])
+            cache.length = start + ids.shape[1]
+            cache = cache.layers
         bsz, t = ids.shape
         end = start + t
         x = F.embedding(ids, self.embed).float()  # (B, T, H)
@@ -181,3 +191,44 @@ class FastLlama:
         if last_only:
             x = x[:, -1]
         return self._linear(self._rms(x, self.norm_w, self.norm_eps), self.head)
+
+    @torch.no_grad()
+    def decode(self, ids: torch.Tensor, caches: Sequence[KVCache]) -> torch.Tensor:
+        """One decode step for ``B`` sequences of any lengths: logits (B, V) float32 for ``ids`` (B,).
+
+        Each sequence's new token goes at the end of its own cache. The matrix products (which read
+        the weights, the cost of a step) run once for all rows; attention runs per row over that
+        row's own keys, exactly as it would alone, so no padding or mask is needed.
+        """
+        bsz = ids.shape[0]
+        lens = [c.length for c in caches]
+        for c in caches:
+            c.reserve(c.length + 1)
+            c.length += 1
+        pos = torch.tensor(lens, device=ids.device)[:, None]  # (B, 1)
+        x = F.embedding(ids[:, None], self.embed).float()  # (B, 1, H)
+        cos, sin = self.rotary(x, pos)
+        cos, sin = cos[:, :, None].float(), sin[:, :, None].float()  # (B, 1, 1, D)
+        half = self.head_dim // 2
+        gqa = self.n_kv != self.n_heads
+        for li, (n1, e1, wqkv, bqkv, wo, bo, n2, e2, wgu, wd) in enumerate(self.layers):
+            h = self._rms(x, n1, e1)
+            qkv = self._linear(h, wqkv, bqkv)  # (B, 1, q + 2kv)
+            qk = qkv[..., : self.q_size + self.kv_size].view(bsz, 1, self.n_heads + self.n_kv, self.head_dim)
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
+            q = qk[:, :, : self.n_heads].transpose(1, 2)  # (B, heads, 1, D)
+            k = qk[:, :, self.n_heads:].transpose(1, 2)  # (B, kv, 1, D)
+            v = qkv[..., self.q_size + self.kv_size:].view(bsz, 1, self.n_kv, self.head_dim).transpose(1, 2)
+            outs = []
+            for b, (c, n) in enumerate(zip(caches, lens)):
+                kc, vc = c.layers[li]
+                kc[:, :, n:n + 1] = k[b:b + 1]
+                vc[:, :, n:n + 1] = v[b:b + 1]
+                outs.append(F.scaled_dot_product_attention(q[b:b + 1], kc[:, :, :n + 1], vc[:, :, :n + 1],
+                                                           scale=self.scale, enable_gqa=gqa))
+            a = torch.cat(outs) if bsz > 1 else outs[0]  # (B, heads, 1, D)
+            x = x + self._linear(a.transpose(1, 2).reshape(bsz, 1, self.q_size), wo, bo)
+            h = self._rms(x, n2, e2)
+            gu = self._linear(h, wgu)
+            x = x + self._linear(F.silu(gu[..., : self.inter]) * gu[..., self.inter:], wd)
+        return self._linear(self._rms(x[:, -1], self.norm_w, self.norm_eps), self.head)

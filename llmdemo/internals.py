@@ -46,7 +46,9 @@ def next_token_distribution(lm, prompt, k: int = 10) -> tuple[list[tuple[Token, 
     else:
         ids = lm.encode(prompt)
     ids = ids[-lm.context_length:]
-    logits = lm.model(input_ids=torch.tensor([ids], device=lm.device)).logits[0, -1].float()  # (V,)
+    x = torch.tensor([ids], device=lm.device)
+    # on the model's thread, between generation steps (the scheduler owns the model)
+    logits = lm.call(lambda: _no_grad(lm.model)(input_ids=x).logits[0, -1].float())  # (V,)
     probs = torch.softmax(logits, dim=-1)
     top = torch.topk(probs, min(k, probs.shape[-1]))
     out = [(Token(int(i), lm.tokenizer.decode([int(i)], clean_up_tokenization_spaces=False)), float(p))
@@ -60,6 +62,10 @@ def surprisal(lm, text: str, max_length: int | None = None) -> list[tuple[Token,
     ids, lps = lm.token_logprobs(text, max_length=max_length)
     return [(Token(int(i), lm.tokenizer.decode([i], clean_up_tokenization_spaces=False)), -lp)
             for i, lp in zip(ids, lps)]
+
+
+def _no_grad(fn):
+    return torch.no_grad()(fn)
 
 
 def perplexity_of(scores: list[tuple[Token, float]]) -> float:
@@ -85,12 +91,15 @@ def attention(lm, text: str, layer: int = -1, head: int | None = None,
     ids = torch.tensor([[bos] + [t.id for t in toks]], device=lm.device)
     model = lm.model
     before = model.config._attn_implementation
-    with lm.lock:  # the switch is model-wide: no other inspection may interleave
+    def eager_attention():
+        # the switch is model-wide: on the model's thread, nothing else runs on the model meanwhile
         model.set_attn_implementation("eager")
         try:
-            att = model(input_ids=ids, output_attentions=True).attentions  # layers x (1, H, T, T)
+            return _no_grad(model)(input_ids=ids, output_attentions=True).attentions  # layers x (1, H, T, T)
         finally:
             model.set_attn_implementation(before)
+
+    att = lm.call(eager_attention)
     n_layers = len(att)
     if not -n_layers <= layer < n_layers:
         raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer}")

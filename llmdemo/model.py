@@ -1,55 +1,36 @@
-"""The one model wrapper used by the app, the CLI and eval.
+"""The one model wrapper used by the app, the CLI and eval: loading, tokens, generation, scoring.
 
-Generation comes in layers over one decoding loop (the mlx-lm shape):
+Generation comes in layers over one decoding path (the mlx-lm shape):
 
-    _steps(rows, config)         -> next token of every row, one step at a time   (B,)
-    stream(prompt, config)       -> a Stream: iterate it for new text chunks, .text() joins
-    generate(prompt, config)     -> stream(...).text()
-    generate_batch(prompts, ...) -> many prompts through the same _steps, left-padded
+    Scheduler (llmdemo/scheduler.py) -> steps every running request, all rows together
+    stream(prompt, config)           -> a Stream: iterate it for new text chunks, .text() joins
+    generate(prompt, config)         -> stream(...).text()
+    generate_batch(prompts, ...)     -> many prompts as batch-priority requests, refilled as rows finish
 
-A prompt is a string (tokenized as is), a list of ``{"role", "content"}`` messages (the
-tokenizer's chat template is applied), or a list of token ids.
+The model's parts live in their own files: the forward passes and their KV caches in
+``runner.py`` / ``fast.py`` / ``kvcache.py``, the samplers in ``sampling.py``, the scheduler in
+``scheduler.py``. A prompt is a string (tokenized as is), a list of ``{"role", "content"}``
+messages (the tokenizer's chat template is applied), or a list of token ids.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
+import os
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from .config import DECODE_MODES, GenerationConfig
+from .kvcache import PrefixCache
 from .presets import resolve
-
-# The first prompt chunk; later chunks end at 128, 256, ... Every chunk reads all the weights once
-# (~30 ms here), so short prompts are read in one piece: with 16-token chunks a new 46-token chat
-# prompt took 330 ms to its first token instead of ~150 ms.
-PREFIX_CHUNK = 64
-
-
-def _is_boundary(n: int) -> bool:
-    """Whether a prompt chunk ends at ``n`` in every prompt longer than ``n`` (64, 128, 256, ...)."""
-    return n >= PREFIX_CHUNK and n & (n - 1) == 0
-
-
-def _chunk_ends(n: int) -> list[int]:
-    """Where the chunks of an ``n``-token prompt end: 64, 128, 256, ... below ``n``, then ``n``."""
-    ends, e = [], PREFIX_CHUNK
-    while e < n:
-        ends.append(e)
-        e *= 2
-    return ends + [n]
-
-
-def _last_boundary(n: int) -> int:
-    """The last chunk boundary at or before ``n`` (0 if none): how much of a prompt can be shared."""
-    return max((e for e in _chunk_ends(n) if _is_boundary(e)), default=0)
-
+from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request, Scheduler
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which and why."""
@@ -70,6 +51,7 @@ class Stats:
     finish_reason: str | None = None  # "eos", "stop_string", "length", "stopped"
     seed: int | None = None  # the seed actually used (drawn when the config had none)
     notices: list[str] = field(default_factory=list)
+    steps: int = 0  # forward passes the scheduler spent on this request
 
     @property
     def tokens_per_s(self) -> float:
@@ -88,6 +70,7 @@ class Stream:
 
     def __init__(self, chunks: Callable[["Stream"], Iterator[str]], stats: Stats):
         self.stats = stats
+        self.request: Request | None = None  # set once iteration has submitted it
         self._parts: list[str] = []
         self._it = chunks(self)
 
@@ -160,18 +143,13 @@ class LM:
         self._suppress = sorted(suppress)
         self._forced_bos = getattr(gen, "forced_bos_token_id", None) if self.is_encoder_decoder else None
         self.context_length = self._context_length()
-        # Only the last position's logits are needed while generating: skip the (T, vocab) matmul.
-        params = inspect.signature(model.forward).parameters
-        self._logits_to_keep = "logits_to_keep" in params
-        # transformers 5.24 calls the KV cache argument `cache`; earlier 5.x releases `past_key_values`
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.lock = threading.Lock()  # held by callers that must not share the model (e.g. model swaps)
-        self._fast = None
-        self.decode_mode = "transformers"
-        self._prefix = None  # (prompt chunk tokens, KV cache) kept from the last one-prompt generation
-        self._prefix_lock = threading.Lock()
-        self.prefix_cache_tokens = 2048  # at most this many prompt tokens kept (46 KB each for SmolLM2-135M)
+        self.prefix_cache = PrefixCache(max_tokens=2048)
         self.last_prefix_reused = 0  # prompt tokens whose keys/values came from the prefix cache last time
+        self.runner = None
+        self.decode_mode = "transformers"
+        self.scheduler = Scheduler(self, max_running=_env_int("LLMDEMO_MAX_RUNNING", 16),
+                                   max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
         self.set_decode(decode)
 
     def set_decode(self, mode: str = "auto") -> str:
@@ -192,9 +170,19 @@ class LM:
             mode = "float16" if cpu_fp32 and why is None else "transformers"
         if mode != "transformers" and why is not None:
             raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
-        self._fast = None if mode == "transformers" else FastLlama(self.model, getattr(torch, mode))
-        self.decode_mode = mode
-        self.clear_prefix_cache()
+        from .runner import HFRunner, LeanRunner
+
+        runner = HFRunner(self) if mode == "transformers" else \
+            LeanRunner(FastLlama(self.model, getattr(torch, mode)), self.prefix_cache)
+
+        def switch():
+            # on the model's thread, between steps: requests running on the old forward end with a message
+            for req in list(self.scheduler._active):
+                self.scheduler._end(req, "error", RuntimeError("the decode mode changed while this request ran"))
+            self.runner, self.decode_mode = runner, mode
+            self.prefix_cache.clear()
+
+        self.scheduler.call(switch) if self.scheduler._thread is not None else switch()
         return mode
 
     # ----------------------------------------------------------------- loading
@@ -299,201 +287,17 @@ class LM:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     # --------------------------------------------------------------- decoding
-    def _sampler(self, config: GenerationConfig, seed: int):
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed)
-        suppress = torch.tensor(self._suppress, dtype=torch.long, device=self.device) if self._suppress else None
-
-        def sample(logits, seen):  # logits (B, V) float32, seen (B, S) ids already in each row
-            if config.repetition_penalty != 1.0 and seen is not None and seen.numel():
-                p = config.repetition_penalty
-                score = logits.gather(1, seen)
-                logits = logits.scatter(1, seen, torch.where(score < 0, score * p, score / p))
-            if suppress is not None:
-                logits = logits.index_fill(1, suppress, float("-inf"))
-            if config.greedy:
-                return logits.argmax(dim=-1)  # (B,)
-            logits = logits / config.temperature
-            if 0 < config.top_k < logits.shape[-1]:
-                kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]  # (B, 1)
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            if config.top_p < 1.0:
-                sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-                probs = sorted_logits.softmax(dim=-1)
-                # drop a token when the mass before it already reaches top_p (the first always stays)
-                drop = (probs.cumsum(dim=-1) - probs) >= config.top_p
-                sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-                logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
-            probs = logits.softmax(dim=-1)
-            return torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (B,)
-
-        return sample
-
-    @torch.no_grad()
-    def _steps(self, rows: Sequence[Sequence[int]], config: GenerationConfig, seed: int,
-               max_new_tokens: int) -> Iterator[Any]:
-        """Yield the next token of every row, step by step: a (B,) tensor per step.
-
-        Rows are left-padded; the attention mask hides padding and position ids count
-        real tokens only, so a row's greedy output does not depend on its batch.
-        """
-        dev = self.device
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        seen = torch.empty((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            # decoder-only rows are left-padded so all rows end together; encoder inputs are
-            # right-padded, as their learned position embeddings expect
-            at = slice(0, len(r)) if self.is_encoder_decoder else slice(width - len(r), width)
-            ids[i, at] = torch.tensor(r, dtype=torch.long)
-            mask[i, at] = 1
-            # repetition penalty looks at real tokens only; pad slots repeat the row's first token
-            seen[i] = r[0]
-            seen[i, at] = torch.tensor(r, dtype=torch.long)
-        ids, mask = ids.to(dev), mask.to(dev)
-        sample = self._sampler(config, seed)
-        keep = {"logits_to_keep": 1} if self._logits_to_keep else {}
-        if self.is_encoder_decoder:
-            from transformers import DynamicCache, EncoderDecoderCache
-
-            start = self.config.decoder_start_token_id
-            if start is None:
-                start = self.pad_id
-            encoder_outputs = self.model.get_encoder()(input_ids=ids, attention_mask=mask)
-            dec = torch.full((len(rows), 1), int(start), dtype=torch.long, device=dev)
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-            seen = dec.clone()  # HF applies the penalty to decoder tokens for encoder-decoders
-            for step in range(max_new_tokens):
-                # the cache object is updated in place by every forward
-                out = self.model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=dec,
-                                 use_cache=True, **{self._cache_arg: cache})
-                logits = out.logits[:, -1, :].float()  # (B, V)
-                if step == 0 and self._forced_bos is not None:
-                    nxt = torch.full((len(rows),), int(self._forced_bos), dtype=torch.long, device=dev)
-                else:
-                    nxt = sample(logits, seen)
-                yield nxt
-                dec = nxt[:, None]
-                seen = torch.cat([seen, dec], dim=1)
-            return
-        seen = seen.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        if self._fast is not None and len(rows) == 1:
-            forward, release = self._single_row_forward(list(rows[0]), width + max_new_tokens)
-        else:
-            forward, release = self._decoder_forward(len(rows), width + max_new_tokens, keep), None
-        try:
-            logits = forward(ids, mask, pos)
-            for i in range(max_new_tokens):
-                nxt = sample(logits, seen)  # (B,)
-                going = yield nxt  # the lean forward takes a send([bool per row]): rows to go on with
-                if i + 1 == max_new_tokens:
-                    break
-                if going is not None and hasattr(forward, "select") and not all(going):
-                    sel = torch.tensor([j for j, g in enumerate(going) if g], dtype=torch.long, device=dev)
-                    mask, pos, seen, nxt = mask[sel], pos[sel], seen[sel], nxt[sel]
-                    forward.select(sel)
-                mask = torch.cat([mask, mask.new_ones((len(nxt), 1))], dim=1)
-                pos = pos[:, -1:] + 1
-                seen = torch.cat([seen, nxt[:, None]], dim=1)
-                logits = forward(nxt[:, None], mask, pos)
-        finally:
-            if release is not None:
-                release()
-
-    def _single_row_forward(self, prompt: list[int], length: int):
-        """The lean forward for one prompt, with the prompt read in fixed chunks and a prefix cache.
-
-        The prompt is always computed in the same chunks, ending at positions 64, 128, 256, ...
-        (doubling) and at its end. The keys/values of whole chunks are kept after the generation
-        (one prompt's worth, see ``prefix_cache_tokens``); a later prompt that starts with the same
-        chunks reuses them and computes only the rest. Because a chunk's numbers depend only on the
-        tokens up to its end and the chunks are always the same, the output is the same whether or
-        not a prefix was reused (a test checks this); only the time to the first token changes.
-        Returns ``(forward, release)``; ``release()`` hands the cache back for the next prompt.
-        """
-        fast = self._fast
-        with self._prefix_lock:  # take the stored prefix: a concurrent generation starts without it
-            entry, self._prefix = self._prefix, None
-        reuse, cache = 0, None
-        if entry is not None:
-            old_tokens, old_cache = entry
-            common = 0
-            for a, b in zip(old_tokens, prompt):
-                if a != b:
-                    break
-                common += 1
-            reuse = _last_boundary(min(common, len(prompt) - 1))  # at least one token left to compute
-            if reuse and old_cache[0][0].shape[2] >= length:
-                cache = old_cache
-            elif reuse:
-                cache = fast.new_cache(1, length)
-                for (k, v), (ok, ov) in zip(cache, old_cache):
-                    k[:, :, :reuse] = ok[:, :, :reuse]
-                    v[:, :, :reuse] = ov[:, :, :reuse]
-        if cache is None:
-            reuse, cache = 0, fast.new_cache(1, length)
-        self.last_prefix_reused = reuse
-        filled = [0]
-
-        def lean(ids, mask, pos):
-            start = filled[0]
-            if start == 0:  # the prompt: chunk by chunk, skipping the reused ones
-                logits = None
-                begin = reuse
-                for end in _chunk_ends(ids.shape[1]):
-                    if end <= reuse:
-                        continue
-                    logits = fast.forward(ids[:, begin:end], pos[:, begin:end], cache, begin)
-                    begin = end
-                filled[0] = ids.shape[1]
-                return logits
-            filled[0] += ids.shape[1]
-            return fast.forward(ids, pos, cache, start)
-
-        def release():
-            keep = _last_boundary(min(len(prompt), self.prefix_cache_tokens))
-            if keep and filled[0] >= len(prompt):  # the prompt was computed in full
-                kept = cache
-                if cache[0][0].shape[2] > 2 * keep:  # do not hold on to room for a long generation
-                    kept = [(k[:, :, :keep].clone(), v[:, :, :keep].clone()) for k, v in cache]
-                with self._prefix_lock:
-                    self._prefix = (prompt[:keep], kept)
-
-        return lean, release
+    def call(self, fn: Callable[[], Any], priority: int | str = INTERACTIVE) -> Any:
+        """Run ``fn()`` on the model's thread between two scheduler steps (for work that uses the model directly)."""
+        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        return self.scheduler.call(fn, priority)
 
     def clear_prefix_cache(self) -> None:
-        with self._prefix_lock:
-            self._prefix = None
+        self.prefix_cache.clear()
 
-    def _decoder_forward(self, batch: int, length: int, keep: dict) -> Callable[..., Any]:
-        """A forward with its own KV cache: ``(ids (B,T), mask (B,S), pos (B,T)) -> last logits (B,V) float32``."""
-        if self._fast is not None:
-            fast = self._fast
-            cache = fast.new_cache(batch, length)
-            filled = [0]
-
-            def lean(ids, mask, pos):
-                start = filled[0]
-                filled[0] += ids.shape[1]
-                return fast.forward(ids, pos, cache, start, key_mask=mask)
-
-            def select(rows: torch.Tensor) -> None:  # keep these rows of the batch (finished ones leave)
-                cache[:] = [(k[rows], v[rows]) for k, v in cache]
-
-            lean.select = select
-            return lean
-        from transformers import DynamicCache
-
-        kwargs = dict(keep, use_cache=True)
-        kwargs[self._cache_arg] = DynamicCache()  # updated in place by every forward
-
-        def own(ids, mask, pos):
-            return self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kwargs).logits[:, -1, :].float()
-
-        return own
-
+    def close(self, reason: str = "the model was unloaded") -> None:
+        """Stop this model's scheduler; requests still running end with an error that says why."""
+        self.scheduler.close(reason)
     def _budget(self, n_prompt: int, config: GenerationConfig, stats: Stats) -> int:
         if self.is_encoder_decoder:
             limit = getattr(self.model.generation_config, "max_length", None) or self.context_length
@@ -512,9 +316,24 @@ class LM:
                                  f"to fit the {self.context_length}-token context")
         return budget
 
+    def submit(self, ids: list[int], config: GenerationConfig, *, budget: int, seed: int,
+               priority: int | str = INTERACTIVE, stop_event: threading.Event | None = None,
+               on_finish: Callable[[Request], None] | None = None) -> Request:
+        """Hand one prompt (token ids) to the scheduler; the returned :class:`Request` fills as it runs."""
+        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        return self.scheduler.submit(Request(ids, config, budget=budget, seed=seed, priority=priority,
+                                             stop_event=stop_event, on_finish=on_finish))
+
     def stream(self, prompt: Any, config: GenerationConfig | None = None,
-               stop_event: threading.Event | None = None) -> Stream:
-        """Stream new text for one prompt; ``stop_event`` is checked before every step."""
+               stop_event: threading.Event | None = None, priority: int | str = INTERACTIVE,
+               heartbeat: float | None = None) -> Stream:
+        """Stream new text for one prompt.
+
+        The request is submitted when iteration starts and cancelled when the stream is closed (or
+        garbage-collected) or ``stop_event`` is set: its row leaves the batch before the next step.
+        With ``heartbeat`` set, an empty chunk comes every ``heartbeat`` seconds while no token does
+        (so a caller waiting in the queue can still be closed, and can show that it waits).
+        """
         config = config or GenerationConfig()
         ids = self.encode(prompt)
         if not ids:
@@ -524,31 +343,32 @@ class LM:
 
         def chunks(stream: Stream) -> Iterator[str]:
             t0 = time.perf_counter()
-            generated: list[int] = []
-            emitted = 0
-            text = ""
-            stats.finish_reason = "length"
-            steps = self._steps([ids], config, stats.seed, budget)
+            req = self.submit(ids, config, budget=budget, seed=stats.seed, priority=priority, stop_event=stop_event)
+            stream.request = req
+            emitted, n, text = 0, 0, ""
             try:
-                for nxt in steps:
-                    if stop_event is not None and stop_event.is_set():
-                        stats.finish_reason = "stopped"
-                        break
-                    tok = int(nxt[0])
+                while True:
+                    if not req.wait(n, heartbeat):
+                        yield ""  # still waiting: lets the caller show it, or close the stream
+                        continue
+                    new = len(req.tokens)
+                    if new == n:
+                        if req.done or req.cancelled:
+                            break
+                        continue
                     if stats.ttft_s is None:
                         stats.ttft_s = time.perf_counter() - t0
-                    if tok in self.eos_ids:
-                        stats.finish_reason = "eos"
-                        break
-                    generated.append(tok)
-                    stats.new_tokens = len(generated)
+                        self.last_prefix_reused = req.prefix_reused
+                    n = new
+                    stats.new_tokens = n
                     stats.total_s = time.perf_counter() - t0
-                    text = self.decode(generated)
-                    if text.endswith("\ufffd"):
+                    text = self.decode(req.tokens[:n])
+                    if text.endswith("\ufffd") and not req.done:
                         continue  # half a multi-byte character: wait for the rest
                     cut = _find_stop(text, config.stop, max(0, emitted - 64)) if config.stop else None
                     if cut is not None:
                         text = text[:cut]
+                        req.cancel()
                         stats.finish_reason = "stop_string"
                         break
                     safe = len(text) - _holdback(text, config.stop)
@@ -556,17 +376,25 @@ class LM:
                         yield text[emitted:safe]
                         emitted = safe
             finally:
-                steps.close()
+                req.cancel()  # no effect if it finished; otherwise its row leaves the batch
                 stats.total_s = time.perf_counter() - t0
+                stats.steps = req.steps
+            if req.error is not None:
+                raise req.error
+            if stats.finish_reason is None:
+                stats.finish_reason = "stopped" if req.finish_reason in (None, "stopped") else req.finish_reason
+                if stats.finish_reason == "stop_string":
+                    cut = _find_stop(text, config.stop)
+                    text = text[:cut] if cut is not None else text
             if stats.finish_reason != "stopped" and len(text) > emitted:
                 yield text[emitted:]
 
         return Stream(chunks, stats)
 
     def generate(self, prompt: Any, config: GenerationConfig | None = None,
-                 stop_event: threading.Event | None = None) -> str:
+                 stop_event: threading.Event | None = None, priority: int | str = INTERACTIVE) -> str:
         """Non-streaming generation: the join of :meth:`stream`."""
-        return self.stream(prompt, config, stop_event).text()
+        return self.stream(prompt, config, stop_event, priority).text()
 
     def chat(self, messages: Sequence[dict], config: GenerationConfig | None = None,
              stop_event: threading.Event | None = None) -> Stream:
@@ -579,111 +407,100 @@ class LM:
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
                        batch_size: int = 8, on_done: Callable[[int, str], None] | None = None,
                        stop_event: threading.Event | None = None,
-                       max_new_tokens: Sequence[int] | None = None) -> list[str]:
-        """Generate for many prompts, ``batch_size`` at a time (similar lengths grouped together).
+                       max_new_tokens: Sequence[int] | None = None, priority: int | str = BATCH) -> list[str]:
+        """Generate for many prompts with ``batch_size`` of them running at once, refilled as each finishes.
 
-        For greedy decoding the output for each prompt equals ``generate(prompt)`` (with
-        ``config.max_new_tokens`` lowered to ``max_new_tokens[i]`` where given), up to float
-        rounding: padding changes the shapes of the matrix products, which moves the last bits in
-        float32 and more with float16 weights (see ``bench/batch_agreement.py`` for the rates).
-        ``on_done(index, text)`` is called as each batch finishes.
+        Each prompt is a request of its own (batch priority: visitors' requests go first) with the
+        config's seed, so its output is what ``generate(prompt)`` gives with ``config.max_new_tokens``
+        lowered to ``max_new_tokens[i]`` where given: exactly in float32 up to float rounding of the
+        batched matrix products (see ``bench/batch_agreement.py``). ``on_done(index, text)`` is
+        called as each prompt finishes. Setting ``stop_event`` cancels the prompts still running;
+        their results stay ``""`` and ``on_done`` is not called for them.
         """
         config = config or GenerationConfig()
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         encoded = [self.encode(p) for p in prompts]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        results: list[str | None] = [None] * len(encoded)
+        budgets = [min(self._budget(len(ids), config, Stats()),
+                       max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
+                   for i, ids in enumerate(encoded)]
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        for start in range(0, len(order), batch_size):
-            if stop_event is not None and stop_event.is_set():
-                break
-            idx = order[start:start + batch_size]
-            rows = [encoded[i] for i in idx]
-            limits = [min(self._budget(len(r), config, Stats()),
-                          max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
-                      for i, r in zip(idx, rows)]
-            budget = max(limits)
-            done = [False] * len(rows)
-            out: list[list[int]] = [[] for _ in rows]
-            active = list(range(len(rows)))  # the rows still in the batch, in the order of its tensors
-            steps = self._steps(rows, config, seed, budget)
-            try:
-                nxt = next(steps)
-                while True:
-                    for j, tok in zip(active, nxt.tolist()):
-                        if done[j]:
-                            continue
-                        if tok in self.eos_ids:
-                            done[j] = True
-                            continue
-                        out[j].append(tok)
-                        if len(out[j]) >= limits[j]:
-                            done[j] = True
-                        elif config.stop and _find_stop(self.decode(out[j][-16:]), config.stop) is not None:
-                            done[j] = True
-                    if all(done):
-                        break
-                    going = None
-                    finished = sum(done[j] for j in active)
-                    if self._fast is not None and finished and finished >= len(active) // 4:
-                        # finished rows leave the batch: later steps compute only the rows still going
-                        going = [not done[j] for j in active]
-                        active = [j for j in active if not done[j]]
-                    try:
-                        nxt = steps.send(going)
-                    except StopIteration:
-                        break
-            finally:
-                steps.close()
-            for j, i in enumerate(idx):
-                text = self.decode(out[j])
+        results = [""] * len(encoded)
+        pending = deque(range(len(encoded)))
+        finished: SimpleQueue = SimpleQueue()
+        running: dict[int, Request] = {}
+
+        def submit(i: int) -> None:
+            running[i] = self.submit(encoded[i], config, budget=budgets[i], seed=seed, priority=priority,
+                                     stop_event=stop_event, on_finish=lambda r, i=i: finished.put(i))
+
+        try:
+            while pending and len(running) < batch_size:
+                submit(pending.popleft())
+            while running:
+                i = finished.get()
+                req = running.pop(i)
+                if req.error is not None:
+                    raise req.error
+                if req.finish_reason == "stopped":
+                    continue
+                text = self.decode(req.tokens)
                 cut = _find_stop(text, config.stop) if config.stop else None
                 results[i] = text[:cut] if cut is not None else text
                 if on_done is not None:
                     on_done(i, results[i])
-        return [r if r is not None else "" for r in results]
+                if pending and not (stop_event is not None and stop_event.is_set()):
+                    submit(pending.popleft())  # refill: the batch never idles on its slowest row
+        finally:
+            for req in running.values():
+                req.cancel()
+        return results
 
     # ---------------------------------------------------------------- scoring
-    @torch.no_grad()
     def _score_windows(self, windows: list[tuple[list[int], int]], batch_size: int,
-                       progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
+                       progress: Callable[[int, int], None] | None = None,
+                       priority: int | str = INTERACTIVE) -> list[list[float]]:
         """Log-probabilities of the last ``n`` tokens of each window given the tokens before them.
 
         ``windows`` holds ``(ids, n)`` pairs with ``1 <= n < len(ids)``. Windows are right-padded
-        into batches; only the scored positions go through the output layer.
+        into batches; only the scored positions go through the output layer. Each batch is one
+        call on the scheduler's thread, so generation requests get their steps in between.
         """
+        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
         results: list[list[float]] = []
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start:start + batch_size]
+            results.extend(self.scheduler.call(lambda chunk=chunk: self._score_batch(chunk), priority))
+            if progress is not None:
+                progress(len(results), len(windows))
+        return results
+
+    @torch.no_grad()
+    def _score_batch(self, chunk: list[tuple[list[int], int]]) -> list[list[float]]:
         head = self.model.get_output_embeddings()
         base = getattr(self.model, self.model.base_model_prefix, None)
         # the fast path applies the output layer ourselves; models that scale/cap logits take the slow one
         fast = (base is not None and head is not None
                 and getattr(self.config, "final_logit_softcapping", None) is None
                 and getattr(self.config, "logit_scale", None) is None and not self.is_encoder_decoder)
-        for start in range(0, len(windows), batch_size):
-            chunk = windows[start:start + batch_size]
-            width = max(len(w) for w, _ in chunk)
-            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for i, (w, _) in enumerate(chunk):
-                ids[i, : len(w)] = torch.tensor(w)
-                mask[i, : len(w)] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            if fast:
-                hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
-            else:
-                logits_all = self.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-            for i, (w, n) in enumerate(chunk):
-                L = len(w)
-                targets = ids[i, L - n: L]  # (n,)
-                if fast:
-                    logits = head(hidden[i, L - n - 1: L - 1])  # (n, V)
-                else:
-                    logits = logits_all[i, L - n - 1: L - 1]
-                lp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
-                results.append(lp.tolist())
-            if progress is not None:
-                progress(len(results), len(windows))
+        width = max(len(w) for w, _ in chunk)
+        ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, (w, _) in enumerate(chunk):
+            ids[i, : len(w)] = torch.tensor(w)
+            mask[i, : len(w)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        if fast:
+            hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+        else:
+            logits_all = self.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+        results = []
+        for i, (w, n) in enumerate(chunk):
+            L = len(w)
+            targets = ids[i, L - n: L]  # (n,)
+            logits = head(hidden[i, L - n - 1: L - 1]) if fast else logits_all[i, L - n - 1: L - 1]  # (n, V)
+            lp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
+            results.append(lp.tolist())
         return results
 
     def rolling_windows(self, n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
@@ -724,8 +541,8 @@ class LM:
         return int(bos)
 
     def token_logprobs(self, text: str, max_length: int | None = None, stride: int | None = None,
-                       batch_size: int = 4, progress: Callable[[int, int], None] | None = None
-                       ) -> tuple[list[int], list[float]]:
+                       batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
+                       priority: int | str = INTERACTIVE) -> tuple[list[int], list[float]]:
         """Text tokens (no special tokens) and the log-probability of each given all before it.
 
         The text is prefixed with BOS so that its first token is scored too. ``progress(done, total)``
@@ -740,16 +557,16 @@ class LM:
         max_length = min(max_length or self.context_length, self.context_length)
         stride = stride or max_length // 2
         windows = [(full[b:e], n) for b, e, n in self.rolling_windows(len(full), max_length, stride)]
-        scores = self._score_windows(windows, batch_size, progress)
+        scores = self._score_windows(windows, batch_size, progress, priority)
         return list(ids), [lp for s in scores for lp in s]
 
     def loglikelihood_rolling(self, text: str, max_length: int | None = None, stride: int | None = None,
-                              batch_size: int = 4) -> tuple[float, int]:
+                              batch_size: int = 4, priority: int | str = INTERACTIVE) -> tuple[float, int]:
         """Sum of token log-probabilities of ``text`` and the number of tokens scored."""
-        _, lps = self.token_logprobs(text, max_length, stride, batch_size)
+        _, lps = self.token_logprobs(text, max_length, stride, batch_size, priority=priority)
         return math.fsum(lps), len(lps)
 
-    def loglikelihood(self, context: Any, continuation: str) -> tuple[float, int]:
+    def loglikelihood(self, context: Any, continuation: str, priority: int | str = INTERACTIVE) -> tuple[float, int]:
         """Log-probability of ``continuation`` right after the (encoded) ``context``.
 
         The oldest context tokens are dropped when the pair does not fit in the context window.
@@ -762,5 +579,12 @@ class LM:
             raise ValueError("loglikelihood needs a decoder-only model")
         cont = cont[: self.context_length - 1]
         ctx = ctx[-(self.context_length - len(cont)):]
-        (scores,) = self._score_windows([(ctx + cont, len(cont))], 1)
+        (scores,) = self._score_windows([(ctx + cont, len(cont))], 1, priority=priority)
         return math.fsum(scores), len(scores)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default

@@ -23,8 +23,9 @@ def test_next_token_probabilities_sum_to_one(tiny_lm):
     ids = [tiny_lm.prefix_token()] + tiny_lm.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     from llmdemo.config import GenerationConfig
 
-    first = next(tiny_lm._steps([ids], GenerationConfig(temperature=0, max_new_tokens=1), 0, 1))
-    assert int(first[0]) == top[0][0].id
+    s = tiny_lm.stream(ids, GenerationConfig(temperature=0, max_new_tokens=1))
+    s.text()
+    assert s.request.tokens[0] == top[0][0].id
 
 
 def test_surprisal_sum_equals_perplexity_nll(tiny_lm):

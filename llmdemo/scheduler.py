@@ -1,0 +1,340 @@
+"""One scheduler owns the shared model: continuous batching, cancellation, priorities.
+
+Every generation is a :class:`Request` (prompt ids, settings, budget, priority, cancel handle)
+submitted to the :class:`Scheduler`. Its thread loops over three kinds of work, the way vLLM's
+scheduler and model runner split it:
+
+    1. drop requests that finished or were cancelled (their rows leave the batch at once);
+    2. admit waiting requests (interactive before batch) and read one prompt chunk of one of them
+       (a long prompt is read chunk by chunk, so the others get a step between two chunks);
+    3. one decode step for every request whose prompt is read, all rows together.
+
+Other work on the model (scoring a window, one look inside the model) is a :meth:`Scheduler.call`
+run on the same thread between steps, so nothing else computes on the model meanwhile.
+
+Interactive requests come first: they are admitted before batch work, even beyond the batch
+work's share of ``max_running``, and batch calls wait while interactive requests are active
+(at most ``batch_patience_s``, so batch work is slowed, never starved). New tokens are pushed
+into the request as they are made: a slow reader never holds the loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import torch
+
+from .config import GenerationConfig
+from .runner import Sequence
+from .sampling import Sampler
+
+log = logging.getLogger("llmdemo.scheduler")
+
+INTERACTIVE, BATCH = 0, 1  # priorities: lower runs first
+PRIORITIES = {"interactive": INTERACTIVE, "batch": BATCH}
+
+
+class SchedulerBusy(RuntimeError):
+    """Too many requests are waiting already; the message says to try again."""
+
+
+class Request:
+    """A generation request: what to generate, and the tokens as they come.
+
+    The scheduler appends to ``tokens`` and sets ``finish_reason`` ("eos", "length",
+    "stop_string", "stopped", "error"); readers call :meth:`wait` and read ``tokens``.
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, prompt: list[int], config: GenerationConfig, *, budget: int, seed: int,
+                 priority: int = INTERACTIVE, stop_event: threading.Event | None = None,
+                 on_finish: Callable[["Request"], None] | None = None):
+        self.id = next(self._ids)
+        self.prompt = list(prompt)
+        self.config = config
+        self.budget = budget
+        self.seed = seed
+        self.priority = priority
+        self.stop_event = stop_event
+        self.on_finish = on_finish
+        self.tokens: list[int] = []
+        self.finish_reason: str | None = None
+        self.error: BaseException | None = None
+        self.steps = 0  # forward passes spent on this request (prompt chunks and decode steps)
+        self.prefix_reused = 0  # prompt tokens whose keys/values came from the prefix cache
+        self.submitted_at = time.perf_counter()
+        self.started_at: float | None = None  # when its first prompt chunk was computed
+        self._cancel = threading.Event()
+        self._cond = threading.Condition()
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set() or (self.stop_event is not None and self.stop_event.is_set())
+
+    def cancel(self) -> None:
+        """Ask the scheduler to drop this request before its next step (no effect once finished)."""
+        self._cancel.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float | None = None) -> bool:
+        """Block until there are more than ``seen`` tokens or the request is done; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.tokens) > seen or self.done or self._cancel.is_set(),
+                                       timeout)
+
+    # called by the scheduler's thread
+    def _push(self, token: int) -> None:
+        with self._cond:
+            self.tokens.append(token)
+            self._cond.notify_all()
+
+    def _finish(self, reason: str, error: BaseException | None = None) -> None:
+        with self._cond:
+            if self.finish_reason is not None:
+                return
+            self.error = error
+            self.finish_reason = reason
+            self._cond.notify_all()
+        if self.on_finish is not None:
+            try:
+                self.on_finish(self)
+            except Exception:  # noqa: BLE001 - a reader's callback must not stop the loop
+                log.exception("on_finish callback failed")
+
+
+class Scheduler:
+    """Steps all running requests of one model together; see the module docstring.
+
+    ``max_running``: rows in one decode step (interactive requests may go past it when batch work
+    fills it, never batch work); ``max_waiting``: requests queued before :class:`SchedulerBusy`.
+    """
+
+    def __init__(self, lm, *, max_running: int = 16, max_waiting: int = 256, batch_patience_s: float = 2.0):
+        self.lm = lm
+        self.max_running = max_running
+        self.max_waiting = max_waiting
+        self.batch_patience_s = batch_patience_s
+        self.steps = 0  # forward passes run by the loop (decode steps and prompt chunks)
+        self.step_hook: Callable[[str, int], None] | None = None  # called before each forward: (kind, rows)
+        self._waiting: list[tuple[int, int, Request]] = []  # heap of (priority, arrival, request)
+        self._active: dict[Request, Sequence] = {}  # admitted: prompt being read, or decoding
+        self._calls: list[tuple[int, int, float, Callable[[], Any], Future]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ the public side
+    def submit(self, req: Request) -> Request:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this model was unloaded; try again")
+            if len(self._waiting) >= self.max_waiting:
+                raise SchedulerBusy(f"the server is busy ({len(self._waiting)} requests waiting); "
+                                    "try again in a moment")
+            heapq.heappush(self._waiting, (req.priority, next(self._order), req))
+            self._start()
+            self._cond.notify_all()
+        return req
+
+    def call(self, fn: Callable[[], Any], priority: int = INTERACTIVE) -> Any:
+        """Run ``fn()`` on the scheduler's thread between two steps and return its result."""
+        if threading.current_thread() is self._thread:
+            return fn()  # already on the model's thread (a call inside a call)
+        fut: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this model was unloaded; try again")
+            heapq.heappush(self._calls, (priority, next(self._order), time.perf_counter(), fn, fut))
+            self._start()
+            self._cond.notify_all()
+        return fut.result()
+
+    def queue_position(self, req: Request) -> int:
+        """How many requests wait ahead of ``req`` (0 once it is admitted)."""
+        with self._cond:
+            if req in self._active or req.done:
+                return 0
+            mine = next(((p, o) for p, o, r in self._waiting if r is req), None)
+            return sum(1 for p, o, _ in self._waiting if mine is not None and (p, o) < mine)
+
+    def stats(self) -> dict:
+        with self._cond:
+            return {"waiting": len(self._waiting), "running": len(self._active), "steps": self.steps,
+                    "max_running": self.max_running}
+
+    def close(self, reason: str = "the model was unloaded") -> None:
+        """Stop the loop; every request not finished ends with an error that says why."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        err = RuntimeError(f"{reason} while this request ran; try again")
+        for _, _, req in self._waiting:
+            req._finish("error", err)
+        for req in list(self._active):
+            req._finish("error", err)
+        for *_, fut in self._calls:
+            fut.set_exception(err)
+        self._waiting, self._active, self._calls = [], {}, []
+
+    # ------------------------------------------------------------ the loop
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"scheduler-{self.lm.name}", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._waiting or self._active or self._calls or self._closed):
+                    self._cond.wait()
+                if self._closed:
+                    return
+            try:
+                self._iteration()
+            except Exception as e:  # noqa: BLE001 - a failed step ends its requests, never the loop
+                log.exception("scheduler step failed")
+                for req in list(self._active):
+                    self._end(req, "error", e)
+
+    def _iteration(self) -> None:
+        self._drop_cancelled()
+        self._admit()
+        self._run_calls(interactive_only=True)
+        interactive_busy = any(r.priority == INTERACTIVE for r in self._active)
+        self._prefill_one()
+        self._decode_step()
+        self._run_calls(interactive_only=False, interactive_busy=interactive_busy)
+
+    def _drop_cancelled(self) -> None:
+        with self._cond:
+            gone = [item for item in self._waiting if item[2].cancelled]
+            if gone:
+                self._waiting = [item for item in self._waiting if not item[2].cancelled]
+                heapq.heapify(self._waiting)
+        for _, _, req in gone:
+            req._finish("stopped")
+        for req in [r for r in self._active if r.cancelled]:
+            self._end(req, "stopped")
+
+    def _admit(self) -> None:
+        while True:
+            with self._cond:
+                if not self._waiting:
+                    return
+                prio, _, req = self._waiting[0]
+                n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
+                room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
+                if not room:
+                    return
+                heapq.heappop(self._waiting)
+            seq = Sequence(prompt=req.prompt, budget=req.budget)
+            seq.seen = torch.tensor([req.prompt], device=self.lm.device) if req.config.repetition_penalty != 1.0 \
+                else None
+            seq.sampler = Sampler(req.config, req.seed, self.lm._suppress, self.lm.device)
+            try:
+                self.lm.runner.start(seq)
+            except Exception as e:  # noqa: BLE001
+                req._finish("error", e)
+                continue
+            req.prefix_reused = seq.reused
+            self._active[req] = seq
+
+    def _hook(self, kind: str, rows: int) -> None:
+        self.steps += 1
+        if self.step_hook is not None:
+            self.step_hook(kind, rows)
+
+    def _prefill_one(self) -> None:
+        waiting = [r for r, s in self._active.items() if not s.prefilled]
+        if not waiting:
+            return
+        req = min(waiting, key=lambda r: (r.priority, r.id))
+        seq = self._active[req]
+        self._hook("prefill", 1)
+        req.steps += 1
+        if req.started_at is None:
+            req.started_at = time.perf_counter()
+        try:
+            logits = self.lm.runner.prefill(seq)
+        except Exception as e:  # noqa: BLE001 - e.g. out of memory: this request fails, the rest go on
+            self._end(req, "error", e)
+            return
+        if logits is not None:
+            self._emit(req, seq, logits)
+
+    def _decode_step(self) -> None:
+        rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
+        if not rows:
+            return
+        self._hook("decode", len(rows))
+        for r, _ in rows:
+            r.steps += 1
+        tokens = torch.tensor([s.last for _, s in rows], device=self.lm.device)
+        logits = self.lm.runner.decode([s for _, s in rows], tokens)  # (B, V)
+        for i, (req, seq) in enumerate(rows):
+            self._emit(req, seq, logits[i:i + 1])
+
+    def _emit(self, req: Request, seq: Sequence, logits: torch.Tensor) -> None:
+        """Sample the request's next token from its own row of logits and hand it over."""
+        tok = int(seq.sampler(logits, seq.seen))
+        if tok in self.lm.eos_ids:
+            self._end(req, "eos")
+            return
+        seq.new.append(tok)
+        seq.last = tok
+        if seq.seen is not None:
+            seq.seen = torch.cat([seq.seen, seq.seen.new_tensor([[tok]])], dim=1)
+        req._push(tok)
+        if len(seq.new) >= seq.budget:
+            self._end(req, "length")
+        elif req.config.stop and _has_stop(self.lm.decode(seq.new[-16:]), req.config.stop):
+            self._end(req, "stop_string")
+
+    def _end(self, req: Request, reason: str, error: BaseException | None = None) -> None:
+        seq = self._active.pop(req, None)
+        if seq is not None:
+            try:
+                # a finished interactive prompt is kept for the next one (a chat's next turn starts with it)
+                self.lm.runner.finish(seq, keep_prefix=req.priority == INTERACTIVE and reason != "error")
+            except Exception:  # noqa: BLE001
+                log.exception("releasing a sequence failed")
+        req._finish(reason, error)
+
+    def _run_calls(self, interactive_only: bool, interactive_busy: bool = False) -> None:
+        with self._cond:
+            if not self._calls:
+                return
+            prio, _, queued_at, fn, fut = self._calls[0]
+            if prio != INTERACTIVE:
+                if interactive_only:
+                    return
+                # batch work waits while visitors are served, but never longer than its patience
+                if interactive_busy and time.perf_counter() - queued_at < self.batch_patience_s:
+                    return
+            heapq.heappop(self._calls)
+        if not fut.set_running_or_notify_cancel():
+            return
+        self._hook("call", 1)
+        try:
+            fut.set_result(fn())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            fut.set_exception(e)
+
+
+def _has_stop(text: str, stops) -> bool:
+    return any(s in text for s in stops)
