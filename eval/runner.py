@@ -30,6 +30,10 @@ class RunError(ValueError):
     """The run cannot start (settings clash with an earlier run in the folder, ...)."""
 
 
+class RunStopped(RuntimeError):
+    """The run was stopped (Stop, or its client left); what it finished is kept and a rerun resumes."""
+
+
 @dataclass
 class RunSpec:
     task: str
@@ -111,8 +115,13 @@ def _progress(total: int, initial: int, desc: str):
                 disable=None)
 
 
-def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
-    """Run one evaluation; returns the results dict also written to results.json."""
+def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
+    """Run one evaluation; returns the results dict also written to results.json.
+
+    Generation and scoring go to the model's scheduler at batch priority, so a visitor's request
+    is served between two of the run's steps. Setting ``stop_event`` ends the run at the next step
+    with :class:`RunStopped`; the examples finished so far stay in predictions.jsonl.
+    """
     from llmdemo.model import LM
 
     if spec.task not in TASKS:
@@ -163,13 +172,20 @@ def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
                 wbar.unit = "win"
 
             def on_windows(done: int, total: int) -> None:
+                if stop_event is not None and stop_event.is_set():
+                    raise RunStopped("stopped")
                 if wbar is not None:
                     wbar.total = total
                     wbar.update(done - wbar.n)
 
             for r in todo:
-                ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs,
-                                             progress=on_windows)
+                if stop_event is not None and stop_event.is_set():
+                    break
+                try:
+                    ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs,
+                                                 progress=on_windows, priority="batch")
+                except RunStopped:
+                    break
                 lp = math.fsum(lps)
                 new_tokens += len(ids)
                 write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(r["text"]),
@@ -178,8 +194,12 @@ def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
             if wbar is not None:
                 wbar.close()
         else:
-            template, new_tokens = _run_generation(spec, lm, records, todo, bs, write)
+            template, new_tokens = _run_generation(spec, lm, records, todo, bs, write, stop_event)
     bar.close()
+    if stop_event is not None and stop_event.is_set():
+        n = len(_read_done(pred_file))
+        raise RunStopped(f"stopped after {n} of {len(records)} examples; they are kept in {pred_file}, "
+                         "and the same command resumes the run")
     seconds = time.perf_counter() - t0
     rows = {d["id"]: d for d in _read_done(pred_file)}
     ordered = [rows[r["id"]] for r in records if r["id"] in rows]
@@ -201,7 +221,8 @@ def run(spec: RunSpec, lm=None, progress_cb=None) -> dict:
     return results
 
 
-def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write) -> tuple[str, int]:
+def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write,
+                    stop_event=None) -> tuple[str, int]:
     """Generate and write each example; returns the prompt template and the number of tokens generated."""
     prompts = []
     for r in todo:
@@ -226,17 +247,15 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
         else:
             row.update(metrics.rouge_per_example([pred], [r[ref_key]])[0])
         if spec.task == "dialogue":
-            ll, n = lm.loglikelihood(p.input, r["reference"])
+            ll, n = lm.loglikelihood(p.input, r["reference"], priority="batch")
             row.update(ref_logprob=ll, ref_tokens=n)
         if p.notice:
             row["notice"] = p.notice
         write(row)
 
-    # examples are finished in batches of similar length; each is written as its batch ends
-    for start in range(0, len(prompts), bs * 4):
-        idx = list(range(start, min(start + bs * 4, len(prompts))))
-        lm.generate_batch([prompts[i].input for i in idx], cfg, batch_size=bs,
-                          on_done=lambda j, text: done(idx[j], text), max_new_tokens=[caps[i] for i in idx])
+    # bs examples run at once; as each finishes it is written and the next one takes its row
+    lm.generate_batch([p.input for p in prompts], cfg, batch_size=bs, on_done=done, stop_event=stop_event,
+                      max_new_tokens=caps, priority="batch")
     return template, generated[0]
 
 

@@ -19,7 +19,16 @@ class ModelHost:
         self.allow_paths = allow_paths
         self.allow_hub_ids = allow_hub_ids
         self._loader = loader
-        self.tokens_generated = 0  # across all requests: lets tests see that a stopped stream stays stopped
+        self.tokens_generated = 0  # chunks handed to readers, across all requests
+        self.max_running: int | None = None  # applied to every model's scheduler, the ones swapped in too
+
+    def configure(self, max_running: int | None = None) -> None:
+        """Scheduler capacity for the current model and the ones loaded later."""
+        if max_running is not None:
+            self.max_running = max(1, int(max_running))
+        sched = getattr(self._lm, "scheduler", None)
+        if sched is not None and self.max_running is not None:
+            sched.max_running = self.max_running
 
     @property
     def lm(self) -> LM:
@@ -36,6 +45,9 @@ class ModelHost:
             new = self._loader(name, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                                allow_paths=self.allow_paths, allow_hub_ids=self.allow_hub_ids, progress=progress)
             old, self._lm = self._lm, new
+            self.configure()
+            if old is not None and hasattr(old, "close"):
+                old.close("the model was replaced")  # its requests end with that message; its thread exits
             del old
             gc.collect()  # free the previous weights now, not at some later collection
             try:

@@ -221,11 +221,24 @@ def dialogue_prompt(lm, message: str, history: Sequence[Any] | None = None,
 
     room = lm.context_length - max_new_tokens
     dropped = 0
-    while turns and len(lm.encode(build(turns, message))) > room:
-        # drop the oldest exchange (user + assistant) so roles keep alternating
-        n = 2 if len(turns) >= 2 and turns[1]["role"] == "assistant" else 1
-        turns = turns[n:]
-        dropped += n
+    over = len(lm.encode(build(turns, message))) - room
+    if over > 0 and turns:
+        # Linear in the history's length: each message's tokens are counted once, then the oldest
+        # exchanges whose counts cover the excess go in one cut. The template adds a few tokens per
+        # message that the counts miss, so the cut is checked with one more encode and, rarely, repeated.
+        costs = [lm.count_tokens(t["content"]) for t in turns]
+        two = turns[:2]
+        per_message = max(0, (len(lm.encode(build(two, message))) - len(lm.encode(build([], message)))
+                              - sum(costs[:2])) // len(two))  # the template's tokens around a message
+        while over > 0 and turns:
+            k, saved = 0, 0
+            while k < len(turns) and saved < over:
+                # drop the oldest exchange (user + assistant) so roles keep alternating
+                n = 2 if k + 1 < len(turns) and turns[k + 1]["role"] == "assistant" else 1
+                saved += sum(costs[k:k + n]) + n * per_message
+                k += n
+            turns, costs, dropped = turns[k:], costs[k:], dropped + k
+            over = len(lm.encode(build(turns, message))) - room
     prompt, notice = _fit(lm, lambda m: build(turns, m), message, max_new_tokens, "message")
     if dropped:
         notice = (f"Dropped the {dropped} oldest message(s) to fit the model's "

@@ -36,7 +36,7 @@ class FakeLM:
         words = text.split()
         return " ".join(words[:n]), len(words) > n
 
-    def stream(self, prompt, config=None, stop_event=None):
+    def stream(self, prompt, config=None, stop_event=None, priority=None, heartbeat=None):
         self.history.append((prompt, config))
         reply = self.queue.pop(0) if self.queue else "ok"
         stats = Stats(prompt_tokens=len(self.encode(prompt)))

@@ -115,8 +115,8 @@ def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
     e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     names = e.benchmarks("translation")
     assert "translation_flores200_devtest_en-fr.jsonl" in names and all(n.startswith("translation_") for n in names)
-    md, plot, table, files, rows = e.run("translation", "translation_flores200_devtest_en-fr.jsonl", None, 3,
-                                         progress=lambda *a, **k: None)
+    outs = list(e.run("translation", "translation_flores200_devtest_en-fr.jsonl", None, 3))
+    md, plot, table, files, rows = outs[-1]
     assert "| bleu |" in md and len(table) == 3 and len(rows) == 3
     assert any(f.endswith("report.html") for f in files)
     tab, src, doc, msg = e.send(rows, 1, "translation")
@@ -129,7 +129,7 @@ def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
 
     e = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     with pytest.raises(gr.Error, match="no benchmark named"):
-        e.run("translation", name, None, 2, progress=lambda *a, **k: None)
+        last(e.run("translation", name, None, 2))
 
 
 def test_inside_handlers_on_tiny_model(tiny_lm):

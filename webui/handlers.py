@@ -1,8 +1,10 @@
 """Gradio event handlers: build inputs, call the core, yield accumulated text.
 
-Streaming handlers are plain generators: each token is computed only when Gradio asks
-for the next value, so Stop (which cancels the event) or a closed browser tab stops the
-decoding loop at once; no background thread keeps the CPU busy.
+Generation runs in the model's scheduler (llmdemo/scheduler.py); a streaming handler submits a
+request and yields its text as tokens arrive. Stop (which cancels the event) or a closed browser
+tab closes the handler's generator, which cancels the request: its row leaves the batch before the
+next step. While a request waits for the model the handler still yields every half second, so
+Gradio can close it at any time and the visitor sees that it waits.
 """
 
 from __future__ import annotations
@@ -79,7 +81,25 @@ def check_length(text: Any, limit: int, what: str = "text") -> Any:
     return text
 
 
+MAX_HISTORY_MESSAGES = 1000  # a chat longer than this is refused before any work (trimming is linear anyway)
+HEARTBEAT_S = 0.5  # how often a waiting handler yields (Gradio can only close a generator between yields)
+
+
+class _Waiting:
+    """Stands in for Stats while a request waits for the model: the stats line says so."""
+
+    def __init__(self, lm, stream):
+        self.lm, self.stream = lm, stream
+
+    def line(self) -> str:
+        req, sched = self.stream.request, getattr(self.lm, "scheduler", None)
+        ahead = sched.queue_position(req) if req is not None and sched is not None else 0
+        return f"waiting for the model ({ahead} request(s) ahead)…" if ahead else "reading the prompt…"
+
+
 def stats_line(stats, extra: str = "") -> str:
+    if isinstance(stats, _Waiting):
+        return stats.line()
     parts = [stats.summary()] + stats.notices + ([extra] if extra else [])
     return " · ".join(parts)
 
@@ -104,15 +124,49 @@ class Handlers:
     def check_length(self, text: Any, what: str = "text") -> str:
         return check_length(text, self.settings.max_input_chars, what)
 
+    def check_chat(self, history: Any, *texts: Any) -> None:
+        """The whole conversation (history, system prompt, message) against the input limit, before any work.
+
+        One pass over the raw history, counting characters without copying or normalising them.
+        """
+        if history is None:
+            history = []
+        if not isinstance(history, (list, tuple)):
+            raise tasks.InputError("the chat history must be a list of messages")
+        if len(history) > MAX_HISTORY_MESSAGES:
+            raise tasks.InputError(f"the chat history has {len(history):,} messages; this server accepts at most "
+                                   f"{MAX_HISTORY_MESSAGES:,}. Clear the chat and start again.")
+        limit = self.settings.max_input_chars
+        total = sum(len(t) for t in texts if isinstance(t, str))
+        for m in history:
+            content = m.get("content", "") if isinstance(m, dict) else m
+            blocks = content if isinstance(content, (list, tuple)) else [content]
+            for b in blocks:
+                b = b.get("text", "") if isinstance(b, dict) else b
+                total += len(b) if isinstance(b, str) else 0
+            if total > limit:
+                break
+        if total > limit:
+            raise tasks.InputError(f"the conversation (history, system prompt and message) is over {limit:,} "
+                                   f"characters, this server's limit. Clear the chat or Undo some turns.")
+
     def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig) -> Iterator[tuple[str, Any]]:
         if prompt.notice:
             gr.Warning(prompt.notice)
-        stream = self.host.lm.stream(prompt.input, prompt.config(cfg))
+        lm = self.host.lm
+        stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S)
         text = ""
-        for chunk in stream:
-            text += chunk
-            self.host.count(1)
-            yield text, stream.stats
+        try:
+            for chunk in stream:
+                if not chunk:  # no token yet: say that it waits (the generator stays closable)
+                    if not text:
+                        yield text, _Waiting(lm, stream)
+                    continue
+                text += chunk
+                self.host.count(1)
+                yield text, stream.stats
+        finally:
+            stream.close()
         yield text, stream.stats
 
     # ------------------------------------------------------------ tabs
@@ -167,6 +221,7 @@ class Handlers:
     def chat(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
              max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None):
         """One chat turn: returns the history with the new user message and the streamed reply."""
+        self.check_chat(history, message, system)
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         yield from self._chat_stream(message, list(history or []), system, cfg)
 
@@ -174,6 +229,7 @@ class Handlers:
     def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
               top_k=None, repetition_penalty=None, seed=None):
         """Answer the last user message again."""
+        self.check_chat(history, system)
         history = tasks.normalise_history(history)
         while history and history[-1]["role"] == "assistant":
             history.pop()
@@ -183,9 +239,10 @@ class Handlers:
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         yield from self._chat_stream(last, history, system, cfg)
 
-    @staticmethod
-    def undo(history: list | None):
+    @friendly
+    def undo(self, history: list | None):
         """Remove the last exchange and put its message back in the textbox."""
+        self.check_chat(history)
         history = tasks.normalise_history(history)
         while history and history[-1]["role"] == "assistant":
             history.pop()
@@ -272,11 +329,18 @@ class EvalHandlers:
         return path
 
     @friendly
-    def run(self, task: str, name: str | None, upload: str | None, limit: Any, progress=gr.Progress()):
-        """Run an evaluation with the app's prompts on the loaded model."""
+    def run(self, task: str, name: str | None, upload: str | None, limit: Any):
+        """Run an evaluation with the app's prompts on the loaded model; yields progress, then the results.
+
+        The run works in a thread of its own at batch priority (visitors' requests go first). Stop,
+        or the client leaving, closes this generator, which stops the run at its next step; what it
+        finished stays in its folder.
+        """
+        import json as _json
+        import threading
         import time as _time
 
-        from eval.runner import RunSpec, run
+        from eval.runner import RunSpec, RunStopped, run
 
         if task not in self.SCORE:
             raise tasks.InputError(f"unknown task {task!r}")
@@ -289,7 +353,6 @@ class EvalHandlers:
         path = self._data_path(name, upload)
         stamp = _time.strftime("%Y%m%d-%H%M%S")
         out = self.settings.output_dir / f"{task}-{path.stem}-{limit}-{stamp}"
-        progress(0, desc="starting")
         lm = self.host.lm
         cfg = None
         if task != "perplexity":  # greedy, as python -m eval; leave room for the input in small contexts
@@ -297,9 +360,30 @@ class EvalHandlers:
             cfg = d.replace(temperature=0.0, max_new_tokens=min(d.max_new_tokens, lm.context_length // 4))
         spec = RunSpec(task=task, data=str(path), output=str(out), limit=limit, batch_size="auto", config=cfg,
                        max_length=min(1024, lm.context_length), stride=512)
-        res = run(spec, lm, progress_cb=lambda d, t: progress(d / max(t, 1), desc=f"{d}/{t} examples"))
-        import json as _json
+        done = [0, limit]
+        box: dict = {}
+        stop = threading.Event()
 
+        def work():
+            try:
+                box["res"] = run(spec, lm, progress_cb=lambda d, t: done.__setitem__(slice(0, 2), [d, t]),
+                                 stop_event=stop)
+            except BaseException as e:  # noqa: BLE001 - handed to the handler's thread
+                box["err"] = e
+
+        worker = threading.Thread(target=work, name="eval-run", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(HEARTBEAT_S)
+                yield (f"Running: {done[0]} of {done[1]} examples done…", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        finally:
+            stop.set()  # Stop pressed or the client left: the run ends at its next step
+        if isinstance(box.get("err"), RunStopped):
+            raise tasks.InputError(str(box["err"]))
+        if "err" in box:
+            raise box["err"]
+        res = box["res"]
         rows = [_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
         key = self.SCORE[task]
         table = [[r["id"], str(r.get("source") or _last_user(r.get("prompt")))[:300], str(r.get("reference", ""))[:300],
@@ -308,7 +392,7 @@ class EvalHandlers:
             f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
         plot = str(out / "plot-1.png") if (out / "plot-1.png").exists() else None
         files = [str(out / f) for f in ("report.html", "report.md", "results.json", "predictions.jsonl")]
-        return metrics_md, plot, table, files, rows
+        yield metrics_md, plot, table, files, rows
 
     @staticmethod
     def send(rows: list | None, index: Any, task: str):

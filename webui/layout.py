@@ -71,7 +71,12 @@ def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | No
 def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Blocks:
     settings = settings or AppSettings()
     h = Handlers(host, settings)
+    # Gradio lets up to `concurrency` generation events run at once; they all hand their requests to the
+    # model's scheduler, which batches them (at most max_running rows per step) and queues the rest
+    host.configure(max_running=settings.max_running)
     model_events = dict(concurrency_id="model", concurrency_limit=settings.concurrency)
+    # cheap handlers that do no model work still go through the queue, so sizes are checked within its limits
+    light_events = dict(concurrency_id="light", concurrency_limit=4)
 
     with gr.Blocks(title="llmdemo") as demo:
         gr.Markdown("# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.")
@@ -133,7 +138,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 c_ev3 = c_retry.click(h.retry, [c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
                                       api_visibility="private", **model_events)
                 c_stop.click(None, cancels=[c_ev, c_ev2, c_ev3])
-                c_undo.click(h.undo, [c_bot], [c_bot, c_in], api_visibility="private", queue=False)
+                c_undo.click(h.undo, [c_bot], [c_bot, c_in], api_visibility="private", **light_events)
                 c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], api_visibility="private", queue=False)
 
             with gr.Tab("Summarization", id="summarization"):
@@ -165,7 +170,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                                "Hub models need internet access; the bundled default works offline."),
                             elem_classes="stats")
                 m_go.click(h.load_model, [m_preset, m_custom], [m_info], api_visibility="private",
-                           concurrency_id="model", concurrency_limit=1).then(
+                           concurrency_id="load", concurrency_limit=1).then(
                     lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
                     api_visibility="private", queue=False)
 
@@ -181,7 +186,9 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                                          label="Benchmark file")
                     e_upload = gr.File(label="…or upload a JSONL file", file_types=[".jsonl", ".txt"], type="filepath")
                     e_limit = gr.Number(10, precision=0, label="Examples (limit)", minimum=1, maximum=1000)
-                e_go = gr.Button("Run evaluation", variant="primary")
+                with gr.Row():
+                    e_go = gr.Button("Run evaluation", variant="primary")
+                    e_stop = gr.Button("Stop", variant="stop")
                 with gr.Row():
                     e_metrics = gr.Markdown()
                     e_plot = gr.Image(label="Metrics", type="filepath", height=260)
@@ -193,8 +200,11 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     e_index = gr.Number(0, precision=0, label="Row (0 = first)")
                     e_send = gr.Button("Open this example in its task tab")
                 e_task.change(e.choices, [e_task], [e_file], api_visibility="private", queue=False)
-                e_go.click(e.run, [e_task, e_file, e_upload, e_limit], [e_metrics, e_plot, e_table, e_files, e_rows],
-                           api_visibility="private", **model_events)
+                # one evaluation at a time; it runs at batch priority, so visitors' requests go first
+                e_ev = e_go.click(e.run, [e_task, e_file, e_upload, e_limit],
+                                  [e_metrics, e_plot, e_table, e_files, e_rows], api_visibility="private",
+                                  concurrency_id="eval", concurrency_limit=1)
+                e_stop.click(None, cancels=[e_ev])
                 e_send.click(e.send, [e_rows, e_index, e_task], [tabs, t_in, s_in, c_in], api_visibility="private",
                              queue=False)
 

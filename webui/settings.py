@@ -28,8 +28,14 @@ class AppSettings:
     hosted: bool = field(default_factory=lambda: _bool("LLMDEMO_HOSTED", bool(os.environ.get("SPACE_ID"))))
     max_input_chars: int = field(default_factory=lambda: _int("LLMDEMO_MAX_INPUT_CHARS", 20_000))  # longer input is refused
     max_new_tokens: int = field(default_factory=lambda: _int("LLMDEMO_MAX_NEW_TOKENS", 1024))  # slider and API limit
-    queue_size: int = field(default_factory=lambda: _int("LLMDEMO_QUEUE_SIZE", 32))  # requests waiting at most
-    concurrency: int = field(default_factory=lambda: _int("LLMDEMO_CONCURRENCY", 1))  # generations at once on the model
+    # Capacity. max_running: rows the scheduler steps together (16: on 2 CPU cores one step of 16 rows
+    # costs ~3x a step of one, so 16 streams each keep a third of one stream's speed; a GPU has room
+    # for more). concurrency: generation events Gradio runs at once, each handing its request to the
+    # scheduler; set above max_running so requests reach the scheduler's queue, which shows its place
+    # in line. queue_size: events waiting in Gradio's queue before new ones are refused.
+    max_running: int = field(default_factory=lambda: _int("LLMDEMO_MAX_RUNNING", 16))
+    concurrency: int = field(default_factory=lambda: _int("LLMDEMO_CONCURRENCY", 24))
+    queue_size: int = field(default_factory=lambda: _int("LLMDEMO_QUEUE_SIZE", 64))
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks")))  # eval files
     output_dir: Path = field(default_factory=lambda: Path(os.environ.get(
