@@ -1,15 +1,27 @@
 """Load against the real default model: concurrent gradio_client sessions on a local server.
 
-    python bench/load.py [--sessions 20 --requests 5 --max-new-tokens 32] [--json]
+    python bench/load.py [--scenarios sessions,streams,eval] [--max-running 16] [--json]
 
-Starts the app in this process on a free 127.0.0.1 port (loopback only), runs the sessions across
-the four endpoints, and prints p50/p95 latency, failures, total generated tokens/s and the growth of
-resident memory. Request loops are bounded in count and stop by themselves.
+Starts the app in this process on a free 127.0.0.1 port (loopback only) and measures, each
+scenario bounded in requests and time:
+
+- ``sessions``: ``--sessions`` clients x ``--requests`` requests of ``--max-new-tokens`` tokens
+  across the four endpoints; p50/p95 latency (queue wait included), failures, tokens/s.
+- ``streams``: one /generate stream of ``--stream-tokens`` tokens, then ``--streams`` of them at
+  once; each stream's decode speed (from the app's own stats line) and the aggregate tokens/s.
+  Before that, the model's own decode speed: a plain loop of the same forward with greedy argmax,
+  no scheduler, no app (what one visitor could get at most).
+- ``eval``: time to first token of a short /generate request while an evaluation (FLORES en-fr
+  through ``generate_batch`` at batch priority, batch ``--eval-batch``) runs, against the same
+  request on an idle server (its own prefill).
+
+``--max-running 1`` gives one request at a time (the old single slot) for comparison.
 """
 
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import threading
@@ -19,26 +31,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+BENCH = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
+STORY = "Write a long story about a dragon who learns to bake bread in a small village."
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sessions", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=5)
-    ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
-    import psutil
+def pct(xs, q):
+    xs = sorted(xs)
+    return round(xs[int(q * (len(xs) - 1))], 2) if xs else None
+
+
+def sessions(url, host, a):
     from gradio_client import Client
 
-    from conftest import launch
-    from llmdemo.host import ModelHost
-    from llmdemo.model import LM
-    from webui.settings import AppSettings
-
-    host = ModelHost(LM.load())
-    demo, url = launch(host, AppSettings(queue_size=max(64, a.sessions * 2), concurrency=a.concurrency))
     s = [a.max_new_tokens, 0.7, 0.9, 50, 1.1, 1]
     calls = [("/generate", ["Give me one tip for learning a language."]),
              ("/translate", ["The weather is nice today.", "en", "fr"]),
@@ -46,7 +50,6 @@ def main() -> None:
                              "short"]),
              ("/chat", ["Hello, who are you?", [], "Be brief."])]
     lat, errors = [], []
-    rss0 = psutil.Process().memory_info().rss
     tok0 = host.tokens_generated
 
     def session(k):
@@ -67,20 +70,146 @@ def main() -> None:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    lat.sort()
-    res = {"sessions": a.sessions, "requests": a.sessions * a.requests, "failures": len(errors),
-           "p50_s": round(statistics.median(lat), 2) if lat else None,
-           "p95_s": round(lat[int(0.95 * (len(lat) - 1))], 2) if lat else None,
-           "wall_s": round(wall, 1), "tokens_per_s": round((host.tokens_generated - tok0) / wall, 1),
-           "rss_growth_mb": round((psutil.Process().memory_info().rss - rss0) / 1e6, 1),
-           "concurrency": a.concurrency, "max_new_tokens": a.max_new_tokens}
+    return {"sessions": a.sessions, "requests": a.sessions * a.requests, "failures": len(errors),
+            "p50_s": pct(lat, 0.5), "p95_s": pct(lat, 0.95), "wall_s": round(wall, 1),
+            "chunks_per_s": round((host.tokens_generated - tok0) / wall, 1), "max_new_tokens": a.max_new_tokens,
+            "first_errors": errors[:3]}
+
+
+def raw_decode_speed(lm, n_tokens):
+    """The forward alone: prefill, then n greedy steps of the runner, no scheduler, no app (tokens/s)."""
+    import torch
+
+    from llmdemo.runner import Sequence
+
+    seq = Sequence(prompt=lm.encode([{"role": "user", "content": STORY}]), budget=n_tokens)
+    runner = lm.runner
+
+    def work():
+        runner.start(seq)
+        logits = None
+        while not seq.prefilled:
+            logits = runner.prefill(seq)
+        tok = logits.argmax(-1)
+        t = time.perf_counter()
+        for _ in range(n_tokens - 1):
+            seq.new.append(int(tok))
+            tok = runner.decode([seq], tok).argmax(-1)
+        dt = time.perf_counter() - t
+        runner.finish(seq, keep_prefix=False)
+        return (n_tokens - 1) / dt
+
+    return lm.call(work)  # on the model's thread, nothing else running
+
+
+def stream_once(client, n_tokens, seed):
+    job = client.submit(STORY, n_tokens, 0.8, 0.95, 0, 1.0, seed, api_name="/generate")
+    text, stats = job.result(timeout=600)
+    m = re.search(r"(\d+) tokens · ([\d.]+) tokens/s", stats)
+    return (int(m.group(1)), float(m.group(2))) if m else (0, 0.0)
+
+
+def streams(url, host, a):
+    from gradio_client import Client
+
+    raw = statistics.median(raw_decode_speed(host.lm, a.stream_tokens) for _ in range(2))
+    c = Client(url, verbose=False)
+    stream_once(c, 8, 0)  # warm-up
+    one = [stream_once(c, a.stream_tokens, 100 + i) for i in range(2)]
+    one_speed = statistics.median(s for _, s in one)
+    res = [None] * a.streams
+
+    def run(i):
+        res[i] = stream_once(Client(url, verbose=False), a.stream_tokens, i)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(a.streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    total = sum(n for n, _ in res)
+    speeds = [s for _, s in res]
+    return {"raw_decode_tok_s": round(raw, 1), "one_stream_tok_s": round(one_speed, 1),
+            "one_stream_vs_raw": round(one_speed / raw, 2), "streams": a.streams, "tokens": total,
+            "aggregate_tok_s": round(total / wall, 1), "aggregate_vs_one": round(total / wall / one_speed, 2),
+            "slowest_stream_tok_s": round(min(speeds), 1), "slowest_vs_one": round(min(speeds) / one_speed, 2),
+            "per_stream_tok_s": [round(s, 1) for s in speeds], "stream_tokens": a.stream_tokens}
+
+
+def ttft(client):
+    job = client.submit("Name three colours.", 4, 0, 0.9, 0, 1.0, 1, api_name="/generate")
+    t = time.perf_counter()
+    while True:
+        outs = job.outputs()
+        if any(o and o[0] for o in outs) or job.done():
+            return time.perf_counter() - t
+        time.sleep(0.005)
+
+
+def eval_interactive(url, host, a):
+    from gradio_client import Client
+
+    from llmdemo import tasks
+    from llmdemo.config import TASK_DEFAULTS
+
+    lm = host.lm
+    c = Client(url, verbose=False)
+    ttft(c)
+    idle = statistics.median(ttft(c) for _ in range(3))
+    rows = [json.loads(line) for line in open(BENCH / "translation_flores200_devtest_en-fr.jsonl", encoding="utf-8")]
+    cfg0 = TASK_DEFAULTS["translation"].replace(seed=0)
+    prompts = [tasks.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows[:200]]
+    stop = threading.Event()
+    bg = threading.Thread(target=lm.generate_batch, args=([p.input for p in prompts], cfg0),
+                          kwargs=dict(batch_size=a.eval_batch, stop_event=stop, priority="batch",
+                                      max_new_tokens=[p.config(cfg0).max_new_tokens for p in prompts]), daemon=True)
+    bg.start()
+    time.sleep(10)  # the evaluation is well under way
+    during = []
+    for _ in range(5):
+        during.append(ttft(c))
+        time.sleep(1.0)
+    stop.set()
+    bg.join(60)
+    return {"ttft_idle_s": round(idle, 3), "ttft_during_eval_s": [round(x, 3) for x in during],
+            "ttft_during_eval_median_s": round(statistics.median(during), 3),
+            "over_idle_s": round(statistics.median(during) - idle, 3), "eval_batch": a.eval_batch}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenarios", default="sessions,streams,eval")
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=2)
+    ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--streams", type=int, default=8)
+    ap.add_argument("--stream-tokens", type=int, default=128)
+    ap.add_argument("--eval-batch", type=int, default=16)
+    ap.add_argument("--max-running", type=int, default=16, help="rows per scheduler step (1 = one request at a time)")
+    ap.add_argument("--decode", default="auto")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    import psutil
+
+    from conftest import launch
+    from llmdemo.host import ModelHost
+    from llmdemo.model import LM
+    from webui.settings import AppSettings
+
+    host = ModelHost(LM.load(decode=a.decode))
+    demo, url = launch(host, AppSettings(queue_size=max(64, a.sessions * 2), max_running=a.max_running))
+    rss0 = psutil.Process().memory_info().rss
+    out = {"max_running": a.max_running, "decode": host.lm.decode_mode, "threads": __import__("torch").get_num_threads()}
+    for name in a.scenarios.split(","):
+        fn = {"sessions": sessions, "streams": streams, "eval": eval_interactive}[name]
+        out[name] = fn(url, host, a)
+        print(f"{name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+    out["rss_growth_mb"] = round((psutil.Process().memory_info().rss - rss0) / 1e6, 1)
     demo.close()
-    print(json.dumps(res) if a.json else
-          f"{res['requests']} requests from {a.sessions} sessions: {res['failures']} failed; latency p50 "
-          f"{res['p50_s']} s, p95 {res['p95_s']} s (queue wait included); {res['tokens_per_s']} tokens/s overall; "
-          f"RSS grew {res['rss_growth_mb']} MB; wall {res['wall_s']} s")
-    if errors:
-        print("first errors:", errors[:3], file=sys.stderr)
+    host.lm.close()
+    print(json.dumps(out) if a.json else json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

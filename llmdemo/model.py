@@ -571,7 +571,9 @@ class LM:
 
         The oldest context tokens are dropped when the pair does not fit in the context window.
         """
-        ctx = self.encode(context)
+        ctx = self.encode(context) if context else []
+        if not ctx:  # no context: the continuation is scored from the prefix token, as a whole text is
+            ctx = [self.prefix_token()]
         cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
         if not cont:
             return 0.0, 0

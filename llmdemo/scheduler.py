@@ -71,6 +71,10 @@ class Request:
         self.prefix_reused = 0  # prompt tokens whose keys/values came from the prefix cache
         self.submitted_at = time.perf_counter()
         self.started_at: float | None = None  # when its first prompt chunk was computed
+        # the scheduler's forward count when it was submitted and when its first token came:
+        # how many forward passes it waited for, whatever they cost (tests check this, not times)
+        self.submitted_step: int | None = None
+        self.first_token_step: int | None = None
         self._cancel = threading.Event()
         self._cond = threading.Condition()
 
@@ -144,6 +148,7 @@ class Scheduler:
             if len(self._waiting) >= self.max_waiting:
                 raise SchedulerBusy(f"the server is busy ({len(self._waiting)} requests waiting); "
                                     "try again in a moment")
+            req.submitted_step = self.steps
             heapq.heappush(self._waiting, (req.priority, next(self._order), req))
             self._start()
             self._cond.notify_all()
@@ -295,6 +300,8 @@ class Scheduler:
         if tok in self.lm.eos_ids:
             self._end(req, "eos")
             return
+        if not seq.new:
+            req.first_token_step = self.steps
         seq.new.append(tok)
         seq.last = tok
         if seq.seen is not None:

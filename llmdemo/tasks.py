@@ -224,8 +224,9 @@ def dialogue_prompt(lm, message: str, history: Sequence[Any] | None = None,
     over = len(lm.encode(build(turns, message))) - room
     if over > 0 and turns:
         # Linear in the history's length: each message's tokens are counted once, then the oldest
-        # exchanges whose counts cover the excess go in one cut. The template adds a few tokens per
-        # message that the counts miss, so the cut is checked with one more encode and, rarely, repeated.
+        # exchanges whose counts cover the excess go in one cut, checked with one encode. The counts
+        # lean high (+1 per message over the template's measured overhead), so a cut never drops more
+        # than needed; when it dropped too few, the next cut takes the rest (a few rounds at most).
         costs = [lm.count_tokens(t["content"]) for t in turns]
         two = turns[:2]
         per_message = max(0, (len(lm.encode(build(two, message))) - len(lm.encode(build([], message)))
@@ -235,7 +236,7 @@ def dialogue_prompt(lm, message: str, history: Sequence[Any] | None = None,
             while k < len(turns) and saved < over:
                 # drop the oldest exchange (user + assistant) so roles keep alternating
                 n = 2 if k + 1 < len(turns) and turns[k + 1]["role"] == "assistant" else 1
-                saved += sum(costs[k:k + n]) + n * per_message
+                saved += sum(costs[k:k + n]) + n * (per_message + 1)
                 k += n
             turns, costs, dropped = turns[k:], costs[k:], dropped + k
             over = len(lm.encode(build(turns, message))) - room

@@ -84,10 +84,11 @@ def test_stop_really_stops(page):
     assert page.host.tokens_generated > start  # the new generation is running
     page.get_by_role("button", name="Stop").first.click()
     time.sleep(1.0)
-    n = page.host.tokens_generated
+    n, steps = page.host.tokens_generated, page.host.lm.scheduler.steps
     text = page.locator("#gen-out textarea").input_value()
     time.sleep(2.0)
     assert page.host.tokens_generated - n <= 1, "tokens kept coming after Stop"
+    assert page.host.lm.scheduler.steps == steps, "the model kept decoding after Stop"
     assert page.locator("#gen-out textarea").input_value() == text
     page.screenshot(path=str(ARTIFACTS / "stop.png"))
 

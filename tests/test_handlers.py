@@ -161,3 +161,22 @@ def test_app_decode_mode_applies_to_later_model_swaps(monkeypatch):
     app.make_demo("first", Settings(), decode="float32")
     built["host"].swap("second")
     assert calls == [("first", "float32"), ("second", "float32")]
+
+
+def test_whole_chat_counts_against_the_input_limit_before_any_work(setup):
+    lm, h = setup  # max_input_chars=1000
+    history = [{"role": "user", "content": "x" * 300}, {"role": "assistant", "content": "y" * 300}]
+    with pytest.raises(gr.Error, match="conversation .* over 1,000 characters"):
+        last(h.chat("z" * 300, history, "s" * 200))
+    with pytest.raises(gr.Error, match="over 1,000"):
+        h.undo(history * 2)
+    with pytest.raises(gr.Error, match="over 1,000"):
+        last(h.retry(history * 2, "Be brief."))
+    bomb = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}] * 2000
+    with pytest.raises(gr.Error, match="4,000 messages; this server accepts at most 1,000"):
+        last(h.chat("hi", bomb, "Be brief."))
+    with pytest.raises(gr.Error, match="4,000 messages"):
+        h.undo(bomb)
+    assert lm.history == []  # refused before the model saw anything
+    hist, box, _ = last(h.chat("hi", history[:1], "Be brief."))  # within the limit: served
+    assert hist[-1]["role"] == "assistant"

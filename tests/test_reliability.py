@@ -138,7 +138,7 @@ def test_security_defaults():
     code = ("from webui.settings import AppSettings as S; s = S(); "
             "print(s.host, s.share, s.hosted, s.trust_remote_code, s.max_input_chars, s.queue_size)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["127.0.0.1", "False", "False", "False", "20000", "32"]
+    assert out.split() == ["127.0.0.1", "False", "False", "False", "20000", "64"]
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, SPACE_ID="me/demo"), capture_output=True,
                          text=True, check=True).stdout
     assert out.split()[2] == "True"  # on a Space, the model picker offers presets only

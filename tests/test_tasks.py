@@ -99,3 +99,37 @@ def test_translation_caps_new_tokens_by_source_length(tiny_lm):
     cap = 4 * tiny_lm.count_tokens("Hello") + 16
     assert p.max_new_tokens == cap and p.config(GenerationConfig(max_new_tokens=64)).max_new_tokens == cap
     assert p.config(GenerationConfig(max_new_tokens=5)).max_new_tokens == 5
+
+
+def test_history_bomb_is_trimmed_in_linear_time(tiny_lm):
+    """4,000 turns: each message is counted once and the prompt encoded a few times, not once per dropped turn."""
+    history = []
+    for i in range(2000):
+        history += [{"role": "user", "content": f"question number {i} about the weather"},
+                    {"role": "assistant", "content": f"answer number {i}: it is nice today"}]
+    calls = {"encode": 0, "count": 0}
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(tiny_lm, name)
+
+        def encode(self, prompt):
+            calls["encode"] += 1
+            return tiny_lm.encode(prompt)
+
+        def count_tokens(self, text):
+            calls["count"] += 1
+            return tiny_lm.count_tokens(text)
+
+    p = tasks.dialogue_prompt(Counting(), "And tomorrow?", history, "Be brief.", max_new_tokens=32)
+    assert calls["encode"] <= 12 and calls["count"] <= len(history) + 10
+    n = len(tiny_lm.encode(p.input))
+    assert n <= tiny_lm.context_length - 32
+    kept = [m for m in p.input if m["role"] != "system"][:-1]
+    assert kept == history[len(history) - len(kept):] and kept[0]["role"] == "user"  # the newest turns, whole
+    # as few turns as possible were dropped: one more exchange would not have fitted
+    more = history[len(history) - len(kept) - 2:]
+    bigger = tasks.dialogue_prompt(tiny_lm, "And tomorrow?", [], "Be brief.", 32).input[:1] + more + \
+        [{"role": "user", "content": "And tomorrow?"}]
+    assert len(tiny_lm.encode(bigger)) > tiny_lm.context_length - 32
+    assert "Dropped the" in p.notice

@@ -1,0 +1,284 @@
+"""The scheduler that owns the model: batching changes no output, Stop stops decoding, visitors go first.
+
+Stop and cancel tests count forward passes in the scheduler's own loop (``step_hook`` runs before
+every prompt chunk and decode step, whatever forward is in use) and slow them down, so a version
+that went on decoding after a cancel would fail them.
+"""
+
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from llmdemo.config import GenerationConfig
+from llmdemo.scheduler import BATCH, INTERACTIVE
+
+# eight requests with different settings and seeds (greedy, sampled, penalties, top-k/top-p)
+SETTINGS = [
+    GenerationConfig(temperature=0, max_new_tokens=24, stop=()),
+    GenerationConfig(temperature=1.0, top_p=0.9, top_k=0, max_new_tokens=30, seed=1, stop=()),
+    GenerationConfig(temperature=0.7, top_k=20, max_new_tokens=18, seed=2, stop=()),
+    GenerationConfig(temperature=0, repetition_penalty=1.3, max_new_tokens=26, stop=()),
+    GenerationConfig(temperature=1.2, top_p=0.8, repetition_penalty=1.1, max_new_tokens=22, seed=3, stop=()),
+    GenerationConfig(temperature=0.9, top_k=5, max_new_tokens=28, seed=4, stop=()),
+    GenerationConfig(temperature=0, max_new_tokens=12, stop=()),
+    GenerationConfig(temperature=1.0, max_new_tokens=32, seed=5, stop=()),
+]
+PROMPTS = ["The weather is", "Once upon a time there was a small", "Hello", "The city council voted to build a new",
+           [{"role": "user", "content": "Hello, who are you?"}], "the cat sat on the mat", "a b c d e", "Le temps"]
+
+
+@pytest.fixture
+def lm32(tiny_lm):
+    """The tiny model with the lean forward in float32 and a slowed, counted loop."""
+    tiny_lm.set_decode("float32")
+    log = []
+
+    def hook(kind, rows):
+        log.append((kind, rows))
+        time.sleep(0.002)  # long enough for requests from other threads to join the batch
+
+    tiny_lm.scheduler.step_hook = hook
+    tiny_lm.log = log
+    yield tiny_lm
+    tiny_lm.scheduler.step_hook = None
+    tiny_lm.set_decode("auto")
+
+
+def test_eight_interleaved_requests_equal_eight_sequential(lm32):
+    alone = [lm32.generate(p, c) for p, c in zip(PROMPTS, SETTINGS)]
+    assert len(set(alone)) == len(alone)
+    lm32.log.clear()
+    with ThreadPoolExecutor(8) as ex:
+        together = list(ex.map(lambda pc: lm32.generate(*pc), zip(PROMPTS, SETTINGS)))
+    assert together == alone
+    assert max(rows for kind, rows in lm32.log if kind == "decode") >= 4  # they really shared steps
+
+
+def test_a_cancelled_request_leaves_the_batch_and_the_others_unchanged(lm32):
+    cfgs = [c.replace(max_new_tokens=40) for c in SETTINGS[:4]]
+    alone = [lm32.generate(p, c) for p, c in zip(PROMPTS[:4], cfgs)]
+    streams = [lm32.stream(p, c) for p, c in zip(PROMPTS[:4], cfgs)]
+    victim = iter(streams[1])
+    next(victim)  # submitted and producing
+    with ThreadPoolExecutor(3) as ex:
+        futs = [ex.submit(s.text) for i, s in enumerate(streams) if i != 1]
+        time.sleep(0.05)
+        streams[1].close()
+        req = streams[1].request
+        steps = req.steps
+        others = [f.result() for f in futs]
+    time.sleep(0.05)
+    assert req.finish_reason == "stopped" and streams[1].stats.finish_reason != "length"
+    assert req.steps <= steps + 1  # at most the step already under way
+    assert len(req.tokens) < 40
+    assert others == [alone[0], alone[2], alone[3]]
+
+
+def test_closing_a_stream_stops_the_decoding_steps(lm32):
+    """Stop/disconnect close the stream: the forward passes stop, not just the delivery of text."""
+    lm32.scheduler.step_hook = lambda kind, rows: time.sleep(0.01)
+    s = lm32.stream("Hello", GenerationConfig(temperature=1.0, max_new_tokens=200, seed=1, stop=()))
+    it = iter(s)
+    for _ in range(3):
+        next(it)
+    s.close()
+    time.sleep(0.05)
+    n = lm32.scheduler.steps
+    time.sleep(0.5)  # 50 more steps would have run by now
+    assert lm32.scheduler.steps == n
+    assert s.request.finish_reason == "stopped" and len(s.request.tokens) < 20
+
+
+def test_stop_event_ends_a_request_that_nobody_reads(lm32):
+    ev = threading.Event()
+    req = lm32.submit(lm32.encode("Hello"), GenerationConfig(temperature=0, max_new_tokens=200, stop=()),
+                      budget=200, seed=0, stop_event=ev)
+    while len(req.tokens) < 3:
+        req.wait(len(req.tokens), 5)
+    ev.set()
+    assert req.wait(10**6, 5) and req.finish_reason == "stopped"
+    assert len(req.tokens) < 200
+
+
+def test_interactive_request_waits_one_step_plus_its_prefill_behind_batch_work(lm32):
+    """A visitor's request while an evaluation runs: its first token comes after at most the step under
+    way and its own prompt chunk, whatever the evaluation's size (counted in forward passes, not seconds)."""
+    cfg = GenerationConfig(temperature=0, max_new_tokens=60, stop=())
+    stop = threading.Event()
+    prompts = [f"the cat sat on the mat number {i}" for i in range(24)]
+    bg = threading.Thread(target=lm32.generate_batch, args=(prompts, cfg),
+                          kwargs=dict(batch_size=8, stop_event=stop), daemon=True)
+    bg.start()
+    try:
+        while sum(1 for k, r in lm32.log if k == "decode" and r >= 8) < 5:  # the batch is full and decoding
+            time.sleep(0.01)
+        s = lm32.stream("Hello", GenerationConfig(temperature=0, max_new_tokens=4, stop=()))
+        s.text()
+        req = s.request
+        assert req.first_token_step - req.submitted_step <= 2  # the step under way + its one prompt chunk
+        assert req.priority == INTERACTIVE
+    finally:
+        stop.set()
+        bg.join(30)
+    assert not bg.is_alive()
+
+
+def test_batch_calls_wait_while_visitors_are_served(lm32):
+    """Scoring windows of an evaluation (batch calls) do not run ahead of a visitor's steps."""
+    text = "the cat sat on the mat and looked at the bird in the tree " * 20
+    stop = threading.Event()
+
+    def score_forever():
+        while not stop.is_set():
+            lm32.token_logprobs(text, max_length=64, stride=32, batch_size=1, priority="batch")
+
+    bg = threading.Thread(target=score_forever, daemon=True)
+    bg.start()
+    try:
+        while sum(1 for k, _ in lm32.log if k == "call") < 3:
+            time.sleep(0.01)
+        lm32.log.clear()
+        s = lm32.stream("Hello", GenerationConfig(temperature=0, max_new_tokens=20, stop=()))
+        s.text()
+        # calls made while the visitor decoded: only the one under way, and patience-bound ones (2 s)
+        kinds = [k for k, _ in lm32.log]
+        assert kinds.count("decode") >= 10
+        assert kinds[: kinds.index("prefill")].count("call") <= 1
+    finally:
+        stop.set()
+        bg.join(30)
+
+
+def test_refill_keeps_the_batch_full(lm32):
+    """generate_batch with refill: a finished row's place goes to the next prompt at once."""
+    cfg = GenerationConfig(temperature=0, max_new_tokens=30, stop=())
+    prompts = [f"the cat number {i}" for i in range(10)]
+    caps = [3 if i % 2 else 30 for i in range(10)]
+    single = [lm32.generate(p, cfg.replace(max_new_tokens=c)) for p, c in zip(prompts, caps)]
+    lm32.log.clear()
+    assert lm32.generate_batch(prompts, cfg, batch_size=4, max_new_tokens=caps) == single
+    log = lm32.log
+    first_full = log.index(("decode", 4))
+    last_refill = max(i for i, (k, _) in enumerate(log) if k == "prefill")
+    steady = [r for k, r in log[first_full:last_refill] if k == "decode"]
+    # while prompts remain, a finished row's place is taken at once (a step at most in between);
+    # with static batches the short rows' places would stay empty for ~27 steps
+    assert len(steady) > 20 and min(steady) >= 3 and steady.count(4) >= 0.8 * len(steady)
+
+
+def test_batch_priority_requests_never_take_a_visitors_place(tiny_lm):
+    sched = tiny_lm.scheduler
+    old = sched.max_running
+    sched.max_running = 2
+    try:
+        cfg = GenerationConfig(temperature=0, max_new_tokens=40, stop=())
+        ev = threading.Event()
+        reqs = [tiny_lm.submit(tiny_lm.encode(f"the cat {i}"), cfg, budget=40, seed=0, priority=BATCH,
+                               stop_event=ev) for i in range(4)]
+        time.sleep(0.05)
+        assert sched.stats()["running"] <= 2  # batch work stays within max_running
+        s = tiny_lm.stream("Hello", cfg.replace(max_new_tokens=3))
+        s.text()
+        assert s.request.first_token_step - s.request.submitted_step <= 2  # admitted beyond the cap at once
+        ev.set()
+        for r in reqs:
+            r.wait(10**6, 10)
+    finally:
+        sched.max_running = old
+
+
+def test_queue_limit_refuses_with_a_clear_message(tiny_lm):
+    from llmdemo.scheduler import SchedulerBusy
+
+    sched = tiny_lm.scheduler
+    old = sched.max_running, sched.max_waiting
+    sched.max_running, sched.max_waiting = 1, 2
+    ev = threading.Event()
+    try:
+        cfg = GenerationConfig(temperature=0, max_new_tokens=200, stop=())
+        ids = tiny_lm.encode("Hello")
+        held = [tiny_lm.submit(ids, cfg, budget=200, seed=0, stop_event=ev)]
+        held[0].wait(0, 10)  # running: it holds the one place
+        held += [tiny_lm.submit(ids, cfg, budget=200, seed=0, stop_event=ev) for _ in range(2)]  # waiting
+        with pytest.raises(SchedulerBusy, match="busy"):
+            tiny_lm.submit(ids, cfg, budget=200, seed=0, stop_event=ev)
+    finally:
+        ev.set()
+        sched.max_running, sched.max_waiting = old
+    for r in held:
+        assert r.wait(10**6, 10) and r.finish_reason == "stopped"
+
+
+def test_transformers_forward_interleaves_requests_with_the_same_outputs(tiny_lm):
+    tiny_lm.set_decode("transformers")
+    try:
+        alone = [tiny_lm.generate(p, c) for p, c in zip(PROMPTS, SETTINGS)]
+        with ThreadPoolExecutor(8) as ex:
+            assert list(ex.map(lambda pc: tiny_lm.generate(*pc), zip(PROMPTS, SETTINGS))) == alone
+    finally:
+        tiny_lm.set_decode("auto")
+
+
+def test_float16_batched_agrees_closely(tiny_lm):
+    assert tiny_lm.decode_mode == "float16"
+    greedy = [c for c in SETTINGS if c.greedy]
+    prompts = PROMPTS[: len(greedy)]
+    alone = [tiny_lm.generate(p, c) for p, c in zip(prompts, greedy)]
+    with ThreadPoolExecutor(len(greedy)) as ex:
+        together = list(ex.map(lambda pc: tiny_lm.generate(*pc), zip(prompts, greedy)))
+    assert sum(a == b for a, b in zip(alone, together)) >= len(alone) - 1
+
+
+def test_loglikelihood_against_hand_computation(tiny_lm):
+    """log p(continuation | context) from a plain forward pass, with a context and without one."""
+    model, tok = tiny_lm.model, tiny_lm.tokenizer
+    cont = " sat on the mat"
+    cont_ids = tok(cont, add_special_tokens=False)["input_ids"]
+
+    def by_hand(ctx_ids):
+        ids = torch.tensor([ctx_ids + cont_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)  # (T, V)
+        n = len(ctx_ids)
+        return math.fsum(float(logp[n + j - 1, t]) for j, t in enumerate(cont_ids))
+
+    for context in ("the cat", "Once upon a time there was a small dog and"):
+        ll, n = tiny_lm.loglikelihood(context, cont)
+        assert n == len(cont_ids)
+        assert ll == pytest.approx(by_hand(tiny_lm.encode(context)), abs=1e-4)
+    a, _ = tiny_lm.loglikelihood("the cat", cont)
+    b, _ = tiny_lm.loglikelihood("Once upon a time there was a small dog and", cont)
+    assert abs(a - b) > 1e-3  # the context is used
+    # no context: the text scored from the prefix token (BOS), as loglikelihood_rolling scores it
+    ll, n = tiny_lm.loglikelihood("", cont)
+    assert n == len(cont_ids) and ll == pytest.approx(by_hand([tiny_lm.prefix_token()]), abs=1e-4)
+    ll, n = tiny_lm.loglikelihood_rolling("the cat sat on the mat")
+    assert ll == pytest.approx(_rolling_by_hand(tiny_lm, "the cat sat on the mat"), abs=1e-4)
+
+
+def _rolling_by_hand(lm, text):
+    ids = [lm.prefix_token()] + lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(lm.model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+    return math.fsum(float(logp[i - 1, ids[i]]) for i in range(1, len(ids)))
+
+
+def test_closing_the_model_ends_its_requests_with_a_message(tiny_model_dir):
+    from llmdemo.model import LM
+
+    lm = LM.load(str(tiny_model_dir))
+    ev = threading.Event()
+    lm.scheduler.step_hook = lambda kind, rows: time.sleep(0.01)
+    req = lm.submit(lm.encode("Hello"), GenerationConfig(temperature=0, max_new_tokens=200, stop=()),
+                    budget=200, seed=0, stop_event=ev)
+    req.wait(0, 10)
+    lm.close("the model was replaced")
+    assert req.done and req.finish_reason in ("error", "length", "eos")
+    if req.finish_reason == "error":
+        assert "replaced" in str(req.error)
+    with pytest.raises(RuntimeError, match="unloaded"):
+        lm.submit(lm.encode("Hello"), GenerationConfig(), budget=1, seed=0)
