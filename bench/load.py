@@ -8,9 +8,9 @@ scenario bounded in requests and time:
 - ``sessions``: ``--sessions`` clients x ``--requests`` requests of ``--max-new-tokens`` tokens
   across the four endpoints; p50/p95 latency (queue wait included), failures, tokens/s.
 - ``streams``: one /generate stream of ``--stream-tokens`` tokens, then ``--streams`` of them at
-  once; each stream's decode speed (from the app's own stats line) and the aggregate tokens/s.
-  Before that, the model's own decode speed: a plain loop of the same forward with greedy argmax,
-  no scheduler, no app (what one visitor could get at most).
+  once (greedy, clients in processes of their own); each stream's decode speed (from the app's own
+  stats line) and the aggregate tokens/s. Before that, the model's own decode speed: a plain loop of
+  the same forward with greedy argmax, no scheduler, no app (what one visitor could get at most).
 - ``eval``: time to first token of a short /generate request while an evaluation (FLORES en-fr
   through ``generate_batch`` at batch priority, batch ``--eval-batch``) runs, against the same
   request on an idle server (its own prefill).
@@ -82,7 +82,7 @@ def raw_decode_speed(lm, n_tokens):
 
     from llmdemo.runner import Sequence
 
-    seq = Sequence(prompt=lm.encode([{"role": "user", "content": STORY}]), budget=n_tokens)
+    seq = Sequence(prompt=lm.encode([{"role": "user", "content": f"{STORY} Story number 0."}]), budget=n_tokens)
     runner = lm.runner
 
     def work():
@@ -102,40 +102,38 @@ def raw_decode_speed(lm, n_tokens):
     return lm.call(work)  # on the model's thread, nothing else running
 
 
-def stream_once(client, n_tokens, seed):
-    job = client.submit(STORY, n_tokens, 0.8, 0.95, 0, 1.0, seed, api_name="/generate")
+def stream_once(url, n_tokens, i):
+    """One greedy /generate stream (a story prompt numbered i); its tokens and decode speed from the app's stats."""
+    from gradio_client import Client
+
+    job = Client(url, verbose=False).submit(f"{STORY} Story number {i}.", n_tokens, 0, 1.0, 0, 1.0, 1,
+                                            api_name="/generate")
     text, stats = job.result(timeout=600)
     m = re.search(r"(\d+) tokens · ([\d.]+) tokens/s", stats)
     return (int(m.group(1)), float(m.group(2))) if m else (0, 0.0)
 
 
 def streams(url, host, a):
-    from gradio_client import Client
+    """Clients run in processes of their own: the visitors' side must not share the server's interpreter."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
     raw = statistics.median(raw_decode_speed(host.lm, a.stream_tokens) for _ in range(2))
-    c = Client(url, verbose=False)
-    stream_once(c, 8, 0)  # warm-up
-    one = [stream_once(c, a.stream_tokens, 100 + i) for i in range(2)]
-    one_speed = statistics.median(s for _, s in one)
-    res = [None] * a.streams
-
-    def run(i):
-        res[i] = stream_once(Client(url, verbose=False), a.stream_tokens, i)
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(a.streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    with ProcessPoolExecutor(a.streams, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(stream_once, [url] * a.streams, [4] * a.streams, range(a.streams)))  # warm-up, imports
+        one = [pool.submit(stream_once, url, a.stream_tokens, 100 + i).result() for i in range(2)]
+        one_speed = statistics.median(s for _, s in one)
+        t0 = time.perf_counter()
+        res = list(pool.map(stream_once, [url] * a.streams, [a.stream_tokens] * a.streams, range(a.streams)))
+        wall = time.perf_counter() - t0
     total = sum(n for n, _ in res)
     speeds = [s for _, s in res]
     return {"raw_decode_tok_s": round(raw, 1), "one_stream_tok_s": round(one_speed, 1),
             "one_stream_vs_raw": round(one_speed / raw, 2), "streams": a.streams, "tokens": total,
             "aggregate_tok_s": round(total / wall, 1), "aggregate_vs_one": round(total / wall / one_speed, 2),
             "slowest_stream_tok_s": round(min(speeds), 1), "slowest_vs_one": round(min(speeds) / one_speed, 2),
-            "per_stream_tok_s": [round(s, 1) for s in speeds], "stream_tokens": a.stream_tokens}
+            "per_stream_tok_s": [round(s, 1) for s in speeds], "stream_tokens": a.stream_tokens,
+            "wall_s": round(wall, 1)}
 
 
 def ttft(client):
