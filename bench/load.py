@@ -5,8 +5,9 @@
 Starts the app in this process on a free 127.0.0.1 port (loopback only) and measures, each
 scenario bounded in requests and time:
 
-- ``sessions``: ``--sessions`` clients x ``--requests`` requests of ``--max-new-tokens`` tokens
-  across the four endpoints; p50/p95 latency (queue wait included), failures, tokens/s.
+- ``sessions``: ``--sessions`` clients (each a process of its own) x ``--requests`` requests of
+  ``--max-new-tokens`` tokens across the four endpoints; p50/p95 latency (queue wait included),
+  failures, text chunks/s.
 - ``streams``: one /generate stream of ``--stream-tokens`` tokens, then ``--streams`` of them at
   once (greedy, clients in processes of their own); each stream's decode speed (from the app's own
   stats line) and the aggregate tokens/s. Before that, the model's own decode speed: a plain loop of
@@ -40,36 +41,45 @@ def pct(xs, q):
     return round(xs[int(q * (len(xs) - 1))], 2) if xs else None
 
 
-def sessions(url, host, a):
+CALLS = [("/generate", ["Give me one tip for learning a language."]),
+         ("/translate", ["The weather is nice today.", "en", "fr"]),
+         ("/summarize", ["The council voted to build a bridge. It will take three years and cost 20 million.", "short"]),
+         ("/chat", ["Hello, who are you?", [], "Be brief."])]
+
+
+def session(url, k, requests, max_new_tokens):
+    """One visitor (in a process of its own): ``requests`` requests in turn; their latencies and errors."""
     from gradio_client import Client
 
-    s = [a.max_new_tokens, 0.7, 0.9, 50, 1.1, 1]
-    calls = [("/generate", ["Give me one tip for learning a language."]),
-             ("/translate", ["The weather is nice today.", "en", "fr"]),
-             ("/summarize", ["The council voted to build a bridge. It will take three years and cost 20 million.",
-                             "short"]),
-             ("/chat", ["Hello, who are you?", [], "Be brief."])]
+    if requests == 0:
+        return [], []  # warm-up: the import above
+    c = Client(url, verbose=False)
     lat, errors = [], []
+    for i in range(requests):
+        name, args = CALLS[(k + i) % 4]
+        t = time.perf_counter()
+        try:
+            c.predict(*args, max_new_tokens, 0.7, 0.9, 50, 1.1, 1, api_name=name)
+            lat.append(time.perf_counter() - t)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e)[:200])
+    return lat, errors
+
+
+def sessions(url, host, a):
+    """Clients run in processes of their own: the visitors' side must not share the server's interpreter."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     tok0 = host.tokens_generated
-
-    def session(k):
-        c = Client(url, verbose=False)
-        for i in range(a.requests):
-            name, args = calls[(k + i) % 4]
-            t = time.perf_counter()
-            try:
-                c.predict(*args, *s, api_name=name)
-                lat.append(time.perf_counter() - t)
-            except Exception as e:  # noqa: BLE001
-                errors.append(repr(e)[:200])
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=session, args=(k,)) for k in range(a.sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    with ProcessPoolExecutor(a.sessions, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(session, [url] * a.sessions, range(a.sessions), [0] * a.sessions, [0] * a.sessions))
+        t0 = time.perf_counter()
+        res = list(pool.map(session, [url] * a.sessions, range(a.sessions), [a.requests] * a.sessions,
+                            [a.max_new_tokens] * a.sessions))
+        wall = time.perf_counter() - t0
+    lat = [x for r, _ in res for x in r]
+    errors = [e for _, es in res for e in es]
     return {"sessions": a.sessions, "requests": a.sessions * a.requests, "failures": len(errors),
             "p50_s": pct(lat, 0.5), "p95_s": pct(lat, 0.95), "wall_s": round(wall, 1),
             "chunks_per_s": round((host.tokens_generated - tok0) / wall, 1), "max_new_tokens": a.max_new_tokens,

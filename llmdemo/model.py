@@ -30,7 +30,7 @@ import torch
 from .config import DECODE_MODES, GenerationConfig
 from .kvcache import PrefixCache
 from .presets import resolve
-from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request, Scheduler
+from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request, RequestAborted, Scheduler
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which and why."""
@@ -178,7 +178,7 @@ class LM:
         def switch():
             # on the model's thread, between steps: requests running on the old forward end with a message
             for req in list(self.scheduler._active):
-                self.scheduler._end(req, "error", RuntimeError("the decode mode changed while this request ran"))
+                self.scheduler._end(req, "error", RequestAborted("the decode mode changed while this request ran"))
             self.runner, self.decode_mode = runner, mode
             self.prefix_cache.clear()
 

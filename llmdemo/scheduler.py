@@ -44,6 +44,10 @@ class SchedulerBusy(RuntimeError):
     """Too many requests are waiting already; the message says to try again."""
 
 
+class RequestAborted(RuntimeError):
+    """The request could not finish (the model was unloaded or replaced meanwhile); the message says why."""
+
+
 class Request:
     """A generation request: what to generate, and the tokens as they come.
 
@@ -144,7 +148,7 @@ class Scheduler:
     def submit(self, req: Request) -> Request:
         with self._cond:
             if self._closed:
-                raise RuntimeError("this model was unloaded; try again")
+                raise RequestAborted("this model was unloaded; try again")
             if len(self._waiting) >= self.max_waiting:
                 raise SchedulerBusy(f"the server is busy ({len(self._waiting)} requests waiting); "
                                     "try again in a moment")
@@ -161,7 +165,7 @@ class Scheduler:
         fut: Future = Future()
         with self._cond:
             if self._closed:
-                raise RuntimeError("this model was unloaded; try again")
+                raise RequestAborted("this model was unloaded; try again")
             heapq.heappush(self._calls, (priority, next(self._order), time.perf_counter(), fn, fut))
             self._start()
             self._cond.notify_all()
@@ -187,7 +191,7 @@ class Scheduler:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
-        err = RuntimeError(f"{reason} while this request ran; try again")
+        err = RequestAborted(f"{reason} while this request ran; try again")
         for _, _, req in self._waiting:
             req._finish("error", err)
         for req in list(self._active):

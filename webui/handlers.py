@@ -24,13 +24,14 @@ from llmdemo.config import TASK_DEFAULTS, ConfigError, GenerationConfig
 from llmdemo.host import ModelHost
 from llmdemo.model import ContextOverflowError, ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
+from llmdemo.scheduler import RequestAborted, SchedulerBusy
 
 from .settings import AppSettings
 
 log = logging.getLogger("llmdemo.app")
 
 USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
-               TypeError)
+               TypeError, SchedulerBusy, RequestAborted)
 
 
 def _as_gr_error(e: Exception) -> gr.Error:
