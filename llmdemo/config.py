@@ -25,7 +25,7 @@ MAX_SEED = 2**32 - 1
 
 # The forward pass used while generating (see LM.set_decode): "auto" picks float16 weights in
 # llmdemo's lean Llama forward on a CPU where the model allows, else the model's own forward.
-DECODE_MODES = ("auto", "float16", "float32", "transformers")
+DECODE_MODES = ("auto", "float16", "bfloat16", "float32", "transformers")
 
 
 @dataclass(frozen=True)
