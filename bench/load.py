@@ -88,7 +88,6 @@ def sessions(url, host, a):
 
 def raw_decode_speed(lm, n_tokens):
     """The forward alone: prefill, then n greedy steps of the runner, no scheduler, no app (tokens/s)."""
-    import torch
 
     from llmdemo.runner import Sequence
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from llmdemo.model import Stats, Stream
+from llmdemo.stream import Stats, Stream
 
 
 class FakeLM:

@@ -261,6 +261,7 @@ class Handlers:
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
             ("Generation forward", {"float16": "lean Llama forward, float16 weights",
                                     "float32": "lean Llama forward, float32 weights",
+                                    "bfloat16": "lean Llama forward, bfloat16 weights",
                                     "transformers": "the model's own (transformers)"}.get(info.get("decode"), "n/a")),
             ("Context length", f"{info['context_length']:,} tokens"),
             ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),

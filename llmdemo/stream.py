@@ -1,0 +1,108 @@
+"""What a generation hands back: a :class:`Stream` of text chunks and its :class:`Stats`.
+
+Shared by every backend (transformers, llama.cpp, OpenAI-compatible servers) and the tests'
+fake model; imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from .scheduler import Request
+
+
+@dataclass
+class Stats:
+    """Filled in while a Stream is consumed."""
+
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float | None = None  # time to first token
+    total_s: float = 0.0
+    finish_reason: str | None = None  # "eos", "stop_string", "length", "stopped"
+    seed: int | None = None  # the seed actually used (drawn when the config had none)
+    notices: list[str] = field(default_factory=list)
+    steps: int = 0  # forward passes the scheduler spent on this request
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode_s = self.total_s - (self.ttft_s or 0.0)
+        if self.new_tokens > 1 and decode_s > 0:
+            return (self.new_tokens - 1) / decode_s
+        return self.new_tokens / self.total_s if self.total_s > 0 else 0.0
+
+    def summary(self) -> str:
+        ttft = f"{self.ttft_s * 1000:.0f} ms" if self.ttft_s is not None else "n/a"
+        return f"{self.new_tokens} tokens · {self.tokens_per_s:.1f} tokens/s · first token {ttft}"
+
+
+class Stream:
+    """Iterate for new text chunks; ``text()`` consumes the rest and returns all of it."""
+
+    def __init__(self, chunks: Callable[["Stream"], Iterator[str]], stats: Stats):
+        self.stats = stats
+        self.request: "Request | None" = None  # set once iteration has submitted it
+        self._parts: list[str] = []
+        self._it = chunks(self)
+
+    def __iter__(self) -> Iterator[str]:
+        for chunk in self._it:
+            self._parts.append(chunk)
+            yield chunk
+
+    def text(self) -> str:
+        for _ in self:
+            pass
+        return "".join(self._parts)
+
+    def close(self) -> None:
+        self._it.close()
+
+
+def _holdback(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters of ``text`` could be the start of a stop string."""
+    keep = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), keep, -1):
+            if text.endswith(s[:n]):
+                keep = n
+                break
+    return keep
+
+
+def _find_stop(text: str, stops: Sequence[str], start: int = 0) -> int | None:
+    hits = [i for s in stops if (i := text.find(s, start)) >= 0]
+    return min(hits) if hits else None
+
+
+
+def rolling_windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows ``(begin, end, n_scored)`` that score tokens 1..n_tokens-1 exactly once.
+
+    Token 0 is the BOS prefix and is never scored. Each window holds at most ``max_length``
+    tokens and scores only the tokens after the previous window's end, with the rest of the
+    window as context (the Hugging Face "perplexity of fixed-length models" recipe). Window
+    ends move by ``stride``, at most ``max_length - 1`` so every scored token has context::
+
+        tokens   B t1 t2 t3 t4 t5 t6 t7      max_length=4, stride=2
+        window1  B t1 t2 t3                  scores t1 t2 t3
+        window2        t2 t3 t4 t5           scores t4 t5 (t2 t3 are context)
+        window3              t4 t5 t6 t7     scores t6 t7
+    """
+    if max_length < 2:
+        raise ValueError("max_length must be at least 2")
+    if stride < 1:
+        raise ValueError("stride must be at least 1")
+    step = min(stride, max_length - 1)
+    out = []
+    prev_end = 1
+    end = min(max_length, n_tokens)
+    while prev_end < n_tokens:
+        begin = max(0, end - max_length)
+        out.append((begin, end, end - prev_end))
+        prev_end = end
+        end = min(end + step, n_tokens)
+    return out
+
