@@ -58,7 +58,13 @@ class Stream:
         return "".join(self._parts)
 
     def close(self) -> None:
-        self._it.close()
+        """End the stream: its request is cancelled (from any thread), its generator closed."""
+        if self.request is not None:
+            self.request.cancel()
+        try:
+            self._it.close()
+        except ValueError:  # being iterated in another thread right now: the cancel ends it there
+            pass
 
 
 def _holdback(text: str, stops: Sequence[str]) -> int:

@@ -1,0 +1,426 @@
+"""Any OpenAI-compatible server as a backend: vLLM, TGI, llama.cpp's server, hosted endpoints.
+
+``--model openai:NAME`` talks to chat completions (the server applies the chat template);
+``--model openai-base:NAME`` to completions with the task's plain prompt. The server is named by
+``--base-url`` or ``OPENAI_BASE_URL``; the key by ``OPENAI_API_KEY`` (sent as a bearer token, never
+printed, logged, written to results or shown). The server batches concurrent requests itself
+(vLLM's continuous batching), so this backend just sends them: streams for the app,
+``concurrency`` requests at once for ``generate_batch``.
+
+Log-likelihoods (perplexity, the dialogue reference score) use completions with ``echo`` and
+``logprobs`` over token ids, as lm-evaluation-harness's ``local-completions`` does. Servers get
+this wrong (llama-cpp-python's server shifts prompt log-probabilities by one position;
+llama.cpp's ``llama-server`` returns none), so before the first score the server is checked
+against itself: the log-probability it gives a greedy token when generating it must equal the one
+it gives the same token as the last token of an echoed prompt. A server that fails is refused.
+
+Tokens come from the server (vLLM's ``/tokenize``, llama-cpp-python's ``/extras/tokenize``) or
+from a local tokenizer (``--tokenizer HUB_ID_OR_PATH``), which also counts chat prompts exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Callable, Iterator, Sequence
+
+from ..config import GenerationConfig
+from ..interface import BATCH, GENERATE, SCORE
+from ..stream import Stats, Stream, _find_stop, _holdback, rolling_windows
+
+log = logging.getLogger("llmdemo.openai")
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class ServerError(RuntimeError):
+    """The server failed or could not be reached; the message says which server and how (never the key)."""
+
+
+class LogprobsUnreliable(ValueError):
+    """The server's prompt log-probabilities failed the consistency check; scoring through it is refused."""
+
+
+class OpenAILM:
+    """A model behind an OpenAI-compatible HTTP API (see the module docstring)."""
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None, chat: bool = True,
+                 tokenizer: str | None = None, concurrency: int = 4, timeout_s: float = 120.0, retries: int = 3,
+                 context_length: int | None = None):
+        import httpx
+
+        base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").strip().rstrip("/")
+        if not base_url:
+            raise ValueError("an OpenAI-compatible model needs a server: pass --base-url URL or set OPENAI_BASE_URL")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        if not base_url.endswith("/v1"):
+            base_url += "/v1"
+        self.base_url = base_url
+        self.root_url = base_url[: -len("/v1")]
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self.retries = retries
+        self.concurrency = max(1, int(concurrency))
+        self.model = model
+        self.name = f"openai:{model}" if chat else f"openai-base:{model}"
+        self.chat_api = chat
+        self.style = "chat" if chat else "base"
+        self.is_encoder_decoder = False
+        self.pairs = ()
+        self.device = "server"
+        self.decode_mode = "server"
+        self.capabilities = frozenset({GENERATE, SCORE, BATCH})
+        self._checked: bool | None = None
+        self._check_lock = threading.Lock()
+        t0 = time.perf_counter()
+        served = self._models()  # fails here, with a clear message, when the server is not there
+        ids = [m.get("id") for m in served]
+        if ids and model not in ids:
+            raise ValueError(f"the server at {self.base_url} does not serve {model!r}; it serves: {', '.join(ids)}")
+        entry = next((m for m in served if m.get("id") == model), {})
+        self.context_length = int(context_length or entry.get("max_model_len") or 2048)
+        self._context_assumed = not (context_length or entry.get("max_model_len"))
+        self._tok = _load_tokenizer(tokenizer) if tokenizer else None
+        self._tokenizer_source = tokenizer or self._find_tokenize_route()
+        self.load_s = time.perf_counter() - t0
+
+    # ------------------------------------------------------------ HTTP
+    def _request(self, method: str, path: str, *, root: bool = False, **kw) -> Any:
+        """One call with retries (bounded, exponential backoff with jitter) on connection errors and 429/5xx."""
+        import httpx
+
+        url = (self.root_url if root else self.base_url) + path
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                r = self._http.request(method, url, **kw)
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                err: Exception = ServerError(f"could not reach the model server at {self.root_url}: "
+                                             f"{type(e).__name__}")
+            else:
+                if r.status_code < 400:
+                    return r.json()
+                err = ServerError(f"the model server at {self.root_url} answered {r.status_code} to {path}: "
+                                  f"{_short(r.text)}")
+                if r.status_code not in RETRY_STATUS:
+                    raise err
+            if attempt == self.retries:
+                raise err
+            time.sleep(delay * (1 + random.random()))
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def _models(self) -> list[dict]:
+        return self._request("GET", "/models").get("data", [])
+
+    def _find_tokenize_route(self) -> str | None:
+        for path, body in (("/tokenize", {"model": self.model, "prompt": "a"}), ("/extras/tokenize", {"input": "a"})):
+            try:
+                self._request("POST", path, root=True, json=body)
+                return path
+            except ServerError:
+                continue
+        return None
+
+    # ------------------------------------------------------------ tokens
+    def _tokenize(self, text: str, special: bool = False) -> list[int]:
+        if self._tok is not None:
+            return list(self._tok(text, add_special_tokens=special)["input_ids"])
+        if self._tokenizer_source == "/tokenize":
+            out = self._request("POST", "/tokenize", root=True,
+                                json={"model": self.model, "prompt": text, "add_special_tokens": special})
+        elif self._tokenizer_source == "/extras/tokenize":
+            out = self._request("POST", "/extras/tokenize", root=True, json={"input": text})
+        else:
+            raise ValueError(f"{self.name}: the server has no tokenize route; pass --tokenizer HUB_ID_OR_PATH")
+        return list(out["tokens"])
+
+    def _detokenize(self, ids: Sequence[int]) -> str:
+        if self._tok is not None:
+            return self._tok.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if self._tokenizer_source == "/tokenize":
+            return self._request("POST", "/detokenize", root=True, json={"model": self.model, "tokens": list(ids)})["prompt"]
+        return self._request("POST", "/extras/detokenize", root=True, json={"tokens": list(ids)})["text"]
+
+    def encode(self, prompt: Any) -> list[int]:
+        """Token ids of a prompt. Chat messages: exact with a local tokenizer or vLLM's /tokenize, otherwise
+        the messages' tokens plus 4 per message for the template (an estimate, used to fit the context)."""
+        if isinstance(prompt, str):
+            return self._tokenize(prompt)
+        prompt = list(prompt)
+        if prompt and isinstance(prompt[0], dict):
+            if self._tok is not None and getattr(self._tok, "chat_template", None):
+                ids = self._tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=False)
+                return [int(i) for i in (ids["input_ids"] if hasattr(ids, "keys") else ids)]
+            if self._tokenizer_source == "/tokenize":
+                try:
+                    return list(self._request("POST", "/tokenize", root=True, json={
+                        "model": self.model, "messages": prompt, "add_generation_prompt": True})["tokens"])
+                except ServerError:
+                    pass
+            return [t for m in prompt for t in [0] * 4 + self._tokenize(str(m.get("content", "")))]
+        return [int(i) for i in prompt]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def truncate_text(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        ids = self._tokenize(text)
+        if len(ids) <= max_tokens:
+            return text, False
+        return self._detokenize(ids[: max(0, max_tokens)]), True
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._detokenize(ids)
+
+    def prefix_token(self) -> int:
+        if self._tok is not None:
+            bos = self._tok.bos_token_id if self._tok.bos_token_id is not None else self._tok.eos_token_id
+            if bos is not None:
+                return int(bos)
+        ids = self._tokenize("", special=True)
+        if ids:
+            return int(ids[0])
+        raise ValueError(f"{self.name}: cannot tell the server's BOS token; pass --tokenizer HUB_ID_OR_PATH")
+
+    # ------------------------------------------------------------ generation
+    def _body(self, prompt: Any, config: GenerationConfig, budget: int, seed: int, stream: bool) -> tuple[str, dict]:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": budget, "stream": stream, "seed": seed,
+                                "temperature": config.temperature, "top_p": config.top_p}
+        if config.top_k:
+            body["top_k"] = config.top_k  # vLLM, TGI and llama.cpp read it; others ignore unknown fields
+        if config.repetition_penalty != 1.0:
+            body["repetition_penalty"] = body["repeat_penalty"] = config.repetition_penalty
+        if config.stop:
+            body["stop"] = list(config.stop)
+        if self.chat_api:
+            if isinstance(prompt, str):
+                prompt = [{"role": "user", "content": prompt}]
+            body["messages"] = list(prompt)
+            return "/chat/completions", body
+        body["prompt"] = prompt if isinstance(prompt, str) else [int(i) for i in prompt]
+        return "/completions", body
+
+    def stream(self, prompt: Any, config: GenerationConfig | None = None,
+               stop_event: threading.Event | None = None, priority: Any = None,
+               heartbeat: float | None = None) -> Stream:
+        """Stream new text from the server; closing the stream closes the connection (the server stops)."""
+        import httpx
+
+        config = config or GenerationConfig()
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict) and not self.chat_api:
+            raise ValueError(f"{self.name} is a completions model; give a plain text prompt")
+        n_prompt = len(self.encode(prompt))
+        stats = Stats(prompt_tokens=n_prompt, seed=config.seed if config.seed is not None else secrets.randbelow(2**31))
+        room = self.context_length - n_prompt
+        if room < 1:
+            from ..model import ContextOverflowError
+
+            raise ContextOverflowError(f"prompt is {n_prompt} tokens; model {self.name!r} has a context of "
+                                       f"{self.context_length}")
+        budget = min(config.max_new_tokens, room)
+        path, body = self._body(prompt, config, budget, stats.seed, stream=True)
+
+        def chunks(stream: Stream) -> Iterator[str]:
+            t0 = time.perf_counter()
+            text, emitted = "", 0
+            stats.finish_reason = "stopped"
+            try:
+                with self._http.stream("POST", self.base_url + path, json=body) as r:
+                    if r.status_code >= 400:
+                        raise ServerError(f"the model server at {self.root_url} answered {r.status_code}: "
+                                          f"{_short(r.read().decode('utf-8', 'replace'))}")
+                    for line in r.iter_lines():
+                        if stop_event is not None and stop_event.is_set():
+                            return
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        choice = (json.loads(data).get("choices") or [{}])[0]
+                        piece = (choice.get("delta") or {}).get("content") if self.chat_api else choice.get("text")
+                        if piece:
+                            stats.new_tokens += 1  # one chunk per token on vLLM and llama.cpp
+                            if stats.ttft_s is None:
+                                stats.ttft_s = time.perf_counter() - t0
+                            text += piece
+                            cut = _find_stop(text, config.stop) if config.stop else None
+                            if cut is not None:
+                                text = text[:cut]
+                                stats.finish_reason = "stop_string"
+                                break
+                            safe = len(text) - _holdback(text, config.stop)
+                            if safe > emitted:
+                                yield text[emitted:safe]
+                                emitted = safe
+                        reason = choice.get("finish_reason")
+                        if reason:
+                            stats.finish_reason = {"stop": "eos", "length": "length"}.get(reason, reason)
+                    else:
+                        if stats.finish_reason == "stopped":  # no finish reason and no [DONE]: cut off
+                            raise ServerError(f"the model server at {self.root_url} closed the stream before "
+                                              "it ended; try again")
+                    if stats.finish_reason == "stopped":
+                        stats.finish_reason = "eos"
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                raise ServerError(f"the model server at {self.root_url} failed mid-stream ({type(e).__name__}); "
+                                  "try again") from None
+            finally:
+                stats.total_s = time.perf_counter() - t0
+            if stats.finish_reason == "eos" and config.stop:
+                cut = _find_stop(text, config.stop)
+                text = text[:cut] if cut is not None else text
+            if len(text) > emitted:
+                yield text[emitted:]
+
+        return Stream(chunks, stats)
+
+    def generate(self, prompt: Any, config: GenerationConfig | None = None,
+                 stop_event: threading.Event | None = None, priority: Any = None) -> str:
+        return self.stream(prompt, config, stop_event).text()
+
+    def chat(self, messages: Sequence[dict], config: GenerationConfig | None = None,
+             stop_event: threading.Event | None = None) -> Stream:
+        return self.stream(list(messages), config, stop_event)
+
+    def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
+                       batch_size: int | None = None, on_done: Callable[[int, str], None] | None = None,
+                       stop_event: threading.Event | None = None, max_new_tokens: Sequence[int] | None = None,
+                       priority: Any = None) -> list[str]:
+        """``batch_size`` (default: ``concurrency``) requests in flight at once; the server batches them."""
+        config = config or GenerationConfig()
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        results = [""] * len(prompts)
+
+        def one(i: int) -> str:
+            if stop_event is not None and stop_event.is_set():
+                return ""
+            cfg = config.replace(seed=seed, max_new_tokens=min(config.max_new_tokens, max_new_tokens[i])
+                                 if max_new_tokens is not None else None)
+            return self.generate(prompts[i], cfg, stop_event)
+
+        with ThreadPoolExecutor(max(1, batch_size or self.concurrency)) as pool:
+            futs = {pool.submit(one, i): i for i in range(len(prompts))}
+            for fut in as_completed(futs):
+                i = futs[fut]
+                results[i] = fut.result()
+                if on_done is not None and not (stop_event is not None and stop_event.is_set()):
+                    on_done(i, results[i])
+        return results
+
+    # ------------------------------------------------------------ scoring
+    def _echo(self, ids: list[int]) -> list[float | None]:
+        """The server's log-probability of each prompt token given those before it (first: None)."""
+        out = self._request("POST", "/completions", json={
+            "model": self.model, "prompt": ids, "max_tokens": 1, "echo": True, "logprobs": 1, "temperature": 0.0})
+        lp = ((out.get("choices") or [{}])[0].get("logprobs") or {}).get("token_logprobs") or []
+        return list(lp[: len(ids)])
+
+    def check_logprobs(self) -> None:
+        """Refuse scoring unless the server's echoed prompt log-probabilities agree with its own generation."""
+        with self._check_lock:
+            if self._checked:
+                return
+            ctx = [self.prefix_token()] + self._tokenize("The capital of France is")
+            out = self._request("POST", "/completions", json={
+                "model": self.model, "prompt": ctx, "max_tokens": 1, "logprobs": 1, "temperature": 0.0})
+            choice = (out.get("choices") or [{}])[0]
+            gen_lps = (choice.get("logprobs") or {}).get("token_logprobs") or []
+            g_ids = self._tokenize(choice.get("text", ""))
+            if not gen_lps or gen_lps[0] is None or len(g_ids) != 1:
+                raise LogprobsUnreliable(f"{self.name}: the server at {self.root_url} returned no log-probability "
+                                         "for a generated token; it cannot score texts")
+            echoed = self._echo(ctx + g_ids)
+            if len(echoed) < len(ctx) + 1 or echoed[-1] is None or all(x is None for x in echoed[1:]):
+                raise LogprobsUnreliable(
+                    f"{self.name}: the server at {self.root_url} returns no prompt log-probabilities with echo "
+                    "(llama.cpp's llama-server does this), so perplexity through it would be meaningless; "
+                    "use a server that does (vLLM) or the in-process llamacpp backend")
+            if abs(echoed[-1] - gen_lps[0]) > 1e-3 * max(1.0, abs(gen_lps[0])):
+                raise LogprobsUnreliable(
+                    f"{self.name}: the server at {self.root_url} gives inconsistent prompt log-probabilities "
+                    f"(a greedy token scored {gen_lps[0]:.4f} when generated but {echoed[-1]:.4f} when echoed back; "
+                    "llama-cpp-python's server is one position off, its issue #1983), so perplexity through it "
+                    "is refused; use vLLM or the in-process llamacpp backend")
+            self._checked = True
+
+    def token_logprobs(self, text: str, max_length: int | None = None, stride: int | None = None,
+                       batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
+                       priority: Any = None) -> tuple[list[int], list[float]]:
+        """Text tokens and the log-probability of each given all before it, in rolling windows as
+        :func:`llmdemo.stream.rolling_windows` places them; windows are sent ``concurrency`` at a time."""
+        self.check_logprobs()
+        ids = self._tokenize(text)
+        if not ids:
+            return [], []
+        full = [self.prefix_token()] + ids
+        max_length = min(max_length or self.context_length, self.context_length - 1)
+        stride = stride or max_length // 2
+        windows = rolling_windows(len(full), max_length, stride)
+        scores: list[list[float]] = [[] for _ in windows]
+        done = 0
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futs = {pool.submit(self._echo, full[b:e]): k for k, (b, e, n) in enumerate(windows)}
+            for fut in as_completed(futs):
+                k = futs[fut]
+                n = windows[k][2]
+                lps = fut.result()[-n:]
+                if len(lps) != n or any(x is None for x in lps):
+                    raise LogprobsUnreliable(f"{self.name}: the server returned {len(lps)} log-probabilities "
+                                             f"for a window of {n} scored tokens")
+                scores[k] = [float(x) for x in lps]
+                done += 1
+                if progress is not None:
+                    progress(done, len(windows))
+        return ids, [lp for s in scores for lp in s]
+
+    def loglikelihood_rolling(self, text: str, max_length: int | None = None, stride: int | None = None,
+                              batch_size: int = 4, priority: Any = None) -> tuple[float, int]:
+        _, lps = self.token_logprobs(text, max_length, stride, batch_size)
+        return math.fsum(lps), len(lps)
+
+    def loglikelihood(self, context: Any, continuation: str, priority: Any = None) -> tuple[float, int]:
+        self.check_logprobs()
+        ctx = self.encode(context) if context else []
+        ctx = ctx or [self.prefix_token()]
+        cont = self._tokenize(continuation)
+        if not cont:
+            return 0.0, 0
+        cont = cont[: self.context_length - 2]
+        ctx = ctx[-(self.context_length - 1 - len(cont)):]
+        lps = self._echo(ctx + cont)[-len(cont):]
+        return math.fsum(float(x) for x in lps), len(cont)
+
+    # ------------------------------------------------------------ about
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": "openai", "kind": "server", "base_url": self.root_url,
+                "served_model": self.model, "api": "chat completions" if self.chat_api else "completions",
+                "style": self.style, "context_length": self.context_length,
+                "context_length_assumed": self._context_assumed, "tokenizer": self._tokenizer_source or "local",
+                "decode": "server", "device": "server", "dtype": "server", "parameters": None, "threads": None,
+                "model_type": None, "load_s": round(self.load_s, 3), "location": self.root_url}
+
+    def close(self, reason: str = "the model was unloaded") -> None:
+        self._http.close()
+
+
+def _short(text: str, n: int = 200) -> str:
+    text = " ".join(text.split())
+    return text[:n] + ("…" if len(text) > n else "")
+
+
+def _load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)

@@ -1,0 +1,127 @@
+"""A small OpenAI-protocol server over an in-process model, for tests: correct prompt log-probabilities.
+
+Routes: ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions`` (streaming or not; ``echo`` +
+``logprobs`` over text or token ids), vLLM's ``/tokenize`` and ``/detokenize``. Faults for tests:
+``fail_next`` (HTTP status codes answered to the next requests) and ``die_after`` (chunks after which a
+stream breaks off).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from llmdemo.config import GenerationConfig
+
+
+def make_app(lm, name: str = "tiny"):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    app = FastAPI()
+    app.state.fail_next = []  # status codes to answer the next requests with
+    app.state.die_after = None  # break a stream off after this many chunks
+    app.state.requests = 0
+
+    @app.middleware("http")
+    async def faults(request: Request, call_next):
+        app.state.requests += 1
+        if app.state.fail_next:
+            return JSONResponse({"error": "injected"}, status_code=app.state.fail_next.pop(0))
+        return await call_next(request)
+
+    @app.get("/v1/models")
+    def models():
+        return {"data": [{"id": name, "object": "model", "max_model_len": lm.context_length}]}
+
+    @app.post("/tokenize")
+    def tokenize(body: dict):
+        if "messages" in body:
+            ids = lm.encode(body["messages"])
+        else:
+            ids = lm.tokenizer(body["prompt"], add_special_tokens=bool(body.get("add_special_tokens")))["input_ids"]
+            if body.get("add_special_tokens") and not ids:
+                ids = [lm.prefix_token()]
+        return {"tokens": list(ids), "count": len(ids), "max_model_len": lm.context_length}
+
+    @app.post("/detokenize")
+    def detokenize(body: dict):
+        return {"prompt": lm.decode(body["tokens"])}
+
+    def config(body) -> GenerationConfig:
+        return GenerationConfig(max_new_tokens=body.get("max_tokens") or 16, temperature=body.get("temperature", 1.0),
+                                top_p=body.get("top_p", 1.0), top_k=body.get("top_k", 0),
+                                repetition_penalty=body.get("repetition_penalty", 1.0), seed=body.get("seed"),
+                                stop=tuple(body.get("stop") or ()))
+
+    def stream_response(prompt, body, chat: bool):
+        s = lm.stream(prompt, config(body))
+
+        async def events():
+            import asyncio
+
+            it = iter(s)
+            try:  # as vLLM does: a client that leaves aborts its request (the finally closes the stream)
+                i = 0
+                while (piece := await asyncio.to_thread(next, it, None)) is not None:
+                    if app.state.die_after is not None and i >= app.state.die_after:
+                        return  # the connection ends without [DONE]: a server that died mid-stream
+                    i += 1
+                    delta = {"delta": {"content": piece}} if chat else {"text": piece}
+                    yield f"data: {json.dumps({'choices': [{'index': 0, **delta, 'finish_reason': None}]})}\n\n"
+                reason = "length" if s.stats.finish_reason == "length" else "stop"
+                end = {"delta": {}} if chat else {"text": ""}
+                yield f"data: {json.dumps({'choices': [{'index': 0, **end, 'finish_reason': reason}]})}\n\n"
+                yield "data: [DONE]\n\n"
+            finally:
+                s.close()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/chat/completions")
+    def chat(body: dict):
+        if body.get("stream"):
+            return stream_response(body["messages"], body, chat=True)
+        text = lm.generate(body["messages"], config(body))
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+
+    @app.post("/v1/completions")
+    def completions(body: dict):
+        prompt = body["prompt"]
+        ids = lm.encode(prompt)
+        if body.get("stream"):
+            return stream_response(ids, body, chat=False)
+        if body.get("logprobs") is not None:  # one greedy token with its log-probability, echo optional
+            s = lm.stream(ids, GenerationConfig(temperature=0, max_new_tokens=1))
+            s.text()
+            g = s.request.tokens[:1]
+            gen_lp = lm._score_windows([(ids + g, 1)], 1)[0] if g else []
+            lps = [None] + lm._score_windows([(ids, len(ids) - 1)], 1)[0] if body.get("echo") else []
+            text = (lm.decode(ids) if body.get("echo") else "") + lm.decode(g)
+            return {"choices": [{"index": 0, "text": text, "finish_reason": "length",
+                                 "logprobs": {"token_logprobs": lps + gen_lp}}]}
+        text = lm.generate(ids, config(body))
+        return {"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
+
+    return app
+
+
+class ServerThread:
+    """Serve ``app`` on 127.0.0.1:port in a thread; ``stop()`` ends it."""
+
+    def __init__(self, app, port: int):
+        import uvicorn
+
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

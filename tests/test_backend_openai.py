@@ -1,0 +1,139 @@
+"""The openai backend against a small OpenAI-protocol server of our own (tests/openai_server.py) that
+answers from the in-process tiny model: same outputs, same perplexity, faults handled."""
+
+import math
+import threading
+import time
+
+import pytest
+
+from llmdemo.config import GenerationConfig
+
+from conftest import free_port
+from openai_server import ServerThread, make_app
+
+GREEDY = GenerationConfig(temperature=0, max_new_tokens=20, stop=())
+
+
+@pytest.fixture(scope="module")
+def server(trained_tiny_lm):
+    srv = ServerThread(make_app(trained_tiny_lm, "tiny"), free_port())
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def remote(server):
+    from llmdemo.backends.openai import OpenAILM
+
+    server.app.state.fail_next, server.app.state.die_after = [], None
+    lm = OpenAILM("tiny", base_url=server.url, api_key="sk-test-SECRET", retries=2)
+    yield lm
+    lm.close()
+
+
+def test_chat_and_completions_equal_in_process(remote, trained_tiny_lm, server):
+    from llmdemo.backends.openai import OpenAILM
+
+    msgs = [{"role": "user", "content": "the cat sat on"}]
+    s = remote.stream(msgs, GREEDY)
+    chunks = list(s)
+    assert len(chunks) > 1 and "".join(chunks) == trained_tiny_lm.generate(msgs, GREEDY)  # streamed, same text
+    assert s.stats.new_tokens > 1 and s.stats.finish_reason in ("eos", "length")
+    base = OpenAILM("tiny", base_url=server.url, chat=False)
+    assert base.generate("the cat sat on", GREEDY) == trained_tiny_lm.generate("the cat sat on", GREEDY)
+    assert remote.encode(msgs) == trained_tiny_lm.encode(msgs)  # the server's /tokenize applies the template
+
+
+def test_generate_batch_sends_concurrently_and_keeps_order(remote, trained_tiny_lm):
+    prompts = [f"the cat number {i}" for i in range(6)]
+    done = {}
+    out = remote.generate_batch(prompts, GREEDY, batch_size=3, on_done=lambda i, t: done.setdefault(i, t))
+    assert out == [trained_tiny_lm.generate([{"role": "user", "content": p}], GREEDY) for p in prompts]
+    assert done == dict(enumerate(out))
+
+
+def test_perplexity_through_the_server_equals_in_process(remote, trained_tiny_lm):
+    text = "The weather is nice today. Once upon a time there was a small model that liked to talk. " * 6
+    for max_length, stride in ((64, 32), (256, 128), (48, 48)):
+        ids_r, lps_r = remote.token_logprobs(text, max_length, stride)
+        ids_l, lps_l = trained_tiny_lm.token_logprobs(text, max_length, stride)
+        assert ids_r == ids_l and len(lps_r) == len(lps_l) == len(ids_l)
+        ppl_r, ppl_l = math.exp(-sum(lps_r) / len(lps_r)), math.exp(-sum(lps_l) / len(lps_l))
+        assert abs(ppl_r - ppl_l) < 1e-4 * ppl_l
+    ll_r, n_r = remote.loglikelihood([{"role": "user", "content": "Hello"}], " the cat")
+    ll_l, n_l = trained_tiny_lm.loglikelihood([{"role": "user", "content": "Hello"}], " the cat")
+    assert n_r == n_l and ll_r == pytest.approx(ll_l, abs=1e-4)
+
+
+def test_a_server_with_shifted_logprobs_is_refused(server, trained_tiny_lm):
+    """The consistency check catches a server that echoes log p(token_i | tokens up to i) (one position off)."""
+    from llmdemo.backends.openai import LogprobsUnreliable, OpenAILM
+
+    lm = OpenAILM("tiny", base_url=server.url)
+    real = lm._echo
+    lm._echo = lambda ids: real(ids)[1:] + [real(ids + [ids[-1]])[-1]]  # shifted by one, as llama-cpp-python's
+    with pytest.raises(LogprobsUnreliable, match="inconsistent prompt log-probabilities"):
+        lm.token_logprobs("the cat sat on the mat")
+    lm._echo = lambda ids: [None] * len(ids)  # none at all, as llama-server
+    with pytest.raises(LogprobsUnreliable, match="no prompt log-probabilities"):
+        lm.check_logprobs()
+
+
+def test_unreachable_server_is_a_clear_error():
+    from llmdemo.backends.openai import OpenAILM, ServerError
+
+    with pytest.raises(ServerError, match=r"could not reach the model server at http://127.0.0.1:\d+"):
+        OpenAILM("tiny", base_url=f"http://127.0.0.1:{free_port()}", retries=1)
+    with pytest.raises(ValueError, match="--base-url"):
+        OpenAILM("tiny", base_url="")
+
+
+def test_retries_on_429_and_5xx_then_succeeds(remote, server):
+    server.app.state.fail_next = [429, 503]
+    assert remote.count_tokens("the cat") > 0
+    server.app.state.fail_next = [500, 500, 500, 500]
+    from llmdemo.backends.openai import ServerError
+
+    with pytest.raises(ServerError, match="answered 500"):
+        remote.count_tokens("the cat")  # bounded: 1 + 2 retries, then the error
+    server.app.state.fail_next = []
+
+
+def test_server_dying_mid_stream_is_an_error_and_others_go_on(remote, server):
+    from llmdemo.backends.openai import ServerError
+
+    server.app.state.die_after = 2
+    with pytest.raises(ServerError, match="closed the stream before it ended"):
+        remote.generate("the cat sat on", GREEDY)
+    server.app.state.die_after = None
+    assert remote.generate("the cat sat on", GREEDY)  # the next request is served
+
+
+def test_the_key_is_never_shown(remote, caplog):
+    info = str(remote.info())
+    assert "SECRET" not in info and "sk-test" not in info
+    try:
+        remote.generate("x" * 10_000, GREEDY)
+    except Exception as e:  # noqa: BLE001
+        assert "SECRET" not in str(e)
+    assert "SECRET" not in caplog.text
+
+
+def test_stop_event_closes_the_connection(remote, trained_tiny_lm):
+    ev = threading.Event()
+    sched = trained_tiny_lm.scheduler
+    sched.step_hook = lambda kind, rows: time.sleep(0.02)
+    try:
+        s = remote.stream("the cat", GenerationConfig(temperature=1.0, max_new_tokens=200, seed=1, stop=()), ev)
+        it = iter(s)
+        next(it)
+        ev.set()
+        rest = list(it)
+        assert len(rest) <= 1 and s.stats.finish_reason == "stopped"
+        time.sleep(0.5)
+        n = sched.steps
+        time.sleep(0.5)
+        assert sched.steps == n  # the server stopped decoding when the connection closed
+    finally:
+        sched.step_hook = None
