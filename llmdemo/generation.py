@@ -1,0 +1,272 @@
+"""Generation and scoring on top of a scheduler, shared by the in-process backends.
+
+:class:`ScheduledModel` turns the scheduler's requests into what the interface promises
+(``stream`` / ``generate`` / ``chat`` / ``generate_batch``, ``token_logprobs`` / ``loglikelihood``).
+A backend (``LM`` for transformers, ``LlamaCppLM`` for llama.cpp) supplies the tokens (``encode``,
+``decode``, ``_text_ids``, ``prefix_token``), a runner for the scheduler, and ``_score_batch``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from queue import SimpleQueue
+from typing import Any, Callable, Iterator, Sequence
+
+from .config import GenerationConfig
+from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request
+from .stream import Stats, Stream, _find_stop, _holdback, rolling_windows
+
+
+class ContextOverflowError(ValueError):
+    """The prompt alone does not fit in the model's context window."""
+
+
+class ScheduledModel:
+    """Generation through ``self.scheduler`` and scoring through ``self._score_batch`` (see the module docstring)."""
+
+    # --------------------------------------------------------------- decoding
+    def call(self, fn: Callable[[], Any], priority: int | str = INTERACTIVE) -> Any:
+        """Run ``fn()`` on the model's thread between two scheduler steps (for work that uses the model directly)."""
+        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        return self.scheduler.call(fn, priority)
+
+    def clear_prefix_cache(self) -> None:
+        self.prefix_cache.clear()
+
+    def close(self, reason: str = "the model was unloaded") -> None:
+        """Stop this model's scheduler; requests still running end with an error that says why."""
+        self.scheduler.close(reason)
+    def _budget(self, n_prompt: int, config: GenerationConfig, stats: Stats) -> int:
+        if self.is_encoder_decoder:
+            limit = getattr(self.model.generation_config, "max_length", None) or self.context_length
+            if n_prompt > self.context_length:
+                raise ContextOverflowError(
+                    f"input is {n_prompt} tokens; model {self.name!r} reads at most {self.context_length}")
+            budget = min(config.max_new_tokens, max(1, self.context_length, limit))
+        else:
+            room = self.context_length - n_prompt
+            if room < 1:
+                raise ContextOverflowError(
+                    f"prompt is {n_prompt} tokens; model {self.name!r} has a context of {self.context_length}")
+            budget = min(config.max_new_tokens, room)
+        if budget < config.max_new_tokens:
+            stats.notices.append(f"max new tokens lowered from {config.max_new_tokens} to {budget} "
+                                 f"to fit the {self.context_length}-token context")
+        return budget
+
+    def submit(self, ids: list[int], config: GenerationConfig, *, budget: int, seed: int,
+               priority: int | str = INTERACTIVE, stop_event: threading.Event | None = None,
+               on_finish: Callable[[Request], None] | None = None) -> Request:
+        """Hand one prompt (token ids) to the scheduler; the returned :class:`Request` fills as it runs."""
+        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        return self.scheduler.submit(Request(ids, config, budget=budget, seed=seed, priority=priority,
+                                             stop_event=stop_event, on_finish=on_finish))
+
+    def stream(self, prompt: Any, config: GenerationConfig | None = None,
+               stop_event: threading.Event | None = None, priority: int | str = INTERACTIVE,
+               heartbeat: float | None = None) -> Stream:
+        """Stream new text for one prompt.
+
+        The request is submitted when iteration starts and cancelled when the stream is closed (or
+        garbage-collected) or ``stop_event`` is set: its row leaves the batch before the next step.
+        With ``heartbeat`` set, an empty chunk comes every ``heartbeat`` seconds while no token does
+        (so a caller waiting in the queue can still be closed, and can show that it waits).
+        """
+        config = config or GenerationConfig()
+        ids = self.encode(prompt)
+        if not ids:
+            raise ValueError("empty prompt")
+        stats = Stats(prompt_tokens=len(ids), seed=config.seed if config.seed is not None else secrets.randbelow(2**31))
+        budget = self._budget(len(ids), config, stats)
+
+        def chunks(stream: Stream) -> Iterator[str]:
+            t0 = time.perf_counter()
+            req = self.submit(ids, config, budget=budget, seed=stats.seed, priority=priority, stop_event=stop_event)
+            stream.request = req
+            emitted, n, text = 0, 0, ""
+            try:
+                while True:
+                    if not req.wait(n, heartbeat):
+                        yield ""  # still waiting: lets the caller show it, or close the stream
+                        continue
+                    new = len(req.tokens)
+                    if new == n:
+                        if req.done or req.cancelled:
+                            break
+                        continue
+                    if stats.ttft_s is None:
+                        stats.ttft_s = time.perf_counter() - t0
+                        self.last_prefix_reused = req.prefix_reused
+                    n = new
+                    stats.new_tokens = n
+                    stats.total_s = time.perf_counter() - t0
+                    text = self.decode(req.tokens[:n])
+                    if text.endswith("\ufffd") and not req.done:
+                        continue  # half a multi-byte character: wait for the rest
+                    cut = _find_stop(text, config.stop, max(0, emitted - 64)) if config.stop else None
+                    if cut is not None:
+                        text = text[:cut]
+                        req.cancel()
+                        stats.finish_reason = "stop_string"
+                        break
+                    safe = len(text) - _holdback(text, config.stop)
+                    if safe > emitted:
+                        yield text[emitted:safe]
+                        emitted = safe
+            finally:
+                req.cancel()  # no effect if it finished; otherwise its row leaves the batch
+                stats.total_s = time.perf_counter() - t0
+                stats.steps = req.steps
+            if req.error is not None:
+                raise req.error
+            if stats.finish_reason is None:
+                stats.finish_reason = "stopped" if req.finish_reason in (None, "stopped") else req.finish_reason
+                if stats.finish_reason == "stop_string":
+                    cut = _find_stop(text, config.stop)
+                    text = text[:cut] if cut is not None else text
+            if stats.finish_reason != "stopped" and len(text) > emitted:
+                yield text[emitted:]
+
+        return Stream(chunks, stats)
+
+    def generate(self, prompt: Any, config: GenerationConfig | None = None,
+                 stop_event: threading.Event | None = None, priority: int | str = INTERACTIVE) -> str:
+        """Non-streaming generation: the join of :meth:`stream`."""
+        return self.stream(prompt, config, stop_event, priority).text()
+
+    def chat(self, messages: Sequence[dict], config: GenerationConfig | None = None,
+             stop_event: threading.Event | None = None) -> Stream:
+        """Stream the assistant's reply to a list of ``{"role", "content"}`` messages."""
+        for m in messages:
+            if not isinstance(m, dict) or "role" not in m or "content" not in m:
+                raise ValueError("each message needs 'role' and 'content'")
+        return self.stream(list(messages), config, stop_event)
+
+    def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
+                       batch_size: int = 8, on_done: Callable[[int, str], None] | None = None,
+                       stop_event: threading.Event | None = None,
+                       max_new_tokens: Sequence[int] | None = None, priority: int | str = BATCH) -> list[str]:
+        """Generate for many prompts with ``batch_size`` of them running at once, refilled as each finishes.
+
+        Each prompt is a request of its own (batch priority: visitors' requests go first) with the
+        config's seed, so its output is what ``generate(prompt)`` gives with ``config.max_new_tokens``
+        lowered to ``max_new_tokens[i]`` where given: exactly in float32 up to float rounding of the
+        batched matrix products (see ``bench/batch_agreement.py``). ``on_done(index, text)`` is
+        called as each prompt finishes. Setting ``stop_event`` cancels the prompts still running;
+        their results stay ``""`` and ``on_done`` is not called for them.
+        """
+        config = config or GenerationConfig()
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        encoded = [self.encode(p) for p in prompts]
+        budgets = [min(self._budget(len(ids), config, Stats()),
+                       max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
+                   for i, ids in enumerate(encoded)]
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        results = [""] * len(encoded)
+        pending = deque(range(len(encoded)))
+        finished: SimpleQueue = SimpleQueue()
+        running: dict[int, Request] = {}
+
+        def submit(i: int) -> None:
+            running[i] = self.submit(encoded[i], config, budget=budgets[i], seed=seed, priority=priority,
+                                     stop_event=stop_event, on_finish=lambda r, i=i: finished.put(i))
+
+        try:
+            while pending and len(running) < batch_size:
+                submit(pending.popleft())
+            while running:
+                i = finished.get()
+                req = running.pop(i)
+                if req.error is not None:
+                    raise req.error
+                if req.finish_reason == "stopped":
+                    continue
+                text = self.decode(req.tokens)
+                cut = _find_stop(text, config.stop) if config.stop else None
+                results[i] = text[:cut] if cut is not None else text
+                if on_done is not None:
+                    on_done(i, results[i])
+                if pending and not (stop_event is not None and stop_event.is_set()):
+                    submit(pending.popleft())  # refill: the batch never idles on its slowest row
+        finally:
+            for req in running.values():
+                req.cancel()
+        return results
+
+    # ---------------------------------------------------------------- scoring
+    def _score_windows(self, windows: list[tuple[list[int], int]], batch_size: int,
+                       progress: Callable[[int, int], None] | None = None,
+                       priority: int | str = INTERACTIVE) -> list[list[float]]:
+        """Log-probabilities of the last ``n`` tokens of each window given the tokens before them.
+
+        ``windows`` holds ``(ids, n)`` pairs with ``1 <= n < len(ids)``. Windows are right-padded
+        into batches; only the scored positions go through the output layer. Each batch is one
+        call on the scheduler's thread, so generation requests get their steps in between.
+        """
+        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        results: list[list[float]] = []
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start:start + batch_size]
+            results.extend(self.scheduler.call(lambda chunk=chunk: self._score_batch(chunk), priority))
+            if progress is not None:
+                progress(len(results), len(windows))
+        return results
+
+    def rolling_windows(self, n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
+        return rolling_windows(n_tokens, max_length, stride)
+
+    def token_logprobs(self, text: str, max_length: int | None = None, stride: int | None = None,
+                       batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
+                       priority: int | str = INTERACTIVE) -> tuple[list[int], list[float]]:
+        """Text tokens (no special tokens) and the log-probability of each given all before it.
+
+        The text is prefixed with BOS so that its first token is scored too. ``progress(done, total)``
+        is called after each batch of windows.
+        """
+        if self.is_encoder_decoder:
+            raise ValueError("perplexity needs a decoder-only model")
+        ids = self._text_ids(text)
+        if not ids:
+            return [], []
+        full = [self.prefix_token()] + list(ids)
+        max_length = min(max_length or self.context_length, self.context_length)
+        stride = stride or max_length // 2
+        windows = [(full[b:e], n) for b, e, n in self.rolling_windows(len(full), max_length, stride)]
+        scores = self._score_windows(windows, batch_size, progress, priority)
+        return list(ids), [lp for s in scores for lp in s]
+
+    def loglikelihood_rolling(self, text: str, max_length: int | None = None, stride: int | None = None,
+                              batch_size: int = 4, priority: int | str = INTERACTIVE) -> tuple[float, int]:
+        """Sum of token log-probabilities of ``text`` and the number of tokens scored."""
+        _, lps = self.token_logprobs(text, max_length, stride, batch_size, priority=priority)
+        return math.fsum(lps), len(lps)
+
+    def loglikelihood(self, context: Any, continuation: str, priority: int | str = INTERACTIVE) -> tuple[float, int]:
+        """Log-probability of ``continuation`` right after the (encoded) ``context``.
+
+        The oldest context tokens are dropped when the pair does not fit in the context window.
+        """
+        ctx = self.encode(context) if context else []
+        if not ctx:  # no context: the continuation is scored from the prefix token, as a whole text is
+            ctx = [self.prefix_token()]
+        cont = self._text_ids(continuation)
+        if not cont:
+            return 0.0, 0
+        if self.is_encoder_decoder:
+            raise ValueError("loglikelihood needs a decoder-only model")
+        cont = cont[: self.context_length - 1]
+        ctx = ctx[-(self.context_length - len(cont)):]
+        (scores,) = self._score_windows([(ctx + cont, len(cont))], 1, priority=priority)
+        return math.fsum(scores), len(scores)
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
