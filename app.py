@@ -19,11 +19,12 @@ from webui.settings import AppSettings
 
 
 def make_demo(model: str | None = None, settings: AppSettings | None = None, device: str | None = None,
-              decode: str | None = None):
+              decode: str | None = None, base_url: str | None = None):
     settings = settings or AppSettings()
     decode = decode or os.environ.get("LLMDEMO_DECODE", "auto")
+    # the operator's choice: a preset, a path, llamacpp:FILE or openai:NAME at --base-url / OPENAI_BASE_URL
     lm = LM.load(model or os.environ.get("LLMDEMO_MODEL"), device=device,
-                 trust_remote_code=settings.trust_remote_code, decode=decode)
+                 trust_remote_code=settings.trust_remote_code, decode=decode, base_url=base_url)
     # models picked later in the Model tab load with the same decode mode
     host = ModelHost(lm, allow_paths=not settings.hosted, allow_hub_ids=not settings.hosted,
                      loader=functools.partial(LM.load, decode=decode))
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     p.add_argument("--hosted", action="store_true", help="offer presets only in the model picker")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    p.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible server for --model openai:NAME (default $OPENAI_BASE_URL; key from "
+                        "$OPENAI_API_KEY)")
     p.add_argument("--decode", default=None, choices=DECODE_MODES,
                    help="forward pass for generation (default auto: float16 weights in the lean forward on CPU; "
                         "float32 keeps full precision)")
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None}.items()
         if v is not None}})
     try:
-        demo, settings = make_demo(args.model, settings, args.device, args.decode)
+        demo, settings = make_demo(args.model, settings, args.device, args.decode, args.base_url)
     except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

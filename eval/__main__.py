@@ -63,6 +63,9 @@ def _tgt_lang(results: dict) -> str:
     return "zh" if "tok:zh" in sig else "en"
 
 
+from llmdemo.backends.openai import LogprobsUnreliable, ServerError  # noqa: E402 (no heavy imports)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval", description="Score llmdemo's model on benchmark data.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -77,6 +80,8 @@ def main(argv=None) -> int:
     r.add_argument("--stride", type=int, default=512, help="perplexity window step (tokens)")
     r.add_argument("--length", default="short", help="summary length: short, medium, long")
     r.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --output")
+    r.add_argument("--concurrency", type=int, default=4,
+                   help="openai:NAME models: requests in flight at once, so the server can batch (default 4)")
     add_model_args(r)
     add_decoding_args(r)
     c = sub.add_parser("compare", help="compare two runs")
@@ -99,8 +104,9 @@ def main(argv=None) -> int:
         from .datasets import load_records
 
         load_records(args.data, args.task, args.limit)  # bad data fails here, before the model loads
-        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-                     decode=args.decode)
+        from llmdemo.cli import model_options
+
+        lm = LM.load(args.model, **model_options(args))
         spec = RunSpec(task=args.task, data=args.data, output=args.output, model=args.model, config=cfg,
                        limit=args.limit, batch_size=args.batch_size, seed=args.seed or 0,
                        max_length=args.max_length, stride=args.stride, length=args.length, overwrite=args.overwrite)
@@ -108,7 +114,8 @@ def main(argv=None) -> int:
         print(json.dumps({"task": res["task"], "n_examples": res["n_examples"], "metrics": res["metrics"]}, indent=1))
         print(f"wrote {args.output}/results.json, report.md, report.html", file=sys.stderr)
         return 0
-    except (DataError, RunError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError) as e:
+    except (DataError, RunError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError,
+            ServerError, LogprobsUnreliable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

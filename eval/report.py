@@ -73,8 +73,12 @@ def _source(r: dict) -> str:
 def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     model = results["model"]
     lines = [f"# Evaluation: {results['task']} on {Path(results['data']).name}", "",
-             f"Model **{model['name']}** ({model.get('parameters', 0) / 1e6:.1f} M parameters, {model['dtype']}, "
-             f"{model['device']}"
+             f"Model **{model['name']}** ("
+             + (f"{model['parameters'] / 1e6:.1f} M parameters, " if model.get("parameters") else "")
+             + (f"server {model['base_url']} serving `{model.get('served_model')}`, "
+                if model.get("backend") == "openai" else "")
+             + (f"llama.cpp {model.get('llama_cpp_python')}, " if model.get("backend") == "llamacpp" else "")
+             + f"{model['dtype']}, {model['device']}"
              + (f", generation forward {model['decode']}" if model.get("decode") and results["task"] != "perplexity"
                 else "")
              + f"; file/revision `{model.get('file_sha256') or model.get('revision')}`), "

@@ -60,6 +60,9 @@ class RunSpec:
         d = {"task": self.task, "data": str(Path(data).name) if sha else data, "data_sha256": sha,
              "model": lm.name, "model_file": lm.info().get("file_sha256") or lm.info().get("revision"),
              "seed": self.seed}
+        info = lm.info()
+        if info.get("backend") not in (None, "transformers"):  # which engine answered (never the API key)
+            d.update(backend=info["backend"], base_url=info.get("base_url"), served_model=info.get("served_model"))
         if self.task != "perplexity":  # generation goes through the decode forward; scoring does not
             d["decode"] = getattr(lm, "decode_mode", None)
         if self.task == "perplexity":
@@ -155,6 +158,8 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     done_ids = {d["id"] for d in done}
     todo = [r for r in records if r["id"] not in done_ids]
     bs = _auto_batch(lm, spec.task) if spec.batch_size == "auto" else int(spec.batch_size)
+    if hasattr(lm, "concurrency"):  # a server batches by itself: send --concurrency requests at once
+        bs = lm.concurrency
     t0 = time.perf_counter()
     new_tokens = 0
     bar = _progress(len(records), len(records) - len(todo), f"{spec.task} {Path(spec.data).name}")

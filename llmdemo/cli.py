@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from .config import DECODE_MODES, TASK_DEFAULTS, ConfigError, GenerationConfig
+from .backends.openai import ServerError
 from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from . import tasks
 
@@ -19,7 +20,14 @@ from . import tasks
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """Flags shared with ``python -m eval``."""
     p.add_argument("--model", default=os.environ.get("LLMDEMO_MODEL", DEFAULT_MODEL),
-                   help=f"preset, hub id, local folder or .gguf file (default: {DEFAULT_MODEL})")
+                   help=f"preset, hub id, local folder or .gguf file (default: {DEFAULT_MODEL}); "
+                        "llamacpp:PATH.gguf or llamacpp:default (llama.cpp in-process); openai:NAME (chat) or "
+                        "openai-base:NAME (completions) on an OpenAI-compatible server")
+    p.add_argument("--base-url", default=None,
+                   help="the OpenAI-compatible server for openai:NAME (default: $OPENAI_BASE_URL; the key is read "
+                        "from $OPENAI_API_KEY)")
+    p.add_argument("--tokenizer", default=None,
+                   help="openai:NAME: a local/hub tokenizer instead of the server's /tokenize route")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: by device)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
@@ -27,6 +35,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    choices=DECODE_MODES,
                    help="forward pass for generation: auto (float16 weights in llmdemo's lean forward on CPU where "
                         "the model allows), float32 (same forward, full precision), transformers (the model's own)")
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """LM.load's keyword arguments from the flags of add_model_args."""
+    return dict(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, decode=args.decode,
+                base_url=args.base_url, tokenizer=args.tokenizer, concurrency=getattr(args, "concurrency", 4))
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
@@ -145,8 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks.language_code(args.source), tasks.language_code(args.target)  # fail before loading
         if text is not None:
             tasks.clean_text(text)
-        lm = LM.load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-                     decode=args.decode)
+        lm = LM.load(args.model, **model_options(args))
         if interactive:
             _chat_loop(lm, args, config)
             return 0
@@ -160,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prompt = tasks.summarization_prompt(lm, text, args.length, config.max_new_tokens)
         _run(lm, prompt, config, args.quiet)
         return 0
-    except (ConfigError, tasks.InputError, UnknownModelError, ModelLoadError, ContextOverflowError) as e:
+    except (ConfigError, tasks.InputError, UnknownModelError, ModelLoadError, ContextOverflowError, ServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -120,16 +120,23 @@ class LM(ScheduledModel):
     @classmethod
     def load(cls, name: str | None = None, *, device: str | None = None, dtype: str | None = None,
              trust_remote_code: bool = False, allow_paths: bool = True, allow_hub_ids: bool = True,
-             progress: Callable[[str], None] | None = None, decode: str = "auto") -> "LM":
+             progress: Callable[[str], None] | None = None, decode: str = "auto", **backend_options) -> "LM":
         """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2).
 
         ``decode`` chooses the forward pass used while generating (see :meth:`set_decode`).
+        ``llamacpp:PATH.gguf`` / ``llamacpp:default`` and ``openai:NAME`` / ``openai-base:NAME`` return
+        those backends instead (see :mod:`llmdemo.backends`); ``backend_options`` go to them
+        (``base_url``, ``api_key``, ``tokenizer``, ``concurrency``, ...).
         """
         if decode not in DECODE_MODES:
             raise ModelLoadError(f"unknown decode mode {decode!r}; use one of {', '.join(DECODE_MODES)}")
         from .loading import _stderr_progress, load_weights
 
         source = resolve(name, allow_paths=allow_paths, allow_hub_ids=allow_hub_ids)
+        if source.kind in ("llamacpp", "openai", "openai-base"):
+            from .backends import load_backend
+
+            return load_backend(source, **backend_options)
         t0 = time.perf_counter()
         try:
             loaded = load_weights(source.kind, source.location, device=device, dtype=dtype,

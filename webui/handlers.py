@@ -22,6 +22,7 @@ import gradio as gr
 from llmdemo import tasks
 from llmdemo.config import TASK_DEFAULTS, ConfigError, GenerationConfig
 from llmdemo.host import ModelHost
+from llmdemo.interface import INSIDE, require
 from llmdemo.model import ContextOverflowError, ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from llmdemo.scheduler import RequestAborted, SchedulerBusy
@@ -257,12 +258,15 @@ class Handlers:
         rows = [
             ("Model", f"`{html.escape(info['name'])}` ({info.get('model_type')}, {info['style']} prompts)"),
             ("Source", f"{info.get('kind')}: `{html.escape(str(info.get('location', '')))}`"),
-            ("Parameters", f"{info['parameters'] / 1e6:,.1f} M"),
+            ("Backend", {"llamacpp": "llama.cpp (in-process)", "openai": f"OpenAI-compatible server "
+                         f"(`{html.escape(str(info.get('served_model')))}`)"}.get(info.get("backend"), "transformers")),
+            ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
             ("Generation forward", {"float16": "lean Llama forward, float16 weights",
                                     "float32": "lean Llama forward, float32 weights",
                                     "bfloat16": "lean Llama forward, bfloat16 weights",
-                                    "transformers": "the model's own (transformers)"}.get(info.get("decode"), "n/a")),
+                                    "transformers": "the model's own (transformers)",
+                                    "llamacpp": "llama.cpp", "server": "the server's"}.get(info.get("decode"), "n/a")),
             ("Context length", f"{info['context_length']:,} tokens"),
             ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),
         ]
@@ -454,6 +458,7 @@ class InsideHandlers:
         from llmdemo import internals
 
         lm = self.host.lm
+        require(lm, INSIDE, "Looking inside the model")
         text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
         toks = internals.tokens(lm, text)
         summary = f"{len(toks):,} tokens for {len(text):,} characters ({len(text) / max(1, len(toks)):.1f} characters per token)"
@@ -504,6 +509,7 @@ class InsideHandlers:
         from llmdemo import internals
 
         lm = self.host.lm
+        require(lm, INSIDE, "Looking inside the model")
         text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
         if mode == "chosen":
             if choice in (None, ""):

@@ -197,10 +197,12 @@ class OpenAILM:
     def _body(self, prompt: Any, config: GenerationConfig, budget: int, seed: int, stream: bool) -> tuple[str, dict]:
         body: dict[str, Any] = {"model": self.model, "max_tokens": budget, "stream": stream, "seed": seed,
                                 "temperature": config.temperature, "top_p": config.top_p}
-        if config.top_k:
-            body["top_k"] = config.top_k  # vLLM, TGI and llama.cpp read it; others ignore unknown fields
-        if config.repetition_penalty != 1.0:
-            body["repetition_penalty"] = body["repeat_penalty"] = config.repetition_penalty
+        # sent even at their neutral values: servers have their own defaults (llama-cpp-python's server
+        # applies repeat_penalty 1.1, top_k 40 and min_p 0.05 unless told otherwise). vLLM, TGI and
+        # llama.cpp read these fields; -1 / 0 mean "off" to them.
+        body["top_k"] = config.top_k if config.top_k > 0 else -1
+        body["min_p"] = 0.0
+        body["repetition_penalty"] = body["repeat_penalty"] = config.repetition_penalty
         if config.stop:
             body["stop"] = list(config.stop)
         if self.chat_api:
@@ -332,17 +334,22 @@ class OpenAILM:
         with self._check_lock:
             if self._checked:
                 return
-            ctx = [self.prefix_token()] + self._tokenize("The capital of France is")
+            # text prompts: every server takes them (llama-cpp-python's refuses token ids)
+            ctx = "The capital of France is"
             out = self._request("POST", "/completions", json={
                 "model": self.model, "prompt": ctx, "max_tokens": 1, "logprobs": 1, "temperature": 0.0})
             choice = (out.get("choices") or [{}])[0]
             gen_lps = (choice.get("logprobs") or {}).get("token_logprobs") or []
-            g_ids = self._tokenize(choice.get("text", ""))
-            if not gen_lps or gen_lps[0] is None or len(g_ids) != 1:
+            g_text = choice.get("text", "")
+            if not gen_lps or gen_lps[0] is None or not g_text:
                 raise LogprobsUnreliable(f"{self.name}: the server at {self.root_url} returned no log-probability "
                                          "for a generated token; it cannot score texts")
-            echoed = self._echo(ctx + g_ids)
-            if len(echoed) < len(ctx) + 1 or echoed[-1] is None or all(x is None for x in echoed[1:]):
+            out = self._request("POST", "/completions", json={
+                "model": self.model, "prompt": ctx + g_text, "max_tokens": 1, "echo": True, "logprobs": 1,
+                "temperature": 0.0})
+            echoed = ((out.get("choices") or [{}])[0].get("logprobs") or {}).get("token_logprobs") or []
+            echoed = echoed[:-1]  # the prompt's, without the one new token
+            if len(echoed) < 2 or echoed[-1] is None or all(x is None for x in echoed[1:]):
                 raise LogprobsUnreliable(
                     f"{self.name}: the server at {self.root_url} returns no prompt log-probabilities with echo "
                     "(llama.cpp's llama-server does this), so perplexity through it would be meaningless; "

