@@ -186,3 +186,30 @@ def test_server_killed_mid_stream_is_a_clear_error(llama_server):
     with pytest.raises(Exception, match="could not reach"):
         remote.generate("Hello", GREEDY)
     remote.close()
+
+
+def test_app_endpoints_on_llamacpp_and_on_the_server(llama_server):
+    """The app's four endpoints on --model llamacpp:default and on --model openai:NAME (llama.cpp's server)."""
+    from gradio_client import Client
+
+    from conftest import launch
+    from llmdemo.host import ModelHost
+    from llmdemo.model import LM
+
+    _, url = llama_server
+    settings = (16, 0, 0.9, 0, 1.0, 1)
+    for lm in (_fresh(), LM.load("openai:smollm2", base_url=url)):
+        demo, app_url = launch(ModelHost(lm))
+        try:
+            c = Client(app_url, verbose=False)
+            job = c.submit("Name three colours.", *settings, api_name="/generate")
+            text, stats = job.result(timeout=120)
+            assert text and "tokens" in stats and len(job.outputs()) >= 2  # streamed
+            assert c.predict("The weather is nice today.", "en", "fr", *settings, api_name="/translate")[0]
+            hist, _, _ = c.predict("Hello, who are you?", [], "Be brief.", *settings, api_name="/chat")
+            assert [m["role"] for m in hist] == ["user", "assistant"]
+            assert c.predict("The council voted to build a bridge. " * 4, "short", *settings,
+                             api_name="/summarize")[0]
+        finally:
+            demo.close()
+            lm.close()

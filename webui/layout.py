@@ -215,7 +215,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 try:
                     n_layers, n_heads = layer_head_counts(host.lm)
                 except AttributeError:  # a backend without the model's internals (llama.cpp, a server)
-                    n_layers, n_heads = 1, 1
+                    n_layers, n_heads = 2, 2  # placeholders: the tab says this backend has no internals
                 gr.Markdown("What the model does with a text: the tokens it sees, the probability of each possible "
                             "next token, how surprising each actual token was, and where attention goes.",
                             elem_classes="stats")

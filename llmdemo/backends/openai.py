@@ -199,8 +199,8 @@ class OpenAILM:
                                 "temperature": config.temperature, "top_p": config.top_p}
         # sent even at their neutral values: servers have their own defaults (llama-cpp-python's server
         # applies repeat_penalty 1.1, top_k 40 and min_p 0.05 unless told otherwise). vLLM, TGI and
-        # llama.cpp read these fields; -1 / 0 mean "off" to them.
-        body["top_k"] = config.top_k if config.top_k > 0 else -1
+        # llama.cpp read these fields.
+        body["top_k"] = config.top_k  # 0 = off (vLLM also takes 0; llama-cpp-python refuses -1)
         body["min_p"] = 0.0
         body["repetition_penalty"] = body["repeat_penalty"] = config.repetition_penalty
         if config.stop:
