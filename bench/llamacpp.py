@@ -43,7 +43,7 @@ def main() -> None:
     def theirs():
         llm = Llama(path, n_ctx=4096, verbose=False)
         ids = LM.load("llamacpp:default").encode(PROMPT)
-        t0, first, n = time.perf_counter(), None, 0
+        first, n = None, 0
         for _ in llm.create_completion(ids, max_tokens=a.tokens, temperature=0.0, stream=True):
             n += 1
             first = first or time.perf_counter()

@@ -127,7 +127,9 @@ def streams(url, host, a):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    raw = statistics.median(raw_decode_speed(host.lm, a.stream_tokens) for _ in range(2))
+    # the model's own loop: in-process backends only (a server's own speed is the server's business)
+    raw = statistics.median(raw_decode_speed(host.lm, a.stream_tokens) for _ in range(2)) \
+        if hasattr(host.lm, "runner") and host.lm.runner.name != "llamacpp" else None
     with ProcessPoolExecutor(a.streams, mp_context=mp.get_context("spawn")) as pool:
         list(pool.map(stream_once, [url] * a.streams, [4] * a.streams, range(a.streams)))  # warm-up, imports
         one = [pool.submit(stream_once, url, a.stream_tokens, 100 + i).result() for i in range(2)]
@@ -137,8 +139,8 @@ def streams(url, host, a):
         wall = time.perf_counter() - t0
     total = sum(n for n, _ in res)
     speeds = [s for _, s in res]
-    return {"raw_decode_tok_s": round(raw, 1), "one_stream_tok_s": round(one_speed, 1),
-            "one_stream_vs_raw": round(one_speed / raw, 2), "streams": a.streams, "tokens": total,
+    return {"raw_decode_tok_s": round(raw, 1) if raw else None, "one_stream_tok_s": round(one_speed, 1),
+            "one_stream_vs_raw": round(one_speed / raw, 2) if raw else None, "streams": a.streams, "tokens": total,
             "aggregate_tok_s": round(total / wall, 1), "aggregate_vs_one": round(total / wall / one_speed, 2),
             "slowest_stream_tok_s": round(min(speeds), 1), "slowest_vs_one": round(min(speeds) / one_speed, 2),
             "per_stream_tok_s": [round(s, 1) for s in speeds], "stream_tokens": a.stream_tokens,
@@ -196,6 +198,8 @@ def main() -> None:
     ap.add_argument("--eval-batch", type=int, default=16)
     ap.add_argument("--max-running", type=int, default=16, help="rows per scheduler step (1 = one request at a time)")
     ap.add_argument("--decode", default="auto")
+    ap.add_argument("--model", default=None, help="any --model the app takes, e.g. openai:NAME with --base-url")
+    ap.add_argument("--base-url", default=None)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     import psutil
@@ -205,10 +209,11 @@ def main() -> None:
     from llmdemo.model import LM
     from webui.settings import AppSettings
 
-    host = ModelHost(LM.load(decode=a.decode))
+    host = ModelHost(LM.load(a.model, decode=a.decode, base_url=a.base_url, concurrency=a.streams))
     demo, url = launch(host, AppSettings(queue_size=max(64, a.sessions * 2), max_running=a.max_running))
     rss0 = psutil.Process().memory_info().rss
-    out = {"max_running": a.max_running, "decode": host.lm.decode_mode, "threads": __import__("torch").get_num_threads()}
+    out = {"model": host.lm.name, "max_running": a.max_running, "decode": host.lm.decode_mode,
+           "threads": __import__("torch").get_num_threads()}
     for name in a.scenarios.split(","):
         fn = {"sessions": sessions, "streams": streams, "eval": eval_interactive}[name]
         out[name] = fn(url, host, a)

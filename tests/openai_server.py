@@ -21,6 +21,7 @@ def make_app(lm, name: str = "tiny"):
 
     app = FastAPI()
     app.state.fail_next = []  # status codes to answer the next requests with
+    app.state.fail_after = None  # answer 503 to every request after this many (a server that went down)
     app.state.die_after = None  # break a stream off after this many chunks
     app.state.requests = 0
     app.state.logprobs_fault = None  # "shifted": log p(token_i | tokens up to and including i); "none"
@@ -28,6 +29,8 @@ def make_app(lm, name: str = "tiny"):
     @app.middleware("http")
     async def faults(request: Request, call_next):
         app.state.requests += 1
+        if app.state.fail_after is not None and app.state.requests > app.state.fail_after:
+            return JSONResponse({"error": "down"}, status_code=503)
         if app.state.fail_next:
             return JSONResponse({"error": "injected"}, status_code=app.state.fail_next.pop(0))
         return await call_next(request)

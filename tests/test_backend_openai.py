@@ -27,6 +27,7 @@ def remote(server):
     from llmdemo.backends.openai import OpenAILM
 
     server.app.state.fail_next, server.app.state.die_after, server.app.state.logprobs_fault = [], None, None
+    server.app.state.fail_after = None
     lm = OpenAILM("tiny", base_url=server.url, api_key="sk-test-SECRET", retries=2)
     yield lm
     lm.close()
@@ -139,3 +140,27 @@ def test_stop_event_closes_the_connection(remote, trained_tiny_lm):
         assert sched.steps == n  # the server stopped decoding when the connection closed
     finally:
         sched.step_hook = None
+
+
+def test_eval_whose_server_dies_resumes_with_nothing_lost_or_counted_twice(remote, server, benchmarks, tmp_path):
+    import json
+
+    from eval.runner import RunSpec, run
+    from llmdemo.backends.openai import ServerError
+
+    data = str(benchmarks / "translation_flores200_devtest_en-fr.jsonl")
+    cfg = GenerationConfig(temperature=0, max_new_tokens=12, stop=())
+    spec = lambda out: RunSpec(task="translation", data=data, output=str(out), limit=6, config=cfg)  # noqa: E731
+    clean = run(spec(tmp_path / "clean"), remote)
+    server.app.state.fail_after = server.app.state.requests + 4  # the server goes down mid-run
+    with pytest.raises(ServerError, match="answered 503"):
+        run(spec(tmp_path / "broken"), remote)
+    rows = [json.loads(line) for line in open(tmp_path / "broken" / "predictions.jsonl")]
+    assert 0 < len(rows) < 6
+    server.app.state.fail_after = None  # back up: the same command resumes
+    resumed = run(spec(tmp_path / "broken"), remote)
+    rows = [json.loads(line) for line in open(tmp_path / "broken" / "predictions.jsonl")]
+    assert sorted(r["id"] for r in rows) == sorted({r["id"] for r in rows}) and len(rows) == 6
+    assert resumed["metrics"] == clean["metrics"]
+    want = {r["id"]: r["prediction"] for r in map(json.loads, open(tmp_path / "clean" / "predictions.jsonl"))}
+    assert {r["id"]: r["prediction"] for r in rows} == want
