@@ -151,8 +151,10 @@ def test_eval_whose_server_dies_resumes_with_nothing_lost_or_counted_twice(remot
     data = str(benchmarks / "translation_flores200_devtest_en-fr.jsonl")
     cfg = GenerationConfig(temperature=0, max_new_tokens=12, stop=())
     spec = lambda out: RunSpec(task="translation", data=data, output=str(out), limit=6, config=cfg)  # noqa: E731
+    before = server.app.state.requests
     clean = run(spec(tmp_path / "clean"), remote)
-    server.app.state.fail_after = server.app.state.requests + 4  # the server goes down mid-run
+    per_run = server.app.state.requests - before
+    server.app.state.fail_after = server.app.state.requests + per_run - 3  # the server goes down near the end
     with pytest.raises(ServerError, match="answered 503"):
         run(spec(tmp_path / "broken"), remote)
     rows = [json.loads(line) for line in open(tmp_path / "broken" / "predictions.jsonl")]
