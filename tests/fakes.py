@@ -19,6 +19,7 @@ class FakeLM:
         self.queue: list[str] = []
         self.history: list[tuple] = []
         self.steps = 0  # words produced, across all streams
+        self.capabilities = frozenset({"generate", "score"})
 
     def enqueue(self, *texts: str) -> None:
         self.queue.extend(texts)
@@ -54,8 +55,35 @@ class FakeLM:
 
         return Stream(chunks, stats)
 
-    def generate(self, prompt, config=None, stop_event=None):
+    def generate(self, prompt, config=None, stop_event=None, priority=None):
         return self.stream(prompt, config, stop_event).text()
+
+    def chat(self, messages, config=None, stop_event=None):
+        return self.stream(list(messages), config, stop_event)
+
+    def generate_batch(self, prompts, config=None, batch_size=8, on_done=None, stop_event=None,
+                       max_new_tokens=None, priority=None):
+        out = []
+        for i, p in enumerate(prompts):
+            out.append(self.generate(p, config))
+            if on_done is not None:
+                on_done(i, out[-1])
+        return out
+
+    # scoring: one token per word, each with log-probability -1
+    def token_logprobs(self, text, max_length=None, stride=None, batch_size=4, progress=None, priority=None):
+        ids = list(range(len(text.split())))
+        return ids, [-1.0] * len(ids)
+
+    def loglikelihood_rolling(self, text, max_length=None, stride=None, batch_size=4, priority=None):
+        _, lps = self.token_logprobs(text)
+        return sum(lps), len(lps)
+
+    def loglikelihood(self, context, continuation, priority=None):
+        return self.loglikelihood_rolling(continuation)
+
+    def close(self, reason=""):
+        pass
 
     def info(self):
         return {"name": self.name, "kind": "fake", "location": "-", "model_type": "fake", "style": self.style,

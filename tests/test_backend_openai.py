@@ -166,3 +166,23 @@ def test_eval_whose_server_dies_resumes_with_nothing_lost_or_counted_twice(remot
     assert resumed["metrics"] == clean["metrics"]
     want = {r["id"]: r["prediction"] for r in map(json.loads, open(tmp_path / "clean" / "predictions.jsonl"))}
     assert {r["id"]: r["prediction"] for r in rows} == want
+
+
+@pytest.mark.parametrize("cmd", [
+    ["-m", "llmdemo", "generate", "--model", "openai:tiny", "hello"],
+    ["-m", "eval", "run", "--task", "translation", "--model", "openai:tiny", "--limit", "1", "--output", "OUT",
+     "--data", "DATA"],
+])
+def test_clis_exit_2_with_one_line_when_the_server_is_not_there(cmd, tmp_path, benchmarks):
+    import subprocess
+    import sys
+
+    cmd = [c.replace("OUT", str(tmp_path / "o")).replace("DATA", str(benchmarks / "translation_flores200_devtest_en-fr.jsonl"))
+           for c in cmd]
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {**__import__("os").environ, "OPENAI_API_KEY": "sk-SECRET"}
+    out = subprocess.run([sys.executable, *cmd, "--base-url", url], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "could not reach the model server" in lines[0] and "SECRET" not in out.stderr

@@ -107,6 +107,37 @@ def test_hosted_mode_refuses_custom_models():
     h = Handlers(ModelHost(FakeLM(), allow_paths=False, allow_hub_ids=False), AppSettings(hosted=True))
     with pytest.raises(gr.Error, match="presets only"):
         h.load_model("gpt2", "/etc", progress=lambda *a, **k: None)
+    # no visitor can point the server at an address or a file of their choosing, even through the API
+    for name in ("openai:gpt-4o", "openai-base:x", "llamacpp:/etc/passwd", "llamacpp:default"):
+        with pytest.raises(gr.Error, match="chosen by the operator"):
+            h.load_model(name, "", progress=lambda *a, **k: None)
+    assert h.host.lm.name == "fake"
+
+
+def test_every_backend_and_the_fake_speak_the_interface(tiny_lm):
+    from llmdemo.backends.llamacpp import LlamaCppLM
+    from llmdemo.backends.openai import OpenAILM
+    from llmdemo.interface import LanguageModel
+
+    assert isinstance(FakeLM(), LanguageModel) and isinstance(tiny_lm, LanguageModel)
+    for cls in (LlamaCppLM, OpenAILM):  # the methods, without a server or a GGUF
+        missing = [m for m in ("encode", "count_tokens", "truncate_text", "stream", "generate", "generate_batch",
+                               "token_logprobs", "loglikelihood_rolling", "loglikelihood", "info", "close")
+                   if not callable(getattr(cls, m, None))]
+        assert missing == [], (cls, missing)
+
+
+def test_server_errors_reach_the_visitor_as_messages(setup):
+    from llmdemo.backends.openai import ServerError
+
+    lm, h = setup
+
+    def broken(*a, **k):
+        raise ServerError("the model server at http://127.0.0.1:1 failed mid-stream (ReadError); try again")
+
+    lm.stream = broken
+    with pytest.raises(gr.Error, match="failed mid-stream"):
+        last(h.generate("hi"))
 
 
 def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):

@@ -25,6 +25,7 @@ from llmdemo.host import ModelHost
 from llmdemo.interface import INSIDE, require
 from llmdemo.model import ContextOverflowError, ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
+from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.scheduler import RequestAborted, SchedulerBusy
 
 from .settings import AppSettings
@@ -32,7 +33,7 @@ from .settings import AppSettings
 log = logging.getLogger("llmdemo.app")
 
 USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
-               TypeError, SchedulerBusy, RequestAborted)
+               TypeError, SchedulerBusy, RequestAborted, ServerError, LogprobsUnreliable)
 
 
 def _as_gr_error(e: Exception) -> gr.Error:
