@@ -31,6 +31,44 @@ def make_demo(model: str | None = None, settings: AppSettings | None = None, dev
     return build_demo(host, settings), settings
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding to ``host`` keeps the app on this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it reaches the network
+
+
+def settings_from_args(args) -> tuple[AppSettings, tuple[str, str] | None, list[str]]:
+    """Settings, login and the notes to print, from the flags: exposing the app turns hosted mode on."""
+    base = AppSettings()
+    settings = AppSettings(**{**base.__dict__, **{k: v for k, v in {
+        "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None}.items()
+        if v is not None}})
+    auth, notes = None, []
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth needs USER:PASSWORD")
+        auth = (user, password)
+    exposed = settings.share or not is_loopback(settings.host)
+    if exposed and not settings.hosted:
+        if args.allow_local_models:
+            notes.append("warning: the app is exposed and --allow-local-models keeps the model picker open: anyone "
+                         "who reaches it can load any local path or hub id")
+        else:  # exposing the app makes it a hosted app: the operator's model, no paths, no swaps
+            settings = AppSettings(**{**settings.__dict__, "hosted": True})
+            notes.append("note: the app is exposed (--host/--share), so hosted mode is on: visitors use the model "
+                         "chosen here and cannot load others (--allow-local-models keeps the picker)")
+    if exposed and auth is None:
+        notes.append("warning: the app is exposed without --auth: anyone who reaches it can use it")
+    return settings, auth, notes
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Serve the llmdemo web app.")
     p.add_argument("--model", default=None, help="preset, hub id, local folder or .gguf (default: bundled SmolLM2)")
@@ -45,17 +83,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode", default=None, choices=DECODE_MODES,
                    help="forward pass for generation (default auto: float16 weights in the lean forward on CPU; "
                         "float32 keeps full precision)")
+    p.add_argument("--allow-local-models", action="store_true",
+                   help="keep the model picker open (hub ids, local paths) even when the app is exposed")
+    p.add_argument("--auth", default=os.environ.get("LLMDEMO_AUTH"),
+                   help="USER:PASSWORD required to use the app (Gradio's login; or LLMDEMO_AUTH)")
     args = p.parse_args(argv)
-    base = AppSettings()
-    settings = AppSettings(**{**base.__dict__, **{k: v for k, v in {
-        "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None}.items()
-        if v is not None}})
+    try:
+        settings, auth, notes = settings_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in notes:
+        print(line, file=sys.stderr)
     try:
         demo, settings = make_demo(args.model, settings, args.device, args.decode, args.base_url)
     except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
+    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth,
                 **launch_options(settings))
     return 0
 

@@ -14,7 +14,7 @@ from llmdemo.presets import UnknownModelError
 from llmdemo.tasks import InputError
 
 from .datasets import DataError
-from .runner import TASKS, RunError, RunSpec, run
+from .runner import TASKS, RunError, RunSpec, check_output, run
 
 
 def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
@@ -104,6 +104,11 @@ def main(argv=None) -> int:
         from .datasets import load_records
 
         load_records(args.data, args.task, args.limit)  # bad data fails here, before the model loads
+        if args.max_length < 2:
+            raise RunError(f"--max-length must be at least 2, got {args.max_length}")
+        if args.stride < 1:
+            raise RunError(f"--stride must be at least 1, got {args.stride}")
+        check_output(Path(args.output), args.overwrite)
         from llmdemo.cli import model_options
 
         lm = LM.load(args.model, **model_options(args))

@@ -31,19 +31,32 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     if task == "perplexity" and p.suffix != ".jsonl":
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is allowed and dropped
+        except UnicodeDecodeError as e:
+            raise DataError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason})") from None
         if not text.strip():
             raise DataError(f"{p}: the file is empty")
         return [{"id": p.stem, "text": text}]
     records, ids = [], set()
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(p, encoding="utf-8-sig") as f:  # a UTF-8 byte-order mark is allowed and dropped
+        n = 0
+        while True:
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as e:
+                raise DataError(f"{p}, line {n + 1}: not UTF-8 text ({e.reason})") from None
+            if not line:
+                break
+            n += 1
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{p}, line {n}: malformed JSON ({e.msg})") from None
+            except RecursionError:
+                raise DataError(f"{p}, line {n}: JSON nested too deeply") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{p}, line {n}: expected a JSON object")
             for field, typ in REQUIRED[task].items():

@@ -29,7 +29,10 @@ def _plots(results: dict, rows: list[dict]) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(6, 3))
         names = list(m)
         ci = results.get("ci95", {})
-        err = [[m[k] - ci[k][0] if k in ci else 0 for k in names], [ci[k][1] - m[k] if k in ci else 0 for k in names]]
+        # clipped at 0: with every example scoring the same, the interval's ends can fall a rounding step
+        # inside the value, and matplotlib refuses negative error bars
+        err = [[max(0.0, m[k] - ci[k][0]) if k in ci else 0 for k in names],
+               [max(0.0, ci[k][1] - m[k]) if k in ci else 0 for k in names]]
         ax.bar(names, [m[k] for k in names], yerr=err, capsize=4, color="#4c72b0")
         ax.set_ylabel("score (0-100)")
         ax.set_title("Metrics with 95% bootstrap intervals")

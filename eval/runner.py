@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
+import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,68 @@ TASKS = ("translation", "summarization", "dialogue", "perplexity")
 
 class RunError(ValueError):
     """The run cannot start (settings clash with an earlier run in the folder, ...)."""
+
+
+RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "run.lock"}
+
+
+def _is_run_file(name: str) -> bool:
+    return name in RUN_FILES or re.fullmatch(r"plot-\d+\.png", name) is not None
+
+
+def check_output(out: Path, overwrite: bool = False) -> None:
+    """Before any work: ``out`` can hold a run, and ``--overwrite`` would delete a run folder and nothing else."""
+    try:
+        out.resolve(strict=False)
+    except (RuntimeError, OSError) as e:  # a symbolic-link loop
+        raise RunError(f"{out}: cannot use this path for --output ({e})") from None
+    if out.is_symlink() and not out.exists():
+        raise RunError(f"{out}: a broken or looping symbolic link; choose another --output")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} is a file, not a folder; choose a folder for --output")
+    if overwrite and out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if not _is_run_file(p.name))
+        if others:
+            raise RunError(f"--overwrite replaces run folders only, and {out} holds other files "
+                           f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose another --output")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _lock(out: Path):
+    """One run per folder: run.lock holds the writer's pid; a lock left by a dead process is taken over."""
+    path = out / "run.lock"
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise RunError(f"another run (pid {pid}) is writing to {out}; wait for it or choose another "
+                               "--output") from None
+            path.unlink(missing_ok=True)  # its process is gone (killed): the run can resume
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        break
+    else:
+        raise RunError(f"could not take the lock {path}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 class RunStopped(RuntimeError):
@@ -141,6 +206,7 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     if spec.task != "perplexity":
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
+    check_output(out, spec.overwrite)
     settings = spec.settings(lm)
     run_file = out / "run.json"
     if run_file.exists() and not spec.overwrite:
@@ -150,9 +216,14 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
             raise RunError(f"{out} holds a run with other settings ({', '.join(diff)} differ); "
                            "use another --output or pass --overwrite")
     elif spec.overwrite and out.exists():
-        shutil.rmtree(out)
+        shutil.rmtree(out)  # check_output made sure it is a run folder and nothing else
     out.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(settings, indent=1))
+    with _lock(out):
+        run_file.write_text(json.dumps(settings, indent=1))
+        return _run_locked(spec, lm, records, out, run_file, progress_cb, stop_event)
+
+
+def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, run_file: Path, progress_cb, stop_event) -> dict:
     pred_file = out / "predictions.jsonl"
     done = _read_done(pred_file)
     done_ids = {d["id"] for d in done}

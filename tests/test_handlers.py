@@ -105,10 +105,10 @@ def test_failed_model_load_keeps_previous(setup):
 
 def test_hosted_mode_refuses_custom_models():
     h = Handlers(ModelHost(FakeLM(), allow_paths=False, allow_hub_ids=False), AppSettings(hosted=True))
-    with pytest.raises(gr.Error, match="presets only"):
+    with pytest.raises(gr.Error, match="chosen by the operator"):
         h.load_model("gpt2", "/etc", progress=lambda *a, **k: None)
-    # no visitor can point the server at an address or a file of their choosing, even through the API
-    for name in ("openai:gpt-4o", "openai-base:x", "llamacpp:/etc/passwd", "llamacpp:default"):
+    # no visitor can swap the shared model, or point the server at an address or a file, even through the API
+    for name in ("smollm2-360m-instruct", "openai:gpt-4o", "openai-base:x", "llamacpp:/etc/passwd", "llamacpp:default"):
         with pytest.raises(gr.Error, match="chosen by the operator"):
             h.load_model(name, "", progress=lambda *a, **k: None)
     assert h.host.lm.name == "fake"

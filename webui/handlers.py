@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import secrets
 import inspect
 import logging
 import re
@@ -71,9 +72,22 @@ _REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]*)\)")
 
 
 def safe_markdown(text: str) -> str:
-    """Chat text for display: Markdown images become plain links, so no remote image loads by itself.
-    (Gradio's Chatbot already sanitizes HTML; script tags never run.)"""
-    return _REMOTE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'link'}]({m.group(2)})", text)
+    """Chat text for display: nothing in it loads by itself. Inline Markdown images become links,
+    any other ``![`` (reference-style images) is escaped, and ``<`` is shown as text, so no HTML tag
+    (``<img>``, ``<picture>``, ``<video poster>``, ...) reaches the page. Scripts never ran anyway:
+    Gradio's Chatbot sanitizes HTML; this stops remote fetches, which it lets through."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    text = _REMOTE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'link'}]({m.group(2)})", text)
+    return text.replace("![", "!\\[")
+
+
+def plain_text(shown: str) -> str:
+    """The text behind :func:`safe_markdown`'s escapes (chat history comes back from the page escaped)."""
+    return shown.replace("!\\[", "![").replace("&lt;", "<").replace("&amp;", "&")
+
+
+def _plain_history(history: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": plain_text(m["content"])} for m in history]
 
 
 def check_length(text: Any, limit: int, what: str = "text") -> Any:
@@ -211,10 +225,10 @@ class Handlers:
         yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)")
 
     def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig):
-        p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), history, system,
+        shown = tasks.normalise_history(history)  # as the page shows it (escaped by safe_markdown)
+        p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
                                   cfg.max_new_tokens)
-        shown = tasks.normalise_history(history) + [{"role": "user", "content": safe_markdown(message)},
-                                                   {"role": "assistant", "content": ""}]
+        shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
         yield shown, "", "…"
         for text, stats in self._stream(p, cfg):
             shown[-1]["content"] = safe_markdown(text.strip())
@@ -238,7 +252,7 @@ class Handlers:
             history.pop()
         if not history:
             raise tasks.InputError("nothing to retry yet: send a message first")
-        last = history.pop()["content"]
+        last = plain_text(history.pop()["content"])
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         yield from self._chat_stream(last, history, system, cfg)
 
@@ -249,7 +263,7 @@ class Handlers:
         history = tasks.normalise_history(history)
         while history and history[-1]["role"] == "assistant":
             history.pop()
-        last = history.pop()["content"] if history else ""
+        last = plain_text(history.pop()["content"]) if history else ""
         return history, last
 
     # ------------------------------------------------------------ model
@@ -258,7 +272,8 @@ class Handlers:
         src = info.get("file_sha256") or info.get("revision") or ""
         rows = [
             ("Model", f"`{html.escape(info['name'])}` ({info.get('model_type')}, {info['style']} prompts)"),
-            ("Source", f"{info.get('kind')}: `{html.escape(str(info.get('location', '')))}`"),
+            # the file or folder name only: no server path reaches a visitor
+            ("Source", f"{info.get('kind')}: `{html.escape(_display_location(info))}`"),
             ("Backend", {"llamacpp": "llama.cpp (in-process)", "openai": f"OpenAI-compatible server "
                          f"(`{html.escape(str(info.get('served_model')))}`)"}.get(info.get("backend"), "transformers")),
             ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
@@ -282,8 +297,8 @@ class Handlers:
     def load_model(self, preset: str, custom: str = "", progress=gr.Progress()):
         """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure."""
         name = (custom or "").strip() or preset or DEFAULT_MODEL
-        if custom and self.settings.hosted:
-            raise tasks.InputError("this server offers presets only")
+        if self.settings.hosted:  # one shared model, chosen by the operator: a visitor swapping it swaps everyone's
+            raise tasks.InputError("the model is chosen by the operator on this server; it cannot be changed here")
         progress(0.05, desc=f"loading {name}…")
         try:
             self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
@@ -357,9 +372,14 @@ class EvalHandlers:
             raise tasks.InputError("limit must be a whole number") from None
         if not 1 <= limit <= 1000:
             raise tasks.InputError("limit must be between 1 and 1000 in the app; use python -m eval for more")
+        if limit > self.settings.max_eval_examples:
+            raise tasks.InputError(f"limit must be at most {self.settings.max_eval_examples} on this server")
         path = self._data_path(name, upload)
+        if upload:  # a visitor's file: the same size rules as the task tabs, before any work
+            self._check_upload(path, task, limit)
         stamp = _time.strftime("%Y%m%d-%H%M%S")
-        out = self.settings.output_dir / f"{task}-{path.stem}-{limit}-{stamp}"
+        # an unguessable name: run folders are never served as a folder, and no visitor can find another's
+        out = self.settings.output_dir / f"{task}-{stamp}-{secrets.token_hex(8)}"
         lm = self.host.lm
         cfg = None
         if task != "perplexity":  # greedy, as python -m eval; leave room for the input in small contexts
@@ -397,9 +417,27 @@ class EvalHandlers:
                   str(r.get("prediction", ""))[:300], round(r.get(key) or 0.0, 2)] for r in rows]
         metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
             f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
-        plot = str(out / "plot-1.png") if (out / "plot-1.png").exists() else None
-        files = [str(out / f) for f in ("report.html", "report.md", "results.json", "predictions.jsonl")]
+        # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
+        # content hash, served to this visitor's page only; the output folder itself is not served
+        share = _private_copy(out, ["plot-1.png", "report.html", "report.md", "results.json", "predictions.jsonl"])
+        plot = share.get("plot-1.png")
+        files = [share[f] for f in ("report.html", "report.md", "results.json", "predictions.jsonl") if f in share]
         yield metrics_md, plot, table, files, rows
+
+    def _check_upload(self, path, task: str, limit: int) -> None:
+        from eval.datasets import DataError, load_records
+
+        try:
+            records = load_records(str(path), task, limit)
+        except DataError as e:
+            raise tasks.InputError(str(e).replace(str(path), "the uploaded file")) from None
+        cap = self.settings.max_input_chars
+        for r in records:
+            size = sum(len(v) if isinstance(v, str) else sum(len(x) for x in v if isinstance(x, str))
+                       for k, v in r.items() if k != "id" and isinstance(v, (str, list)))
+            if size > cap:
+                raise tasks.InputError(f"example {str(r.get('id'))[:40]!r} of the uploaded file has {size:,} "
+                                       f"characters; this server accepts at most {cap:,} per example")
 
     @staticmethod
     def send(rows: list | None, index: Any, task: str):
@@ -415,6 +453,34 @@ class EvalHandlers:
         if task == "summarization":
             return gr.update(selected="summarization"), "", _last_user(prompt), ""
         return gr.update(selected="dialogue"), "", "", _last_user(prompt)
+
+
+_SHARED: list[tuple[float, str]] = []  # (created, folder) of private copies, removed after an hour
+
+
+def _private_copy(out, names: list[str]) -> dict[str, str]:
+    import shutil
+    import tempfile
+    import time as _time
+    from pathlib import Path
+
+    now = _time.time()
+    while _SHARED and now - _SHARED[0][0] > 3600:
+        shutil.rmtree(_SHARED.pop(0)[1], ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix="llmdemo-")
+    _SHARED.append((now, folder))
+    copies = {}
+    for n in names:
+        if (Path(out) / n).exists():
+            copies[n] = str(shutil.copy(Path(out) / n, Path(folder) / n))
+    return copies
+
+
+def _display_location(info: dict) -> str:
+    from pathlib import PurePath
+
+    loc = str(info.get("location", ""))
+    return PurePath(loc).name if info.get("kind") in ("gguf", "local") or loc.startswith("/") else loc
 
 
 def _last_user(prompt) -> str:

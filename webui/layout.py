@@ -45,11 +45,11 @@ CSS = """
 
 def launch_options(settings: AppSettings) -> dict:
     """Keyword arguments for ``demo.launch`` shared by app.py and the tests."""
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    # eval reports are served from the output folder only; nothing else outside cwd/tmp
+    settings.output_dir.mkdir(parents=True, exist_ok=True)  # eval runs are written here; it is never served
+    # nothing is served from the output folder: results reach a visitor as private copies (handlers.py)
     # show_error: Gradio's own input checks (e.g. "Expected a float") reach the user; our handlers
     # already turn every other exception into a short message without a traceback
-    return {"css": CSS, "allowed_paths": [str(settings.output_dir)], "show_error": True}
+    return {"css": CSS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb"}
 
 
 def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:
@@ -78,7 +78,8 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
     # cheap handlers that do no model work still go through the queue, so sizes are checked within its limits
     light_events = dict(concurrency_id="light", concurrency_limit=4)
 
-    with gr.Blocks(title="llmdemo") as demo:
+    # uploads and files handed out are deleted after an hour (checked every hour)
+    with gr.Blocks(title="llmdemo", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.")
         model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
 
@@ -160,14 +161,16 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
 
             with gr.Tab("Model", id="model"):
                 m_info = gr.Markdown(h.model_info())
+                # on a hosted app the operator chose the model: visitors see it, and cannot swap it for everyone
                 m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
-                    (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label="Preset")
+                    (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label="Preset",
+                    visible=not settings.hosted)
                 m_custom = gr.Textbox(label="Or a hub id / local path", placeholder="e.g. Helsinki-NLP/opus-mt-en-de",
                                       visible=not settings.hosted)
-                m_go = gr.Button("Load model", variant="primary")
-                gr.Markdown("Loading frees the previous model. If loading fails, the previous model stays. "
-                            + ("This server offers presets only." if settings.hosted else
-                               "Hub models need internet access; the bundled default works offline."),
+                m_go = gr.Button("Load model", variant="primary", visible=not settings.hosted)
+                gr.Markdown("The model is chosen by the operator of this server." if settings.hosted else
+                            "Loading frees the previous model. If loading fails, the previous model stays. "
+                            "Hub models need internet access; the bundled default works offline.",
                             elem_classes="stats")
                 m_go.click(h.load_model, [m_preset, m_custom], [m_info], api_visibility="private",
                            concurrency_id="load", concurrency_limit=1).then(
@@ -177,7 +180,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
             with gr.Tab("Evaluation", id="evaluation"):
                 e = EvalHandlers(host, settings)
                 gr.Markdown("Score the loaded model with the app's own prompts on a benchmark file "
-                            f"(from `{settings.data_dir}` or uploaded). Greedy decoding; BLEU/chrF by sacrebleu, "
+                            f"(from the server's benchmark folder, or uploaded: JSONL, at most {settings.max_upload_mb} MB). Greedy decoding; BLEU/chrF by sacrebleu, "
                             "ROUGE by rouge-score. For long runs use `python -m eval`.", elem_classes="stats")
                 with gr.Row():
                     e_task = gr.Dropdown(["translation", "summarization", "dialogue", "perplexity"], value="translation",

@@ -40,4 +40,8 @@ class AppSettings:
         "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks")))  # eval files
     output_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_OUTPUT_DIR", Path.home() / ".cache" / "llmdemo" / "runs")))  # eval reports written here
+    max_upload_mb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_UPLOAD_MB", 10))  # larger uploads refused
+    # examples one Evaluation-tab run may score (python -m eval has no such limit); 100 on a hosted app
+    max_eval_examples: int = field(default_factory=lambda: _int(
+        "LLMDEMO_MAX_EVAL_EXAMPLES", 100 if _bool("LLMDEMO_HOSTED", bool(os.environ.get("SPACE_ID"))) else 1000))
     trust_remote_code: bool = field(default_factory=lambda: _bool("LLMDEMO_TRUST_REMOTE_CODE", False))

@@ -1,0 +1,299 @@
+"""A public demo, probed as a hostile visitor would (issue 14): one test per finding, and random input."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import gradio as gr
+import httpx
+import pytest
+
+from llmdemo.host import ModelHost
+from webui.handlers import EvalHandlers, Handlers, safe_markdown
+from webui.settings import AppSettings
+
+from conftest import launch
+from fakes import FakeLM
+
+
+# 1. other visitors' evaluation data
+def test_the_output_folder_is_not_served_and_run_names_are_unguessable(tiny_lm, tmp_path, benchmarks):
+    out = tmp_path / "runs"
+    settings = AppSettings(output_dir=out, data_dir=benchmarks)
+    demo, url = launch(ModelHost(tiny_lm), settings)
+    try:
+        e = EvalHandlers(ModelHost(tiny_lm), settings)
+        *_, (md, plot, table, files, rows) = e.run("translation", "translation_flores200_devtest_en-fr.jsonl", None, 2)
+        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+        assert len(run_dir.name.split("-")[-1]) == 16  # 64 random bits in every run folder's name
+        assert all(not f.startswith(str(out)) for f in files)  # handed out as private copies
+        for path in (run_dir / "predictions.jsonl", run_dir / "report.html"):
+            r = httpx.get(f"{url}gradio_api/file={path}")
+            assert r.status_code in (403, 404), (path, r.status_code)
+    finally:
+        demo.close()
+
+
+# 2. unbounded uploads
+def test_uploads_are_bounded_before_any_work(tiny_lm, tmp_path, benchmarks):
+    settings = AppSettings(output_dir=tmp_path / "runs", data_dir=benchmarks, max_upload_mb=1, max_input_chars=2000)
+    demo, url = launch(ModelHost(tiny_lm), settings)
+    try:
+        big = tmp_path / "big.jsonl"
+        big.write_bytes(b"x" * (2 * 1024 * 1024))
+        with open(big, "rb") as f:
+            r = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.jsonl", f)})
+        assert r.status_code == 413  # Gradio refuses it before storing it
+    finally:
+        demo.close()
+    e = EvalHandlers(ModelHost(FakeLM()), settings)
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"id": "a", "source": "word " * 1000, "target": "x", "src_lang": "en",
+                                "tgt_lang": "fr"}) + "\n", encoding="utf-8")
+    with pytest.raises(gr.Error, match="example 'a' of the uploaded file has 5,005 characters; .* at most 2,000"):
+        list(e.run("translation", None, str(long), 1))
+    hosted = EvalHandlers(ModelHost(FakeLM()), AppSettings(output_dir=tmp_path, max_eval_examples=100))
+    with pytest.raises(gr.Error, match="at most 100"):
+        list(hosted.run("translation", None, str(long), 500))
+
+
+# 3. exposure
+def _args(**kw):
+    base = dict(host=None, port=None, share=False, hosted=False, auth=None, allow_local_models=False)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_exposing_the_app_turns_hosted_mode_on_unless_told_otherwise(monkeypatch):
+    from app import is_loopback, settings_from_args
+
+    for k in ("GRADIO_SERVER_NAME", "LLMDEMO_HOSTED", "SPACE_ID", "LLMDEMO_AUTH"):
+        monkeypatch.delenv(k, raising=False)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("myhost")
+    s, auth, notes = settings_from_args(_args())
+    assert not s.hosted and auth is None and notes == []
+    for exposed in (_args(host="0.0.0.0"), _args(share=True)):
+        s, _, notes = settings_from_args(exposed)
+        assert s.hosted and any("hosted mode is on" in n for n in notes) and any("without --auth" in n for n in notes)
+    s, _, notes = settings_from_args(_args(host="0.0.0.0", allow_local_models=True))
+    assert not s.hosted and any("any local path" in n for n in notes)
+    s, auth, notes = settings_from_args(_args(host="0.0.0.0", auth="ann:secret"))
+    assert auth == ("ann", "secret") and not any("without --auth" in n for n in notes)
+    with pytest.raises(ValueError, match="USER:PASSWORD"):
+        settings_from_args(_args(auth="nopassword"))
+
+
+def test_auth_is_required_when_set(tiny_lm):
+    from webui.layout import build_demo, launch_options
+
+    from conftest import free_port
+
+    demo = build_demo(ModelHost(tiny_lm), AppSettings())
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=("ann", "pw"),
+                **launch_options(AppSettings()))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/config").status_code in (401, 403)
+        assert httpx.post(f"{url}/login", data={"username": "ann", "password": "wrong"}).status_code in (400, 401)
+        ok = httpx.post(f"{url}/login", data={"username": "ann", "password": "pw"})
+        assert ok.status_code == 200
+    finally:
+        demo.close()
+
+
+def test_no_server_path_reaches_a_visitor(tmp_path):
+    lm = FakeLM()
+    lm.info = lambda: {**FakeLM.info(lm), "kind": "gguf", "location": "/root/secret/models/model.Q4.gguf"}
+    h = Handlers(ModelHost(lm), AppSettings(hosted=True))
+    md = h.model_info()
+    assert "model.Q4.gguf" in md and "/root" not in md
+    e = EvalHandlers(ModelHost(lm), AppSettings(hosted=True, output_dir=tmp_path))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(gr.Error) as err:
+        list(e.run("translation", None, str(bad), 1))
+    assert str(tmp_path) not in str(err.value) and "uploaded file" in str(err.value)
+
+
+# 4. --overwrite and two runs in one folder
+def test_overwrite_replaces_run_folders_only(tmp_path):
+    from eval.runner import RunError, check_output
+
+    other = tmp_path / "project"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    (other / "run.json").write_text("{}")
+    with pytest.raises(RunError, match="replaces run folders only.*notes.txt"):
+        check_output(other, overwrite=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ("run.json", "predictions.jsonl", "report.html", "plot-1.png"):
+        (run / f).write_text("x")
+    check_output(run, overwrite=True)  # a run folder: allowed
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(RunError, match="is a file, not a folder"):
+        check_output(f)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(RunError, match="symbolic link|cannot use"):
+        check_output(loop)
+
+
+def test_two_runs_cannot_write_one_folder_and_a_dead_runs_lock_is_taken_over(tmp_path):
+    from eval.runner import RunError, _lock
+
+    (tmp_path / "run.lock").write_text(str(os.getppid()))  # a live process that is not this one
+    with pytest.raises(RunError, match=f"another run \\(pid {os.getppid()}\\)"):
+        with _lock(tmp_path):
+            pass
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "run.lock").write_text(str(dead.pid))
+    with _lock(tmp_path):
+        assert (tmp_path / "run.lock").read_text() == str(os.getpid())
+    assert not (tmp_path / "run.lock").exists()
+
+
+# 5. constant scores
+def test_report_with_constant_scores_has_its_plots(tmp_path):
+    from eval.report import write_reports
+
+    results = {"task": "translation", "data": "x.jsonl", "n_examples": 3, "seed": 0,
+               "metrics": {"bleu": 0.0, "chrf": 12.5}, "ci95": {"bleu": [0.0, 0.0], "chrf": [12.500001, 12.5]},
+               "model": {"name": "m", "dtype": "float32", "device": "cpu"}, "signatures": {}, "config": {},
+               "prompt_template": "", "versions": {}, "timing": {}}
+    rows = [{"id": str(i), "prediction": "a", "reference": "b", "chrf": 12.5, "bleu": 0.0} for i in range(3)]
+    write_reports(tmp_path, results, rows)
+    assert (tmp_path / "report.html").exists() and "data:image/png" in (tmp_path / "report.html").read_text()
+
+
+# 6. bad CLI input: one line, exit 2, before the model loads (the model named here does not exist)
+@pytest.mark.parametrize("case", ["nested", "utf8", "output-file", "symlink-loop", "max-length", "stride"])
+def test_bad_cli_input_is_one_line_and_exit_2(case, tmp_path, benchmarks):
+    data = benchmarks / "translation_flores200_devtest_en-fr.jsonl"
+    task, out, extra = "translation", tmp_path / "out", []
+    if case == "nested":
+        data = tmp_path / "nested.jsonl"
+        data.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    elif case == "utf8":
+        data = tmp_path / "bad.jsonl"
+        data.write_bytes(b'{"id": "1", "source": "\xff\xfe", "target": "x", "src_lang": "en", "tgt_lang": "fr"}\n')
+    elif case == "output-file":
+        out = tmp_path / "afile"
+        out.write_text("x")
+    elif case == "symlink-loop":
+        out = tmp_path / "loop"
+        out.symlink_to(out)
+    elif case == "max-length":
+        task, data, extra = "perplexity", benchmarks / "wikitext2_raw_test.txt", ["--max-length", "1"]
+    else:
+        task, data, extra = "perplexity", benchmarks / "wikitext2_raw_test.txt", ["--stride", "-1"]
+    r = subprocess.run([sys.executable, "-m", "eval", "run", "--task", task, "--data", str(data), "--output", str(out),
+                        "--model", "no-such-model-anywhere", "--limit", "2", *extra],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "no-such-model" not in lines[0], lines
+    if case in ("max-length", "stride"):
+        assert not out.exists()  # refused before any folder was made
+
+
+def test_a_utf8_bom_file_is_read(tmp_path):
+    from eval.datasets import load_records
+
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "1", "source": "Hi", "target": "Salut", "src_lang": "en",
+                                                "tgt_lang": "fr"}).encode() + b"\n")
+    assert load_records(p, "translation")[0]["source"] == "Hi"
+    t = tmp_path / "bom.txt"
+    t.write_bytes(b"\xef\xbb\xbfSome text.")
+    assert load_records(t, "perplexity")[0]["text"] == "Some text."
+
+
+# 7. remote images in the chat
+@pytest.mark.parametrize("text", [
+    "![x](http://evil.example/t.png)",
+    "<img src=http://evil.example/t.png>",
+    "<IMG SRC='http://evil.example/t.png'/>",
+    "![logo][1]\n\n[1]: http://evil.example/t.png",
+    "<picture><source srcset=http://evil.example/t.png></picture>",
+])
+def test_chat_output_loads_no_remote_image(text):
+    import re
+
+    shown = safe_markdown(text)
+    assert "<" not in shown  # no HTML tag at all
+    assert not re.search(r"(?<!\\)!\[", shown)  # no Markdown image, inline or by reference
+
+
+def test_chat_history_round_trips_through_the_escapes():
+    lm = FakeLM()
+    lm.enqueue("a < b & ![c](d)", "ok")
+    h = Handlers(ModelHost(lm), AppSettings())
+    *_, (hist, _, _) = h.chat("is 1 < 2 & 3 > 2?", [], "Be brief.")
+    *_, (hist2, _, _) = h.chat("and?", hist, "Be brief.")
+    prompt = lm.history[1][0]
+    assert {"role": "user", "content": "is 1 < 2 & 3 > 2?"} in prompt  # the model sees the text, not the escapes
+    assert h.undo(hist2)[1] == "and?"
+
+
+# 8. clean-up
+def test_uploads_and_handed_out_files_are_deleted_after_an_hour(tiny_lm):
+    from webui.layout import build_demo
+
+    assert build_demo(ModelHost(tiny_lm), AppSettings()).delete_cache == (3600, 3600)
+
+
+# random input: a result or a clear error, never a crash or an unbounded wait
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(st.characters(), max_size=3000) | st.sampled_from(["", " ", "\x00", "\ud800", "a" * 30_000])
+_num = st.none() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True) | \
+    st.sampled_from(["", "x", "1e9", "-0", True])
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(prompt=_text, mnt=_num, temp=_num, top_p=_num, top_k=_num, rep=_num, seed=_num,
+       src=st.sampled_from(["en", "fr", "zh", "xx", "", "French", None]), tgt=st.sampled_from(["fr", "en", "de", ""]),
+       history=st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "x"]),
+                                               "content": _text | st.integers()}), max_size=6))
+def test_handlers_give_a_result_or_a_clear_message(prompt, mnt, temp, top_p, top_k, rep, seed, src, tgt, history):
+    lm = FakeLM()
+    h = Handlers(ModelHost(lm), AppSettings(max_input_chars=20_000, max_new_tokens=512))
+    calls = [lambda: h.generate(prompt, mnt, temp, top_p, top_k, rep, seed),
+             lambda: h.translate(prompt, src, tgt, mnt, temp, top_p, top_k, rep, seed),
+             lambda: h.summarize(prompt, "short", mnt, temp, top_p, top_k, rep, seed),
+             lambda: h.chat(prompt, history, "Be brief.", mnt, temp, top_p, top_k, rep, seed)]
+    for call in calls:
+        try:
+            for out in call():
+                assert isinstance(out, tuple)
+        except gr.Error as e:
+            assert str(e) and "Something went wrong" not in str(e), str(e)  # a user error, said plainly
+    try:
+        h.undo(history)
+    except gr.Error as e:
+        assert "Something went wrong" not in str(e)
+
+
+@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(text=_text, n=st.integers(1, 300), length=st.sampled_from(["short", "long", "huge"]))
+def test_prompt_builders_fit_the_context_or_refuse(tiny_lm, text, n, length):
+    from llmdemo import tasks
+    from llmdemo.config import ConfigError
+
+    for build in (lambda: tasks.generation_prompt(tiny_lm, text, n),
+                  lambda: tasks.translation_prompt(tiny_lm, text, "en", "fr", n),
+                  lambda: tasks.summarization_prompt(tiny_lm, text, length, n),
+                  lambda: tasks.dialogue_prompt(tiny_lm, text, [{"role": "user", "content": text}] * 3, "s", n)):
+        try:
+            p = build()
+        except (tasks.InputError, ConfigError):
+            continue
+        assert len(tiny_lm.encode(p.input)) <= tiny_lm.context_length - (0 if tiny_lm.is_encoder_decoder else n)
