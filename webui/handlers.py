@@ -406,8 +406,8 @@ class EvalHandlers:
                 yield (f"Running: {done[0]} of {done[1]} examples done…", gr.skip(), gr.skip(), gr.skip(), gr.skip())
         finally:
             stop.set()  # Stop pressed or the client left: the run ends at its next step
-        if isinstance(box.get("err"), RunStopped):
-            raise tasks.InputError(str(box["err"]))
+        if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
+            raise tasks.InputError(f"the evaluation was stopped after {done[0]} of {done[1]} examples")
         if "err" in box:
             raise box["err"]
         res = box["res"]
