@@ -101,7 +101,10 @@ def llama_server():
     """llama-cpp-python's OpenAI-compatible server on the bundled GGUF, on a free local port (fresh per test)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", _gguf(), "--model_alias", "smollm2",
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--logits_all", "true"],
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--logits_all", "true",
+                             # by default a new request (even a /tokenize) interrupts the one generating: an
+                             # evaluation's token count landing mid-generation emptied an output that way
+                             "--interrupt_requests", "false"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
