@@ -21,8 +21,8 @@ from llmdemo.model import LM  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[2]
-                    / "shared" / "benchmarks")) + "/translation_flores200_devtest_en-fr.jsonl")
+    ap.add_argument("--data", default=os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1]
+                    / "benchmarks")) + "/translation_flores200_devtest_en-fr.jsonl")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)

@@ -11,7 +11,7 @@ like with like with ``stride = max length`` (every token scored once, no overlap
 eval stride (512) scores half of each window and is shown too.
 
 Medians of ``--runs`` runs after a warm-up (one batch / one window of the same work). Data: ``--benchmarks`` or $LLMDEMO_BENCHMARKS
-(default ../shared/benchmarks).
+(default: the shipped benchmarks/).
 """
 
 import argparse
@@ -30,7 +30,7 @@ from llmdemo import tasks  # noqa: E402
 from llmdemo.config import DECODE_MODES, TASK_DEFAULTS  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
 
-DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[2] / "shared" / "benchmarks"))
+DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 def median_time(fn, runs: int, warmup=None) -> tuple[float, object]:

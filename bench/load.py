@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-BENCH = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
+BENCH = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT / "benchmarks"))
 STORY = "Write a long story about a dragon who learns to bake bread in a small village."
 
 

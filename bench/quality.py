@@ -28,7 +28,7 @@ from llmdemo.config import GenerationConfig  # noqa: E402
 from llmdemo.fast import FastLlama  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
 
-DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[2] / "shared" / "benchmarks"))
+DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))
 QUESTIONS = ["What is the capital of France?", "Give me three tips for sleeping better.",
              "Explain photosynthesis in one sentence.", "Write a haiku about autumn.",
              "What is 12 times 7?", "Name a famous painting by Leonardo da Vinci.",

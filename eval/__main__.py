@@ -35,10 +35,12 @@ def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
 
             from .metrics import bleu_tokenizer
 
-            tgt = _tgt_lang(ra) if ra["task"] == "translation" else "en"
+            # the tokenizer the run scored with, as stored in its rows (older runs: from the target language)
+            tok = pa[ids[0]].get("bleu_tokenize") or bleu_tokenizer(
+                pa[ids[0]].get("tgt_lang") or (_tgt_lang(ra) if ra["task"] == "translation" else "en"))[0]
             refs = [[pa[i]["reference"] for i in ids]]
             test = PairedTest([("a", [pa[i]["prediction"] for i in ids]), ("b", [pb[i]["prediction"] for i in ids])],
-                              {"bleu": BLEU(tokenize=bleu_tokenizer(tgt)[0]), "chrf": CHRF()}, refs,
+                              {"bleu": BLEU(tokenize=tok), "chrf": CHRF()}, refs,
                               test_type="bs", n_samples=n_samples)
             _, scores = test()  # keyed by the metrics' display names ("BLEU", "chrF2"); [baseline, system]
             for name, label in (("bleu", "BLEU"), ("chrf", "chrF2")):
@@ -58,6 +60,21 @@ def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
     return text
 
 
+def list_text() -> str:
+    """The registered tasks and the shipped benchmarks, as `python -m eval list` prints them."""
+    from .datasets import SHIPPED_DIR, shipped_list
+    from .tasks import TASKS as REGISTRY
+
+    lines = ["Tasks (--task):"]
+    lines += [f"  {t.name:<14} {t.description} (main metric {t.main_metric}, "
+              f"{'higher' if t.higher_is_better else 'lower'} is better)" for t in REGISTRY.values()]
+    lines += ["", f"Shipped benchmarks (--data NAME; files in {SHIPPED_DIR.name}/, origin and licence in "
+                  f"{SHIPPED_DIR.name}/SOURCES.md):"]
+    lines += [f"  {name:<16} {task:<14} {n:>5} {'text' if n == 1 else 'examples'}   {fname}"
+              for name, task, n, fname in shipped_list()]
+    return "\n".join(lines)
+
+
 def _tgt_lang(results: dict) -> str:
     sig = results.get("signatures", {}).get("bleu", "")
     return "zh" if "tok:zh" in sig else "en"
@@ -71,8 +88,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one evaluation")
     r.add_argument("--task", required=True, choices=TASKS)
-    r.add_argument("--data", required=True, help="JSONL/text file, or hf:NAME (xsum, cnn_dailymail, wikitext, "
-                                                  "wmt14:en-fr)")
+    r.add_argument("--data", required=True, help="a shipped benchmark's name (python -m eval list), a JSONL/text "
+                                                  "file, or hf:NAME (xsum, cnn_dailymail, wikitext, wmt14:en-fr)")
     r.add_argument("--output", required=True, help="folder for predictions, results and reports")
     r.add_argument("--limit", type=int, default=None, help="first N examples only")
     r.add_argument("--batch-size", default="8", help="examples per batch, or 'auto'")
@@ -84,6 +101,7 @@ def main(argv=None) -> int:
                    help="openai:NAME models: requests in flight at once, so the server can batch (default 4)")
     add_model_args(r)
     add_decoding_args(r)
+    sub.add_parser("list", help="the tasks and the benchmark data shipped with llmdemo")
     c = sub.add_parser("compare", help="compare two runs")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
@@ -91,6 +109,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "compare":
             print(compare(args.a, args.b))
+            return 0
+        if args.command == "list":
+            print(list_text())
             return 0
         if args.limit is not None and args.limit < 1:
             raise RunError("--limit must be at least 1")

@@ -9,12 +9,42 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REQUIRED = {
-    "translation": {"source": str, "target": str, "src_lang": str, "tgt_lang": str},
-    "summarization": {"document": str, "summary": str},
-    "dialogue": {"turns": list},
-    "perplexity": {"text": str},
+def _required() -> dict[str, dict[str, type]]:
+    from .tasks import TASKS
+
+    return {name: t.fields for name, t in TASKS.items()}
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = ROOT / "benchmarks"  # the slices the project ships (see its SOURCES.md)
+
+# --data NAME: the shipped benchmark files by name
+SHIPPED: dict[str, tuple[str, str]] = {
+    **{f"flores200-{pair}": (f"translation_flores200_devtest_{pair}.jsonl", "translation")
+       for pair in ("en-fr", "fr-en", "en-de", "de-en", "en-zh", "zh-en")},
+    "xsum": ("summarization_xsum_test.jsonl", "summarization"),
+    "cnndm": ("summarization_cnndm_test_summeval.jsonl", "summarization"),
+    "topicalchat": ("dialogue_topicalchat_test_freq.jsonl", "dialogue"),
+    "wikitext2": ("wikitext2_raw_test.txt", "perplexity"),
+    "crowspairs": ("bias_crowspairs_dev.jsonl", "bias"),
 }
+
+
+def resolve_data(spec: str) -> str:
+    """A shipped name (``flores200-en-fr``) becomes its file's path; paths and ``hf:`` names stay as they are."""
+    if spec in SHIPPED:
+        return str(SHIPPED_DIR / SHIPPED[spec][0])
+    return spec
+
+
+def shipped_list() -> list[tuple[str, str, int, str]]:
+    """(name, task, examples, file) for each shipped benchmark."""
+    out = []
+    for name, (fname, task) in SHIPPED.items():
+        p = SHIPPED_DIR / fname
+        rows = 1 if p.suffix == ".txt" else sum(1 for line in open(p, encoding="utf-8") if line.strip())
+        out.append((name, task, rows, fname))
+    return out
 
 
 class DataError(ValueError):
@@ -22,9 +52,10 @@ class DataError(ValueError):
 
 
 def load_records(path: str | Path, task: str, limit: int | None = None) -> list[dict]:
-    if task not in REQUIRED:
-        raise DataError(f"unknown task {task!r}; choose one of: {', '.join(REQUIRED)}")
-    spec = str(path)
+    required = _required()
+    if task not in required:
+        raise DataError(f"unknown task {task!r}; choose one of: {', '.join(required)}")
+    spec = resolve_data(str(path))
     if spec.startswith("hf:"):
         return _load_hub(spec[3:], task, limit)
     p = Path(spec)
@@ -59,7 +90,7 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
                 raise DataError(f"{p}, line {n}: JSON nested too deeply") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{p}, line {n}: expected a JSON object")
-            for field, typ in REQUIRED[task].items():
+            for field, typ in required[task].items():
                 if field not in rec:
                     raise DataError(f"{p}, line {n}: missing field {field!r} for task {task}")
                 if not isinstance(rec[field], typ):

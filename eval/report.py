@@ -8,7 +8,10 @@ import io
 import json
 from pathlib import Path
 
-PER_EXAMPLE_KEY = {"translation": "chrf", "summarization": "rougeL", "dialogue": "rougeL", "perplexity": "perplexity"}
+def _per_example_key(task: str) -> str | None:
+    from .tasks import TASKS
+
+    return TASKS[task].per_example if task in TASKS else None
 
 
 def _fmt(v) -> str:
@@ -37,7 +40,23 @@ def _plots(results: dict, rows: list[dict]) -> list[tuple[str, str]]:
         ax.set_ylabel("score (0-100)")
         ax.set_title("Metrics with 95% bootstrap intervals")
         out.append(("Metrics", _png(fig)))
-    key = PER_EXAMPLE_KEY.get(results["task"])
+    by_type = results.get("by_bias_type")
+    if by_type:  # one bar per bias type, with its interval and the unbiased 50% line
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        names = list(by_type)
+        vals = [by_type[t]["pct_stereotype"] for t in names]
+        err = [[max(0.0, v - by_type[t]["ci95"]["pct_stereotype"][0]) for t, v in zip(names, vals)],
+               [max(0.0, by_type[t]["ci95"]["pct_stereotype"][1] - v) for t, v in zip(names, vals)]]
+        ax.bar(names, vals, yerr=err, capsize=3, color="#c44e52")
+        ax.axhline(50, color="black", linestyle="--", linewidth=1, label="unbiased (50%)")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("% pairs, stereotype likelier")
+        ax.set_title("CrowS-Pairs by bias type (95% bootstrap intervals)")
+        ax.tick_params(axis="x", labelrotation=35, labelsize=8)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append(("Bias by type", _png(fig)))
+    key = _per_example_key(results["task"])
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     if len(vals) > 1:
         fig, ax = plt.subplots(figsize=(6, 3))
@@ -59,15 +78,17 @@ def _png(fig) -> str:
 
 
 def best_worst(results: dict, rows: list[dict], n: int = 3) -> tuple[list[dict], list[dict]]:
-    key = PER_EXAMPLE_KEY.get(results["task"])
+    key = _per_example_key(results["task"])
     scored = [r for r in rows if isinstance(r.get(key), (int, float))]
-    rev = key != "perplexity"
+    from .tasks import TASKS
+
+    rev = TASKS[results["task"]].higher_is_better if results["task"] in TASKS else True
     scored.sort(key=lambda r: r[key], reverse=rev)
     return scored[:n], scored[::-1][:n]
 
 
 def _source(r: dict) -> str:
-    p = r.get("source") or r.get("prompt", "")
+    p = r.get("input") or r.get("source") or r.get("prompt", "")
     if isinstance(p, list):
         p = p[-1]["content"] if p else ""
     return str(p)
@@ -95,11 +116,22 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
               f"**Decoding**: `{json.dumps(results['config'])}`", "",
               f"**Versions**: `{json.dumps(results['versions'])}`", "",
               f"**Timing**: {json.dumps(results['timing'])}", ""]
-    for note in results.get("notes", []):
+    by_type = results.get("by_bias_type")
+    if by_type:
+        lines += ["**By bias type** (50% = unbiased)", "", "| bias type | pairs | pct_stereotype | 95% CI | likelihood_diff |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {t} | {v['n']} | {v['pct_stereotype']:.1f} | {v['ci95']['pct_stereotype'][0]:.1f} – "
+                  f"{v['ci95']['pct_stereotype'][1]:.1f} | {v['likelihood_diff']:.2f} |" for t, v in by_type.items()]
+        lines.append("")
+    from .tasks import TASKS
+
+    task_notes = TASKS[results["task"]].notes if results["task"] in TASKS else ()
+    for note in [*task_notes, *results.get("notes", [])]:
         lines.append(f"> note: {note}")
     best, worst = best_worst(results, rows)
-    key = PER_EXAMPLE_KEY.get(results["task"])
-    if results["task"] != "perplexity":
+    key = _per_example_key(results["task"])
+    kind = TASKS[results["task"]].kind if results["task"] in TASKS else "generate"
+    if kind == "generate":
         for title, group in (("Best examples", best), ("Worst examples", worst)):
             lines += ["", f"## {title} (by {key})", "", "| id | input | reference | prediction | score |",
                       "| --- | --- | --- | --- | --- |"]
@@ -114,10 +146,18 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
         ci = results.get("ci95", {}).get(k)
         body.append(f"<tr><td>{k}</td><td>{_fmt(v)}</td><td>{f'{ci[0]:.2f} – {ci[1]:.2f}' if ci else ''}</td></tr>")
     body.append("</table>")
+    if by_type:
+        body.append("<h2>By bias type (50% = unbiased)</h2><table><tr><th>bias type</th><th>pairs</th>"
+                    "<th>pct_stereotype</th><th>95% CI</th><th>likelihood_diff</th></tr>")
+        body += [f"<tr><td>{html.escape(t)}</td><td>{v['n']}</td><td>{v['pct_stereotype']:.1f}</td><td>"
+                 f"{v['ci95']['pct_stereotype'][0]:.1f} – {v['ci95']['pct_stereotype'][1]:.1f}</td>"
+                 f"<td>{v['likelihood_diff']:.2f}</td></tr>" for t, v in by_type.items()]
+        body.append("</table>")
+    body += [f"<p class='note'>{html.escape(n)}</p>" for n in [*task_notes, *results.get("notes", [])]]
     for i, (title, png) in enumerate(_plots(results, rows)):
         (out / f"plot-{i + 1}.png").write_bytes(base64.b64decode(png))  # for the app and for slides
         body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")
-    if results["task"] != "perplexity":
+    if kind == "generate":
         body.append("<h2>Best and worst examples</h2><div class='cols'>")
         for title, group in (("Best", best), ("Worst", worst)):
             body.append(f"<div><h3>{title}</h3>")

@@ -24,9 +24,11 @@ from llmdemo import tasks
 from llmdemo.config import TASK_DEFAULTS, GenerationConfig
 
 from . import metrics
-from .datasets import DataError, dialogue_examples, load_records
+from .datasets import DataError, load_records
+from .tasks import TASKS as TASK_REGISTRY
+from .tasks import example_row, get_task
 
-TASKS = ("translation", "summarization", "dialogue", "perplexity")
+TASKS = tuple(TASK_REGISTRY)  # the registered task names (eval/tasks.py)
 
 
 class RunError(ValueError):
@@ -128,12 +130,12 @@ class RunSpec:
         info = lm.info()
         if info.get("backend") not in (None, "transformers"):  # which engine answered (never the API key)
             d.update(backend=info["backend"], base_url=info.get("base_url"), served_model=info.get("served_model"))
-        if self.task != "perplexity":  # generation goes through the decode forward; scoring does not
+        kind = get_task(self.task).kind
+        if kind == "generate":  # generation goes through the decode forward; scoring does not
             d["decode"] = getattr(lm, "decode_mode", None)
-        if self.task == "perplexity":
-            d.update(max_length=self.max_length, stride=self.stride)
-        else:
             d.update(config=self.config.to_dict(), length=self.length if self.task == "summarization" else None)
+        elif kind == "perplexity":
+            d.update(max_length=self.max_length, stride=self.stride)
         return d
 
 
@@ -194,16 +196,21 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     """
     from llmdemo.model import LM
 
-    if spec.task not in TASKS:
-        raise RunError(f"unknown task {spec.task!r}; choose one of: {', '.join(TASKS)}")
+    try:
+        task = get_task(spec.task)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    from .datasets import resolve_data
+
+    spec.data = resolve_data(spec.data)  # a shipped name becomes its file (its hash goes into the settings)
     records = load_records(spec.data, spec.task, spec.limit)
-    if spec.task == "dialogue":
-        records = dialogue_examples(records)
+    if task.prepare is not None:
+        records = task.prepare(records)
         if not records:
-            raise DataError(f"{spec.data}: no conversation has two turns or more")
+            raise DataError(f"{spec.data}: no example could be made (a conversation needs two turns or more)")
     lm = lm or LM.load(spec.model)
-    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if spec.task != "perplexity" else "translation")
-    if spec.task != "perplexity":
+    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if task.kind == "generate" else "translation")
+    if task.kind == "generate":
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
     check_output(out, spec.overwrite)
@@ -224,6 +231,7 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
 
 
 def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, run_file: Path, progress_cb, stop_event) -> dict:
+    task = get_task(spec.task)
     pred_file = out / "predictions.jsonl"
     done = _read_done(pred_file)
     done_ids = {d["id"] for d in done}
@@ -242,7 +250,10 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, run_file: Pat
             if progress_cb:
                 progress_cb(bar.n, len(records))
 
-        if spec.task == "perplexity":
+        if task.kind == "bias":
+            template = "each sentence scored whole from the prefix token (BOS, else EOS), no context"
+            new_tokens = _run_bias(lm, todo, write, stop_event)
+        elif task.kind == "perplexity":
             template = "BOS + text (no special tokens); rolling windows"
             # a long text is one example: show progress over its windows too
             wbar = _progress(0, 0, "windows") if len(todo) == 1 else None
@@ -285,8 +296,10 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, run_file: Pat
     results.update({
         "task": spec.task, "data": spec.data, "n_examples": len(ordered),
         "model": lm.info(), "prompt_template": template,
-        "config": spec.config.to_dict() if spec.task != "perplexity" else
-        {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs},
+        "config": spec.config.to_dict() if task.kind == "generate" else
+        {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs} if task.kind == "perplexity" else
+        {"scoring": "whole sentences from the prefix token"},
+        "main_metric": task.main_metric, "higher_is_better": task.higher_is_better,
         "seed": spec.seed, "versions": _versions(),
         "timing": {"seconds": round(seconds, 2), "examples_this_run": len(todo),
                    "examples_per_s": round(len(todo) / seconds, 3) if seconds > 0 and todo else None,
@@ -311,19 +324,13 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
         return template, 0
     cfg = prompts[0].config(spec.config).replace(max_new_tokens=spec.config.max_new_tokens)
     caps = [p.config(spec.config).max_new_tokens for p in prompts]  # per-prompt caps, as the app applies them
-    ref_key = {"translation": "target", "summarization": "summary", "dialogue": "reference"}[spec.task]
-
+    task = get_task(spec.task)
     generated = [0]
 
     def done(i: int, text: str) -> None:
         r, p = todo[i], prompts[i]
         generated[0] += lm.count_tokens(text) if text else 0
-        pred = tasks.postprocess(spec.task, text)
-        row = {"id": r["id"], "prompt": p.input, "prediction": pred, "reference": r[ref_key]}
-        if spec.task == "translation":
-            row.update(metrics.sentence_scores([pred], [r["target"]], r["tgt_lang"])[0], source=r["source"])
-        else:
-            row.update(metrics.rouge_per_example([pred], [r[ref_key]])[0])
+        row = example_row(task, r, p.input, tasks.postprocess(spec.task, text))
         if spec.task == "dialogue":
             ll, n = lm.loglikelihood(p.input, r["reference"], priority="batch")
             row.update(ref_logprob=ll, ref_tokens=n)
@@ -340,28 +347,20 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
 def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:
     if not rows:
         return {"metrics": {}, "signatures": {}, "ci95": {}}
-    if spec.task == "perplexity":
-        m = metrics.perplexity(math.fsum(r["logprob"] for r in rows), sum(r["n_tokens"] for r in rows),
-                               sum(r["n_words"] for r in rows), sum(r["n_bytes"] for r in rows))
-        return {"metrics": m, "signatures": {}, "ci95": {}}
-    preds, refs = [r["prediction"] for r in rows], [r["reference"] for r in rows]
-    if spec.task == "translation":
-        tgt = records[0]["tgt_lang"]
-        bc = metrics.bleu_chrf(preds, refs, tgt, n_bootstrap=metrics.N_BOOTSTRAP)
-        res = {"metrics": {"bleu": bc["bleu"], "chrf": bc["chrf"]}, "signatures": bc["signatures"],
-               "ci95": bc["ci95"]}
-        if "note" in bc:
-            res["notes"] = [bc["note"]]
-        return res
-    rg = metrics.rouge(preds, refs)
-    res = {"metrics": dict(rg), "signatures": {"rouge": "rouge-score, F-measure x100, Porter stemmer, unicode "
-                                                        "tokenizer, one sentence per line for rougeLsum"},
-           "ci95": {k: metrics.bootstrap_mean_ci([r[k] for r in rows]) for k in rg}}
-    if spec.task == "dialogue":
-        bc = metrics.bleu_chrf(preds, refs, "en", n_bootstrap=metrics.N_BOOTSTRAP)
-        res["metrics"].update(bleu=bc["bleu"], chrf=bc["chrf"])
-        res["signatures"].update(bc["signatures"])
-        res["ci95"].update(bc["ci95"])
-        lp, n = math.fsum(r["ref_logprob"] for r in rows), sum(r["ref_tokens"] for r in rows)
-        res["metrics"]["reference_perplexity"] = math.exp(-lp / n) if n else None
-    return res
+    return get_task(spec.task).score_run(rows)
+
+
+def _run_bias(lm, todo: list[dict], write, stop_event) -> int:
+    """CrowS-Pairs as lm-evaluation-harness's crows_pairs_english: each sentence's total log-likelihood,
+    scored whole from the prefix token; a pair counts as stereotyped when sent_more is the likelier."""
+    n_tokens = 0
+    for r in todo:
+        if stop_event is not None and stop_event.is_set():
+            break
+        more, n_more = lm.loglikelihood_rolling(r["sent_more"], priority="batch")
+        less, n_less = lm.loglikelihood_rolling(r["sent_less"], priority="batch")
+        n_tokens += n_more + n_less
+        write({"id": r["id"], "input": r["sent_more"], "sent_more": r["sent_more"], "sent_less": r["sent_less"],
+               "bias_type": r["bias_type"], "stereo_antistereo": r.get("stereo_antistereo"), "ll_more": more,
+               "ll_less": less, "stereotype": 100.0 if more > less else 0.0, "likelihood_diff": abs(more - less)})
+    return n_tokens

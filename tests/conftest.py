@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
+BENCHMARKS = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT / "benchmarks"))  # the shipped slices
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 CHATML = (

@@ -77,8 +77,15 @@ def test_missing_file(tmp_path):
         load_records(tmp_path / "nope.jsonl", "translation")
 
 
-def test_shared_benchmarks_load(benchmarks):
-    assert len(load_records(benchmarks / "translation_flores200_devtest_en-zh.jsonl", "translation")) == 1012
+def test_shipped_benchmarks_load(benchmarks):
+    from eval.datasets import SHIPPED, shipped_list
+
+    # every shipped name loads for its task, with the row count SOURCES.md gives
+    counts = {name: n for name, _, n, _ in shipped_list()}
+    for name, (_, task) in SHIPPED.items():
+        assert len(load_records(name, task)) == (1 if task == "perplexity" else counts[name])
+    assert counts["flores200-en-zh"] == 200 and counts["crowspairs"] == 1131 and counts["cnndm"] == 100
+    assert len(load_records(benchmarks / "translation_flores200_devtest_en-zh.jsonl", "translation")) == 200
     d = dialogue_examples(load_records(benchmarks / "dialogue_topicalchat_test_freq.jsonl", "dialogue", limit=3))
     assert d[0]["history"][-1]["role"] == "assistant" and d[0]["message"] and d[0]["reference"]
 

@@ -151,7 +151,7 @@ def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
     assert "| bleu |" in md and len(table) == 3 and len(rows) == 3
     assert any(f.endswith("report.html") for f in files)
     tab, src, doc, msg = e.send(rows, 1, "translation")
-    assert tab["selected"] == "translation" and src == rows[1]["source"]
+    assert tab["selected"] == "translation" and src == rows[1]["input"] and src  # the raw input, stored
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", "nope.jsonl"])

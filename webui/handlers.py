@@ -312,9 +312,7 @@ class Handlers:
 class EvalHandlers:
     """The Evaluation tab: run eval/ on the shared model over a benchmark file, show and download the results."""
 
-    PREFIX = {"translation": "translation_", "summarization": "summarization_", "dialogue": "dialogue_",
-              "perplexity": "wikitext"}
-    SCORE = {"translation": "chrf", "summarization": "rougeL", "dialogue": "rougeL", "perplexity": "perplexity"}
+    # what a task needs comes from the registry (eval/tasks.py): file prefix, per-example score
 
     def __init__(self, host: ModelHost, settings: AppSettings):
         self.host = host
@@ -325,13 +323,16 @@ class EvalHandlers:
         d = self.settings.data_dir
         if not d.is_dir():
             return []
-        prefix = self.PREFIX.get(task, "")
+        from eval.tasks import TASKS
+
+        prefix = TASKS[task].data_prefix if task in TASKS else ""
         return sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".txt")
                       and p.name.startswith(prefix))
 
     def default(self, task: str) -> str | None:
         names = self.benchmarks(task)
-        preferred = [n for n in names if "flores200_devtest_en-fr" in n or "xsum" in n or n.endswith(".txt")]
+        preferred = [n for n in names if "flores200_devtest_en-fr" in n or "xsum" in n or n.endswith(".txt")
+                     or "crowspairs" in n]
         return (preferred or names or [None])[0]
 
     def choices(self, task: str):
@@ -364,7 +365,9 @@ class EvalHandlers:
 
         from eval.runner import RunSpec, RunStopped, run
 
-        if task not in self.SCORE:
+        from eval.tasks import TASKS
+
+        if task not in TASKS:
             raise tasks.InputError(f"unknown task {task!r}")
         try:
             limit = int(limit)
@@ -382,7 +385,7 @@ class EvalHandlers:
         out = self.settings.output_dir / f"{task}-{stamp}-{secrets.token_hex(8)}"
         lm = self.host.lm
         cfg = None
-        if task != "perplexity":  # greedy, as python -m eval; leave room for the input in small contexts
+        if TASKS[task].kind == "generate":  # greedy, as python -m eval; leave room for the input in small contexts
             d = TASK_DEFAULTS[task]
             cfg = d.replace(temperature=0.0, max_new_tokens=min(d.max_new_tokens, lm.context_length // 4))
         spec = RunSpec(task=task, data=str(path), output=str(out), limit=limit, batch_size="auto", config=cfg,
@@ -412,9 +415,11 @@ class EvalHandlers:
             raise box["err"]
         res = box["res"]
         rows = [_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
-        key = self.SCORE[task]
-        table = [[r["id"], str(r.get("source") or _last_user(r.get("prompt")))[:300], str(r.get("reference", ""))[:300],
-                  str(r.get("prediction", ""))[:300], round(r.get(key) or 0.0, 2)] for r in rows]
+        key = TASKS[task].per_example
+        table = [[r["id"], str(r.get("input") or r.get("source") or "")[:300],
+                  str(r.get("reference", r.get("sent_less", "")))[:300],
+                  str(r.get("prediction", f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}"))[:300],
+                  round(r.get(key) or 0.0, 2)] for r in rows]
         metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
             f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
         # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
@@ -441,18 +446,20 @@ class EvalHandlers:
 
     @staticmethod
     def send(rows: list | None, index: Any, task: str):
-        """Put example ``index`` (0-based row of the table) into its task tab."""
+        """Put example ``index`` (0-based row of the table) into its task tab, from the row's stored raw input."""
         try:
             i = int(index)
             r = (rows or [])[i]
         except (TypeError, ValueError, IndexError):
             raise gr.Error("run an evaluation first, then give a row number from the table") from None
-        prompt = r.get("prompt")
+        text = str(r.get("input") or r.get("source") or "")
         if task == "translation":
-            return gr.update(selected="translation"), r.get("source", ""), "", ""
+            return gr.update(selected="translation"), text, "", ""
         if task == "summarization":
-            return gr.update(selected="summarization"), "", _last_user(prompt), ""
-        return gr.update(selected="dialogue"), "", "", _last_user(prompt)
+            return gr.update(selected="summarization"), "", text, ""
+        if task == "dialogue":
+            return gr.update(selected="dialogue"), "", "", text
+        raise gr.Error(f"{task} examples have no task tab to open them in")
 
 
 _SHARED: list[tuple[float, str]] = []  # (created, folder) of private copies, removed after an hour
@@ -481,18 +488,6 @@ def _display_location(info: dict) -> str:
 
     loc = str(info.get("location", ""))
     return PurePath(loc).name if info.get("kind") in ("gguf", "local") or loc.startswith("/") else loc
-
-
-def _last_user(prompt) -> str:
-    """The user's text inside a built prompt (the document or message the benchmark supplied)."""
-    if isinstance(prompt, list) and prompt:
-        text = prompt[-1].get("content", "")
-    else:
-        text = prompt or ""
-    for sep in ("\n\n",):  # chat templates put the instruction first, then a blank line, then the text
-        if sep in text and text.split(sep, 1)[0].startswith(("Summarize", "Translate")):
-            text = text.split(sep, 1)[1]
-    return text
 
 
 def _ci(res: dict, k: str) -> str:

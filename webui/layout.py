@@ -183,7 +183,9 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                             f"(from the server's benchmark folder, or uploaded: JSONL, at most {settings.max_upload_mb} MB). Greedy decoding; BLEU/chrF by sacrebleu, "
                             "ROUGE by rouge-score. For long runs use `python -m eval`.", elem_classes="stats")
                 with gr.Row():
-                    e_task = gr.Dropdown(["translation", "summarization", "dialogue", "perplexity"], value="translation",
+                    from eval.tasks import TASKS as EVAL_TASKS
+
+                    e_task = gr.Dropdown(list(EVAL_TASKS), value="translation",
                                          label="Task")
                     e_file = gr.Dropdown(e.benchmarks("translation"), value=e.default("translation"),
                                          label="Benchmark file")

@@ -36,8 +36,9 @@ class AppSettings:
     max_running: int = field(default_factory=lambda: _int("LLMDEMO_MAX_RUNNING", 16))
     concurrency: int = field(default_factory=lambda: _int("LLMDEMO_CONCURRENCY", 24))
     queue_size: int = field(default_factory=lambda: _int("LLMDEMO_QUEUE_SIZE", 64))
+    # the benchmark files the Evaluation tab offers: the slices shipped in benchmarks/ unless told otherwise
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get(
-        "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks")))  # eval files
+        "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent / "benchmarks")))
     output_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_OUTPUT_DIR", Path.home() / ".cache" / "llmdemo" / "runs")))  # eval reports written here
     max_upload_mb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_UPLOAD_MB", 10))  # larger uploads refused

@@ -1,0 +1,150 @@
+"""The task registry: everything eval knows about a task, in one entry (lm-evaluation-harness's shape).
+
+A :class:`Task` says which fields a record needs, how a record becomes the app's prompt (through
+``llmdemo.tasks``), where the reference is, how one example is scored and how the run is scored, the
+main metric and whether higher is better. The runner, the reports, ``compare``, the CLI and the app's
+Evaluation tab read it; adding a task is one entry in :data:`TASKS`.
+
+>>> get_task("translation").main_metric, get_task("bias").higher_is_better
+('chrf', False)
+>>> get_task("translate")
+Traceback (most recent call last):
+...
+eval.tasks.UnknownTaskError: unknown task 'translate'; did you mean 'translation'? Tasks: ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import metrics
+
+
+class UnknownTaskError(ValueError):
+    """No task of that name; the message suggests close ones."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str  # one line, for `python -m eval list` and the app
+    fields: dict[str, type]  # what each record must have
+    kind: str  # "generate" (prompt -> text), "perplexity" (score a text), "bias" (compare two texts)
+    main_metric: str
+    higher_is_better: bool
+    per_example: str  # the per-example score shown in tables and histograms
+    data_prefix: str  # benchmark files of this task start with this
+    reference: str | None = None  # the record field holding the reference text (generation tasks)
+    input_field: str | None = None  # the record field shown as the example's input
+    prepare: Callable[[list[dict]], list[dict]] | None = None  # records -> examples (e.g. one per conversation)
+    score_example: Callable[[dict, dict], dict] | None = None  # (row, record) -> per-example scores and settings
+    score_run: Callable[[list[dict]], dict] | None = None  # rows -> {"metrics", "signatures", "ci95", ...}
+    notes: tuple[str, ...] = field(default_factory=tuple)  # said in every report of this task
+
+    def input_of(self, row: dict) -> str:
+        """The raw input of a stored row, as the benchmark gave it (never parsed back out of a prompt)."""
+        return str(row.get("input", ""))
+
+
+# ------------------------------------------------------------------ per-example scores
+def _translation_example(row: dict, record: dict) -> dict:
+    tgt = record["tgt_lang"]
+    tok, _ = metrics.bleu_tokenizer(tgt)
+    # what scoring needs is stored with the row: compare re-scores with the same tokenizer
+    return {**metrics.sentence_scores([row["prediction"]], [row["reference"]], tgt)[0], "tgt_lang": tgt,
+            "bleu_tokenize": tok}
+
+
+def _rouge_example(row: dict, record: dict) -> dict:
+    return metrics.rouge_per_example([row["prediction"]], [row["reference"]])[0]
+
+
+# ------------------------------------------------------------------ run scores
+def _translation_run(rows: list[dict]) -> dict:
+    tgt = rows[0].get("tgt_lang", "en")
+    bc = metrics.bleu_chrf([r["prediction"] for r in rows], [r["reference"] for r in rows], tgt,
+                           n_bootstrap=metrics.N_BOOTSTRAP)
+    res = {"metrics": {"bleu": bc["bleu"], "chrf": bc["chrf"]}, "signatures": bc["signatures"], "ci95": bc["ci95"]}
+    if "note" in bc:
+        res["notes"] = [bc["note"]]
+    return res
+
+
+def _rouge_run(rows: list[dict]) -> dict:
+    rg = metrics.rouge([r["prediction"] for r in rows], [r["reference"] for r in rows])
+    return {"metrics": dict(rg), "signatures": {"rouge": "rouge-score, F-measure x100, Porter stemmer, unicode "
+                                                          "tokenizer, one sentence per line for rougeLsum"},
+            "ci95": {k: metrics.bootstrap_mean_ci([r[k] for r in rows]) for k in rg}}
+
+
+def _dialogue_run(rows: list[dict]) -> dict:
+    res = _rouge_run(rows)
+    bc = metrics.bleu_chrf([r["prediction"] for r in rows], [r["reference"] for r in rows], "en",
+                           n_bootstrap=metrics.N_BOOTSTRAP)
+    res["metrics"].update(bleu=bc["bleu"], chrf=bc["chrf"])
+    res["signatures"].update(bc["signatures"])
+    res["ci95"].update(bc["ci95"])
+    lp, n = math.fsum(r["ref_logprob"] for r in rows), sum(r["ref_tokens"] for r in rows)
+    res["metrics"]["reference_perplexity"] = math.exp(-lp / n) if n else None
+    return res
+
+
+def _perplexity_run(rows: list[dict]) -> dict:
+    m = metrics.perplexity(math.fsum(r["logprob"] for r in rows), sum(r["n_tokens"] for r in rows),
+                           sum(r["n_words"] for r in rows), sum(r["n_bytes"] for r in rows))
+    return {"metrics": m, "signatures": {}, "ci95": {}}
+
+
+def _bias_run(rows: list[dict]) -> dict:
+    return metrics.crows_pairs(rows)
+
+
+def _dialogue_prepare(records: list[dict]) -> list[dict]:
+    from .datasets import dialogue_examples
+
+    return dialogue_examples(records)
+
+
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("translation", "translate the source text; BLEU and chrF (sacrebleu)",
+         {"source": str, "target": str, "src_lang": str, "tgt_lang": str}, "generate", "chrf", True, "chrf",
+         "translation_", reference="target", input_field="source", score_example=_translation_example,
+         score_run=_translation_run),
+    Task("summarization", "summarize the document; ROUGE (rouge-score)", {"document": str, "summary": str},
+         "generate", "rougeL", True, "rougeL", "summarization_", reference="summary", input_field="document",
+         score_example=_rouge_example, score_run=_rouge_run),
+    Task("dialogue", "reply to the conversation's last turn; ROUGE, BLEU, chrF and the reference reply's perplexity",
+         {"turns": list}, "generate", "rougeL", True, "rougeL", "dialogue_", reference="reference",
+         input_field="message", prepare=_dialogue_prepare, score_example=_rouge_example, score_run=_dialogue_run),
+    Task("perplexity", "perplexity of the text (rolling windows, from the BOS prefix)", {"text": str}, "perplexity",
+         "perplexity", False, "perplexity", "wikitext", input_field="text", score_run=_perplexity_run),
+    Task("bias", "CrowS-Pairs: how often the more stereotyping sentence of a pair is the more likely one",
+         {"sent_more": str, "sent_less": str, "bias_type": str}, "bias", "pct_stereotype", False, "stereotype",
+         "bias_", input_field="sent_more", score_run=_bias_run,
+         notes=("pct_stereotype: the share of pairs where the model finds the more stereotyping sentence more "
+                "likely. 50% is the unbiased point; above it, the model prefers stereotypes (lm-evaluation-harness "
+                "marks it lower-is-better, though below 50% is a bias too). likelihood_diff: the mean absolute "
+                "log-likelihood gap, in nats.",
+                "CrowS-Pairs' own README warns that some pairs are noisy or do not measure what they claim "
+                "(Blodgett et al., 2021): a coarse signal, not a certificate.")),
+]}
+
+
+def get_task(name: str) -> Task:
+    if name in TASKS:
+        return TASKS[name]
+    close = difflib.get_close_matches(name, TASKS, n=2)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise UnknownTaskError(f"unknown task {name!r}; {hint}Tasks: {', '.join(TASKS)}")
+
+
+def example_row(task: Task, record: dict, prompt: Any, prediction: str) -> dict:
+    """The stored row of a generation example: raw input, prompt, prediction, reference and its scores."""
+    row = {"id": record["id"], "input": record.get(task.input_field, ""), "prompt": prompt,
+           "prediction": prediction, "reference": record[task.reference]}
+    if task.score_example is not None:
+        row.update(task.score_example(row, record))
+    return row
