@@ -136,6 +136,23 @@ _HUB = {
 }
 
 
+def map_hub_rows(name: str, ds) -> list[dict]:
+    """A Hugging Face dataset's rows (any iterable of dicts) -> llmdemo records, for ``hf:NAME``.
+
+    >>> map_hub_rows("wmt14:fr-en", [{"translation": {"en": "Hi", "fr": "Salut"}}])
+    [{'id': '0', 'source': 'Salut', 'target': 'Hi', 'src_lang': 'fr', 'tgt_lang': 'en'}]
+    """
+    base, _, pair = name.partition(":")
+    if pair:
+        src, tgt = pair.split("-")
+        return [{"id": str(i), "source": r["translation"][src], "target": r["translation"][tgt],
+                 "src_lang": src, "tgt_lang": tgt} for i, r in enumerate(ds)]
+    mapper = _HUB[base][3]
+    if mapper is None:  # wikitext: one text, the split's lines joined as they come
+        return [{"id": "wikitext-2-test", "text": "".join(r["text"] for r in ds)}]
+    return [{**mapper(r, str(i)), "id": str(mapper(r, str(i))["id"])} for i, r in enumerate(ds)]
+
+
 def _load_hub(name: str, task: str, limit: int | None) -> list[dict]:
     """``hf:xsum``, ``hf:cnn_dailymail``, ``hf:wikitext``, ``hf:wmt14:fr-en`` (source = first language)."""
     try:
@@ -148,15 +165,10 @@ def _load_hub(name: str, task: str, limit: int | None) -> list[dict]:
             src, tgt = parts[1].split("-")
             pair = "-".join(sorted([src, tgt], key=lambda x: x == "en"))
             ds = datasets.load_dataset(f"wmt/{parts[0]}", pair, split="test")
-            rows = [{"id": str(i), "source": r["translation"][src], "target": r["translation"][tgt],
-                     "src_lang": src, "tgt_lang": tgt} for i, r in enumerate(ds)]
+            rows = map_hub_rows(f"{parts[0]}:{src}-{tgt}", ds)
         elif parts[0] in _HUB:
-            dsname, cfg, split, mapper = _HUB[parts[0]]
-            ds = datasets.load_dataset(dsname, cfg, split=split)
-            if mapper is None:
-                rows = [{"id": "wikitext-2-test", "text": "".join(r["text"] for r in ds)}]
-            else:
-                rows = [mapper(r, str(i)) for i, r in enumerate(ds)]
+            dsname, cfg, split, _ = _HUB[parts[0]]
+            rows = map_hub_rows(parts[0], datasets.load_dataset(dsname, cfg, split=split))
         else:
             raise DataError(f"unknown hub dataset {name!r}; known: {', '.join(_HUB)}, wmt14:SRC-TGT")
     except DataError:
