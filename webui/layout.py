@@ -35,6 +35,14 @@ SUMMARY_EXAMPLES = [[
     "short",
 ]]
 
+LIMITATIONS = (
+    "- The default model is small (135M parameters): it barely translates (FLORES en-fr BLEU about 1.4), "
+    "cannot write Chinese, and its facts and summaries are often wrong. Check anything that matters.\n"
+    "- Outputs can be biased or offensive: on CrowS-Pairs the model prefers the more stereotyping sentence of a "
+    "pair more often than not (50% would be unbiased). Run the **bias** task in the Evaluation tab, or see "
+    "\"Bias\" in the README, for the figures by bias type.\n"
+    "- Nothing here is filtered for safety; do not use it for decisions about people.")
+
 CSS = """
 .stats {font-size: 0.85em; opacity: 0.8}
 .chips {line-height: 2.2em}
@@ -82,6 +90,8 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
     with gr.Blocks(title="llmdemo", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.")
         model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
+        with gr.Accordion("Limitations", open=False, elem_id="limitations"):
+            gr.Markdown(LIMITATIONS)
 
         with gr.Tabs() as tabs:
             with gr.Tab("Generation", id="generation"):
