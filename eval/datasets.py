@@ -7,7 +7,10 @@ Hugging Face dataset (needs the Hub) and maps it to the same records.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 def _required() -> dict[str, dict[str, type]]:
     from .tasks import TASKS
@@ -95,6 +98,11 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
                     raise DataError(f"{p}, line {n}: missing field {field!r} for task {task}")
                 if not isinstance(rec[field], typ):
                     raise DataError(f"{p}, line {n}: field {field!r} must be {typ.__name__}")
+            for k, v in rec.items():  # a JSON "\ud800" escape decodes to a lone surrogate, which no file can hold
+                if isinstance(v, str) and _SURROGATE.search(v):
+                    rec[k] = _SURROGATE.sub("\ufffd", v)
+                elif isinstance(v, list):
+                    rec[k] = [_SURROGATE.sub("\ufffd", x) if isinstance(x, str) else x for x in v]
             rec.setdefault("id", str(len(records)))
             rec["id"] = str(rec["id"])
             if rec["id"] in ids:

@@ -297,3 +297,92 @@ def test_prompt_builders_fit_the_context_or_refuse(tiny_lm, text, n, length):
         except (tasks.InputError, ConfigError):
             continue
         assert len(tiny_lm.encode(p.input)) <= tiny_lm.context_length - (0 if tiny_lm.is_encoder_decoder else n)
+
+
+# from the hostile probe of this change (a helper that used the app as an attacker would)
+def test_oversized_request_bodies_are_refused_at_the_door(tiny_lm):
+    host = ModelHost(tiny_lm)
+    demo, url = launch(host, AppSettings(max_request_kb=64))
+    try:
+        blocks = {"data": [[{"role": "user", "content": [{"type": "text", "text": ""}] * 20000}]],
+                  "fn_index": 0, "session_hash": "x"}
+        r = httpx.post(f"{url}gradio_api/queue/join", json=blocks, timeout=30)
+        assert r.status_code == 413 and "limit" in r.text
+        def chunks():  # no Content-Length: counted as it arrives
+            for _ in range(100):
+                yield b"x" * 4096
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(f"{url}gradio_api/queue/join", content=chunks(), timeout=10).raise_for_status()
+        from gradio_client import Client
+
+        assert Client(url, verbose=False).predict("Hello", 4, 0, 0.9, 0, 1.0, 1, api_name="/generate")[0] is not None
+    finally:
+        demo.close()
+
+
+def test_a_lone_surrogate_in_a_chat_message_can_be_shown(setup_fake=None):
+    lm = FakeLM()
+    h = Handlers(ModelHost(lm), AppSettings())
+    *_, (hist, _, _) = h.chat("\ud800 tell me a story", [], "Be brief.")
+    json.dumps(hist).encode("utf-8")  # what Gradio sends the browser: it must encode
+    assert all("\ud800" not in m["content"] for m in hist)
+    crafted = [{"role": "user", "content": "<img src=http://evil.example/x.png> \ud800"},
+               {"role": "assistant", "content": "![a](http://evil.example/y.png)"}]
+    *_, (hist, _, _) = h.chat("hi", crafted, "Be brief.")
+    assert all("<" not in m["content"] and "![" not in m["content"] for m in hist)  # a crafted history is escaped too
+    assert "<" not in json.dumps(h.undo(crafted)[0])
+
+
+def test_hosted_mode_caps_examples_whatever_turned_it_on(tmp_path):
+    assert AppSettings(hosted=True).eval_examples_cap == 100 and AppSettings(hosted=False).eval_examples_cap == 1000
+    assert AppSettings(hosted=True, max_eval_examples=500).eval_examples_cap == 500
+
+
+def test_errors_from_an_uploaded_runs_data_name_no_server_path(tmp_path):
+    e = EvalHandlers(ModelHost(FakeLM()), AppSettings(hosted=True, output_dir=tmp_path / "runs"))
+    up = tmp_path / "secret-dir" / "u.jsonl"
+    up.parent.mkdir()
+    up.write_text(json.dumps({"id": "a", "turns": ["only one"]}) + "\n", encoding="utf-8")
+    with pytest.raises(gr.Error) as err:
+        list(e.run("dialogue", None, str(up), 2))
+    assert "secret-dir" not in str(err.value) and "two turns" in str(err.value)
+
+
+def test_the_inside_tab_looks_at_a_bounded_number_of_tokens(tiny_lm):
+    from webui.handlers import INSIDE_MAX_TOKENS, InsideHandlers
+
+    calls = []
+    real = tiny_lm.call
+
+    def spy(fn, priority=0):
+        calls.append(1)
+        return real(fn, priority)
+
+    tiny_lm.call = spy
+    try:
+        ins = InsideHandlers(ModelHost(tiny_lm), AppSettings(max_input_chars=20_000))
+        chips, summary, *_ = ins.analyze("the cat " * 2000, 1, -1)
+        assert f"first {INSIDE_MAX_TOKENS} tokens" in summary
+        with pytest.raises(gr.Error, match=f"at most {INSIDE_MAX_TOKENS} tokens"):
+            ins.step("the cat " * 2000, None, "greedy")
+    finally:
+        del tiny_lm.call
+    assert calls  # the looks ran on the model's thread
+
+
+def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
+    import time as _time
+
+    from webui.handlers import _remove_old_runs
+
+    old_run, new_run, other = tmp_path / "translation-x-old", tmp_path / "translation-x-new", tmp_path / "mine"
+    for d in (old_run, new_run, other):
+        d.mkdir()
+    (old_run / "run.json").write_text("{}")
+    (new_run / "run.json").write_text("{}")
+    (other / "notes.txt").write_text("keep")
+    past = _time.time() - 48 * 3600
+    for d in (old_run, other):
+        os.utime(d, (past, past))
+    _remove_old_runs(tmp_path, 24)
+    assert not old_run.exists() and new_run.exists() and other.exists()

@@ -76,6 +76,8 @@ def safe_markdown(text: str) -> str:
     any other ``![`` (reference-style images) is escaped, and ``<`` is shown as text, so no HTML tag
     (``<img>``, ``<picture>``, ``<video poster>``, ...) reaches the page. Scripts never ran anyway:
     Gradio's Chatbot sanitizes HTML; this stops remote fetches, which it lets through."""
+    # lone surrogates cannot be sent to the browser at all (Gradio's event stream fails on them)
+    text = tasks.clean_text(text) if text.strip() else text
     text = text.replace("&", "&amp;").replace("<", "&lt;")
     text = _REMOTE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'link'}]({m.group(2)})", text)
     return text.replace("![", "!\\[")
@@ -98,6 +100,7 @@ def check_length(text: Any, limit: int, what: str = "text") -> Any:
     return text
 
 
+INSIDE_MAX_TOKENS = 512  # what the Inside-the-model tab computes over (one uninterrupted call on the model)
 MAX_HISTORY_MESSAGES = 1000  # a chat longer than this is refused before any work (trimming is linear anyway)
 HEARTBEAT_S = 0.5  # how often a waiting handler yields (Gradio can only close a generator between yields)
 
@@ -225,7 +228,10 @@ class Handlers:
         yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)")
 
     def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig):
-        shown = tasks.normalise_history(history)  # as the page shows it (escaped by safe_markdown)
+        # as the page shows it: what came back from the page is unescaped and escaped again, so a history a
+        # client wrote by hand is shown as safely as ours (and our own escapes do not double)
+        shown = [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))}
+                 for m in tasks.normalise_history(history)]
         p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
                                   cfg.max_new_tokens)
         shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
@@ -264,7 +270,7 @@ class Handlers:
         while history and history[-1]["role"] == "assistant":
             history.pop()
         last = plain_text(history.pop()["content"]) if history else ""
-        return history, last
+        return [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))} for m in history], last
 
     # ------------------------------------------------------------ model
     def model_info(self) -> str:
@@ -375,11 +381,12 @@ class EvalHandlers:
             raise tasks.InputError("limit must be a whole number") from None
         if not 1 <= limit <= 1000:
             raise tasks.InputError("limit must be between 1 and 1000 in the app; use python -m eval for more")
-        if limit > self.settings.max_eval_examples:
-            raise tasks.InputError(f"limit must be at most {self.settings.max_eval_examples} on this server")
+        if limit > self.settings.eval_examples_cap:
+            raise tasks.InputError(f"limit must be at most {self.settings.eval_examples_cap} on this server")
         path = self._data_path(name, upload)
         if upload:  # a visitor's file: the same size rules as the task tabs, before any work
             self._check_upload(path, task, limit)
+        _remove_old_runs(self.settings.output_dir, self.settings.keep_runs_hours)
         stamp = _time.strftime("%Y%m%d-%H%M%S")
         # an unguessable name: run folders are never served as a folder, and no visitor can find another's
         out = self.settings.output_dir / f"{task}-{stamp}-{secrets.token_hex(8)}"
@@ -412,7 +419,10 @@ class EvalHandlers:
         if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
             raise tasks.InputError(f"the evaluation was stopped after {done[0]} of {done[1]} examples")
         if "err" in box:
-            raise box["err"]
+            err = box["err"]
+            if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
+                raise tasks.InputError(str(err).replace(str(path), "the uploaded file" if upload else name)) from None
+            raise err
         res = box["res"]
         rows = [_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
         key = TASKS[task].per_example
@@ -483,6 +493,25 @@ def _private_copy(out, names: list[str]) -> dict[str, str]:
     return copies
 
 
+def _remove_old_runs(folder, hours: float) -> None:
+    """Visitors' run folders older than ``hours`` go (run folders only: nothing else in the folder is touched)."""
+    import shutil
+    import time as _time
+
+    from eval.runner import _is_run_file
+
+    if not folder.is_dir():
+        return
+    cutoff = _time.time() - hours * 3600
+    for d in folder.iterdir():
+        try:
+            if d.is_dir() and not d.is_symlink() and d.stat().st_mtime < cutoff \
+                    and all(_is_run_file(p.name) for p in d.iterdir()) and not (d / "run.lock").exists():
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _display_location(info: dict) -> str:
     from pathlib import PurePath
 
@@ -524,6 +553,11 @@ class InsideHandlers:
         text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
         toks = internals.tokens(lm, text)
         summary = f"{len(toks):,} tokens for {len(text):,} characters ({len(text) / max(1, len(toks)):.1f} characters per token)"
+        if len(toks) > INSIDE_MAX_TOKENS:
+            # each look is one uninterrupted call on the model's thread: a 20,000-character text held every
+            # visitor up for ~40 s, so the model looks at the first INSIDE_MAX_TOKENS tokens only
+            text = "".join(t.text for t in toks[:INSIDE_MAX_TOKENS])
+            summary += f" · the model looks at the first {INSIDE_MAX_TOKENS} tokens"
         if lm.is_encoder_decoder:
             gr.Warning(f"{lm.name} is an encoder-decoder model: only the tokenization applies here")
             return token_chips(toks), summary, {}, gr.update(choices=[]), [], None
@@ -573,6 +607,8 @@ class InsideHandlers:
         lm = self.host.lm
         require(lm, INSIDE, "Looking inside the model")
         text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
+        if lm.count_tokens(text) > INSIDE_MAX_TOKENS:
+            raise tasks.InputError(f"stepping works on texts of at most {INSIDE_MAX_TOKENS} tokens; shorten the text")
         if mode == "chosen":
             if choice in (None, ""):
                 raise tasks.InputError("analyze the text first, then pick a candidate")

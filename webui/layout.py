@@ -57,7 +57,12 @@ def launch_options(settings: AppSettings) -> dict:
     # nothing is served from the output folder: results reach a visitor as private copies (handlers.py)
     # show_error: Gradio's own input checks (e.g. "Expected a float") reach the user; our handlers
     # already turn every other exception into a short message without a traceback
-    return {"css": CSS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb"}
+    from starlette.middleware import Middleware
+
+    from .limits import BodyLimit
+
+    return {"css": CSS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb",
+            "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
 
 
 def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:

@@ -42,7 +42,14 @@ class AppSettings:
     output_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_OUTPUT_DIR", Path.home() / ".cache" / "llmdemo" / "runs")))  # eval reports written here
     max_upload_mb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_UPLOAD_MB", 10))  # larger uploads refused
-    # examples one Evaluation-tab run may score (python -m eval has no such limit); 100 on a hosted app
-    max_eval_examples: int = field(default_factory=lambda: _int(
-        "LLMDEMO_MAX_EVAL_EXAMPLES", 100 if _bool("LLMDEMO_HOSTED", bool(os.environ.get("SPACE_ID"))) else 1000))
+    # examples one Evaluation-tab run may score (python -m eval has no such limit); None = 1000, or 100 when hosted
+    max_eval_examples: int | None = field(default_factory=lambda: _int("LLMDEMO_MAX_EVAL_EXAMPLES", 0) or None)
+    # Evaluation-tab run folders older than this are deleted when a new run starts
+    keep_runs_hours: float = field(default_factory=lambda: float(_int("LLMDEMO_KEEP_RUNS_HOURS", 24)))
+    # request bodies over this are refused before Gradio parses them (uploads have their own limit)
+    max_request_kb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_REQUEST_KB", 1024))
+
+    @property
+    def eval_examples_cap(self) -> int:
+        return self.max_eval_examples or (100 if self.hosted else 1000)
     trust_remote_code: bool = field(default_factory=lambda: _bool("LLMDEMO_TRUST_REMOTE_CODE", False))

@@ -199,7 +199,7 @@ class LlamaCppLM(ScheduledModel):
             self._sha = file_sha256(self.path)
         return {"name": self.name, "backend": "llamacpp", "kind": "gguf", "location": Path(self.path).name,
                 "file_sha256": self._sha, "model_type": self._meta.get("general.architecture"),
-                "style": self.style, "parameters": None, "dtype": self._meta.get("general.file_type"),
+                "style": self.style, "parameters": None, "dtype": "GGUF (as stored)",
                 "decode": "llamacpp", "device": "cpu", "context_length": self.context_length,
                 "load_s": round(self.load_s, 3), "threads": self.llm.n_threads if hasattr(self.llm, "n_threads") else None,
                 "llama_cpp_python": md.version("llama-cpp-python")}
