@@ -18,7 +18,7 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
-from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request
+from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request, SchedulerBusy
 from .stream import Stats, Stream, _find_stop, _holdback, rolling_windows
 
 
@@ -172,17 +172,42 @@ class ScheduledModel:
         pending = deque(range(len(encoded)))
         finished: SimpleQueue = SimpleQueue()
         running: dict[int, Request] = {}
+        lock = threading.Lock()
 
-        def submit(i: int) -> None:
-            running[i] = self.submit(encoded[i], config, budget=budgets[i], seed=seed, priority=priority,
-                                     stop_event=stop_event, on_finish=lambda r, i=i: finished.put(i))
+        def submit_next() -> None:  # with the lock held
+            if pending and not (stop_event is not None and stop_event.is_set()):
+                i = pending.popleft()
+                try:
+                    running[i] = self.submit(encoded[i], config, budget=budgets[i], seed=seed, priority=priority,
+                                             stop_event=stop_event, on_finish=lambda r, i=i: finish(i))
+                except SchedulerBusy:
+                    pending.appendleft(i)  # the queue is full: the loop below tries again as rows finish
+
+        def finish(i: int) -> None:
+            # on the scheduler's thread, as the row finishes: the next prompt is queued before the next step,
+            # so the batch never waits for this thread to wake up (refill, not a fixed batch)
+            finished.put(i)
+            with lock:
+                submit_next()
 
         try:
-            while pending and len(running) < batch_size:
-                submit(pending.popleft())
-            while running:
+            with lock:
+                for _ in range(batch_size):
+                    submit_next()
+            while True:
+                with lock:
+                    while pending and len(running) < batch_size and not (stop_event and stop_event.is_set()):
+                        n = len(pending)
+                        submit_next()
+                        if len(pending) == n:
+                            break
+                    if not running:
+                        if pending and not (stop_event and stop_event.is_set()):
+                            raise SchedulerBusy("the model's queue stayed full; try again in a moment")
+                        break
                 i = finished.get()
-                req = running.pop(i)
+                with lock:
+                    req = running.pop(i)
                 if req.error is not None:
                     raise req.error
                 if req.finish_reason == "stopped":
@@ -192,11 +217,11 @@ class ScheduledModel:
                 results[i] = text[:cut] if cut is not None else text
                 if on_done is not None:
                     on_done(i, results[i])
-                if pending and not (stop_event is not None and stop_event.is_set()):
-                    submit(pending.popleft())  # refill: the batch never idles on its slowest row
         finally:
-            for req in running.values():
-                req.cancel()
+            with lock:
+                pending.clear()
+                for req in running.values():
+                    req.cancel()
         return results
 
     # ---------------------------------------------------------------- scoring
