@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
 from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request, SchedulerBusy
-from .stream import Stats, Stream, _find_stop, _holdback, rolling_windows
+from .stream import Stats, StopText, Stream, _find_stop, rolling_windows
 
 
 class ContextOverflowError(ValueError):
@@ -88,7 +88,7 @@ class ScheduledModel:
             t0 = time.perf_counter()
             req = self.submit(ids, config, budget=budget, seed=stats.seed, priority=priority, stop_event=stop_event)
             stream.request = req
-            emitted, n, text = 0, 0, ""
+            n, out, text = 0, StopText(config.stop), ""
             try:
                 while True:
                     if not req.wait(n, heartbeat):
@@ -108,16 +108,13 @@ class ScheduledModel:
                     text = self.decode(req.tokens[:n])
                     if text.endswith("\ufffd") and not req.done:
                         continue  # half a multi-byte character: wait for the rest
-                    cut = _find_stop(text, config.stop, max(0, emitted - 64)) if config.stop else None
-                    if cut is not None:
-                        text = text[:cut]
+                    chunk = out.update(text)
+                    if chunk:
+                        yield chunk
+                    if out.hit:
                         req.cancel()
                         stats.finish_reason = "stop_string"
                         break
-                    safe = len(text) - _holdback(text, config.stop)
-                    if safe > emitted:
-                        yield text[emitted:safe]
-                        emitted = safe
             finally:
                 req.cancel()  # no effect if it finished; otherwise its row leaves the batch
                 stats.total_s = time.perf_counter() - t0
@@ -126,11 +123,11 @@ class ScheduledModel:
                 raise req.error
             if stats.finish_reason is None:
                 stats.finish_reason = "stopped" if req.finish_reason in (None, "stopped") else req.finish_reason
-                if stats.finish_reason == "stop_string":
-                    cut = _find_stop(text, config.stop)
-                    text = text[:cut] if cut is not None else text
-            if stats.finish_reason != "stopped" and len(text) > emitted:
-                yield text[emitted:]
+            if stats.finish_reason != "stopped":
+                # the last text too, when it ended in half a multi-byte character and was held back above
+                tail = ("" if out.hit else out.update(text)) + out.rest()
+                if tail:
+                    yield tail
 
         return Stream(chunks, stats)
 

@@ -83,6 +83,43 @@ def _find_stop(text: str, stops: Sequence[str], start: int = 0) -> int | None:
     return min(hits) if hits else None
 
 
+class StopText:
+    """Streamed text under stop strings: cut at the first one, and hold back a tail that could start one.
+
+    >>> s = StopText(("\\nUser:",))
+    >>> s.update("Hi\\nUs"), s.update("Hi\\nUser: more"), s.hit, s.text
+    ('Hi', '', True, 'Hi')
+    """
+
+    def __init__(self, stops: Sequence[str]):
+        self.stops = tuple(stops)
+        self.text = ""
+        self.emitted = 0  # characters of text already handed out
+        self.hit = False
+
+    def update(self, text: str) -> str:
+        """Take the whole text so far; return the new part that is safe to show."""
+        cut = _find_stop(text, self.stops, max(0, self.emitted - 64)) if self.stops else None
+        if cut is not None:
+            text, self.hit = text[:cut], True
+            safe = len(text)
+        else:
+            safe = len(text) - _holdback(text, self.stops)
+        self.text = text
+        chunk = text[self.emitted:safe] if safe > self.emitted else ""
+        self.emitted = max(self.emitted, safe)
+        return chunk
+
+    def rest(self) -> str:
+        """At the end: what is left to show (a held-back tail that did not start a stop string)."""
+        cut = _find_stop(self.text, self.stops) if self.stops else None
+        if cut is not None:
+            self.text, self.hit = self.text[:cut], True
+        chunk = self.text[self.emitted:]
+        self.emitted = len(self.text)
+        return chunk
+
+
 
 def rolling_windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
     """Windows ``(begin, end, n_scored)`` that score tokens 1..n_tokens-1 exactly once.

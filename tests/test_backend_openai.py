@@ -186,3 +186,14 @@ def test_clis_exit_2_with_one_line_when_the_server_is_not_there(cmd, tmp_path, b
     assert out.returncode == 2, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "could not reach the model server" in lines[0] and "SECRET" not in out.stderr
+
+
+def test_stop_strings_cut_the_servers_stream_as_in_process(remote, trained_tiny_lm):
+    full = trained_tiny_lm.generate([{"role": "user", "content": "the cat"}], GREEDY.replace(max_new_tokens=30))
+    assert len(full) > 8
+    stop = full[4:7]
+    cfg = GREEDY.replace(max_new_tokens=30, stop=(stop,))
+    s = remote.stream([{"role": "user", "content": "the cat"}], cfg)
+    text = s.text()
+    assert text == trained_tiny_lm.generate([{"role": "user", "content": "the cat"}], cfg) and stop not in text
+    assert full.startswith(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from eval.tasks import TASKS as EVAL_TASKS
 from llmdemo import tasks
 from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
@@ -53,8 +54,9 @@ CSS = """
 
 def launch_options(settings: AppSettings) -> dict:
     """Keyword arguments for ``demo.launch`` shared by app.py and the tests."""
-    settings.output_dir.mkdir(parents=True, exist_ok=True)  # eval runs are written here; it is never served
-    # nothing is served from the output folder: results reach a visitor as private copies (handlers.py)
+    # eval runs are written to the output folder, which is never served: results reach a visitor as
+    # private copies (handlers.py)
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
     # show_error: Gradio's own input checks (e.g. "Expected a float") reach the user; our handlers
     # already turn every other exception into a short message without a traceback
     from starlette.middleware import Middleware
@@ -194,18 +196,19 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
 
             with gr.Tab("Evaluation", id="evaluation"):
                 e = EvalHandlers(host, settings)
-                gr.Markdown("Score the loaded model with the app's own prompts on a benchmark file "
-                            f"(from the server's benchmark folder, or uploaded: JSONL, at most {settings.max_upload_mb} MB). Greedy decoding; BLEU/chrF by sacrebleu, "
-                            "ROUGE by rouge-score. For long runs use `python -m eval`.", elem_classes="stats")
+                gr.Markdown("Score the loaded model with the app's own prompts on a benchmark file (the slices "
+                            "shipped with llmdemo, or your own JSONL upload of at most "
+                            f"{settings.max_upload_mb} MB). Greedy decoding; BLEU/chrF by sacrebleu, ROUGE by "
+                            "rouge-score, bias on CrowS-Pairs. For long runs use `python -m eval`.",
+                            elem_classes="stats")
                 with gr.Row():
-                    from eval.tasks import TASKS as EVAL_TASKS
-
                     e_task = gr.Dropdown(list(EVAL_TASKS), value="translation",
                                          label="Task")
                     e_file = gr.Dropdown(e.benchmarks("translation"), value=e.default("translation"),
                                          label="Benchmark file")
                     e_upload = gr.File(label="…or upload a JSONL file", file_types=[".jsonl", ".txt"], type="filepath")
-                    e_limit = gr.Number(10, precision=0, label="Examples (limit)", minimum=1, maximum=1000)
+                    e_limit = gr.Number(10, precision=0, label="Examples (limit)", minimum=1,
+                                        maximum=settings.eval_examples_cap)
                 with gr.Row():
                     e_go = gr.Button("Run evaluation", variant="primary")
                     e_stop = gr.Button("Stop", variant="stop")
@@ -235,7 +238,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 try:
                     n_layers, n_heads = layer_head_counts(host.lm)
                 except AttributeError:  # a backend without the model's internals (llama.cpp, a server)
-                    n_layers, n_heads = 2, 2  # placeholders: the tab says this backend has no internals
+                    n_layers, n_heads = 2, 2  # placeholders: the tab's handlers refuse with a message
                 gr.Markdown("What the model does with a text: the tokens it sees, the probability of each possible "
                             "next token, how surprising each actual token was, and where attention goes.",
                             elem_classes="stats")

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..config import GenerationConfig
 from ..interface import BATCH, GENERATE, SCORE
-from ..stream import Stats, Stream, _find_stop, _holdback, rolling_windows
+from ..stream import Stats, StopText, Stream, rolling_windows
 
 log = logging.getLogger("llmdemo.openai")
 
@@ -235,7 +235,7 @@ class OpenAILM:
 
         def chunks(stream: Stream) -> Iterator[str]:
             t0 = time.perf_counter()
-            text, emitted = "", 0
+            out = StopText(config.stop)
             stats.finish_reason = "stopped"
             try:
                 with self._http.stream("POST", self.base_url + path, json=body) as r:
@@ -256,16 +256,12 @@ class OpenAILM:
                             stats.new_tokens += 1  # one chunk per token on vLLM and llama.cpp
                             if stats.ttft_s is None:
                                 stats.ttft_s = time.perf_counter() - t0
-                            text += piece
-                            cut = _find_stop(text, config.stop) if config.stop else None
-                            if cut is not None:
-                                text = text[:cut]
+                            chunk = out.update(out.text + piece) if not out.hit else ""
+                            if chunk:
+                                yield chunk
+                            if out.hit:
                                 stats.finish_reason = "stop_string"
                                 break
-                            safe = len(text) - _holdback(text, config.stop)
-                            if safe > emitted:
-                                yield text[emitted:safe]
-                                emitted = safe
                         reason = choice.get("finish_reason")
                         if reason:
                             stats.finish_reason = {"stop": "eos", "length": "length"}.get(reason, reason)
@@ -280,11 +276,9 @@ class OpenAILM:
                                   "try again") from None
             finally:
                 stats.total_s = time.perf_counter() - t0
-            if stats.finish_reason == "eos" and config.stop:
-                cut = _find_stop(text, config.stop)
-                text = text[:cut] if cut is not None else text
-            if len(text) > emitted:
-                yield text[emitted:]
+            tail = out.rest()
+            if tail:
+                yield tail
 
         return Stream(chunks, stats)
 
