@@ -79,11 +79,13 @@ def _lock(out: Path):
         except FileExistsError:
             try:
                 pid = int(path.read_text().strip() or 0)
+                age = time.time() - path.stat().st_mtime
             except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _pid_alive(pid):
-                raise RunError(f"another run (pid {pid}) is writing to {out}; wait for it or choose another "
-                               "--output") from None
+                pid, age = 0, 0.0
+            # held: by a live process (this one too: another thread), or just created and its pid not yet written
+            if (pid and _pid_alive(pid)) or (not pid and age < 5):
+                raise RunError(f"another run (pid {pid or '?'}) is writing to {out}; wait for it or choose "
+                               "another --output") from None
             path.unlink(missing_ok=True)  # its process is gone (killed): the run can resume
             continue
         os.write(fd, str(os.getpid()).encode())
@@ -162,6 +164,8 @@ def _read_done(path: Path) -> list[dict]:
     good = 0
     with open(path, "rb") as f:
         for raw in f:
+            if not raw.endswith(b"\n"):  # cut before its newline (even if the JSON is whole): redone
+                break
             try:
                 done.append(json.loads(raw))
                 good += len(raw)
@@ -216,16 +220,18 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     check_output(out, spec.overwrite)
     settings = spec.settings(lm)
     run_file = out / "run.json"
-    if run_file.exists() and not spec.overwrite:
-        old = json.loads(run_file.read_text())
-        if old != settings:
-            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            raise RunError(f"{out} holds a run with other settings ({', '.join(diff)} differ); "
-                           "use another --output or pass --overwrite")
-    elif spec.overwrite and out.exists():
-        shutil.rmtree(out)  # check_output made sure it is a run folder and nothing else
     out.mkdir(parents=True, exist_ok=True)
-    with _lock(out):
+    with _lock(out):  # first the lock: a live run's folder is neither compared nor overwritten under it
+        if run_file.exists() and not spec.overwrite:
+            old = json.loads(run_file.read_text())
+            if old != settings:
+                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+                raise RunError(f"{out} holds a run with other settings ({', '.join(diff)} differ); "
+                               "use another --output or pass --overwrite")
+        elif spec.overwrite:
+            for p in out.iterdir():  # check_output made sure these are a run's own files
+                if p.name != "run.lock":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
         run_file.write_text(json.dumps(settings, indent=1))
         return _run_locked(spec, lm, records, out, run_file, progress_cb, stop_event)
 

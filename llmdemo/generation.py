@@ -84,10 +84,10 @@ class ScheduledModel:
         stats = Stats(prompt_tokens=len(ids), seed=config.seed if config.seed is not None else secrets.randbelow(2**31))
         budget = self._budget(len(ids), config, stats)
 
-        def chunks(stream: Stream) -> Iterator[str]:
+        def chunks(handle) -> Iterator[str]:
             t0 = time.perf_counter()
             req = self.submit(ids, config, budget=budget, seed=stats.seed, priority=priority, stop_event=stop_event)
-            stream.request = req
+            handle.request = req
             n, out, text = 0, StopText(config.stop), ""
             try:
                 while True:
@@ -161,6 +161,9 @@ class ScheduledModel:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         encoded = [self.encode(p) for p in prompts]
+        empty = [i for i, ids in enumerate(encoded) if not ids]
+        if empty:
+            raise ValueError(f"empty prompt (number {empty[0]} of {len(encoded)})")
         budgets = [min(self._budget(len(ids), config, Stats()),
                        max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
                    for i, ids in enumerate(encoded)]

@@ -248,16 +248,18 @@ class Scheduler:
                 prio, _, req = self._waiting[0]
                 n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
                 room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
-                if not room:
+                # a runner that holds fewer sequences (llama.cpp: one context, one sequence) is a hard limit
+                hard = getattr(self.lm.runner, "max_sequences", None)
+                if not room or (hard is not None and len(self._active) >= hard):
                     return
                 heapq.heappop(self._waiting)
-            seq = Sequence(prompt=req.prompt, budget=req.budget)
-            seq.seen = torch.tensor([req.prompt], device=self.lm.device) if req.config.repetition_penalty != 1.0 \
-                else None
-            seq.sampler = Sampler(req.config, req.seed, self.lm._suppress, self.lm.device)
             try:
+                seq = Sequence(prompt=req.prompt, budget=req.budget)
+                seq.seen = torch.tensor([req.prompt], device=self.lm.device) \
+                    if req.config.repetition_penalty != 1.0 else None
+                seq.sampler = Sampler(req.config, req.seed, self.lm._suppress, self.lm.device)
                 self.lm.runner.start(seq)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - this request fails with the reason; the others go on
                 req._finish("error", e)
                 continue
             req.prefix_reused = seq.reused
@@ -284,7 +286,10 @@ class Scheduler:
             self._end(req, "error", e)
             return
         if logits is not None:
-            self._emit(req, seq, logits)
+            try:
+                self._emit(req, seq, logits)
+            except Exception as e:  # noqa: BLE001
+                self._end(req, "error", e)
 
     def _decode_step(self) -> None:
         rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
@@ -296,7 +301,10 @@ class Scheduler:
         tokens = torch.tensor([s.last for _, s in rows], device=self.lm.device)
         logits = self.lm.runner.decode([s for _, s in rows], tokens)  # (B, V)
         for i, (req, seq) in enumerate(rows):
-            self._emit(req, seq, logits[i:i + 1])
+            try:
+                self._emit(req, seq, logits[i:i + 1])
+            except Exception as e:  # noqa: BLE001 - e.g. NaN logits in one row: that request fails, not all
+                self._end(req, "error", e)
 
     def _emit(self, req: Request, seq: Sequence, logits: torch.Tensor) -> None:
         """Sample the request's next token from its own row of logits and hand it over."""

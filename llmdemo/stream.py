@@ -6,6 +6,7 @@ fake model; imports nothing heavy.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -38,14 +39,31 @@ class Stats:
         return f"{self.new_tokens} tokens · {self.tokens_per_s:.1f} tokens/s · first token {ttft}"
 
 
+class StreamHandle:
+    """What a stream's generator shares with its :class:`Stream`: the request it submitted and a closed flag.
+
+    The generator gets this, not the Stream, so the two form no reference cycle: dropping a Stream
+    closes its generator at once (its ``finally`` cancels the request), not at the next cyclic GC.
+    """
+
+    def __init__(self):
+        self.request: "Request | None" = None
+        self.closed = threading.Event()
+
+
 class Stream:
     """Iterate for new text chunks; ``text()`` consumes the rest and returns all of it."""
 
-    def __init__(self, chunks: Callable[["Stream"], Iterator[str]], stats: Stats):
+    def __init__(self, chunks: Callable[[StreamHandle], Iterator[str]], stats: Stats):
         self.stats = stats
-        self.request: "Request | None" = None  # set once iteration has submitted it
+        self.handle = StreamHandle()
         self._parts: list[str] = []
-        self._it = chunks(self)
+        self._it = chunks(self.handle)
+
+    @property
+    def request(self) -> "Request | None":
+        """The scheduler request, once iteration has submitted it (in-process backends)."""
+        return self.handle.request
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self._it:
@@ -58,12 +76,13 @@ class Stream:
         return "".join(self._parts)
 
     def close(self) -> None:
-        """End the stream: its request is cancelled (from any thread), its generator closed."""
-        if self.request is not None:
-            self.request.cancel()
+        """End the stream from any thread: its request is cancelled, its generator closed."""
+        self.handle.closed.set()
+        if self.handle.request is not None:
+            self.handle.request.cancel()
         try:
             self._it.close()
-        except ValueError:  # being iterated in another thread right now: the cancel ends it there
+        except ValueError:  # being iterated in another thread right now: the flag and the cancel end it there
             pass
 
 

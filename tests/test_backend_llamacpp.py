@@ -216,3 +216,32 @@ def test_app_endpoints_on_llamacpp_and_on_the_server(llama_server):
         finally:
             demo.close()
             lm.close()
+
+
+def test_concurrent_requests_and_scoring_do_not_share_llama_cpps_context():
+    """One llama.cpp context holds one sequence: two visitors take turns, and a perplexity computed during a
+    generation uses a context of its own; every output equals the one it gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmdemo.host import ModelHost
+
+    lm = _fresh()
+    ModelHost(lm).configure(max_running=16)  # what the app does: must not lift llama.cpp's one-sequence limit
+    try:
+        qs = [[{"role": "user", "content": q}] for q in QUESTIONS]
+        alone = [lm.generate(q, GREEDY) for q in qs]
+        ll_alone = lm.loglikelihood_rolling("The capital of France is Paris.")
+        ref = _fresh()
+        try:  # the same requests in the same order on a fresh context: what each should give
+            want = [ref.generate(q, GREEDY) for q in qs]
+        finally:
+            ref.close()
+        assert alone == want
+        with ThreadPoolExecutor(4) as ex:
+            futs = [ex.submit(lm.generate, q, GREEDY) for q in qs]
+            ll = ex.submit(lm.loglikelihood_rolling, "The capital of France is Paris.")
+            outs = [f.result(120) for f in futs]
+        assert all(outs) and ll.result(120)[0] == pytest.approx(ll_alone[0], abs=1e-3)
+        assert lm.scheduler.stats()["running"] == 0
+    finally:
+        lm.close()

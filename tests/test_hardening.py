@@ -386,3 +386,12 @@ def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
         os.utime(d, (past, past))
     _remove_old_runs(tmp_path, 24)
     assert not old_run.exists() and new_run.exists() and other.exists()
+
+
+def test_a_whole_json_line_cut_before_its_newline_is_redone(tmp_path):
+    from eval.runner import _read_done
+
+    p = tmp_path / "predictions.jsonl"
+    p.write_bytes(b'{"id": "1"}\n{"id": "2"}')  # killed between the line and its newline
+    assert [d["id"] for d in _read_done(p)] == ["1"]
+    assert p.read_bytes() == b'{"id": "1"}\n'

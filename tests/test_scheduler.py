@@ -282,3 +282,48 @@ def test_closing_the_model_ends_its_requests_with_a_message(tiny_model_dir):
         assert "replaced" in str(req.error)
     with pytest.raises(RuntimeError, match="unloaded"):
         lm.submit(lm.encode("Hello"), GenerationConfig(), budget=1, seed=0)
+
+
+def test_one_failing_row_fails_alone(lm32, monkeypatch):
+    """A request whose sampling breaks (say NaN logits) ends with its error; the others in its batch go on."""
+    from llmdemo import sampling
+
+    real = sampling.Sampler.__call__
+
+    def flaky(self, logits, seen):
+        if self.seed == 666:
+            raise RuntimeError("probability tensor contains nan")
+        return real(self, logits, seen)
+
+    monkeypatch.setattr(sampling.Sampler, "__call__", flaky)
+    cfg = GenerationConfig(temperature=1.0, max_new_tokens=20, stop=())
+    alone = lm32.generate("Hello", cfg.replace(seed=1))
+    with ThreadPoolExecutor(2) as ex:
+        bad = ex.submit(lambda: lm32.generate("the cat", cfg.replace(seed=666)))
+        good = ex.submit(lambda: lm32.generate("Hello", cfg.replace(seed=1)))
+        assert good.result(30) == alone
+        with pytest.raises(RuntimeError, match="nan"):
+            bad.result(30)
+
+
+def test_an_empty_prompt_in_a_batch_is_refused_up_front(tiny_lm):
+    with pytest.raises(ValueError, match="empty prompt \\(number 1 of 2\\)"):
+        tiny_lm.generate_batch(["Hello", []], GenerationConfig(temperature=0, max_new_tokens=4))
+
+
+def test_a_dropped_stream_cancels_its_request_at_once(lm32):
+    import gc
+
+    gc.disable()  # no cyclic collection: only reference counting may end it
+    try:
+        s = lm32.stream("Hello", GenerationConfig(temperature=1.0, max_new_tokens=200, seed=1, stop=()))
+        it = iter(s)
+        next(it)
+        req = s.request
+        del it, s
+        deadline = time.time() + 5
+        while not req.done and time.time() < deadline:
+            req.wait(10**6, 0.05)
+        assert req.finish_reason == "stopped" and len(req.tokens) < 200
+    finally:
+        gc.enable()

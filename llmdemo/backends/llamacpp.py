@@ -30,6 +30,18 @@ from ..runner import Sequence as Seq
 from ..scheduler import Scheduler
 
 
+def _eval(llm, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
+    """Feed ``tokens`` after the context's current ones; logits of the last (or of every) token."""
+    n_past = llm.n_tokens
+    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+    llm._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=all_logits)
+    llm._ctx.decode(llm._batch)
+    llm.input_ids[n_past:n_past + len(tokens)] = tokens
+    llm.n_tokens += len(tokens)
+    rows = len(tokens) if all_logits else 1
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows, llm.n_vocab())).copy()
+
+
 class LlamaCppRunner:
     """The scheduler's runner over one llama.cpp context (one sequence at a time)."""
 
@@ -41,16 +53,7 @@ class LlamaCppRunner:
         self.llm = lm.llm
 
     def _eval(self, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
-        """Feed ``tokens`` after the context's current ones; logits of the last (or of every) token."""
-        llm = self.llm
-        n_past = llm.n_tokens
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        llm._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=all_logits)
-        llm._ctx.decode(llm._batch)
-        llm.input_ids[n_past:n_past + len(tokens)] = tokens
-        llm.n_tokens += len(tokens)
-        rows = len(tokens) if all_logits else 1
-        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows, llm.n_vocab())).copy()
+        return _eval(self.llm, tokens, all_logits)
 
     def start(self, seq: Seq) -> None:
         llm = self.llm
@@ -108,6 +111,8 @@ class LlamaCppLM(ScheduledModel):
             # its server has them, so that results here equal the server's.
             kw["use_extra_bufts"] = False
         self.llm = Llama(**kw)
+        self._kw = kw  # a second context for scoring is made with the same settings, on first use
+        self._scorer = None
         self.load_s = time.perf_counter() - t0
         meta = self.llm.metadata
         self.name = name or f"llamacpp:{Path(path).name}"
@@ -174,20 +179,24 @@ class LlamaCppLM(ScheduledModel):
 
     # ------------------------------------------------------------ scoring
     def _score_batch(self, chunk: list[tuple[list[int], int]]) -> list[list[float]]:
-        """Each window from an empty context; log p(token_i | tokens before i) from the logits at i - 1."""
-        out = []
-        runner, llm = self.runner, self.llm
+        """Each window from an empty context; log p(token_i | tokens before i) from the logits at i - 1.
+
+        Scoring has a llama.cpp context of its own (the weights are memory-mapped once and shared), so a
+        perplexity run between two decode steps never touches a generation's keys and values.
+        """
+        if self._scorer is None:
+            from llama_cpp import Llama
+
+            self._scorer = Llama(**{**self._kw, "n_ctx": self.context_length})
+        llm, out = self._scorer, []
         for ids, n in chunk:
             llm.n_tokens = 0
-            rows = []
-            for s in range(0, len(ids), llm.n_batch):
-                rows.append(runner._eval(ids[s:s + llm.n_batch], all_logits=True))
+            rows = [_eval(llm, ids[s:s + llm.n_batch], all_logits=True) for s in range(0, len(ids), llm.n_batch)]
             logits = torch.from_numpy(np.concatenate(rows))  # (T, V)
             L = len(ids)
             targets = torch.tensor(ids[L - n:])
             lp = torch.log_softmax(logits[L - n - 1: L - 1].float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
             out.append(lp.tolist())
-            llm.n_tokens = 0  # the next generation starts afresh
         return out
 
     def info(self) -> dict[str, Any]:

@@ -233,7 +233,7 @@ class OpenAILM:
         budget = min(config.max_new_tokens, room)
         path, body = self._body(prompt, config, budget, stats.seed, stream=True)
 
-        def chunks(stream: Stream) -> Iterator[str]:
+        def chunks(handle) -> Iterator[str]:
             t0 = time.perf_counter()
             out = StopText(config.stop)
             stats.finish_reason = "stopped"
@@ -243,8 +243,8 @@ class OpenAILM:
                         raise ServerError(f"the model server at {self.root_url} answered {r.status_code}: "
                                           f"{_short(r.read().decode('utf-8', 'replace'))}")
                     for line in r.iter_lines():
-                        if stop_event is not None and stop_event.is_set():
-                            return
+                        if (stop_event is not None and stop_event.is_set()) or handle.closed.is_set():
+                            return  # leaving the block closes the connection: the server stops
                         if not line.startswith("data:"):
                             continue
                         data = line[5:].strip()
@@ -306,13 +306,17 @@ class OpenAILM:
                                  if max_new_tokens is not None else None)
             return self.generate(prompts[i], cfg, stop_event)
 
-        with ThreadPoolExecutor(max(1, batch_size or self.concurrency)) as pool:
+        pool = ThreadPoolExecutor(max(1, batch_size or self.concurrency))
+        try:
             futs = {pool.submit(one, i): i for i in range(len(prompts))}
             for fut in as_completed(futs):
                 i = futs[fut]
                 results[i] = fut.result()
                 if on_done is not None and not (stop_event is not None and stop_event.is_set()):
                     on_done(i, results[i])
+        finally:
+            # on an error (or when done) nothing still queued is sent: a failed run costs no more requests
+            pool.shutdown(wait=True, cancel_futures=True)
         return results
 
     # ------------------------------------------------------------ scoring
