@@ -233,10 +233,10 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
                 if p.name != "run.lock":
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
         run_file.write_text(json.dumps(settings, indent=1))
-        return _run_locked(spec, lm, records, out, run_file, progress_cb, stop_event)
+        return _run_locked(spec, lm, records, out, progress_cb, stop_event)
 
 
-def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, run_file: Path, progress_cb, stop_event) -> dict:
+def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, stop_event) -> dict:
     task = get_task(spec.task)
     pred_file = out / "predictions.jsonl"
     done = _read_done(pred_file)

@@ -18,7 +18,7 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
-from .scheduler import BATCH, INTERACTIVE, PRIORITIES, Request, SchedulerBusy
+from .scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
 from .stream import Stats, StopText, Stream, _find_stop, rolling_windows
 
 
@@ -32,7 +32,7 @@ class ScheduledModel:
     # --------------------------------------------------------------- decoding
     def call(self, fn: Callable[[], Any], priority: int | str = INTERACTIVE) -> Any:
         """Run ``fn()`` on the model's thread between two scheduler steps (for work that uses the model directly)."""
-        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        priority = as_priority(priority)
         return self.scheduler.call(fn, priority)
 
     def clear_prefix_cache(self) -> None:
@@ -63,7 +63,7 @@ class ScheduledModel:
                priority: int | str = INTERACTIVE, stop_event: threading.Event | None = None,
                on_finish: Callable[[Request], None] | None = None) -> Request:
         """Hand one prompt (token ids) to the scheduler; the returned :class:`Request` fills as it runs."""
-        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        priority = as_priority(priority)
         return self.scheduler.submit(Request(ids, config, budget=budget, seed=seed, priority=priority,
                                              stop_event=stop_event, on_finish=on_finish))
 
@@ -234,7 +234,7 @@ class ScheduledModel:
         into batches; only the scored positions go through the output layer. Each batch is one
         call on the scheduler's thread, so generation requests get their steps in between.
         """
-        priority = PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+        priority = as_priority(priority)
         results: list[list[float]] = []
         for start in range(0, len(windows), batch_size):
             chunk = windows[start:start + batch_size]

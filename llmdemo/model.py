@@ -15,7 +15,6 @@ messages (the tokenizer's chat template is applied), or a list of token ids.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -73,7 +72,6 @@ class LM(ScheduledModel):
         self._suppress = sorted(suppress)
         self._forced_bos = getattr(gen, "forced_bos_token_id", None) if self.is_encoder_decoder else None
         self.context_length = self._context_length()
-        self.lock = threading.Lock()  # held by callers that must not share the model (e.g. model swaps)
         self.prefix_cache = PrefixCache(max_tokens=2048)
         self.last_prefix_reused = 0  # prompt tokens whose keys/values came from the prefix cache last time
         self.runner = None

@@ -40,6 +40,11 @@ INTERACTIVE, BATCH = 0, 1  # priorities: lower runs first
 PRIORITIES = {"interactive": INTERACTIVE, "batch": BATCH}
 
 
+def as_priority(priority: int | str) -> int:
+    """A priority given by name ("interactive", "batch") or number, as a number."""
+    return PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
+
+
 class SchedulerBusy(RuntimeError):
     """Too many requests are waiting already; the message says to try again."""
 

@@ -88,6 +88,12 @@ def plain_text(shown: str) -> str:
     return shown.replace("!\\[", "![").replace("&lt;", "<").replace("&amp;", "&")
 
 
+def _shown_history(history: list[dict]) -> list[dict]:
+    """History as the page shows it: unescaped and escaped again, so a hand-written one is as safe as ours
+    and our own escapes do not double."""
+    return [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))} for m in history]
+
+
 def _plain_history(history: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": plain_text(m["content"])} for m in history]
 
@@ -228,10 +234,7 @@ class Handlers:
         yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)")
 
     def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig):
-        # as the page shows it: what came back from the page is unescaped and escaped again, so a history a
-        # client wrote by hand is shown as safely as ours (and our own escapes do not double)
-        shown = [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))}
-                 for m in tasks.normalise_history(history)]
+        shown = _shown_history(tasks.normalise_history(history))
         p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
                                   cfg.max_new_tokens)
         shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
@@ -270,7 +273,7 @@ class Handlers:
         while history and history[-1]["role"] == "assistant":
             history.pop()
         last = plain_text(history.pop()["content"]) if history else ""
-        return [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))} for m in history], last
+        return _shown_history(history), last
 
     # ------------------------------------------------------------ model
     def model_info(self) -> str:
