@@ -140,7 +140,7 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
                 lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in map(str, cells)) + " |")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    body = [f"<h1>{html.escape(lines[0][2:])}</h1>", f"<p>{html.escape(lines[2])}</p>", "<table><tr><th>metric</th>"
+    body = [f"<h1>{html.escape(lines[0][2:])}</h1>", f"<p>{_bold(html.escape(lines[2]))}</p>", "<table><tr><th>metric</th>"
             "<th>value</th><th>95% CI</th></tr>"]
     for k, v in results["metrics"].items():
         ci = results.get("ci95", {}).get(k)
@@ -176,3 +176,14 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
            ".ex{border:1px solid #ddd;padding:6px;margin:6px 0}pre{white-space:pre-wrap}")
     (out / "report.html").write_text(f"<!doctype html><meta charset='utf-8'><title>llmdemo report</title>"
                                      f"<style>{css}</style>" + "\n".join(body), encoding="utf-8")
+
+
+def _bold(escaped: str) -> str:
+    """Markdown's **bold** in an already-escaped line, as HTML (the report's header showed raw asterisks).
+
+    >>> _bold("Model **smollm2** (gguf)")
+    'Model <b>smollm2</b> (gguf)'
+    """
+    import re
+
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)

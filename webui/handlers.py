@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import secrets
 import inspect
 import logging
@@ -29,6 +30,7 @@ from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.scheduler import RequestAborted, SchedulerBusy
 
+from .i18n import lang_of, text as msg
 from .settings import AppSettings
 
 log = logging.getLogger("llmdemo.app")
@@ -117,17 +119,54 @@ class _Waiting:
     def __init__(self, lm, stream):
         self.lm, self.stream = lm, stream
 
-    def line(self) -> str:
+    def line(self, lang: str = "en") -> str:
         req, sched = self.stream.request, getattr(self.lm, "scheduler", None)
         ahead = sched.queue_position(req) if req is not None and sched is not None else 0
-        return f"waiting for the model ({ahead} request(s) ahead)…" if ahead else "reading the prompt…"
+        return msg("waiting", lang, n=ahead) if ahead else msg("reading", lang)
 
 
-def stats_line(stats, extra: str = "") -> str:
-    if isinstance(stats, _Waiting):
-        return stats.line()
-    parts = [stats.summary()] + stats.notices + ([extra] if extra else [])
+class _Starting:
+    """Stands in for Stats before the request is submitted: the old output and stats are cleared at once."""
+
+    def line(self, lang: str = "en") -> str:
+        return msg("starting", lang)
+
+
+_RUNNING_MARKS = tuple(msg(k, lang) for k in ("generating", "starting", "reading") for lang in ("en", "zh"))
+
+
+def _seed_part(stats, cfg: GenerationConfig | None, lang: str) -> str:
+    if cfg is not None and cfg.temperature == 0:
+        return msg("greedy", lang)
+    return msg("seed_used", lang, seed=stats.seed) if getattr(stats, "seed", None) is not None else ""
+
+
+def _ending(stats, lang: str) -> str:
+    """Why a finished output ended, in words (vLLM's finish_reason, said to a person)."""
+    reason = getattr(stats, "finish_reason", None)
+    if reason == "length":
+        return msg("ended_length", lang, n=stats.new_tokens)
+    return msg(f"ended_{reason}", lang) if reason in ("eos", "stop_string", "stopped") else ""
+
+
+def stats_line(stats, extra: str = "", cfg: GenerationConfig | None = None, lang: str = "en",
+               done: bool = True) -> str:
+    """Speed and notices; the seed used (or greedy); while running "generating…", at the end why it ended."""
+    if isinstance(stats, (_Waiting, _Starting)):
+        return stats.line(lang)
+    state = (_ending(stats, lang) or "") if done else msg("generating", lang)
+    parts = [stats.summary()] + stats.notices + [p for p in (extra, _seed_part(stats, cfg, lang), state) if p]
     return " · ".join(parts)
+
+
+def stopped_line(line: str | None, request: gr.Request | None = None) -> str:
+    """The stats line after Stop: a running output's "generating…" becomes "stopped" (a finished one stays)."""
+    line, lang = line or "", lang_of(request)
+    for mark in _RUNNING_MARKS:
+        if mark in line:
+            return line.replace(mark, msg("ended_stopped", lang)) if line.endswith(mark) and " · " in line \
+                else msg("ended_stopped", lang)
+    return line
 
 
 class Handlers:
@@ -138,8 +177,13 @@ class Handlers:
     # ------------------------------------------------------------ helpers
     def config(self, task: str, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
                repetition_penalty: Any, seed: Any) -> GenerationConfig:
-        if isinstance(seed, str) and not seed.strip():
-            seed = None
+        if isinstance(seed, str):  # the seed box is text: empty means random, and nothing turns it into 0
+            seed = seed.strip() or None
+            if seed is not None:
+                try:
+                    seed = int(seed)
+                except ValueError:
+                    raise ConfigError(f"seed must be a whole number, got {seed!r}") from None
         cfg = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                           top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
         if cfg.max_new_tokens > self.settings.max_new_tokens:
@@ -177,8 +221,10 @@ class Handlers:
                                    f"characters, this server's limit. Clear the chat or Undo some turns.")
 
     def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig) -> Iterator[tuple[str, Any]]:
+        """(text so far, stats); the first yield is empty text, so a new run clears the last one's output."""
         if prompt.notice:
             gr.Warning(prompt.notice)
+        yield "", _Starting()
         lm = self.host.lm
         stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S)
         text = ""
@@ -198,62 +244,84 @@ class Handlers:
     # ------------------------------------------------------------ tabs
     @friendly
     def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
-                 repetition_penalty=None, seed=None):
+                 repetition_penalty=None, seed=None, request: gr.Request = None):
         """Continue a text (base models) or answer an instruction (chat models). Streams text."""
         cfg = self.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
+        lang, text, stats = lang_of(request), "", None
         for text, stats in self._stream(p, cfg):
-            yield text.lstrip(), stats_line(stats)
+            yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang)
 
     @friendly
     def translate(self, text: str, source: str = "en", target: str = "fr", max_new_tokens=None, temperature=None,
-                  top_p=None, top_k=None, repetition_penalty=None, seed=None):
+                  top_p=None, top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Translate text from the source to the target language (codes or names). Streams text."""
         cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
-        out, stats = "", None
+        out, stats, lang = "", None, lang_of(request)
         for out, stats in self._stream(p, cfg):
-            yield out.lstrip(), stats_line(stats)
-        yield tasks.postprocess("translation", out), stats_line(stats)
+            yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield tasks.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
 
     @friendly
     def summarize(self, document: str, length: str = "short", max_new_tokens=None, temperature=None, top_p=None,
-                  top_k=None, repetition_penalty=None, seed=None):
+                  top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Summarize a document; length is short, medium or long. Streams text."""
         if max_new_tokens in (None, "") and length in tasks.SUMMARY_LENGTHS:
             max_new_tokens = tasks.SUMMARY_LENGTHS[length][1]
         cfg = self.config("summarization", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
                                        cfg.max_new_tokens)
-        out, stats = "", None
+        out, stats, lang = "", None, lang_of(request)
         n_doc = len(document.split())
         for out, stats in self._stream(p, cfg):
-            yield out.lstrip(), stats_line(stats)
+            yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         out = tasks.postprocess("summarization", out)
         n_sum = max(1, len(out.split()))
-        yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)")
+        yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)",
+                              cfg=cfg, lang=lang)
 
-    def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig):
+    def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig, lang: str = "en",
+                     keep_box: bool = False):
+        """(history, message box, stats) as the reply streams.
+
+        The message box is emptied once, when the turn starts; with ``keep_box`` later updates leave it
+        alone (``gr.skip()``), so a message typed while the reply streams stays in the box.
+        """
         shown = _shown_history(tasks.normalise_history(history))
         p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
                                   cfg.max_new_tokens)
         shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
-        yield shown, "", "…"
+        yield shown, "", msg("starting", lang)
+        box = gr.skip() if keep_box else ""
+        stats = None
         for text, stats in self._stream(p, cfg):
             shown[-1]["content"] = safe_markdown(text.strip())
-            yield shown, "", stats_line(stats)
+            yield shown, box, stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield shown, box, stats_line(stats, cfg=cfg, lang=lang)
 
     @friendly
     def chat(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
-             max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None):
+             max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None,
+             request: gr.Request = None):
         """One chat turn: returns the history with the new user message and the streamed reply."""
         self.check_chat(history, message, system)
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        yield from self._chat_stream(message, list(history or []), system, cfg)
+        yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request))
+
+    @friendly
+    def chat_ui(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
+                max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None,
+                request: gr.Request = None):
+        """The page's chat turn: as :meth:`chat`, but the message box is emptied only when the turn starts."""
+        self.check_chat(history, message, system)
+        cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request), keep_box=True)
 
     @friendly
     def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
-              top_k=None, repetition_penalty=None, seed=None):
+              top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Answer the last user message again."""
         self.check_chat(history, system)
         history = tasks.normalise_history(history)
@@ -263,7 +331,69 @@ class Handlers:
             raise tasks.InputError("nothing to retry yet: send a message first")
         last = plain_text(history.pop()["content"])
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        yield from self._chat_stream(last, history, system, cfg)
+        for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request)):
+            yield shown, gr.skip(), stats
+
+    @friendly
+    def edit(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
+             top_k=None, repetition_penalty=None, seed=None, edit: gr.EditData = None, request: gr.Request = None):
+        """A user message edited in the chat: the conversation is cut there and answered again from the new text."""
+        self.check_chat(history, system)
+        history = tasks.normalise_history(history)
+        index = edit.index if edit is not None else len(history) - 1
+        index = index[0] if isinstance(index, (list, tuple)) else index
+        if not 0 <= index < len(history) or history[index]["role"] != "user":
+            raise tasks.InputError("only your own messages can be edited")
+        value = edit.value if edit is not None else history[index]["content"]
+        if isinstance(value, (list, tuple)):  # text blocks
+            value = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in value)
+        message = plain_text(str(value))
+        if not message.strip():
+            raise tasks.InputError("the edited message is empty")
+        cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        for shown, _box, stats in self._chat_stream(message, history[:index], system, cfg, lang_of(request)):
+            yield shown, gr.skip(), stats
+
+    # ------------------------------------------------------------ small helpers of the page
+    def count_tokens(self, text: Any, request: gr.Request = None) -> str:
+        """The input's length in the model's tokens (the first max_input_chars characters)."""
+        if not isinstance(text, str) or not text:
+            return ""
+        try:
+            n = self.host.lm.count_tokens(text[: self.settings.max_input_chars])
+        except Exception:  # noqa: BLE001 - a backend that cannot count: no counter
+            return ""
+        return msg("tokens_count", lang_of(request), n=f"{n:,}")
+
+    @staticmethod
+    def export_chat(history: list | None, system: str, fmt: str) -> str:
+        """The conversation as a Markdown or JSON file to download."""
+        msgs = _plain_history(tasks.normalise_history(history)) if history else []
+        if not msgs:
+            raise gr.Error("nothing to export yet")
+        if fmt == "json":
+            return _export_file("conversation.json", json.dumps(
+                {"system": system, "messages": msgs}, ensure_ascii=False, indent=2))
+        lines = ["# Conversation", "", f"*System prompt:* {system}", ""]
+        for m in msgs:
+            lines += [f"**{m['role']}**", "", m["content"], ""]
+        return _export_file("conversation.md", "\n".join(lines))
+
+    @staticmethod
+    def export_output(task: str, source: str, output: str, stats: str, fmt: str) -> str:
+        """One generation (input, output, stats line) as a Markdown or JSON file to download."""
+        if not (output or "").strip():
+            raise gr.Error("nothing to export yet")
+        if fmt == "json":
+            return _export_file(f"{task}.json", json.dumps(
+                {"task": task, "input": source, "output": output, "stats": stats}, ensure_ascii=False, indent=2))
+        return _export_file(f"{task}.md", f"# {task}\n\n## Input\n\n{source}\n\n## Output\n\n{output}\n\n"
+                                          f"---\n{stats}\n")
+
+    @staticmethod
+    def swap(source: str, target: str, text: str, translation: str):
+        """Swap the languages; the translation (if there is one) becomes the new text, and the output is cleared."""
+        return target, source, (translation if (translation or "").strip() else text), ""
 
     @friendly
     def undo(self, history: list | None):
@@ -297,14 +427,19 @@ class Handlers:
         ]
         if src:
             rows.append(("File sha256 / revision", f"`{src[:16]}…`"))
-        return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+        # a list, not a table: a two-column table had an empty header row and, on a phone, one letter per line
+        return "\n".join(f"- **{k}**: {v}" for k, v in rows)
 
     def preset_choices(self) -> list[tuple[str, str]]:
         return [(f"{p.name}: {p.description}", p.name) for p in PRESETS.values()]
 
     @friendly
     def load_model(self, preset: str, custom: str = "", progress=gr.Progress()):
-        """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure."""
+        """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure.
+
+        The box wins when filled in (its label says so); choosing a preset empties it, and the box is emptied
+        after every attempt (layout.py), so a failed name never silently overrides the next preset.
+        """
         name = (custom or "").strip() or preset or DEFAULT_MODEL
         if self.settings.hosted:  # one shared model, chosen by the operator: a visitor swapping it swaps everyone's
             raise tasks.InputError("the model is chosen by the operator on this server; it cannot be changed here")
@@ -313,7 +448,7 @@ class Handlers:
             self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
                            progress=lambda msg: progress(None, desc=msg))
         except Exception as e:
-            raise gr.Error(f"{e}. Still using {self.host.lm.name}.") from None
+            raise gr.Error(f"could not load {name!r}: {e}. Still using {self.host.lm.name}.") from None
         progress(1.0, desc="ready")
         return self.model_info()
 
@@ -416,7 +551,9 @@ class EvalHandlers:
         try:
             while worker.is_alive():
                 worker.join(HEARTBEAT_S)
-                yield (f"Running: {done[0]} of {done[1]} examples done…", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                pct = f" ({100 * done[0] / done[1]:.0f}%)" if done[1] else ""
+                yield (f"Running: {done[0]} of {done[1]} examples done{pct}…", gr.skip(), gr.skip(), gr.skip(),
+                       gr.skip())
         finally:
             stop.set()  # Stop pressed or the client left: the run ends at its next step
         if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
@@ -427,12 +564,14 @@ class EvalHandlers:
                 raise tasks.InputError(str(err).replace(str(path), "the uploaded file" if upload else name)) from None
             raise err
         res = box["res"]
-        rows = [_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
+        rows = _in_data_order([_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
+                              path, task, limit)
         key = TASKS[task].per_example
-        table = [[r["id"], str(r.get("input") or r.get("source") or "")[:300],
-                  str(r.get("reference", r.get("sent_less", "")))[:300],
-                  str(r.get("prediction", f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}"))[:300],
-                  round(r.get(key) or 0.0, 2)] for r in rows]
+        # row number first (what "Row (0 = first)" counts), texts cut short: the table is read on a phone too
+        table = [[i, _short(r.get("input") or r.get("source") or ""),
+                  _short(r.get("reference", r.get("sent_less", ""))),
+                  _short(r.get("prediction", f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}")),
+                  round(r.get(key) or 0.0, 2)] for i, r in enumerate(rows)]
         metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
             f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
         # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
@@ -457,22 +596,86 @@ class EvalHandlers:
                 raise tasks.InputError(f"example {str(r.get('id'))[:40]!r} of the uploaded file has {size:,} "
                                        f"characters; this server accepts at most {cap:,} per example")
 
+    def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any):
+        """:meth:`run` for the page: one status line for the progress (not one per output), the report shown
+        in the page, and the "open this example" button usable once there are rows."""
+        import time as _time
+
+        t0 = _time.time()
+        yield ("Starting…", *[gr.skip()] * 7)
+        result = None
+        for result in self.run(task, name, upload, limit):
+            if _is_skip(result[1]):  # progress
+                yield (result[0], *[gr.skip()] * 7)
+        md, plot, table, files, rows = result
+        report = next((f for f in files if f.endswith("report.md")), None)
+        report_md = _report_for_page(report) if report else ""
+        yield (f"Done: {len(rows)} examples in {_time.time() - t0:.0f} s.", md, plot, table, files, rows,
+               report_md, gr.update(interactive=bool(rows)))
+
+    def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None):
+        """:meth:`send`, and for translation the example's languages in From/To (from the row, else the file name)."""
+        out = self.send(rows, index, task)
+        if task != "translation":
+            return (*out, gr.skip(), gr.skip())
+        r = rows[int(index)]
+        m = re.search(r"([a-z]{2,3})-([a-z]{2,3})\.jsonl$", name or "")
+        src = r.get("src_lang") or (m.group(1) if m else None)
+        tgt = r.get("tgt_lang") or (m.group(2) if m else None)
+        langs = set(tasks.LANGUAGES)
+        return (*out, src if src in langs else gr.skip(), tgt if tgt in langs else gr.skip())
+
     @staticmethod
     def send(rows: list | None, index: Any, task: str):
-        """Put example ``index`` (0-based row of the table) into its task tab, from the row's stored raw input."""
+        """Put example ``index`` (0-based row of the table) into its task tab, from the row's stored raw input.
+
+        Returns (tabs, translation text, document, chat message); the fields of other tabs are left as they are.
+        """
         try:
             i = int(index)
             r = (rows or [])[i]
         except (TypeError, ValueError, IndexError):
             raise gr.Error("run an evaluation first, then give a row number from the table") from None
         text = str(r.get("input") or r.get("source") or "")
+        skip = gr.skip()  # the other tabs' fields keep what they hold (they were emptied before)
         if task == "translation":
-            return gr.update(selected="translation"), text, "", ""
+            return gr.update(selected="translation"), text, skip, skip
         if task == "summarization":
-            return gr.update(selected="summarization"), "", text, ""
+            return gr.update(selected="summarization"), skip, text, skip
         if task == "dialogue":
-            return gr.update(selected="dialogue"), "", "", text
+            return gr.update(selected="dialogue"), skip, skip, text
         raise gr.Error(f"{task} examples have no task tab to open them in")
+
+    def help(self, task: str) -> str:
+        """What the tab offers for a task: the benchmark files, or why there are none, and the fields an upload needs."""
+        from eval.tasks import TASKS
+
+        t = TASKS.get(task)
+        if t is None:
+            return ""
+        fields = ", ".join(f"`{f}`" for f in t.fields)
+        lines = [f"**{task}**: {t.description}"]
+        if not self.benchmarks(task):
+            lines.append(f"No benchmark file for this task in this server's data folder (files starting with "
+                         f"`{t.data_prefix}`): upload one.")
+        if t.kind == "perplexity":
+            lines.append("An upload is a `.txt` file (scored as one text) or JSONL with a `text` field per line.")
+        else:
+            lines.append(f"An upload is JSONL, one JSON object per line, each with: {fields}.")
+        return "  \n".join(lines)
+
+
+def _export_file(name: str, content: str) -> str:
+    """A download: the file in a private temporary folder (Gradio copies it into its cache, removed after an hour)."""
+    import tempfile
+    import time as _time
+    from pathlib import Path
+
+    folder = tempfile.mkdtemp(prefix="llmdemo-export-")
+    _SHARED.append((_time.time(), folder))
+    path = Path(folder) / name
+    path.write_text(content, encoding="utf-8")
+    return str(path)
 
 
 _SHARED: list[tuple[float, str]] = []  # (created, folder) of private copies, removed after an hour
@@ -515,6 +718,38 @@ def _remove_old_runs(folder, hours: float) -> None:
             continue
 
 
+def _is_skip(v) -> bool:
+    return isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1
+
+
+def _short(v: Any, n: int = 160) -> str:
+    v = str(v)
+    return v if len(v) <= n else v[: n - 1] + "…"
+
+
+def _in_data_order(rows: list[dict], path, task: str, limit: int) -> list[dict]:
+    """Rows in the benchmark's order (predictions.jsonl is in the order examples finished in a batch)."""
+    try:
+        from eval.datasets import load_records
+        from eval.tasks import TASKS
+
+        records = load_records(str(path), task, limit)
+        if TASKS[task].prepare is not None:
+            records = TASKS[task].prepare(records)
+        pos = {str(r["id"]): i for i, r in enumerate(records)}
+    except Exception:  # noqa: BLE001 - order is a nicety: the rows as written
+        return rows
+    return sorted(rows, key=lambda r: pos.get(str(r.get("id")), len(pos)))
+
+
+def _report_for_page(path: str) -> str:
+    """report.md for a Markdown component: its images are files next to it, so they are left out (the plot is shown)."""
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    return re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+
+
 def _display_location(info: dict) -> str:
     from pathlib import PurePath
 
@@ -527,17 +762,16 @@ def _ci(res: dict, k: str) -> str:
     return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci else ""
 
 
-_CHIP_COLOURS = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f2f7", "#fce1c8", "#e0f0d0"]
+N_CHIP_COLOURS = 8  # chip colours come from CSS classes (layout.py), one set for light and one for dark mode
 
 
 def token_chips(toks) -> str:
-    """Tokens as coloured chips with their ids (HTML-escaped: a token is never markup)."""
+    """Tokens as coloured chips with their ids (HTML-escaped: a token is never markup). The chips wrap."""
     chips = []
     for i, t in enumerate(toks):
         shown = html.escape(t.text).replace(" ", "␣").replace("\n", "↵") or "∅"
-        chips.append(f"<span class='chip' style='background:{_CHIP_COLOURS[i % len(_CHIP_COLOURS)]}' "
-                     f"title='id {t.id}'>{shown}<sub>{t.id}</sub></span>")
-    return "<div class='chips'>" + "".join(chips) + "</div>"
+        chips.append(f"<span class='chip c{i % N_CHIP_COLOURS}' title='id {t.id}'>{shown}<sub>{t.id}</sub></span>")
+    return "<div class='chips'>" + " ".join(chips) + "</div>"
 
 
 class InsideHandlers:
@@ -548,7 +782,7 @@ class InsideHandlers:
         self.settings = settings
 
     @friendly
-    def analyze(self, text: str, layer: Any = -1, head: Any = -1):
+    def analyze(self, text: str, layer: Any = -1, head: Any = -1, theme: str = "light"):
         from llmdemo import internals
 
         lm = self.host.lm
@@ -572,11 +806,11 @@ class InsideHandlers:
         ppl = internals.perplexity_of(scores)
         summary += (f" · surprisal {sum(s for _, s in scores):.1f} nats in total, perplexity {ppl:.2f}"
                     " (the same number the Evaluation tab's perplexity would give for this text)")
-        fig = self._heatmap(lm, text, layer, head)
+        fig = self._heatmap(lm, text, layer, head, dark=theme == "dark")
         choices = [(f"{t.text!r} · {p:.1%}", t.id) for t, p in top]
         return (token_chips(toks), summary, labels, gr.update(choices=choices, value=choices[0][1]), heat, fig)
 
-    def _heatmap(self, lm, text: str, layer: Any, head: Any):
+    def _heatmap(self, lm, text: str, layer: Any, head: Any, dark: bool = False):
         import matplotlib
 
         matplotlib.use("Agg")
@@ -589,7 +823,21 @@ class InsideHandlers:
         if notice:
             gr.Warning(notice)
         n = len(toks)
-        fig, ax = plt.subplots(figsize=(min(12, 2 + n * 0.3), min(12, 2 + n * 0.3)))
+        # the page's theme (sent by the browser): a white figure in dark mode glared, light text on white was unreadable
+        style = "dark_background" if dark else "default"
+        with plt.style.context(style):
+            fig, ax = plt.subplots(figsize=(min(12, 2 + n * 0.3), min(12, 2 + n * 0.3)))
+            if dark:
+                fig.patch.set_facecolor("#0b0f19")
+                ax.set_facecolor("#0b0f19")
+            self._draw(ax, toks, att, n, layer, head, lm)
+            fig.tight_layout()
+        return fig
+
+    @staticmethod
+    def _draw(ax, toks, att, n, layer, head, lm):
+        from llmdemo import internals
+
         ax.imshow(att.numpy(), cmap="viridis", vmin=0)
         labels = [t.text.replace("\n", "↵") or "∅" for t in toks]
         if n <= 64:
@@ -599,8 +847,6 @@ class InsideHandlers:
         ax.set_ylabel("token")
         ax.set_title(f"layer {layer if layer >= 0 else internals.layer_head_counts(lm)[0] + layer}, "
                      + ("average over heads" if head < 0 else f"head {head}"))
-        fig.tight_layout()
-        return fig
 
     @friendly
     def step(self, text: str, choice: Any, mode: str, seed: Any = None):

@@ -10,7 +10,8 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from .handlers import EvalHandlers, Handlers, InsideHandlers
+from .handlers import EvalHandlers, Handlers, InsideHandlers, stopped_line
+from .i18n import EN, I18N, switch_js, t
 from .settings import AppSettings
 
 LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
@@ -36,20 +37,32 @@ SUMMARY_EXAMPLES = [[
     "short",
 ]]
 
-LIMITATIONS = (
-    "- The default model is small (135M parameters): it barely translates (FLORES en-fr BLEU about 1.4), "
-    "cannot write Chinese, and its facts and summaries are often wrong. Check anything that matters.\n"
-    "- Outputs can be biased or offensive: on CrowS-Pairs the model prefers the more stereotyping sentence of a "
-    "pair more often than not (50% would be unbiased). Run the **bias** task in the Evaluation tab, or see "
-    "\"Bias\" in the README, for the figures by bias type.\n"
-    "- Nothing here is filtered for safety; do not use it for decisions about people.")
+LIMITATIONS = EN["limitations_text"]  # kept for importers; the page shows it through i18n
 
+# Chip colours: pastel backgrounds with dark text in light mode, deep backgrounds with light text in dark
+# mode (Gradio puts .dark on the page's root). The chips wrap (flex-wrap); they used to run off the page.
+_LIGHT = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f2f7", "#fce1c8", "#e0f0d0"]
+_DARK = ["#6d2833", "#1f4a3d", "#263f7a", "#6b5512", "#4b2f6e", "#1b5561", "#6e3f17", "#35561f"]
 CSS = """
 .stats {font-size: 0.85em; opacity: 0.8}
-.chips {line-height: 2.2em}
-.chip {padding: 2px 4px; margin: 1px; border-radius: 4px; font-family: monospace; white-space: pre}
-.chip sub {opacity: 0.55; font-size: 0.7em; margin-left: 2px}
-"""
+.chips {display: flex; flex-wrap: wrap; gap: 4px; line-height: 1.6em; max-width: 100%}
+.chip {padding: 2px 5px; border-radius: 4px; font-family: monospace; white-space: pre; color: #1f2937}
+.chip sub {opacity: 0.65; font-size: 0.7em; margin-left: 2px}
+.dark .chip {color: #f3f4f6}
+#lang-switch {justify-content: flex-end; gap: 4px}
+#lang-switch button {flex: 0 0 auto; min-width: 0; padding: 2px 10px}
+/* every tab's name stays visible on a phone: Gradio moves the tabs that do not fit on one line behind an
+   unlabelled "..." (measured on a hidden copy of the bar); the copy's buttons are made tiny so all tabs
+   count as fitting, and the real bar wraps onto a second line instead */
+.tab-container.visually-hidden button {padding: 0 !important; font-size: 1px !important; min-width: 0 !important}
+.tab-wrapper {height: auto !important}
+.tab-container[role=tablist] {flex-wrap: wrap !important; height: auto !important; row-gap: 2px}
+""" + "".join(f".chip.c{i} {{background: {c}}}\n" for i, c in enumerate(_LIGHT)) \
+    + "".join(f".dark .chip.c{i} {{background: {c}}}\n" for i, c in enumerate(_DARK))
+
+# the page's theme, read in the browser and handed to the Inside tab's plot (the server cannot know it)
+THEME_JS = "(...a) => [...a.slice(0, -1), document.body.classList.contains('dark') || " \
+           "document.documentElement.classList.contains('dark') ? 'dark' : 'light']"
 
 
 def launch_options(settings: AppSettings) -> dict:
@@ -63,24 +76,37 @@ def launch_options(settings: AppSettings) -> dict:
 
     from .limits import BodyLimit
 
-    return {"css": CSS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb",
+    return {"css": CSS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
             "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
 
 
 def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:
     """The collapsible panel of decoding settings, with this task's defaults."""
     d = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens)
-    with gr.Accordion("Decoding settings", open=False):
+    with gr.Accordion(t("decoding"), open=False):
         with gr.Row():
             max_new = gr.Slider(1, settings.max_new_tokens, value=min(d.max_new_tokens, settings.max_new_tokens),
-                                step=1, label="Max new tokens")
-            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
+                                step=1, label=t("max_new"))
+            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("temperature"))
+            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("top_p"))
         with gr.Row():
-            top_k = gr.Slider(0, 200, value=d.top_k, step=1, label="Top-k (0 = off)")
-            rep = gr.Slider(1.0, 2.0, value=d.repetition_penalty, step=0.05, label="Repetition penalty")
-            seed = gr.Number(value=None, precision=0, label="Seed (empty = random)")
+            top_k = gr.Slider(0, 200, value=d.top_k, step=1, label=t("top_k"))
+            rep = gr.Slider(1.0, 2.0, value=d.repetition_penalty, step=0.05, label=t("rep"))
+            # a text box: gr.Number turned "empty" into 0 when the panel opened, fixing every run's seed
+            seed = gr.Textbox(value="", label=t("seed"), placeholder=t("seed_ph"), max_lines=1, elem_classes="seed")
     return [max_new, temperature, top_p, top_k, rep, seed]
+
+
+def export_row(h: Handlers, fn, inputs: list, settings_light: dict):
+    """Export buttons (Markdown, JSON) and the file they make."""
+    with gr.Row():
+        md = gr.Button(t("export_md"), size="sm", scale=0, min_width=120)
+        js = gr.Button(t("export_json"), size="sm", scale=0, min_width=120)
+    f = gr.File(label=t("download"), visible=False, interactive=False)
+    for btn, fmt in ((md, "md"), (js, "json")):
+        btn.click(lambda *a, fmt=fmt: gr.update(value=fn(*a, fmt), visible=True), inputs, [f],
+                  api_visibility="private", **settings_light)
+    return md, js, f
 
 
 def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Blocks:
@@ -92,146 +118,206 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
     model_events = dict(concurrency_id="model", concurrency_limit=settings.concurrency)
     # cheap handlers that do no model work still go through the queue, so sizes are checked within its limits
     light_events = dict(concurrency_id="light", concurrency_limit=4)
+    private = dict(api_visibility="private")
+
+    def counter(box, out):  # the input's length in tokens, as the visitor types
+        box.change(h.count_tokens, [box], [out], trigger_mode="always_last", show_progress="hidden", **private,
+                   **light_events)
+
+    def stop_button(btn, stats, events):  # Stop cancels the run and says so in the stats line
+        btn.click(stopped_line, [stats], [stats], cancels=events, queue=False, **private)
 
     # uploads and files handed out are deleted after an hour (checked every hour)
     with gr.Blocks(title="llmdemo", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.")
+        with gr.Row(equal_height=True):
+            gr.Markdown(t("intro"), elem_id="intro")
+            with gr.Row(elem_id="lang-switch", scale=0):
+                lang_en = gr.Button("English", size="sm", elem_id="lang-en")
+                lang_zh = gr.Button("中文", size="sm", elem_id="lang-zh")
+        lang_en.click(None, js=switch_js("en"))
+        lang_zh.click(None, js=switch_js("zh-CN"))
+        demo.load(None, js=switch_js(None))  # the language chosen on an earlier visit
         model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
-        with gr.Accordion("Limitations", open=False, elem_id="limitations"):
-            gr.Markdown(LIMITATIONS)
+        with gr.Accordion(t("limitations"), open=False, elem_id="limitations"):
+            gr.Markdown(t("limitations_text"))
 
         with gr.Tabs() as tabs:
-            with gr.Tab("Generation", id="generation"):
-                g_in = gr.Textbox(label="Prompt", lines=4, placeholder="Ask something, or start a text to continue")
+            with gr.Tab(t("tab_generation"), id="generation", elem_id="tab-generation"):
+                g_in = gr.Textbox(label=t("prompt"), lines=4, placeholder=t("prompt_ph"), info=t("prompt_info"),
+                                  elem_id="gen-in")
+                g_count = gr.Markdown(elem_classes="stats", elem_id="gen-count")
                 with gr.Row():
-                    g_go = gr.Button("Generate", variant="primary")
-                    g_stop = gr.Button("Stop", variant="stop")
-                g_out = gr.Textbox(label="Output", lines=8, buttons=["copy"], elem_id="gen-out")
+                    g_go = gr.Button(t("generate"), variant="primary", elem_id="gen-go")
+                    g_stop = gr.Button(t("stop"), variant="stop", elem_id="gen-stop")
+                g_out = gr.Textbox(label=t("output"), lines=8, buttons=["copy"], elem_id="gen-out")
                 g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
+                export_row(h, lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt),
+                           [g_in, g_out, g_stats], light_events)
                 g_dec = decoding_controls("generation", settings)
-                gr.Examples(GENERATION_EXAMPLES, [g_in])
+                gr.Examples(GENERATION_EXAMPLES, [g_in], label=t("examples"))
                 g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
-                g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], api_visibility="private",
-                                    **model_events)
-                g_stop.click(None, cancels=[g_ev, g_ev2])
+                g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], **private, **model_events)
+                stop_button(g_stop, g_stats, [g_ev, g_ev2])
+                counter(g_in, g_count)
 
-            with gr.Tab("Translation", id="translation"):
+            with gr.Tab(t("tab_translation"), id="translation", elem_id="tab-translation"):
                 with gr.Row():
-                    t_src = gr.Dropdown(LANG_CHOICES, value="en", label="From")
-                    t_swap = gr.Button("⇄ Swap", scale=0, min_width=80)
-                    t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label="To")
+                    t_src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="tr-src")
+                    t_swap = gr.Button(t("swap"), scale=0, min_width=80, elem_id="tr-swap")
+                    t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label=t("to"), elem_id="tr-tgt")
+                # the default model cannot write Chinese: said whenever Chinese is one of the two languages
+                t_note = gr.Markdown(t("zh_note"), visible=False, elem_id="tr-zh-note")
                 with gr.Row():
-                    t_in = gr.Textbox(label="Text", lines=6, placeholder="Text to translate")
-                    t_out = gr.Textbox(label="Translation", lines=6, buttons=["copy"], elem_id="tr-out")
+                    with gr.Column():
+                        t_in = gr.Textbox(label=t("text"), lines=6, placeholder=t("text_ph"), info=t("text_info"),
+                                          elem_id="tr-in")
+                        t_count = gr.Markdown(elem_classes="stats", elem_id="tr-count")
+                    t_out = gr.Textbox(label=t("translation"), lines=6, buttons=["copy"], elem_id="tr-out")
                 with gr.Row():
-                    t_go = gr.Button("Translate", variant="primary")
-                    t_stop = gr.Button("Stop", variant="stop")
-                t_stats = gr.Markdown(elem_classes="stats")
+                    t_go = gr.Button(t("translate"), variant="primary", elem_id="tr-go")
+                    t_stop = gr.Button(t("stop"), variant="stop", elem_id="tr-stop")
+                t_stats = gr.Markdown(elem_classes="stats", elem_id="tr-stats")
+                export_row(h, lambda a, b, c, fmt: h.export_output("translation", a, b, c, fmt),
+                           [t_in, t_out, t_stats], light_events)
                 t_dec = decoding_controls("translation", settings)
-                gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
-                t_swap.click(lambda a, b, x, y: (b, a, y, x), [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out],
-                             api_visibility="private", queue=False)
+                gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt], label=t("examples"))
+                for dd in (t_src, t_tgt):
+                    dd.change(lambda a, b: gr.update(visible="zh" in (a, b)), [t_src, t_tgt], [t_note],
+                              queue=False, show_progress="hidden", **private)
+                t_swap.click(h.swap, [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out], **private, queue=False)
                 t_ev = t_go.click(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], api_name="translate",
                                   **model_events)
-                t_stop.click(None, cancels=[t_ev])
+                t_ev2 = t_in.submit(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], **private,
+                                    **model_events)
+                stop_button(t_stop, t_stats, [t_ev, t_ev2])
+                counter(t_in, t_count)
 
-            with gr.Tab("Dialogue", id="dialogue"):
-                c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=1)
-                c_bot = gr.Chatbot(label="Chat", height=380, sanitize_html=True, buttons=["copy"])
+            with gr.Tab(t("tab_dialogue"), id="dialogue", elem_id="tab-dialogue"):
+                c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label=t("system"), lines=1)
+                c_bot = gr.Chatbot(label=t("chat"), height=380, sanitize_html=True, buttons=["copy"], editable="user",
+                                   elem_id="chat-bot")
+                with gr.Row(equal_height=True):
+                    c_in = gr.Textbox(label=t("message"), placeholder=t("message_ph"), info=t("message_info"),
+                                      scale=4, elem_id="chat-in")
+                    # Send becomes Stop while a reply runs
+                    c_go = gr.Button(t("send"), variant="primary", scale=1, min_width=80, elem_id="chat-send")
+                    c_stop = gr.Button(t("stop"), variant="stop", scale=1, min_width=80, visible=False,
+                                       elem_id="chat-stop")
+                c_count = gr.Markdown(elem_classes="stats", elem_id="chat-count")
                 with gr.Row():
-                    c_in = gr.Textbox(label="Message", placeholder="Type a message and press Enter", scale=4, elem_id="chat-in")
-                    c_go = gr.Button("Send", variant="primary", scale=1)
-                with gr.Row():
-                    c_stop = gr.Button("Stop", variant="stop")
-                    c_retry = gr.Button("Retry")
-                    c_undo = gr.Button("Undo")
-                    c_clear = gr.Button("Clear")
-                c_stats = gr.Markdown(elem_classes="stats")
+                    c_retry = gr.Button(t("retry"), elem_id="chat-retry")
+                    c_undo = gr.Button(t("undo"), elem_id="chat-undo")
+                    c_clear = gr.Button(t("clear"), elem_id="chat-clear")
+                c_stats = gr.Markdown(elem_classes="stats", elem_id="chat-stats")
+                export_row(h, h.export_chat, [c_bot, c_system], light_events)
                 c_dec = decoding_controls("dialogue", settings)
-                gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in])
-                c_ev = c_go.click(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats], api_name="chat",
-                                  **model_events)
-                c_ev2 = c_in.submit(h.chat, [c_in, c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
-                                    api_visibility="private", **model_events)
-                c_ev3 = c_retry.click(h.retry, [c_bot, c_system, *c_dec], [c_bot, c_in, c_stats],
-                                      api_visibility="private", **model_events)
-                c_stop.click(None, cancels=[c_ev, c_ev2, c_ev3])
-                c_undo.click(h.undo, [c_bot], [c_bot, c_in], api_visibility="private", **light_events)
-                c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], api_visibility="private", queue=False)
+                gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in], label=t("examples"))
+                running = (lambda: (gr.update(visible=False), gr.update(visible=True)))
+                idle = (lambda: (gr.update(visible=True), gr.update(visible=False)))
+                turn_in = [c_bot, c_system, *c_dec]
+                turn_out = [c_bot, c_in, c_stats]
+                c_events = []
+                for trigger, fn, inputs in ((c_go.click, h.chat_ui, [c_in, *turn_in]),
+                                            (c_in.submit, h.chat_ui, [c_in, *turn_in]),
+                                            (c_retry.click, h.retry, turn_in),
+                                            (c_bot.edit, h.edit, turn_in)):
+                    ev = trigger(running, None, [c_go, c_stop], queue=False, **private).then(
+                        fn, inputs, turn_out, **private, **model_events)
+                    ev.then(idle, None, [c_go, c_stop], queue=False, **private)
+                    c_events.append(ev)
+                # the API's /chat: the whole turn, message box emptied (a hidden button: the page uses chat_ui)
+                c_api = gr.Button(visible=False)
+                c_api.click(h.chat, [c_in, *turn_in], turn_out, api_name="chat", **model_events)
+                def chat_stopped(line: str, request: gr.Request):
+                    return stopped_line(line, request), *idle()
 
-            with gr.Tab("Summarization", id="summarization"):
-                s_in = gr.Textbox(label="Document", lines=10, placeholder="Paste an article")
-                s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label="Length")
+                c_stop.click(chat_stopped, [c_stats], [c_stats, c_go, c_stop], cancels=c_events, queue=False,
+                             **private)
+                c_undo.click(h.undo, [c_bot], [c_bot, c_in], **private, **light_events)
+                c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **private, queue=False)
+                counter(c_in, c_count)
+
+            with gr.Tab(t("tab_summarization"), id="summarization", elem_id="tab-summarization"):
+                s_in = gr.Textbox(label=t("document"), lines=10, placeholder=t("document_ph"),
+                                  info=t("document_info"), elem_id="sum-in")
+                s_count = gr.Markdown(elem_classes="stats", elem_id="sum-count")
+                s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label=t("length"))
                 with gr.Row():
-                    s_go = gr.Button("Summarize", variant="primary")
-                    s_stop = gr.Button("Stop", variant="stop")
-                s_out = gr.Textbox(label="Summary", lines=5, buttons=["copy"], elem_id="sum-out")
-                s_stats = gr.Markdown(elem_classes="stats")
+                    s_go = gr.Button(t("summarize"), variant="primary", elem_id="sum-go")
+                    s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop")
+                s_out = gr.Textbox(label=t("summary"), lines=5, buttons=["copy"], elem_id="sum-out")
+                s_stats = gr.Markdown(elem_classes="stats", elem_id="sum-stats")
+                export_row(h, lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
+                           [s_in, s_out, s_stats], light_events)
                 s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
                 # each length has its own token budget; choosing a length sets it
                 s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
-                             api_visibility="private", queue=False)
-                gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len])
+                             **private, queue=False)
+                gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len], label=t("examples"))
                 s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
                                   **model_events)
-                s_stop.click(None, cancels=[s_ev])
+                s_ev2 = s_in.submit(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], **private, **model_events)
+                stop_button(s_stop, s_stats, [s_ev, s_ev2])
+                counter(s_in, s_count)
 
-            with gr.Tab("Model", id="model"):
-                m_info = gr.Markdown(h.model_info())
+            with gr.Tab(t("tab_model"), id="model", elem_id="tab-model"):
+                m_info = gr.Markdown(h.model_info(), elem_id="model-info")
                 # on a hosted app the operator chose the model: visitors see it, and cannot swap it for everyone
                 m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
-                    (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label="Preset",
-                    visible=not settings.hosted)
-                m_custom = gr.Textbox(label="Or a hub id / local path", placeholder="e.g. Helsinki-NLP/opus-mt-en-de",
-                                      visible=not settings.hosted)
-                m_go = gr.Button("Load model", variant="primary", visible=not settings.hosted)
-                gr.Markdown("The model is chosen by the operator of this server." if settings.hosted else
-                            "Loading frees the previous model. If loading fails, the previous model stays. "
-                            "Hub models need internet access; the bundled default works offline.",
-                            elem_classes="stats")
-                m_go.click(h.load_model, [m_preset, m_custom], [m_info], api_visibility="private",
+                    (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label=t("preset"),
+                    visible=not settings.hosted, elem_id="model-preset")
+                m_custom = gr.Textbox(label=t("custom"), placeholder=t("custom_ph"), visible=not settings.hosted,
+                                      elem_id="model-custom")
+                m_go = gr.Button(t("load"), variant="primary", visible=not settings.hosted, elem_id="model-load")
+                gr.Markdown(t("hosted_note") if settings.hosted else t("load_note"), elem_classes="stats")
+                # choosing a preset means that preset: the box (which wins when filled in) is emptied
+                m_preset.input(lambda: "", None, [m_custom], queue=False, **private)
+                m_go.click(h.load_model, [m_preset, m_custom], [m_info], **private,
                            concurrency_id="load", concurrency_limit=1).then(
-                    lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
-                    api_visibility="private", queue=False)
+                    lambda: (f"Model: **{host.lm.name}** on {host.lm.device}", ""), None, [model_line, m_custom],
+                    **private, queue=False)
 
-            with gr.Tab("Evaluation", id="evaluation"):
+            with gr.Tab(t("tab_evaluation"), id="evaluation", elem_id="tab-evaluation"):
                 e = EvalHandlers(host, settings)
-                gr.Markdown("Score the loaded model with the app's own prompts on a benchmark file (the slices "
-                            "shipped with llmdemo, or your own JSONL upload of at most "
-                            f"{settings.max_upload_mb} MB). Greedy decoding; BLEU/chrF by sacrebleu, ROUGE by "
-                            "rouge-score, bias on CrowS-Pairs. For long runs use `python -m eval`.",
-                            elem_classes="stats")
+                gr.Markdown(t("eval_intro"), elem_classes="stats")
                 with gr.Row():
-                    e_task = gr.Dropdown(list(EVAL_TASKS), value="translation",
-                                         label="Task")
+                    e_task = gr.Dropdown(list(EVAL_TASKS), value="translation", label=t("task"), elem_id="eval-task")
                     e_file = gr.Dropdown(e.benchmarks("translation"), value=e.default("translation"),
-                                         label="Benchmark file")
-                    e_upload = gr.File(label="…or upload a JSONL file", file_types=[".jsonl", ".txt"], type="filepath")
-                    e_limit = gr.Number(10, precision=0, label="Examples (limit)", minimum=1,
-                                        maximum=settings.eval_examples_cap)
+                                         label=t("bench_file"), elem_id="eval-file")
+                    e_limit = gr.Number(10, precision=0, label=t("limit"), minimum=1,
+                                        maximum=settings.eval_examples_cap, elem_id="eval-limit")
+                e_help = gr.Markdown(e.help("translation"), elem_classes="stats", elem_id="eval-help")
+                e_upload = gr.File(label=t("upload"), file_types=[".jsonl", ".txt"], type="filepath", height=120,
+                                   elem_id="eval-upload")
                 with gr.Row():
-                    e_go = gr.Button("Run evaluation", variant="primary")
-                    e_stop = gr.Button("Stop", variant="stop")
+                    e_go = gr.Button(t("run_eval"), variant="primary", elem_id="eval-go")
+                    e_stop = gr.Button(t("stop"), variant="stop", elem_id="eval-stop")
+                e_status = gr.Markdown(elem_id="eval-status")
                 with gr.Row():
-                    e_metrics = gr.Markdown()
-                    e_plot = gr.Image(label="Metrics", type="filepath", height=260)
-                e_table = gr.Dataframe(headers=["id", "input", "reference", "prediction", "score"], label="Examples",
-                                       wrap=True, max_height=400)
-                e_files = gr.File(label="Report and data", file_count="multiple")
+                    e_metrics = gr.Markdown(elem_id="eval-metrics")
+                    e_plot = gr.Image(label=t("metrics"), type="filepath", height=260)
+                e_table = gr.Dataframe(headers=["row", "input", "reference", "prediction", "score"], label=t("rows"),
+                                       wrap=True, max_height=400, column_widths=["7%", "31%", "25%", "27%", "10%"],
+                                       elem_id="eval-table")
+                with gr.Row():
+                    e_index = gr.Number(0, precision=0, label=t("row"), minimum=0, elem_id="eval-row")
+                    e_send = gr.Button(t("send_example"), interactive=False, elem_id="eval-send")
+                with gr.Accordion(t("report"), open=False, elem_id="eval-report"):
+                    e_report = gr.Markdown()
+                e_files = gr.File(label=t("report_files"), file_count="multiple")
                 e_rows = gr.State([])
-                with gr.Row():
-                    e_index = gr.Number(0, precision=0, label="Row (0 = first)")
-                    e_send = gr.Button("Open this example in its task tab")
-                e_task.change(e.choices, [e_task], [e_file], api_visibility="private", queue=False)
-                # one evaluation at a time; it runs at batch priority, so visitors' requests go first
-                e_ev = e_go.click(e.run, [e_task, e_file, e_upload, e_limit],
-                                  [e_metrics, e_plot, e_table, e_files, e_rows], api_visibility="private",
-                                  concurrency_id="eval", concurrency_limit=1)
+                e_task.change(lambda task: (e.choices(task), e.help(task)), [e_task], [e_file, e_help], **private,
+                              queue=False)
+                # one evaluation at a time; it runs at batch priority, so visitors' requests go first. Progress
+                # shows in one place (the status line), not over every output
+                e_ev = e_go.click(e.run_ui, [e_task, e_file, e_upload, e_limit],
+                                  [e_status, e_metrics, e_plot, e_table, e_files, e_rows, e_report, e_send],
+                                  **private, show_progress_on=[e_status], concurrency_id="eval", concurrency_limit=1)
                 e_stop.click(None, cancels=[e_ev])
-                e_send.click(e.send, [e_rows, e_index, e_task], [tabs, t_in, s_in, c_in], api_visibility="private",
-                             queue=False)
+                e_send.click(e.send_to_tab, [e_rows, e_index, e_task, e_file], [tabs, t_in, s_in, c_in, t_src, t_tgt],
+                             **private, **light_events)
 
-            with gr.Tab("Inside the model", id="inside"):
+            with gr.Tab(t("tab_inside"), id="inside", elem_id="tab-inside"):
                 ins = InsideHandlers(host, settings)
                 from llmdemo.internals import layer_head_counts
 
@@ -239,34 +325,32 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     n_layers, n_heads = layer_head_counts(host.lm)
                 except AttributeError:  # a backend without the model's internals (llama.cpp, a server)
                     n_layers, n_heads = 2, 2  # placeholders: the tab's handlers refuse with a message
-                gr.Markdown("What the model does with a text: the tokens it sees, the probability of each possible "
-                            "next token, how surprising each actual token was, and where attention goes.",
-                            elem_classes="stats")
-                i_text = gr.Textbox("The capital of France is", label="Text", lines=2, elem_id="inside-in")
+                gr.Markdown(t("inside_intro"), elem_classes="stats")
+                i_text = gr.Textbox("The capital of France is", label=t("text"), lines=2, elem_id="inside-in")
                 with gr.Row():
-                    i_layer = gr.Slider(0, n_layers - 1, value=n_layers - 1, step=1, label="Attention layer")
-                    i_head = gr.Slider(-1, n_heads - 1, value=-1, step=1, label="Head (-1 = average)")
-                i_go = gr.Button("Analyze", variant="primary")
+                    i_layer = gr.Slider(0, n_layers - 1, value=n_layers - 1, step=1, label=t("att_layer"))
+                    i_head = gr.Slider(-1, n_heads - 1, value=-1, step=1, label=t("att_head"))
+                i_go = gr.Button(t("analyze"), variant="primary", elem_id="inside-go")
                 i_chips = gr.HTML(elem_id="inside-tokens")
                 i_summary = gr.Markdown(elem_classes="stats")
                 with gr.Row():
-                    i_next = gr.Label(label="Next-token probabilities (top 10)", num_top_classes=10)
+                    i_next = gr.Label(label=t("next_probs"), num_top_classes=10)
                     with gr.Column():
-                        i_choice = gr.Radio([], label="Append a candidate")
+                        i_choice = gr.Radio([], label=t("append_cand"))
                         with gr.Row():
-                            i_add = gr.Button("Append chosen")
-                            i_greedy = gr.Button("Greedy step")
-                            i_sample = gr.Button("Sampled step")
-                i_heat = gr.HighlightedText(label="Surprisal (deeper red = the model found the token more surprising)",
-                                            show_legend=False)
-                i_att = gr.Plot(label="Attention")
+                            i_add = gr.Button(t("append_chosen"))
+                            i_greedy = gr.Button(t("greedy_step"), elem_id="inside-greedy")
+                            i_sample = gr.Button(t("sampled_step"))
+                i_heat = gr.HighlightedText(label=t("surprisal"), show_legend=False, elem_id="inside-heat")
+                i_att = gr.Plot(label=t("attention"), elem_id="inside-att")
+                i_theme = gr.Textbox("light", visible=False)
                 i_out = [i_chips, i_summary, i_next, i_choice, i_heat, i_att]
-                i_in = [i_text, i_layer, i_head]
-                i_go.click(ins.analyze, i_in, i_out, api_visibility="private", **model_events)
+                i_in = [i_text, i_layer, i_head, i_theme]
+                i_go.click(ins.analyze, i_in, i_out, js=THEME_JS, **private, **model_events)
                 for btn, mode in ((i_add, "chosen"), (i_greedy, "greedy"), (i_sample, "sampled")):
-                    btn.click(lambda t, c, m=mode: ins.step(t, c, m), [i_text, i_choice], [i_text],
-                              api_visibility="private", **model_events).then(
-                        ins.analyze, i_in, i_out, api_visibility="private", **model_events)
+                    btn.click(lambda t_, c, m=mode: ins.step(t_, c, m), [i_text, i_choice], [i_text],
+                              **private, **model_events).then(
+                        ins.analyze, i_in, i_out, js=THEME_JS, **private, **model_events)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo

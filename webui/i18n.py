@@ -1,0 +1,176 @@
+"""The interface's words in English and Simplified Chinese, for Gradio's own i18n (``gr.I18n``).
+
+Gradio picks the language from the browser (``navigator.language``: ``zh-CN`` -> Chinese, anything
+else -> English) and translates static text in the page (labels, help texts, Markdown). The switch in
+the header calls the same ``changeLocale`` as Gradio's Settings panel and remembers the choice in the
+browser. Task prompts are not translated: the model's language is the visitor's input.
+
+Messages made by handlers (the stats line, why an output ended) are translated on the server by
+:func:`text`, from the ``llmdemo_lang`` cookie the switch sets, else the browser's Accept-Language.
+Keys are identifiers without dots (svelte-i18n reads dots as nesting).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+EN: dict[str, str] = {
+    "intro": "# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.",
+    "limitations": "Limitations",
+    "limitations_text": (
+        "- The default model is small (135M parameters): it barely translates (FLORES en-fr BLEU about 1.4), "
+        "cannot write Chinese, and its facts and summaries are often wrong. Check anything that matters.\n"
+        "- Outputs can be biased or offensive: on CrowS-Pairs the model prefers the more stereotyping sentence of a "
+        "pair more often than not (50% would be unbiased). Run the **bias** task in the Evaluation tab, or see "
+        "\"Bias\" in the README, for the figures by bias type.\n"
+        "- Nothing here is filtered for safety; do not use it for decisions about people."),
+    "tab_generation": "Generation", "tab_translation": "Translation", "tab_dialogue": "Dialogue",
+    "tab_summarization": "Summarization", "tab_model": "Model", "tab_evaluation": "Evaluation",
+    "tab_inside": "Inside the model",
+    "decoding": "Decoding settings", "max_new": "Max new tokens", "temperature": "Temperature (0 = greedy)",
+    "top_p": "Top-p", "top_k": "Top-k (0 = off)", "rep": "Repetition penalty", "seed": "Seed (empty = random)",
+    "seed_ph": "random",
+    "examples": "Examples",
+    "prompt": "Prompt", "prompt_ph": "Ask something, or start a text to continue",
+    "prompt_info": "Shift+Enter generates · Enter starts a new line",
+    "generate": "Generate", "stop": "Stop", "output": "Output",
+    "export_md": "Export Markdown", "export_json": "Export JSON", "download": "Download",
+    "from": "From", "to": "To", "swap": "⇄ Swap", "text": "Text", "text_ph": "Text to translate",
+    "text_info": "Shift+Enter translates · Enter starts a new line", "translation": "Translation", "translate": "Translate",
+    "zh_note": ("Note: the default model (SmolLM2-135M) cannot really write Chinese; translations into or out of "
+                "Chinese need a multilingual model such as qwen2.5-0.5b-instruct (Model tab)."),
+    "system": "System prompt", "chat": "Chat", "message": "Message",
+    "message_ph": "Type a message and press Enter",
+    "message_info": ("Enter sends · Shift+Enter new line · a message typed while a reply is coming stays here "
+                     "until it ends · ✎ on your message edits it and answers again"),
+    "send": "Send", "retry": "Retry", "undo": "Undo", "clear": "Clear",
+    "document": "Document", "document_ph": "Paste an article",
+    "document_info": "Shift+Enter summarizes · Enter starts a new line", "length": "Length", "summarize": "Summarize",
+    "summary": "Summary",
+    "preset": "Preset", "custom": "Or a hub id / local path (used instead of the preset when filled in)",
+    "custom_ph": "e.g. Helsinki-NLP/opus-mt-en-de", "load": "Load model",
+    "hosted_note": "The model is chosen by the operator of this server.",
+    "load_note": ("Loading frees the previous model. If loading fails, the previous model stays. "
+                  "Hub models need internet access; the bundled default works offline."),
+    "eval_intro": ("Score the loaded model with the app's own prompts on a benchmark file (the slices shipped "
+                   "with llmdemo, or your own JSONL upload). Greedy decoding; BLEU/chrF by sacrebleu, ROUGE by "
+                   "rouge-score, bias on CrowS-Pairs. For long runs use `python -m eval`."),
+    "task": "Task", "bench_file": "Benchmark file", "upload": "…or upload a JSONL file (one JSON object per line)",
+    "limit": "Examples (limit)", "run_eval": "Run evaluation", "metrics": "Metrics", "rows": "Examples",
+    "report_files": "Report and data", "report": "Report", "row": "Row (0 = first)",
+    "send_example": "Open this example in its task tab",
+    "inside_intro": ("What the model does with a text: the tokens it sees, the probability of each possible "
+                     "next token, how surprising each actual token was, and where attention goes."),
+    "att_layer": "Attention layer", "att_head": "Head (-1 = average)", "analyze": "Analyze",
+    "next_probs": "Next-token probabilities (top 10)", "append_cand": "Append a candidate",
+    "append_chosen": "Append chosen", "greedy_step": "Greedy step", "sampled_step": "Sampled step",
+    "surprisal": "Surprisal (deeper red = the model found the token more surprising)", "attention": "Attention",
+    "tokens_count": "Input: {n} tokens",
+    # server-side messages (text())
+    "ended_eos": "ended: end of text", "ended_length": "ended: token limit ({n} tokens)",
+    "ended_stop_string": "ended: stop text", "ended_stopped": "stopped (Stop pressed)",
+    "seed_used": "seed {seed}", "greedy": "greedy (no seed)", "generating": "generating…",
+    "waiting": "waiting for the model ({n} request(s) ahead)…", "reading": "reading the prompt…",
+    "starting": "starting…",
+}
+
+ZH: dict[str, str] = {
+    "intro": "# llmdemo\n在浏览器里试用语言模型。所有输出都是流式的；按 **停止** 立即结束。",
+    "limitations": "局限",
+    "limitations_text": (
+        "- 默认模型很小（1.35 亿参数）：几乎不会翻译（FLORES 英→法 BLEU 约 1.4），不能写中文，"
+        "它给出的事实和摘要常常是错的。重要的内容请自行核实。\n"
+        "- 输出可能带有偏见或冒犯：在 CrowS-Pairs 上，模型多数时候更偏好一对句子中更刻板的那一句"
+        "（50% 才是无偏）。按偏见类型的数字可在「评测」标签页运行 **bias** 任务，或见 README 的 \"Bias\" 一节。\n"
+        "- 这里没有任何安全过滤；请勿用于对人的决策。"),
+    "tab_generation": "生成", "tab_translation": "翻译", "tab_dialogue": "对话", "tab_summarization": "摘要",
+    "tab_model": "模型", "tab_evaluation": "评测", "tab_inside": "模型内部",
+    "decoding": "解码设置", "max_new": "最多新词元数", "temperature": "温度（0 = 贪心）", "top_p": "Top-p",
+    "top_k": "Top-k（0 = 关闭）", "rep": "重复惩罚", "seed": "随机种子（留空 = 随机）", "seed_ph": "随机",
+    "examples": "示例",
+    "prompt": "提示词", "prompt_ph": "提个问题，或写一段开头让模型续写",
+    "prompt_info": "Shift+Enter 生成 · Enter 换行",
+    "generate": "生成", "stop": "停止", "output": "输出",
+    "export_md": "导出 Markdown", "export_json": "导出 JSON", "download": "下载",
+    "from": "源语言", "to": "目标语言", "swap": "⇄ 互换", "text": "原文", "text_ph": "要翻译的文字",
+    "text_info": "Shift+Enter 翻译 · Enter 换行", "translation": "译文", "translate": "翻译",
+    "zh_note": "注意：默认模型（SmolLM2-135M）基本不会写中文；中文的翻译需要多语言模型，例如 qwen2.5-0.5b-instruct（见「模型」标签页）。",
+    "system": "系统提示词", "chat": "对话", "message": "消息", "message_ph": "输入消息后按 Enter",
+    "message_info": "Enter 发送 · Shift+Enter 换行 · 回复进行中输入的消息会留在这里，等回复结束 · 点你消息上的 ✎ 可修改并重新回答",
+    "send": "发送", "retry": "重试", "undo": "撤销", "clear": "清空",
+    "document": "文档", "document_ph": "粘贴一篇文章", "document_info": "Shift+Enter 生成摘要 · Enter 换行",
+    "length": "长度", "summarize": "生成摘要", "summary": "摘要",
+    "preset": "预设模型", "custom": "或 Hub 模型名 / 本地路径（填写后优先于预设）",
+    "custom_ph": "例如 Helsinki-NLP/opus-mt-en-de", "load": "加载模型",
+    "hosted_note": "本服务器的模型由运营者选定。",
+    "load_note": "加载新模型会释放旧模型；加载失败时保留原模型。Hub 上的模型需要联网，内置的默认模型可离线使用。",
+    "eval_intro": ("用应用自己的提示词在基准文件上为当前模型打分（llmdemo 自带的数据切片，或你上传的 JSONL 文件）。"
+                   "贪心解码；BLEU/chrF 由 sacrebleu 计算，ROUGE 由 rouge-score 计算，偏见用 CrowS-Pairs。"
+                   "长时间的评测请用 `python -m eval`。"),
+    "task": "任务", "bench_file": "基准文件", "upload": "……或上传 JSONL 文件（每行一个 JSON 对象）",
+    "limit": "样例数（上限）", "run_eval": "开始评测", "metrics": "指标", "rows": "样例",
+    "report_files": "报告与数据", "report": "报告", "row": "行号（0 = 第一行）",
+    "send_example": "在对应任务标签页中打开此样例",
+    "inside_intro": "模型如何处理一段文字：它看到的词元、每个可能的下一个词元的概率、每个实际词元有多出乎意料，以及注意力落在哪里。",
+    "att_layer": "注意力层", "att_head": "注意力头（-1 = 平均）", "analyze": "分析",
+    "next_probs": "下一个词元的概率（前 10）", "append_cand": "追加一个候选", "append_chosen": "追加所选",
+    "greedy_step": "贪心一步", "sampled_step": "采样一步",
+    "surprisal": "意外度（红色越深 = 模型越意外）", "attention": "注意力",
+    "tokens_count": "输入：{n} 个词元",
+    "ended_eos": "结束：文本结束", "ended_length": "结束：达到词元上限（{n} 个）", "ended_stop_string": "结束：停止文本",
+    "ended_stopped": "已停止（按了停止）", "seed_used": "种子 {seed}", "greedy": "贪心（无种子）",
+    "generating": "生成中…", "waiting": "等待模型（前面还有 {n} 个请求）…", "reading": "正在读取提示词…",
+    "starting": "开始…",
+}
+
+assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)
+assert not any("." in k for k in EN)
+
+I18N = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
+t = I18N  # t("key") -> a label Gradio translates in the browser
+
+
+def lang_of(request) -> str:
+    """'zh' or 'en' for a request: the switch's cookie, else the browser's first Accept-Language."""
+    if request is None:
+        return "en"
+    try:
+        cookie = (request.cookies or {}).get("llmdemo_lang", "")
+        accept = request.headers.get("accept-language", "") or ""
+    except Exception:  # noqa: BLE001 - a request object without headers: English
+        return "en"
+    first = (cookie or accept.split(",")[0]).strip().lower()
+    return "zh" if first.startswith("zh") else "en"
+
+
+def text(key: str, lang: str = "en", **kw) -> str:
+    """A server-side message in ``lang`` ("en" or "zh")."""
+    return (ZH if lang == "zh" else EN)[key].format(**kw)
+
+
+def _core_module() -> str | None:
+    """The Gradio frontend module that exports ``changeLocale`` (its name carries a content hash)."""
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    for p in sorted(assets.glob("core-*.js")):
+        try:
+            if "changeLocale" in p.read_text(encoding="utf-8", errors="ignore"):
+                return p.name
+        except OSError:
+            continue
+    return None
+
+
+_CORE = _core_module()
+
+
+def switch_js(locale: str | None) -> str:
+    """JS for the language buttons (and, with None, for page load: the remembered choice)."""
+    pick = (f"const loc = {locale!r}; localStorage.setItem('llmdemo-locale', loc);" if locale else
+            "const loc = localStorage.getItem('llmdemo-locale'); if (!loc) return;")
+    core = f"new URL('assets/{_CORE}', document.baseURI).href" if _CORE else "null"
+    return ("async () => {" + pick +
+            "document.cookie = 'llmdemo_lang=' + loc + '; path=/; SameSite=Lax';"
+            f"const url = {core}; if (!url) return;"
+            "try { const m = await import(url); m.changeLocale(loc); } catch (e) { console.warn(e); } }")
