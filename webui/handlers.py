@@ -739,6 +739,12 @@ def _in_data_order(rows: list[dict], path, task: str, limit: int) -> list[dict]:
         pos = {str(r["id"]): i for i, r in enumerate(records)}
     except Exception:  # noqa: BLE001 - order is a nicety: the rows as written
         return rows
+    for r in rows:  # the languages, for "open this example in its task tab" (rows store the target only)
+        i = pos.get(str(r.get("id")))
+        if i is not None:
+            for k in ("src_lang", "tgt_lang"):
+                if k in records[i] and k not in r:
+                    r[k] = records[i][k]
     return sorted(rows, key=lambda r: pos.get(str(r.get("id")), len(pos)))
 
 
