@@ -135,6 +135,9 @@ class RunSpec:
         kind = get_task(self.task).kind
         if kind == "generate":  # generation goes through the decode forward; scoring does not
             d["decode"] = getattr(lm, "decode_mode", None)
+            prefill = info.get("prefill")
+            if prefill and prefill != d["decode"]:  # prompts read by another kernel (tuning.py); older runs lack it
+                d["prefill"] = prefill
             d.update(config=self.config.to_dict(), length=self.length if self.task == "summarization" else None)
         elif kind == "perplexity":
             d.update(max_length=self.max_length, stride=self.stride)

@@ -23,9 +23,10 @@ class ConfigError(ValueError):
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_SEED = 2**32 - 1
 
-# The forward pass used while generating (see LM.set_decode): "auto" picks float16 weights in
-# llmdemo's lean Llama forward on a CPU where the model allows, else the model's own forward.
-DECODE_MODES = ("auto", "float16", "bfloat16", "float32", "transformers")
+# The forward pass used while generating (see LM.set_decode): "auto" measures the lean Llama
+# forward's kernels on this CPU once and keeps the fastest (llmdemo/tuning.py), else the model's
+# own forward; a kernel name forces that kernel for prompts and decode steps.
+DECODE_MODES = ("auto", "float32", "float16", "bfloat16", "bfloat16-onednn", "float16-onednn", "transformers")
 
 
 @dataclass(frozen=True)

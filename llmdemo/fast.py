@@ -7,8 +7,13 @@ read every weight once per token, so their speed is set by bytes read. This modu
 
 * runs the same arithmetic as ``LlamaForCausalLM`` with fewer, larger ops: q/k/v in one
   product, gate/up in one product, a key/value cache allocated once and written in place;
-* can keep the linear weights of the decoder layers in float16 (half the bytes per token;
-  activations, norms, attention, the output layer and the logits stay float32).
+* can keep the linear weights of the decoder layers in 16 bits (half the bytes per token;
+  activations, norms, attention, the output layer and the logits stay float32), multiplied by
+  torch's default kernels or by oneDNN with weights packed once for it (see :data:`KERNELS`).
+
+Which kernel is fastest depends on the CPU (float16 products are fast only with native float16
+math, bfloat16 ones with AVX512-BF16/AMX), so ``llmdemo.tuning`` measures them on the machine at
+hand instead of this module guessing.
 
 Rotary embeddings come from the model's own ``rotary_emb`` module, so every RoPE variant
 ``transformers`` implements for Llama is honoured. Anything this module does not handle
@@ -27,6 +32,33 @@ import torch
 import torch.nn.functional as F
 
 from .kvcache import KVCache
+
+# name -> (weight dtype, packed for oneDNN). "float32" shares the model's own tensors.
+KERNELS: dict[str, tuple[torch.dtype, bool]] = {
+    "float32": (torch.float32, False),
+    "float16": (torch.float16, False),
+    "bfloat16": (torch.bfloat16, False),
+    "bfloat16-onednn": (torch.bfloat16, True),
+    "float16-onednn": (torch.float16, True),
+}
+_DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def kernel_unavailable(kernel: str) -> str | None:
+    """Why this torch build cannot run ``kernel`` here, or None when it can."""
+    if kernel not in KERNELS:
+        return f"unknown kernel {kernel!r}"
+    dtype, packed = KERNELS[kernel]
+    if not packed:
+        return None
+    if not torch.backends.mkldnn.is_available():
+        return "this torch build has no oneDNN (mkldnn)"
+    try:  # the private ops inductor uses for the same purpose; absent or failing in some builds
+        w = torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=dtype), 1)
+        torch.ops.mkldnn._linear_pointwise(torch.zeros(1, 8, dtype=dtype), w, None, "none", [], "")
+    except Exception as e:  # noqa: BLE001 - any failure means: not here
+        return f"oneDNN {dtype} linear failed: {type(e).__name__}"
+    return None
 
 
 def unsupported(model: Any) -> str | None:
@@ -54,13 +86,20 @@ def unsupported(model: Any) -> str | None:
 class FastLlama:
     """Weights gathered from a loaded ``LlamaForCausalLM``; call :meth:`new_cache` then :meth:`forward`."""
 
-    def __init__(self, model: Any, weight_dtype: torch.dtype = torch.float32):
+    def __init__(self, model: Any, kernel: str | torch.dtype = "float32", batch_hint: int = 1):
         why = unsupported(model)
+        if why:
+            raise ValueError(why)
+        kernel = _DTYPE_NAMES.get(kernel, kernel) if isinstance(kernel, torch.dtype) else kernel
+        why = kernel_unavailable(kernel)
         if why:
             raise ValueError(why)
         cfg = model.config
         self.model = model
+        self.kernel = kernel
+        weight_dtype, self.packed = KERNELS[kernel]
         self.weight_dtype = weight_dtype
+        self._nbytes = 0  # bytes of weights held beyond the model's own
         self.n_heads = cfg.num_attention_heads
         self.n_kv = cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
@@ -73,6 +112,10 @@ class FastLlama:
         self.norm_w, self.norm_eps = base.norm.weight.float(), base.norm.variance_epsilon
 
         def w(*linears):
+            if self.packed:  # oneDNN's own layout, packed once for rows of about ``batch_hint``
+                t = torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
+                self._nbytes += t.numel() * t.element_size()
+                return _Packed(torch.ops.mkldnn._reorder_linear_weight(t, batch_hint), weight_dtype)
             if weight_dtype == linears[0].weight.dtype:
                 if len(linears) == 1:
                     return linears[0].weight.detach()  # the model's own tensor
@@ -84,7 +127,9 @@ class FastLlama:
                     lin.weight = torch.nn.Parameter(fused[at:at + n], requires_grad=lin.weight.requires_grad)
                     at += n
                 return fused
-            return torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
+            t = torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
+            self._nbytes += t.numel() * t.element_size()
+            return t
 
         def b(*linears):
             if all(lin.bias is None for lin in linears):
@@ -106,17 +151,33 @@ class FastLlama:
         # steps of 1/64 near 16, which turns close candidates into ties
         self.head = model.get_output_embeddings().weight.detach()
         self.inter = base.layers[0].mlp.gate_proj.out_features
+        # cos/sin for positions 0..n-1 computed once by the model's own rotary module (one call
+        # per step otherwise: a dozen small ops); only for variants whose values do not depend
+        # on the sequence seen ("dynamic" scaling changes them with the length)
+        self._rope_static = getattr(self.rotary, "rope_type", "default") in ("default", "linear", "llama3")
+        self._cos = self._sin = None
+
+    def _rope(self, x: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (B, T, 1, D) float32 for positions ``pos`` (B, T)."""
+        if not self._rope_static:
+            cos, sin = self.rotary(x, pos)
+        else:
+            top = int(pos.max()) + 1
+            if self._cos is None or top > self._cos.shape[0]:
+                n = max(1024, 1 << (top - 1).bit_length())
+                cos, sin = self.rotary(x[:1, :1], torch.arange(n, device=pos.device)[None])
+                self._cos, self._sin = cos[0].float(), sin[0].float()  # (n, D)
+            cos, sin = self._cos[pos], self._sin[pos]
+        return cos[:, :, None].float(), sin[:, :, None].float()
 
     def nbytes(self) -> int:
-        """Bytes of the weights this object holds beyond the model's own (float16 copies; float32 shares)."""
-        n = 0
-        for layer in self.layers:
-            n += sum(t.numel() * t.element_size() for t in layer
-                     if isinstance(t, torch.Tensor) and t.dim() == 2 and t.dtype != self.embed.dtype)
-        return n
+        """Bytes of the weights this object holds beyond the model's own (16-bit copies; float32 shares)."""
+        return self._nbytes
 
-    def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        if weight.dtype != torch.float32:
+    def _linear(self, x: torch.Tensor, weight: Any, bias: torch.Tensor | None = None) -> torch.Tensor:
+        if isinstance(weight, _Packed):
+            y = torch.ops.mkldnn._linear_pointwise(x.to(weight.dtype), weight.w, None, "none", [], "").float()
+        elif weight.dtype != torch.float32:
             y = F.linear(x.to(weight.dtype), weight).float()
         else:
             y = F.linear(x, weight)
@@ -151,8 +212,7 @@ class FastLlama:
         bsz, t = ids.shape
         end = start + t
         x = F.embedding(ids, self.embed).float()  # (B, T, H)
-        cos, sin = self.rotary(x, pos)  # (B, T, D)
-        cos, sin = cos[:, :, None].float(), sin[:, :, None].float()  # (B, T, 1, D): broadcast over heads
+        cos, sin = self._rope(x, pos)  # (B, T, 1, D): broadcast over heads
         half = self.head_dim // 2
         mask = None
         causal = False
@@ -207,8 +267,7 @@ class FastLlama:
             c.length += 1
         pos = torch.tensor(lens, device=ids.device)[:, None]  # (B, 1)
         x = F.embedding(ids[:, None], self.embed).float()  # (B, 1, H)
-        cos, sin = self.rotary(x, pos)
-        cos, sin = cos[:, :, None].float(), sin[:, :, None].float()  # (B, 1, 1, D)
+        cos, sin = self._rope(x, pos)  # (B, 1, 1, D)
         half = self.head_dim // 2
         gqa = self.n_kv != self.n_heads
         for li, (n1, e1, wqkv, bqkv, wo, bo, n2, e2, wgu, wd) in enumerate(self.layers):
@@ -232,3 +291,12 @@ class FastLlama:
             gu = self._linear(h, wgu)
             x = x + self._linear(F.silu(gu[..., : self.inter]) * gu[..., self.inter:], wd)
         return self._linear(self._rms(x[:, -1], self.norm_w, self.norm_eps), self.head)
+
+
+class _Packed:
+    """A linear weight in oneDNN's packed layout (an opaque tensor) and the dtype inputs must have."""
+
+    __slots__ = ("w", "dtype")
+
+    def __init__(self, w: torch.Tensor, dtype: torch.dtype):
+        self.w, self.dtype = w, dtype

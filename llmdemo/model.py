@@ -38,7 +38,7 @@ class LM(ScheduledModel):
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "custom", style: str | None = None,
                  info: dict[str, Any] | None = None, load_s: float | None = None, pairs: tuple = (),
-                 decode: str = "auto"):
+                 decode: str = "auto", progress: Callable[[str], None] | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -76,43 +76,68 @@ class LM(ScheduledModel):
         self.last_prefix_reused = 0  # prompt tokens whose keys/values came from the prefix cache last time
         self.runner = None
         self.decode_mode = "transformers"
+        self.decode_choice = None
+        self._progress = progress
         self.capabilities = frozenset({GENERATE, CAN_BATCH} | (set() if self.is_encoder_decoder else {SCORE, INSIDE}))
         self.scheduler = Scheduler(self, max_running=_env_int("LLMDEMO_MAX_RUNNING", 16),
                                    max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
         self.set_decode(decode)
 
     def set_decode(self, mode: str = "auto") -> str:
-        """Choose the forward pass used while generating; returns the mode in effect.
+        """Choose the forward pass used while generating; returns the decode kernel in effect.
 
-        ``"auto"``: on a CPU, the lean Llama forward with float16 linear weights where the model
-        allows it (see :mod:`llmdemo.fast`), else ``"transformers"``; ``"float16"`` / ``"float32"``:
-        the lean forward with weights of that type (raises if the model has no lean forward);
-        ``"transformers"``: the model's own forward. Scoring always uses the model's own forward.
+        ``"auto"``: on a CPU where the model has the lean Llama forward (see :mod:`llmdemo.fast`),
+        the kernels measured fastest on this machine for prompts and for decode steps (see
+        :mod:`llmdemo.tuning`: measured at the first load, then cached per CPU), else
+        ``"transformers"``; a kernel name (``"float16"``, ``"bfloat16-onednn"``, ...) forces it for
+        both (raises if the model has no lean forward); ``"transformers"``: the model's own
+        forward. Scoring always uses the model's own forward.
         """
         from .fast import FastLlama, unsupported
+        from .tuning import Choice, choose
 
         if mode not in DECODE_MODES:
             raise ValueError(f"unknown decode mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
         why = unsupported(self.model)
         if mode == "auto":
             cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
-            mode = "float16" if cpu_fp32 and why is None else "transformers"
-        if mode != "transformers" and why is not None:
+            if not cpu_fp32 or why is not None:
+                mode = "transformers"
+        if mode not in ("auto", "transformers") and why is not None:
             raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
         from .runner import HFRunner, LeanRunner
 
-        runner = HFRunner(self) if mode == "transformers" else \
-            LeanRunner(FastLlama(self.model, getattr(torch, mode)), self.prefix_cache)
+        if mode == "transformers":
+            runner, choice = HFRunner(self), Choice("transformers", "transformers", "forced")
+        else:
+            if mode == "auto":
+                from .loading import cache_root
+
+                choice = choose(self.model, self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
+                                progress=self._progress)
+            else:
+                choice = Choice(mode, mode, "forced")
+            fast = FastLlama(self.model, choice.decode, batch_hint=1)
+            pre = FastLlama(self.model, choice.prefill, batch_hint=64) if choice.prefill != choice.decode else None
+            runner = LeanRunner(fast, self.prefix_cache, pre)
+        mode = choice.decode
 
         def switch():
             # on the model's thread, between steps: requests running on the old forward end with a message
             for req in list(self.scheduler._active):
                 self.scheduler._end(req, "error", RequestAborted("the decode mode changed while this request ran"))
-            self.runner, self.decode_mode = runner, mode
+            self.runner, self.decode_mode, self.decode_choice = runner, mode, choice
             self.prefix_cache.clear()
 
         self.scheduler.call(switch) if self.scheduler._thread is not None else switch()
         return mode
+
+    def _identity(self) -> str | None:
+        """A stable name for these weights (a file hash or hub revision), or None (then nothing is cached)."""
+        sha, rev = self._info.get("file_sha256"), self._info.get("revision")
+        if sha:
+            return f"{self.name}@sha256:{sha[:16]}"
+        return f"{self.name}@{rev}" if rev else None
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -150,7 +175,7 @@ class LM(ScheduledModel):
         try:
             return cls(loaded.model, loaded.tokenizer, name=source.name, style=source.style, info=info,
                        load_s=time.perf_counter() - t0, pairs=source.preset.pairs if source.preset else (),
-                       decode=decode)
+                       decode=decode, progress=progress or _stderr_progress)
         except ValueError as e:
             raise ModelLoadError(str(e)) from e
 
@@ -182,9 +207,13 @@ class LM(ScheduledModel):
             "style": self.style,
             "parameters": self.n_params,
             "dtype": str(self.dtype).replace("torch.", ""),
-            # the forward used while generating: "float16"/"float32" = llmdemo's lean Llama forward
-            # with linear weights of that type; "transformers" = the model's own forward
+            # the forward used while generating: a kernel name ("float16", "bfloat16-onednn", ...) =
+            # llmdemo's lean Llama forward with linear weights of that kind; "transformers" = the
+            # model's own forward. "prefill" is the kernel reading prompts; "decode_choice" says how
+            # they were chosen (measured on this CPU, from the cache, or forced) and the timings.
             "decode": self.decode_mode,
+            "prefill": self.decode_choice.prefill if self.decode_choice else self.decode_mode,
+            "decode_choice": self.decode_choice.to_dict() if self.decode_choice else None,
             "device": str(self.device),
             "context_length": self.context_length,
             "load_s": round(self.load_s, 3) if self.load_s is not None else None,

@@ -45,12 +45,17 @@ class Sequence:
 
 
 class LeanRunner:
-    """The lean Llama forward (``llmdemo.fast``): chunked prefill with prefix reuse, batched decode steps."""
+    """The lean Llama forward (``llmdemo.fast``): chunked prefill with prefix reuse, batched decode steps.
+
+    Prompts and decode steps may use different kernels (``prefill_fast``, e.g. bfloat16 where the
+    CPU multiplies it fast in large blocks); both write the same float32 key/value caches.
+    """
 
     name = "lean"
 
-    def __init__(self, fast, prefix: PrefixCache):
+    def __init__(self, fast, prefix: PrefixCache, prefill_fast=None):
         self.fast = fast
+        self.prefill_fast = prefill_fast or fast
         self.prefix = prefix
 
     def start(self, seq: Sequence) -> None:
@@ -66,7 +71,7 @@ class LeanRunner:
         dev = self.fast.embed.device
         ids = torch.tensor([seq.prompt[seq.filled:end]], device=dev)  # (1, T)
         pos = torch.arange(seq.filled, end, device=dev)[None]  # (1, T)
-        logits = self.fast.forward(ids, pos, seq.state, seq.filled)  # (1, V)
+        logits = self.prefill_fast.forward(ids, pos, seq.state, seq.filled)  # (1, V)
         seq.filled = end
         return logits if seq.prefilled else None
 

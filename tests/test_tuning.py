@@ -1,0 +1,167 @@
+"""Choosing the lean forward's kernels by measurement (llmdemo/tuning.py), on the tiny model."""
+
+import json
+
+import pytest
+import torch
+
+from llmdemo import tuning
+from llmdemo.fast import KERNELS, FastLlama, kernel_unavailable
+from llmdemo.model import LM
+
+AVAILABLE = [k for k in KERNELS if kernel_unavailable(k) is None]
+
+
+def _timer(table):
+    """A timer that reports made-up (prefill_ms, decode_ms) per kernel, and counts its calls."""
+    calls = []
+
+    def timer(fast, ids, tries, steps):
+        calls.append(fast.kernel)
+        return table[fast.kernel]
+    timer.calls = calls
+    return timer
+
+
+def _lm(tiny_parts, sha="0123456789abcdef" * 4):
+    model, tok = tiny_parts
+    return LM(model, tok, name="tiny-llama", info={"kind": "test", "file_sha256": sha}, decode="float32")
+
+
+@pytest.fixture
+def tiny_parts():
+    from conftest import _tiny_decoder
+
+    return _tiny_decoder()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMDEMO_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_every_kernel_stays_close_to_float32(tiny_lm):
+    ids = torch.tensor([tiny_lm.encode("the cat sat on the mat")])
+    pos = torch.arange(ids.shape[1])[None]
+    f32 = FastLlama(tiny_lm.model, "float32")
+    ref = f32.forward(ids, pos, f32.new_kv(16), 0, last_only=False)
+    assert "bfloat16-onednn" in AVAILABLE  # the CPU torch build here has oneDNN
+    for k in AVAILABLE:
+        f = FastLlama(tiny_lm.model, k)
+        got = f.forward(ids, pos, f.new_kv(16), 0, last_only=False)
+        assert got.dtype == torch.float32
+        assert (got - ref).abs().max() < 0.1, k
+        # a decode step after the prompt equals reading the same token as part of the prompt
+        kv = f.new_kv(16)
+        f.forward(ids[:, :-1], pos[:, :-1], kv, 0)
+        step = f.decode(ids[0, -1:], [kv])
+        torch.testing.assert_close(step[0], got[0, -1], atol=2e-3, rtol=2e-3)
+
+
+def test_packed_kernel_equals_plain_bfloat16(tiny_lm):
+    ids = torch.tensor([tiny_lm.encode("once upon a time there was")])
+    pos = torch.arange(ids.shape[1])[None]
+    a, b = FastLlama(tiny_lm.model, "bfloat16"), FastLlama(tiny_lm.model, "bfloat16-onednn")
+    x = a.forward(ids, pos, a.new_kv(16), 0, last_only=False)
+    y = b.forward(ids, pos, b.new_kv(16), 0, last_only=False)
+    torch.testing.assert_close(x, y, atol=1e-3, rtol=1e-3)  # same rounded weights, another kernel
+    assert b.nbytes() == a.nbytes() > 0
+
+
+def test_measure_reports_speed_and_quality_for_each_candidate(tiny_lm):
+    ids = tuning.probe_ids(tiny_lm._text_ids)
+    m = tuning.measure(tiny_lm.model, ids, ["float32", "float16"], tries=1, steps=2)
+    assert set(m) == {"float32", "float16"}
+    assert m["float32"]["ppl_change"] == 0 and m["float32"]["agreement"] == 1.0 and m["float32"]["quality_ok"]
+    assert m["float16"]["decode_ms"] > 0 and m["float16"]["prefill_ms"] > 0
+    assert m["float16"]["quality_ok"]
+
+
+def test_pick_takes_the_fastest_good_kernel_per_phase():
+    m = {"float32": {"prefill_ms": 100, "decode_ms": 50, "quality_ok": True},
+         "float16": {"prefill_ms": 200, "decode_ms": 30, "quality_ok": True},
+         "bfloat16": {"prefill_ms": 50, "decode_ms": 40, "quality_ok": True},
+         "float16-onednn": {"prefill_ms": 10, "decode_ms": 10, "quality_ok": False}}
+    assert tuning.pick(m) == ("bfloat16", "float16")  # a second copy, since 2x faster than float32
+    m["bfloat16"]["prefill_ms"] = 90  # only 1.1x faster than float32: not worth a second copy
+    assert tuning.pick(m) == ("float32", "float16")
+    assert tuning.pick({"float16": {"quality_ok": False}}) == ("float32", "float32")
+
+
+def test_auto_measures_once_then_reuses_the_cached_choice(tiny_parts, cache, monkeypatch):
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float32,float16,bfloat16")
+    timer = _timer({"float32": (100.0, 50.0), "float16": (200.0, 30.0), "bfloat16": (40.0, 60.0)})
+    monkeypatch.setattr(tuning, "_time", timer)
+    lm = _lm(tiny_parts)
+    assert lm.set_decode("auto") == "float16"
+    info = lm.info()
+    assert (info["decode"], info["prefill"]) == ("float16", "bfloat16")
+    assert info["decode_choice"]["source"] == "measured"
+    assert info["decode_choice"]["measured"]["bfloat16"]["prefill_ms"] == 40.0
+    assert lm.runner.fast.kernel == "float16" and lm.runner.prefill_fast.kernel == "bfloat16"
+    assert sorted(timer.calls) == ["bfloat16", "float16", "float32"]
+    saved = json.loads((cache / tuning.CHOICE_FILE).read_text())
+    assert len(saved) == 1 and next(iter(saved)).startswith("tiny-llama@sha256:0123456789abcdef|")
+
+    # a second start on the same machine: the cached choice, nothing timed
+    lm2 = _lm(tiny_parts)
+    lm2.set_decode("auto")
+    assert lm2.info()["decode_choice"]["source"] == "cache"
+    assert (lm2.info()["decode"], lm2.info()["prefill"]) == ("float16", "bfloat16")
+    assert len(timer.calls) == 3
+    # generation works with the two kernels: prompts through one, steps through the other
+    assert lm2.generate("the cat", lm2_cfg())
+
+
+def lm2_cfg():
+    from llmdemo.config import GenerationConfig
+
+    return GenerationConfig(temperature=0, max_new_tokens=4, stop=())
+
+
+def test_a_choice_cached_on_another_cpu_is_not_used(tiny_parts, cache, monkeypatch):
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float32,float16")
+    real = tuning.cpu_signature()
+    monkeypatch.setattr(tuning, "cpu_signature", lambda: {**real, "cpu": "Other CPU", "flags_sha": "ffff"})
+    monkeypatch.setattr(tuning, "_time", _timer({"float32": (10.0, 10.0), "float16": (20.0, 20.0)}))
+    assert _lm(tiny_parts).set_decode("auto") == "float32"  # cached under the other CPU's key
+    monkeypatch.setattr(tuning, "cpu_signature", lambda: real)
+    timer = _timer({"float32": (20.0, 20.0), "float16": (10.0, 10.0)})
+    monkeypatch.setattr(tuning, "_time", timer)
+    lm = _lm(tiny_parts)
+    assert lm.set_decode("auto") == "float16"  # measured again here, not the other machine's pick
+    assert lm.info()["decode_choice"]["source"] == "measured" and timer.calls
+    assert len(json.loads((cache / tuning.CHOICE_FILE).read_text())) == 2
+
+
+def test_a_candidate_failing_the_quality_check_is_never_chosen(tiny_parts, cache, monkeypatch):
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float32,float16")
+    monkeypatch.setattr(tuning, "_time", _timer({"float32": (50.0, 50.0), "float16": (10.0, 10.0)}))
+    real_quality = tuning.quality
+
+    def worse(ref, got, ids):  # float16 as if its rounding changed the model's predictions
+        q = real_quality(ref, got, ids)
+        return q if torch.equal(ref, got) else {**q, "ppl_change": 0.05}
+    monkeypatch.setattr(tuning, "quality", worse)
+    lm = _lm(tiny_parts)
+    assert lm.set_decode("auto") == "float32"
+    assert lm.info()["decode_choice"]["measured"]["float16"]["quality_ok"] is False
+
+
+def test_forced_mode_and_models_without_identity_are_not_cached(tiny_parts, cache, monkeypatch):
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float32,float16")
+    monkeypatch.setattr(tuning, "_time", _timer({"float32": (50.0, 50.0), "float16": (10.0, 10.0)}))
+    lm = _lm(tiny_parts)
+    assert lm.set_decode("bfloat16") == "bfloat16"
+    assert lm.info()["decode_choice"]["source"] == "forced" and lm.info()["prefill"] == "bfloat16"
+    model, tok = tiny_parts
+    anon = LM(model, tok, name="tiny-llama", info={"kind": "test"}, decode="auto")  # no file hash
+    assert anon.info()["decode_choice"]["source"] == "measured"
+    assert not (cache / tuning.CHOICE_FILE).exists()
+
+
+def test_bad_candidate_list_is_refused(monkeypatch):
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float32,int3")
+    with pytest.raises(ValueError, match="unknown kernel"):
+        tuning.env_candidates()
