@@ -44,6 +44,23 @@ KERNELS: dict[str, tuple[torch.dtype, bool]] = {
 _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
+def fuse(linears: Sequence[Any], dtype: torch.dtype) -> torch.Tensor:
+    """The weights of linears that read the same input, stacked into one (out, in) matrix of ``dtype``."""
+    return torch.cat([lin.weight.detach() for lin in linears], dim=0).to(dtype).contiguous()
+
+
+def fused_weights(model: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every decoder layer's linear weights as :class:`FastLlama` uses them (q/k/v and gate/up stacked), in ``dtype``."""
+    out = {}
+    for i, layer in enumerate(model.model.layers):
+        at, mlp = layer.self_attn, layer.mlp
+        out[f"{i}.qkv"] = fuse((at.q_proj, at.k_proj, at.v_proj), dtype)
+        out[f"{i}.o"] = fuse((at.o_proj,), dtype)
+        out[f"{i}.gate_up"] = fuse((mlp.gate_proj, mlp.up_proj), dtype)
+        out[f"{i}.down"] = fuse((mlp.down_proj,), dtype)
+    return out
+
+
 def kernel_unavailable(kernel: str) -> str | None:
     """Why this torch build cannot run ``kernel`` here, or None when it can."""
     if kernel not in KERNELS:
@@ -76,17 +93,35 @@ def unsupported(model: Any) -> str | None:
     if base is None or not hasattr(base, "layers") or not hasattr(base, "rotary_emb"):
         return "unexpected module layout"
     head = model.get_output_embeddings()
-    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+    if getattr(head, "weight", None) is None or getattr(head, "bias", None) is not None:
         return "output layer is not a plain Linear"
     if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
         return "logits are scaled"
     return None
 
 
+class Rope:
+    """Llama's default rotary embedding, computed as ``LlamaRotaryEmbedding`` computes it (the lean start has
+    no transformers module to ask); tests/test_lightload.py compares the two."""
+
+    rope_type = "default"
+
+    def __init__(self, cfg: Any):
+        dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        base = cfg.rope_parameters["rope_theta"]
+        self.inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+
+    def __call__(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(dtype=x.dtype), emb.sin().to(dtype=x.dtype)
+
+
 class FastLlama:
     """Weights gathered from a loaded ``LlamaForCausalLM``; call :meth:`new_cache` then :meth:`forward`."""
 
-    def __init__(self, model: Any, kernel: str | torch.dtype = "float32", batch_hint: int = 1):
+    def __init__(self, model: Any, kernel: str | torch.dtype = "float32", batch_hint: int = 1,
+                 fused: dict[str, torch.Tensor] | None = None):
         why = unsupported(model)
         if why:
             raise ValueError(why)
@@ -111,24 +146,26 @@ class FastLlama:
         self.rotary = base.rotary_emb
         self.norm_w, self.norm_eps = base.norm.weight.float(), base.norm.variance_epsilon
 
-        def w(*linears):
-            if self.packed:  # oneDNN's own layout, packed once for rows of about ``batch_hint``
-                t = torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
-                self._nbytes += t.numel() * t.element_size()
-                return _Packed(torch.ops.mkldnn._reorder_linear_weight(t, batch_hint), weight_dtype)
-            if weight_dtype == linears[0].weight.dtype:
+        def w(key: str, *linears):
+            if fused is not None:  # already fused and converted (LeanWeights.fused: a cache file)
+                t = fused[key]
+                self._nbytes += t.numel() * t.element_size() if t.dtype != torch.float32 or self.packed else 0
+            elif weight_dtype == linears[0].weight.dtype and not self.packed:
                 if len(linears) == 1:
                     return linears[0].weight.detach()  # the model's own tensor
                 # fuse, then point the model's layers at slices of the fused tensor: no second copy
-                fused = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+                t = torch.cat([lin.weight.detach() for lin in linears], dim=0)
                 at = 0
                 for lin in linears:
                     n = lin.weight.shape[0]
-                    lin.weight = torch.nn.Parameter(fused[at:at + n], requires_grad=lin.weight.requires_grad)
+                    lin.weight = torch.nn.Parameter(t[at:at + n], requires_grad=lin.weight.requires_grad)
                     at += n
-                return fused
-            t = torch.cat([lin.weight.detach() for lin in linears], dim=0).to(weight_dtype).contiguous()
-            self._nbytes += t.numel() * t.element_size()
+                return t
+            else:
+                t = fuse(linears, weight_dtype)
+                self._nbytes += t.numel() * t.element_size()
+            if self.packed:  # oneDNN's own layout, packed once for rows of about ``batch_hint``
+                return _Packed(torch.ops.mkldnn._reorder_linear_weight(t, batch_hint), weight_dtype)
             return t
 
         def b(*linears):
@@ -137,20 +174,20 @@ class FastLlama:
             return torch.cat([lin.bias.detach() if lin.bias is not None else torch.zeros(lin.out_features)
                               for lin in linears]).float()
 
+        self.inter = base.layers[0].mlp.gate_proj.out_features
         self.layers = []
-        for layer in base.layers:
+        for i, layer in enumerate(base.layers):
             at, mlp = layer.self_attn, layer.mlp
             self.layers.append((
                 layer.input_layernorm.weight.float(), layer.input_layernorm.variance_epsilon,
-                w(at.q_proj, at.k_proj, at.v_proj), b(at.q_proj, at.k_proj, at.v_proj),
-                w(at.o_proj), b(at.o_proj),
+                w(f"{i}.qkv", at.q_proj, at.k_proj, at.v_proj), b(at.q_proj, at.k_proj, at.v_proj),
+                w(f"{i}.o", at.o_proj), b(at.o_proj),
                 layer.post_attention_layernorm.weight.float(), layer.post_attention_layernorm.variance_epsilon,
-                w(mlp.gate_proj, mlp.up_proj), w(mlp.down_proj),
+                w(f"{i}.gate_up", mlp.gate_proj, mlp.up_proj), w(f"{i}.down", mlp.down_proj),
             ))
         # the output layer stays float32 (the model's own tensor, no copy): float16 logits come in
         # steps of 1/64 near 16, which turns close candidates into ties
         self.head = model.get_output_embeddings().weight.detach()
-        self.inter = base.layers[0].mlp.gate_proj.out_features
         # cos/sin for positions 0..n-1 computed once by the model's own rotary module (one call
         # per step otherwise: a dozen small ops); only for variants whose values do not depend
         # on the sequence seen ("dynamic" scaling changes them with the length)
@@ -169,6 +206,18 @@ class FastLlama:
                 self._cos, self._sin = cos[0].float(), sin[0].float()  # (n, D)
             cos, sin = self._cos[pos], self._sin[pos]
         return cos[:, :, None].float(), sin[:, :, None].float()
+
+    def own_tensors(self) -> None:
+        """Copy the tensors still shared with the source file (embeddings, norms) into memory of their
+        own and drop the source, so that the file's memory maps close (the float32 decoder weights it
+        also holds are never read)."""
+        tied = self.head.data_ptr() == self.embed.data_ptr()
+        self.embed = self.embed.clone()
+        self.head = self.embed if tied else self.head.clone()
+        self.norm_w = self.norm_w.clone()
+        self.layers = [tuple(t.clone() if isinstance(t, torch.Tensor) and t.dim() == 1 else t for t in layer)
+                       for layer in self.layers]
+        self.model = None
 
     def nbytes(self) -> int:
         """Bytes of the weights this object holds beyond the model's own (16-bit copies; float32 shares)."""

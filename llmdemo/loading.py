@@ -123,14 +123,14 @@ def convert_gguf(gguf_path: str | Path, progress: ProgressFn = _stderr_progress)
     conversion killed half-way leaves only a ``.tmp-*`` folder that is never loaded
     (and is removed by the next conversion).
     """
-    import torch
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf_path = Path(gguf_path)
     final, sha = gguf_cache_dir(gguf_path)
     if (final / COMPLETE_MARKER).is_file():
         return final
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(final.name + ".tmp-*"):
         _remove_if_dead(stale)
@@ -226,3 +226,182 @@ def load_weights(
         if weights:
             info["file_sha256"] = file_sha256(weights[0])
     return Loaded(model, tokenizer, info)
+
+
+# ------------------------------------------------------------------ lean start
+# A warm start used to spend ~1 s importing transformers, ~0.5 s building its tokenizer and ~1.5 s
+# in from_pretrained, none of which the lean forward needs. For the folders it can read itself
+# (a Llama model in one safetensors file, standard RoPE, a tokenizer.json read as transformers
+# reads it), LM.load reads the tensors and tokenizer directly; the transformers model is built
+# only when a feature needs it (scoring, Inside the model, --decode transformers).
+
+
+@dataclass
+class LeanWeights:
+    """A Llama model folder read without transformers: its config, tensors on demand, and size."""
+
+    folder: Path
+    config: Any  # a SimpleNamespace of config.json with the defaults the lean forward reads
+    generation: Any  # generation_config.json as a SimpleNamespace (or None)
+    n_params: int
+    cache_dir: Path  # where the converted weights are kept (lean-<kernel dtype>.safetensors)
+
+    def fused(self, dtype_name: str) -> dict[str, Any]:
+        """The decoder's linear weights as FastLlama uses them, in ``dtype_name``, from a cache file.
+
+        Written once per dtype (converting takes ~0.2 s and reads every float32 page of the model,
+        which then stays counted in the process's memory); later starts map the file instead.
+        """
+        import torch
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        from .fast import fused_weights
+
+        path = self.cache_dir / f"lean-{dtype_name}.safetensors"
+        if path.is_file():
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    return {name: f.get_tensor(name) for name in f.keys()}
+            except Exception:  # noqa: BLE001 - a damaged file: convert again and replace it
+                pass
+        out = fused_weights(self.module_view(), getattr(torch, dtype_name))
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            save_file(out, str(tmp))
+            os.replace(tmp, path)
+        except OSError as e:  # a read-only cache: convert at every start
+            log.warning("could not keep converted weights in %s: %s", self.cache_dir, e)
+        return out
+
+    def tensors(self) -> dict[str, Any]:
+        """All tensors of model.safetensors, each memory-mapped on its own (read when touched, released when dropped)."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.folder / "model.safetensors"), framework="pt") as f:
+            return {name: f.get_tensor(name) for name in f.keys()}
+
+    def module_view(self) -> Any:
+        """The tensors arranged as ``LlamaForCausalLM``'s modules are, for :class:`llmdemo.fast.FastLlama`."""
+        from types import SimpleNamespace as NS
+
+        from .fast import Rope
+
+        cfg, t = self.config, self.tensors()
+
+        def lin(name):
+            w = t[name + ".weight"]
+            return NS(weight=w, bias=t.get(name + ".bias"), out_features=w.shape[0])
+
+        def norm(name):
+            return NS(weight=t[name + ".weight"], variance_epsilon=cfg.rms_norm_eps)
+
+        layers = []
+        for i in range(cfg.num_hidden_layers):
+            p = f"model.layers.{i}."
+            layers.append(NS(
+                self_attn=NS(q_proj=lin(p + "self_attn.q_proj"), k_proj=lin(p + "self_attn.k_proj"),
+                             v_proj=lin(p + "self_attn.v_proj"), o_proj=lin(p + "self_attn.o_proj")),
+                mlp=NS(gate_proj=lin(p + "mlp.gate_proj"), up_proj=lin(p + "mlp.up_proj"),
+                       down_proj=lin(p + "mlp.down_proj")),
+                input_layernorm=norm(p + "input_layernorm"), post_attention_layernorm=norm(p + "post_attention_layernorm")))
+        # tied embeddings are stored once, under either name (safetensors' save_model keeps lm_head's)
+        embed = t.get("model.embed_tokens.weight")
+        if embed is None:
+            embed = t["lm_head.weight"]
+        base = NS(embed_tokens=NS(weight=embed), layers=layers, norm=norm("model.norm"), rotary_emb=Rope(cfg))
+        head = lin("lm_head") if "lm_head.weight" in t else NS(weight=embed, bias=None)
+        return NS(config=cfg, model=base, get_output_embeddings=lambda: head)
+
+    def load_transformers(self) -> Any:
+        """The same folder through transformers (what scoring and Inside the model use)."""
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(self.folder), dtype="float32")
+        finally:
+            hf_logging.enable_progress_bar()
+        return model.eval()
+
+
+_LEAN_DEFAULTS = {"is_encoder_decoder": False, "hidden_act": "silu", "mlp_bias": False, "attention_bias": False,
+                  "pretraining_tp": 1, "rms_norm_eps": 1e-6, "tie_word_embeddings": False}
+
+
+def lean_unsupported(folder: str | Path) -> str | None:
+    """Why a model folder needs transformers to load, or None when the lean start can read it."""
+    from .tokenizer import LightTokenizer
+
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no readable config.json"
+    if cfg.get("model_type") != "llama" or cfg.get("auto_map"):
+        return f"model type {cfg.get('model_type')!r}"
+    rope = cfg.get("rope_parameters") or {}
+    if rope.get("rope_type", "default") != "default" or cfg.get("rope_scaling"):
+        return "a RoPE variant"
+    if "rope_theta" not in rope and "rope_theta" not in cfg:
+        return "no rope_theta"
+    if not (folder / "model.safetensors").is_file():
+        return "weights not in one model.safetensors"
+    return LightTokenizer.supported(folder)
+
+
+def load_lean(folder: str | Path, cache_dir: str | Path | None = None) -> tuple[LeanWeights, Any]:
+    """The lean start: (weights, tokenizer) of a folder that :func:`lean_unsupported` accepts."""
+    from types import SimpleNamespace
+
+    from safetensors import safe_open
+
+    from .tokenizer import LightTokenizer
+
+    folder = Path(folder)
+    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    cfg = SimpleNamespace(**{**_LEAN_DEFAULTS, **raw})
+    rope = dict(raw.get("rope_parameters") or {})
+    rope.setdefault("rope_theta", raw.get("rope_theta", 10000.0))
+    rope.setdefault("rope_type", "default")
+    cfg.rope_parameters = rope
+    gen_file = folder / "generation_config.json"
+    gen = SimpleNamespace(**json.loads(gen_file.read_text(encoding="utf-8"))) if gen_file.is_file() else None
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        n = 0
+        for name in f.keys():
+            n += _numel(f.get_slice(name).get_shape())
+    return LeanWeights(folder, cfg, gen, n, Path(cache_dir) if cache_dir else folder), LightTokenizer(folder)
+
+
+def load_weights_lean(kind: str, location: str, *, device: str | None = None, dtype: str | None = None,
+                      progress: ProgressFn = _stderr_progress) -> tuple[LeanWeights, Any, dict[str, Any]] | None:
+    """(weights, tokenizer, info) through the lean start, or None where the model needs transformers to load."""
+    if kind not in ("gguf", "local") or pick_device(device) != "cpu" or _DTYPES.get(dtype or "float32") != "float32":
+        return None
+    info: dict[str, Any] = {"kind": kind, "location": location}
+    if kind == "gguf":
+        folder = convert_gguf(location, progress)
+        info["file_sha256"] = json.loads((folder / COMPLETE_MARKER).read_text())["gguf_sha256"]
+        info["cache_dir"] = str(folder)
+        cache = folder
+    else:
+        folder = Path(location)
+        if not folder.is_dir() or lean_unsupported(folder):
+            return None
+        info["file_sha256"] = file_sha256(folder / "model.safetensors")
+        cache = cache_root() / f"lean-{info['file_sha256'][:16]}"
+    if lean_unsupported(folder):
+        return None
+    set_threads()
+    weights, tokenizer = load_lean(folder, cache)
+    return weights, tokenizer, info
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

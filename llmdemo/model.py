@@ -15,12 +15,14 @@ messages (the tokenizer's chat template is applied), or a list of token ids.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 
 from .config import DECODE_MODES
+from .fast import KERNELS
 from .kvcache import PrefixCache
 from .presets import resolve
 from .stream import Stats, Stream, _find_stop, _holdback, rolling_windows  # noqa: F401 (re-exported)
@@ -38,20 +40,24 @@ class LM(ScheduledModel):
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "custom", style: str | None = None,
                  info: dict[str, Any] | None = None, load_s: float | None = None, pairs: tuple = (),
-                 decode: str = "auto", progress: Callable[[str], None] | None = None):
-        self.model = model
+                 decode: str = "auto", progress: Callable[[str], None] | None = None, lean=None):
+        # ``lean`` (loading.LeanWeights): the model read without transformers; its transformers
+        # model is built on first use of ``self.model`` (scoring, Inside the model)
+        self._model = model
+        self._lean = lean
+        self._model_lock = threading.Lock()
         self.tokenizer = tokenizer
         self.name = name
-        self.config = model.config
+        self.config = model.config if model is not None else lean.config
         self.is_encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self.style = style or self._infer_style()
         self.pairs = pairs
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
+        self.device = next(model.parameters()).device if model is not None else torch.device("cpu")
+        self.dtype = next(model.parameters()).dtype if model is not None else torch.float32
         self.load_s = load_s
         self._info = dict(info or {})
-        gen = getattr(model, "generation_config", None)
+        gen = getattr(model, "generation_config", None) if model is not None else lean.generation
         eos = {tokenizer.eos_token_id}
         for src in (gen, self.config):
             e = getattr(src, "eos_token_id", None) if src is not None else None
@@ -83,6 +89,33 @@ class LM(ScheduledModel):
                                    max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
         self.set_decode(decode)
 
+    @property
+    def model(self) -> Any:
+        """The transformers model (built on first use after a lean start: scoring, Inside, --decode transformers)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    t0 = time.perf_counter()
+                    model = self._lean.load_transformers()
+                    if self._progress:
+                        self._progress(f"loaded the transformers model for scoring ({time.perf_counter() - t0:.1f} s)")
+                    self._model = model
+        return self._model
+
+    def _lean_source(self) -> Any:
+        """What FastLlama reads: the loaded transformers model, or a view of the lean start's files."""
+        return self._model if self._model is not None or self._lean is None else self._lean.module_view()
+
+    def _fast(self, kernel: str, batch_hint: int):
+        from .fast import FastLlama
+
+        if self._model is not None or self._lean is None:
+            return FastLlama(self.model, kernel, batch_hint)
+        fast = FastLlama(self._lean.module_view(), kernel, batch_hint,
+                         fused=self._lean.fused(str(KERNELS[kernel][0]).removeprefix("torch.")))
+        fast.own_tensors()
+        return fast
+
     def set_decode(self, mode: str = "auto") -> str:
         """Choose the forward pass used while generating; returns the decode kernel in effect.
 
@@ -93,12 +126,12 @@ class LM(ScheduledModel):
         both (raises if the model has no lean forward); ``"transformers"``: the model's own
         forward. Scoring always uses the model's own forward.
         """
-        from .fast import FastLlama, unsupported
+        from .fast import unsupported
         from .tuning import Choice, choose
 
         if mode not in DECODE_MODES:
             raise ValueError(f"unknown decode mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
-        why = unsupported(self.model)
+        why = unsupported(self._lean_source()) if mode != "transformers" else None
         if mode == "auto":
             cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
             if not cpu_fp32 or why is not None:
@@ -113,12 +146,12 @@ class LM(ScheduledModel):
             if mode == "auto":
                 from .loading import cache_root
 
-                choice = choose(self.model, self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
+                choice = choose(self._lean_source(), self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
                                 progress=self._progress)
             else:
                 choice = Choice(mode, mode, "forced")
-            fast = FastLlama(self.model, choice.decode, batch_hint=1)
-            pre = FastLlama(self.model, choice.prefill, batch_hint=64) if choice.prefill != choice.decode else None
+            fast = self._fast(choice.decode, batch_hint=1)
+            pre = self._fast(choice.prefill, batch_hint=64) if choice.prefill != choice.decode else None
             runner = LeanRunner(fast, self.prefix_cache, pre)
         mode = choice.decode
 
@@ -161,6 +194,24 @@ class LM(ScheduledModel):
 
             return load_backend(source, **backend_options)
         t0 = time.perf_counter()
+        if decode != "transformers" and not trust_remote_code:
+            # the lean start: tensors and tokenizer read directly, transformers imported only when needed
+            from .loading import load_weights_lean
+
+            try:
+                lean = load_weights_lean(source.kind, source.location, device=device, dtype=dtype,
+                                         progress=progress or _stderr_progress)
+            except (OSError, ValueError, RuntimeError, ImportError) as e:
+                raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: "
+                                     f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
+            if lean is not None:
+                weights, tokenizer, info = lean
+                try:
+                    return cls(None, tokenizer, name=source.name, style=source.style, info=dict(info, name=source.name),
+                               load_s=time.perf_counter() - t0, pairs=source.preset.pairs if source.preset else (),
+                               decode=decode, progress=progress or _stderr_progress, lean=weights)
+                except ValueError as e:
+                    raise ModelLoadError(str(e)) from e
         try:
             loaded = load_weights(source.kind, source.location, device=device, dtype=dtype,
                                   trust_remote_code=trust_remote_code, progress=progress or _stderr_progress)
@@ -194,11 +245,13 @@ class LM(ScheduledModel):
 
     @property
     def n_params(self) -> int:
+        if self._model is None and self._lean is not None:
+            return self._lean.n_params
         return sum(p.numel() for p in self.model.parameters())
 
     def info(self) -> dict[str, Any]:
         """What a report needs to say which model produced a number."""
-        import transformers
+        from importlib.metadata import version  # not `import transformers`: a lean start never imports it
 
         return {
             **self._info,
@@ -219,7 +272,8 @@ class LM(ScheduledModel):
             "load_s": round(self.load_s, 3) if self.load_s is not None else None,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "transformers": version("transformers"),
+            "start": "lean" if self._lean is not None else "transformers",
         }
 
     # ---------------------------------------------------------------- encoding

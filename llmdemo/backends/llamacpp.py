@@ -28,6 +28,7 @@ from ..generation import ScheduledModel, _env_int
 from ..interface import GENERATE, SCORE
 from ..runner import Sequence as Seq
 from ..scheduler import Scheduler
+from ..tokenizer import render_chat
 
 
 def _eval(llm, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
@@ -156,7 +157,7 @@ class LlamaCppLM(ScheduledModel):
         if prompt and isinstance(prompt[0], dict):
             if not self.chat_template:
                 raise ValueError(f"model {self.name!r} has no chat template; give a plain text prompt")
-            text = _render_chat(self.chat_template, prompt, bos=self._piece(self._bos), eos=self._piece(self._eos))
+            text = render_chat(self.chat_template, prompt, bos_token=self._piece(self._bos), eos_token=self._piece(self._eos))
             return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
         return [int(i) for i in prompt]
 
@@ -212,17 +213,3 @@ class LlamaCppLM(ScheduledModel):
                 "decode": "llamacpp", "device": "cpu", "context_length": self.context_length,
                 "load_s": round(self.load_s, 3), "threads": self.llm.n_threads if hasattr(self.llm, "n_threads") else None,
                 "llama_cpp_python": md.version("llama-cpp-python")}
-
-
-def _render_chat(template: str, messages: list[dict], *, bos: str, eos: str) -> str:
-    """The chat template rendered as transformers renders it (jinja2, trim_blocks, lstrip_blocks)."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = _raise
-    return env.from_string(template).render(messages=messages, add_generation_prompt=True,
-                                            bos_token=bos, eos_token=eos)
-
-
-def _raise(message):
-    raise ValueError(message)
