@@ -97,12 +97,12 @@ def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | No
     return [max_new, temperature, top_p, top_k, rep, seed]
 
 
-def export_row(h: Handlers, fn, inputs: list, settings_light: dict):
+def export_row(name: str, fn, inputs: list, settings_light: dict):
     """Export buttons (Markdown, JSON) and the file they make."""
     with gr.Row():
-        md = gr.Button(t("export_md"), size="sm", scale=0, min_width=120)
-        js = gr.Button(t("export_json"), size="sm", scale=0, min_width=120)
-    f = gr.File(label=t("download"), visible=False, interactive=False)
+        md = gr.Button(t("export_md"), size="sm", scale=0, min_width=120, elem_id=f"{name}-export-md")
+        js = gr.Button(t("export_json"), size="sm", scale=0, min_width=120, elem_id=f"{name}-export-json")
+    f = gr.File(label=t("download"), visible=False, interactive=False, elem_id=f"{name}-export")
     for btn, fmt in ((md, "md"), (js, "json")):
         btn.click(lambda *a, fmt=fmt: gr.update(value=fn(*a, fmt), visible=True), inputs, [f],
                   api_visibility="private", **settings_light)
@@ -151,7 +151,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     g_stop = gr.Button(t("stop"), variant="stop", elem_id="gen-stop")
                 g_out = gr.Textbox(label=t("output"), lines=8, buttons=["copy"], elem_id="gen-out")
                 g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
-                export_row(h, lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt),
+                export_row("gen", lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt),
                            [g_in, g_out, g_stats], light_events)
                 g_dec = decoding_controls("generation", settings)
                 gr.Examples(GENERATION_EXAMPLES, [g_in], label=t("examples"))
@@ -177,7 +177,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     t_go = gr.Button(t("translate"), variant="primary", elem_id="tr-go")
                     t_stop = gr.Button(t("stop"), variant="stop", elem_id="tr-stop")
                 t_stats = gr.Markdown(elem_classes="stats", elem_id="tr-stats")
-                export_row(h, lambda a, b, c, fmt: h.export_output("translation", a, b, c, fmt),
+                export_row("tr", lambda a, b, c, fmt: h.export_output("translation", a, b, c, fmt),
                            [t_in, t_out, t_stats], light_events)
                 t_dec = decoding_controls("translation", settings)
                 gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt], label=t("examples"))
@@ -209,7 +209,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     c_undo = gr.Button(t("undo"), elem_id="chat-undo")
                     c_clear = gr.Button(t("clear"), elem_id="chat-clear")
                 c_stats = gr.Markdown(elem_classes="stats", elem_id="chat-stats")
-                export_row(h, h.export_chat, [c_bot, c_system], light_events)
+                export_row("chat", h.export_chat, [c_bot, c_system], light_events)
                 c_dec = decoding_controls("dialogue", settings)
                 gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in], label=t("examples"))
                 running = (lambda: (gr.update(visible=False), gr.update(visible=True)))
@@ -247,7 +247,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop")
                 s_out = gr.Textbox(label=t("summary"), lines=5, buttons=["copy"], elem_id="sum-out")
                 s_stats = gr.Markdown(elem_classes="stats", elem_id="sum-stats")
-                export_row(h, lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
+                export_row("sum", lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
                            [s_in, s_out, s_stats], light_events)
                 s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
                 # each length has its own token budget; choosing a length sets it
@@ -271,10 +271,14 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 m_go = gr.Button(t("load"), variant="primary", visible=not settings.hosted, elem_id="model-load")
                 gr.Markdown(t("hosted_note") if settings.hosted else t("load_note"), elem_classes="stats")
                 # choosing a preset means that preset: the box (which wins when filled in) is emptied
-                m_preset.input(lambda: "", None, [m_custom], queue=False, **private)
-                m_go.click(h.load_model, [m_preset, m_custom], [m_info], **private,
-                           concurrency_id="load", concurrency_limit=1).then(
-                    lambda: (f"Model: **{host.lm.name}** on {host.lm.device}", ""), None, [model_line, m_custom],
+                m_preset.change(lambda: "", None, [m_custom], queue=False, **private)
+                # the box is emptied as loading starts (the name is in the progress and in any error message),
+                # so a failed name never stays to win over the next preset chosen
+                m_name = gr.State("")
+                m_go.click(lambda c: ("", c), [m_custom], [m_custom, m_name], queue=False, **private).then(
+                    h.load_model, [m_preset, m_name], [m_info], **private,
+                    concurrency_id="load", concurrency_limit=1).then(
+                    lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
                     **private, queue=False)
 
             with gr.Tab(t("tab_evaluation"), id="evaluation", elem_id="tab-evaluation"):

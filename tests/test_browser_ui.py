@@ -1,0 +1,446 @@
+"""Issue 15 in headless Chromium: what a first-time visitor hit, at desktop (1366x900) and phone (390x844)
+widths, light and dark, English and Chinese, on the bundled model (at most 24 new tokens per output).
+
+One server and one browser for the module; each test opens its own browser context (size, theme, locale).
+Screenshots go to tests/artifacts/ui-*.png for a person to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import ARTIFACTS, launch
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+CHROMIUM = "/usr/bin/chromium"
+SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="module")
+def app(real_lm, benchmarks, tmp_path_factory):
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from llmdemo.host import ModelHost
+    from webui.settings import AppSettings
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    host = ModelHost(real_lm)
+    settings = AppSettings(max_new_tokens=24, data_dir=benchmarks, output_dir=tmp_path_factory.mktemp("runs"))
+    demo, url = launch(host, settings)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield SimpleNamespace(host=host, url=url, browser=browser)
+        browser.close()
+    demo.close()
+
+
+@contextlib.contextmanager
+def page_in(app, size="desktop", dark=False, locale="en-US"):
+    ctx = app.browser.new_context(viewport=SIZES[size], locale=locale, color_scheme="dark" if dark else "light")
+    pg = ctx.new_page()
+    pg.goto(app.url + ("?__theme=dark" if dark else "?__theme=light"), wait_until="domcontentloaded")
+    pg.locator("#tab-generation-button").wait_for(timeout=30_000)
+    time.sleep(1.5)
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+@contextlib.contextmanager
+def slow(host, seconds: float):
+    """Every forward pass of the scheduler takes at least ``seconds``: outputs stream for a while."""
+    sched = host.lm.scheduler
+    sched.step_hook = lambda kind, rows: time.sleep(seconds)
+    try:
+        yield
+    finally:
+        sched.step_hook = None
+
+
+def wait_text(locator, pattern: str, timeout: float = 120) -> str:
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline:
+        text = locator.inner_text() if locator.count() else ""
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
+
+
+def wait_value(locator, pred, timeout: float = 120) -> str:
+    deadline = time.time() + timeout
+    v = None
+    while time.time() < deadline:
+        v = locator.input_value()
+        if pred(v):
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"value never matched; last: {v!r}")
+
+
+ENDED = r"ended: |stopped|结束|已停止"
+
+
+def md(pg, sel: str):
+    """A Markdown component's text itself (without Gradio's progress timer laid over it)."""
+    return pg.locator(f"{sel} [data-testid=markdown]")
+
+
+def run_and_wait(pg, button: str, stats: str, timeout: float = 120) -> str:
+    """Click ``button`` and wait for a new stats line that says the output ended."""
+    old = md(pg, stats).inner_text()
+    pg.locator(button).click()
+    deadline = time.time() + timeout
+    text = old
+    while time.time() < deadline:
+        text = md(pg, stats).inner_text()
+        if text != old and re.search(ENDED, text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"no new ending in {stats}; last: {text!r}")
+
+
+def tab(pg, name: str):
+    pg.locator(f"#tab-{name}-button").click()
+    time.sleep(0.4)
+
+
+def shot(pg, name: str, full_page: bool = True):
+    pg.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=full_page)
+
+
+def choose(pg, dropdown_id: str, option: str):
+    """Pick an option of a Gradio dropdown by (part of) its label."""
+    pg.locator(f"#{dropdown_id} input").click()
+    time.sleep(0.3)
+    pg.locator("[role=option]", has_text=option).first.click()
+    time.sleep(0.5)
+
+
+# ------------------------------------------------------------------ 1. the seed
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_opening_decoding_settings_leaves_the_seed_empty_and_runs_differ(app, size):
+    with page_in(app, size) as pg:
+        panel = pg.locator("#tab-generation")
+        panel.get_by_text("Decoding settings").click()
+        time.sleep(0.5)
+        seed = panel.locator(".seed textarea, .seed input").first
+        assert seed.input_value() == ""  # it showed 0, and 0 was sent
+        pg.locator("#gen-in textarea").fill("Write one sentence about the sea.")
+        seeds = []
+        for _ in range(2):
+            stats = run_and_wait(pg, "#gen-go", "#gen-stats")
+            seeds.append(re.search(r"seed (\d+)", stats).group(1))
+            time.sleep(0.5)
+        assert seeds[0] != seeds[1], "two runs at temperature 0.7 used the same seed"
+        assert seed.input_value() == ""
+        shot(pg, f"seed-{size}", full_page=False)
+
+
+# ------------------------------------------------------------------ 2. Dialogue keeps a message typed during a reply
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_a_message_typed_while_a_reply_streams_is_kept_and_send_becomes_stop(app, size):
+    with page_in(app, size) as pg, slow(app.host, 0.15):
+        tab(pg, "dialogue")
+        box = pg.locator("#chat-in textarea")
+        box.fill("Hello, who are you?")
+        box.press("Enter")
+        pg.locator("#chat-stop").wait_for(state="visible", timeout=10_000)  # Send became Stop
+        assert not pg.locator("#chat-send").is_visible()
+        wait_text(md(pg, "#chat-stats"), "generating")
+        box.fill("What is the capital of France?")  # typed while the reply streams
+        box.press("Enter")  # the reply is still running: the message waits in the box
+        time.sleep(1.0)
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        time.sleep(1.0)
+        assert box.input_value() == "What is the capital of France?", "the typed message was lost"
+        assert pg.locator("#chat-send").is_visible() and not pg.locator("#chat-stop").is_visible()
+        box.press("Enter")
+        pg.locator('[data-testid="user"]').nth(1).wait_for(timeout=30_000)
+        assert "capital of France" in pg.locator('[data-testid="user"]').nth(1).inner_text()
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        # Stop (where Send was) ends a reply and says so
+        time.sleep(0.5)
+        box.fill("Tell me a long story.")
+        box.press("Enter")
+        wait_text(md(pg, "#chat-stats"), "generating")
+        pg.locator("#chat-stop").click()
+        wait_text(md(pg, "#chat-stats"), r"stopped \(Stop pressed\)", timeout=10)
+        pg.locator("#chat-send").wait_for(state="visible", timeout=5_000)
+        shot(pg, f"dialogue-typed-during-reply-{size}")
+
+
+# ------------------------------------------------------------------ 3 and 4. Evaluation, and opening an example
+@pytest.mark.parametrize("size,dark,locale", [("desktop", False, "en-US"), ("phone", True, "zh-CN")])
+def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, locale, tmp_path):
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
+        {"id": "a", "source": "Good morning.", "target": "早上好。", "src_lang": "en", "tgt_lang": "zh"},
+        {"id": "b", "source": "Thank you.", "target": "谢谢。", "src_lang": "en", "tgt_lang": "zh"}]), encoding="utf-8")
+    with page_in(app, size, dark, locale) as pg:
+        tab(pg, "summarization")
+        pg.locator("#sum-in textarea").fill("My own document, typed before.")
+        tab(pg, "dialogue")
+        pg.locator("#chat-in textarea").fill("my draft message")
+        tab(pg, "evaluation")
+        assert pg.locator("#eval-send").is_disabled()  # nothing to open before a run (it answered HTTP 500)
+        assert "tgt_lang" in md(pg, "#eval-help").inner_text()  # the upload's fields are named
+        pg.locator("#eval-upload input[type=file]").set_input_files(str(data))
+        time.sleep(1.5)
+        pg.locator("#eval-limit input").fill("2")
+        pg.locator("#eval-go").click()
+        wait_text(md(pg, "#eval-status"), "Done", timeout=300)
+        # rows in the file's order, numbered as "Row (0 = first)" counts
+        table = wait_text(pg.locator("#eval-table"), r"Thank you", timeout=15)
+        assert re.search(r"(^|\s)0\s+Good morning\.", table) and re.search(r"(^|\s)1\s+Thank you\.", table), table
+        assert table.index("Good morning.") < table.index("Thank you.")
+        assert "早上好" in pg.locator("#eval-table").inner_text()
+        pg.locator("#eval-report").get_by_text(re.compile("Report|报告")).first.click()
+        wait_text(pg.locator("#eval-report"), "Signatures")
+        assert "**" not in pg.locator("#eval-report").inner_text()
+        time.sleep(0.5)
+        shot(pg, f"evaluation-{size}-{'dark' if dark else 'light'}-{locale[:2]}")
+        pg.locator("#eval-row input").fill("0")
+        pg.locator("#eval-send").click()
+        wait_value(pg.locator("#tr-in textarea"), lambda v: v == "Good morning.", timeout=15)
+        assert "(zh)" in pg.locator("#tr-tgt input").input_value() and "(en)" in pg.locator("#tr-src input").input_value()
+        tab(pg, "summarization")
+        assert pg.locator("#sum-in textarea").input_value() == "My own document, typed before."
+        tab(pg, "dialogue")
+        assert pg.locator("#chat-in textarea").input_value() == "my draft message"
+
+
+# ------------------------------------------------------------------ 5 and 6. chips that wrap, dark mode
+def _contrast(fg, bg) -> float:
+    def lum(c):
+        r, g, b = (x / 255 for x in c[:3])
+        f = (lambda v: v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
+    a, b = sorted((lum(fg), lum(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def _rgb(css: str):
+    return [float(x) for x in re.findall(r"[\d.]+", css)[:3]]
+
+
+@pytest.mark.parametrize("size,dark", [("desktop", False), ("desktop", True), ("phone", True), ("phone", False)])
+def test_inside_chips_wrap_and_every_visual_reads_in_both_themes(app, size, dark):
+    from PIL import Image
+
+    with page_in(app, size, dark) as pg:
+        tab(pg, "inside")
+        pg.locator("#inside-in textarea").fill("The quick brown fox jumps over the lazy dog near the river bank. " * 9)
+        pg.locator("#inside-go").click()
+        pg.locator("#inside-tokens .chip").nth(99).wait_for(timeout=120_000)
+        pg.locator("#inside-att img").first.wait_for(timeout=60_000)
+        time.sleep(2)
+        width = SIZES[size]["width"]
+        rights = pg.evaluate("Array.from(document.querySelectorAll('#inside-tokens .chip'))"
+                             ".map(e => e.getBoundingClientRect().right)")
+        assert len(rights) >= 100 and max(rights) <= width, f"chips run off the page: {max(rights)} > {width}"
+        colours = pg.evaluate("Array.from(document.querySelectorAll('#inside-tokens .chip')).slice(0, 8)"
+                              ".map(e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor])")
+        worst = min(_contrast(_rgb(fg), _rgb(bg)) for fg, bg in colours)
+        assert worst >= 4.5, f"chip text contrast {worst:.2f} < 4.5 (WCAG AA)"
+        # the attention plot follows the theme: a dark figure in dark mode, a light one in light mode
+        png = pg.locator("#inside-att img").first.screenshot()
+        img = Image.open(io.BytesIO(png)).convert("L")
+        corner = img.getpixel((3, 3)) / 255
+        assert (corner < 0.3) if dark else (corner > 0.7), f"plot background luminance {corner:.2f}"
+        # the surprisal text: every highlighted token readable on its background
+        heat = pg.evaluate("Array.from(document.querySelectorAll('#inside-heat .textspan')).slice(0, 40)"
+                           ".map(e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor])")
+        opaque = [(fg, bg) for fg, bg in heat if "rgba(0, 0, 0, 0)" not in bg]
+        if opaque:
+            assert min(_contrast(_rgb(fg), _rgb(bg)) for fg, bg in opaque) >= 3.0
+        shot(pg, f"inside-chips-{size}-{'dark' if dark else 'light'}")
+
+
+# ------------------------------------------------------------------ 7. why an output ended, seed, clearing
+def test_outputs_say_why_they_ended_and_a_new_run_clears_the_old_output(app):
+    with page_in(app) as pg:
+        pg.locator("#gen-in textarea").fill("Write a long story about a dragon who learns to bake bread.")
+        pg.locator("#gen-go").click()
+        stats = wait_text(md(pg, "#gen-stats"), ENDED)
+        assert re.search(r"seed \d+", stats) and re.search(r"ended: (token limit \(24 tokens\)|end of text)", stats)
+        old = pg.locator("#gen-out textarea").input_value()
+        assert old.strip()
+        with slow(app.host, 0.3):
+            pg.locator("#gen-go").click()
+            # before any new token, the old text and stats are gone
+            wait_value(pg.locator("#gen-out textarea"), lambda v: v == "", timeout=5)
+            assert not re.search(ENDED, md(pg, "#gen-stats").inner_text())
+            wait_value(pg.locator("#gen-out textarea"), lambda v: len(v.split()) >= 2, timeout=60)
+            pg.locator("#gen-stop").click()
+            stats = wait_text(md(pg, "#gen-stats"), r"stopped \(Stop pressed\)", timeout=10)
+        assert re.search(r"seed \d+", stats)
+        # greedy tasks say so instead of a seed
+        tab(pg, "summarization")
+        pg.locator("#sum-in textarea").fill("The council approved a new bridge on Tuesday. It will cost 20 million "
+                                            "dollars and take three years to build.")
+        pg.locator("#sum-go").click()
+        stats = wait_text(md(pg, "#sum-stats"), ENDED)
+        assert "greedy (no seed)" in stats
+
+
+# ------------------------------------------------------------------ 8. the Model tab
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_model_tab_reads_on_a_phone_and_a_preset_is_not_overridden(app, size):
+    with page_in(app, size) as pg:
+        tab(pg, "model")
+        info = pg.locator("#model-info")
+        info.get_by_text("Context length").wait_for(timeout=10_000)
+        assert info.locator("table").count() == 0  # no table with an empty header row
+        item = info.locator("li", has_text="Context length")
+        box = item.bounding_box()
+        assert box["height"] < 60 and box["width"] > 250, box  # one line, not one letter per line
+        custom = pg.locator("#model-custom textarea, #model-custom input").first
+        custom.fill("some/other-model")
+        choose(pg, "model-preset", "gpt2")
+        wait_value(custom, lambda v: v == "", timeout=5)  # the box (which wins when filled in) is emptied
+        choose(pg, "model-preset", "smollm2-135m-instruct")
+        custom.fill("no-such-org/no-such-model-xyz")
+        pg.locator("#model-load").click()
+        pg.get_by_text(re.compile("could not load 'no-such-org/no-such-model-xyz'")).first.wait_for(timeout=120_000)
+        wait_value(custom, lambda v: v == "", timeout=10)  # the failed name does not stay to win next time
+        assert app.host.lm.name.startswith("smollm2")
+        shot(pg, f"model-{size}")
+
+
+# ------------------------------------------------------------------ 9. keyboard, Swap, Chinese note, phone tabs
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_keyboard_submit_swap_chinese_note_and_every_tab_visible(app, size):
+    with page_in(app, size) as pg:
+        tabs = pg.locator("[role=tab]")
+        assert tabs.count() == 7, tabs.all_inner_texts()  # none hidden behind an unlabelled "..."
+        for i in range(7):
+            b = tabs.nth(i).bounding_box()
+            assert b and b["x"] >= 0 and b["x"] + b["width"] <= SIZES[size]["width"]
+        assert "Shift+Enter" in pg.locator("#tab-generation").inner_text()
+        tab(pg, "translation")
+        assert "Shift+Enter translates" in pg.locator("#tab-translation").inner_text()
+        src = pg.locator("#tr-in textarea")
+        src.fill("Good morning, my friend.")
+        pg.locator("#tr-swap").click()
+        time.sleep(0.7)
+        assert src.input_value() == "Good morning, my friend." and pg.locator("#tr-out textarea").input_value() == ""
+        assert "(fr)" in pg.locator("#tr-src input").input_value()
+        pg.locator("#tr-swap").click()
+        time.sleep(0.7)
+        src.press("Shift+Enter")  # submits
+        out = wait_value(pg.locator("#tr-out textarea"), lambda v: v.strip() != "", timeout=60)
+        wait_text(md(pg, "#tr-stats"), ENDED)
+        out = pg.locator("#tr-out textarea").input_value()
+        pg.locator("#tr-swap").click()
+        wait_value(src, lambda v: v == out, timeout=5)  # the translation becomes the text to translate back
+        assert pg.locator("#tr-out textarea").input_value() == ""
+        note = pg.locator("#tr-zh-note")
+        assert not note.is_visible()
+        choose(pg, "tr-tgt", "(zh)")
+        note.wait_for(state="visible", timeout=5_000)
+        assert "cannot really write Chinese" in note.inner_text()
+        tab(pg, "summarization")
+        pg.locator("#sum-in textarea").fill("The museum will close for repairs in May and open again in June.")
+        pg.locator("#sum-in textarea").press("Shift+Enter")
+        wait_text(md(pg, "#sum-stats"), ENDED)
+        assert pg.locator("#sum-out textarea").input_value().strip()
+
+
+# ------------------------------------------------------------------ Chinese interface, the switch
+def test_chinese_interface_follows_the_browser_and_the_switch(app):
+    with page_in(app, "phone", dark=False, locale="zh-CN") as pg:
+        assert pg.locator("#tab-generation-button").inner_text() == "生成"
+        assert "提示词" in pg.locator("#tab-generation").inner_text()
+        pg.locator("#gen-in textarea").fill("Name three colours.")
+        pg.locator("#gen-go").click()
+        stats = wait_text(md(pg, "#gen-stats"), ENDED)
+        assert re.search(r"种子 \d+", stats) and "结束" in stats  # the server's messages in Chinese too
+        pg.locator("#lang-en").click()
+        wait_text(pg.locator("#tab-generation-button"), "^Generation$", timeout=10)
+        pg.reload(wait_until="domcontentloaded")
+        pg.locator("#tab-generation-button").wait_for(timeout=30_000)
+        wait_text(pg.locator("#tab-generation-button"), "^Generation$", timeout=10)  # remembered
+        pg.locator("#lang-zh").click()
+        wait_text(pg.locator("#tab-generation-button"), "^生成$", timeout=10)
+        assert "提示词" in pg.locator("#tab-generation").inner_text()
+
+
+# ------------------------------------------------------------------ the other expectations
+def test_token_counter_export_and_edit_an_earlier_message(app):
+    with page_in(app) as pg:
+        pg.locator("#gen-in textarea").fill("Name three colours of the rainbow.")
+        wait_text(md(pg, "#gen-count"), r"Input: \d+ tokens", timeout=10)
+        tab(pg, "dialogue")
+        box = pg.locator("#chat-in textarea")
+        box.fill("Hello!")
+        wait_text(md(pg, "#chat-count"), r"Input: \d+ tokens", timeout=10)
+        box.press("Enter")
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        pg.locator("#chat-export-json").click()
+        link = pg.locator("#chat-export a[download='conversation.json']")
+        link.wait_for(timeout=10_000)
+        with pg.expect_download() as dl:
+            link.click()
+        data = json.loads(open(dl.value.path(), encoding="utf-8").read())
+        assert data["messages"][0]["content"] == "Hello!" and data["messages"][1]["role"] == "assistant"
+        # edit the first message: the conversation is answered again from the edited text
+        user = pg.locator('[data-testid="user"]').first
+        user.hover()
+        pg.locator("#chat-bot").get_by_role("button", name=re.compile("^Edit$", re.I)).first.click()
+        editor = pg.locator("#chat-bot textarea").first
+        editor.fill("Hello again, edited!")
+        pg.locator("#chat-bot").get_by_role("button", name=re.compile("^Submit$", re.I)).first.click()
+        wait_text(pg.locator('[data-testid="user"]').first, "edited", timeout=30)
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        assert pg.locator('[data-testid="user"]').count() == 1 and pg.locator('[data-testid="bot"]').count() == 1
+
+
+# ------------------------------------------------------------------ screenshots of every tab
+TAB_NAMES = ["generation", "translation", "dialogue", "summarization", "model", "evaluation", "inside"]
+
+
+@pytest.mark.parametrize("size,dark,locale", [("desktop", False, "en-US"), ("desktop", True, "zh-CN"),
+                                              ("phone", False, "zh-CN"), ("phone", True, "en-US")])
+def test_screenshots_of_every_tab(app, size, dark, locale):
+    """Each tab with an output in it, for a person to look at (tests/artifacts/ui-tab-*.png)."""
+    theme = "dark" if dark else "light"
+    with page_in(app, size, dark, locale) as pg:
+        pg.locator("#gen-in textarea").fill("Explain in two sentences why the sky is blue.")
+        pg.locator("#gen-go").click()
+        wait_text(md(pg, "#gen-stats"), ENDED)
+        tab(pg, "translation")
+        pg.locator("#tr-in textarea").fill("The weather is nice today.")
+        pg.locator("#tr-go").click()
+        wait_text(md(pg, "#tr-stats"), ENDED)
+        tab(pg, "dialogue")
+        pg.locator("#chat-in textarea").fill("Hello, who are you?")
+        pg.locator("#chat-in textarea").press("Enter")
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        tab(pg, "summarization")
+        pg.locator("#sum-in textarea").fill("The city council voted on Tuesday to approve a new bridge across the "
+                                            "river. It will cost about 20 million dollars and take three years.")
+        pg.locator("#sum-go").click()
+        wait_text(md(pg, "#sum-stats"), ENDED)
+        tab(pg, "inside")
+        pg.locator("#inside-go").click()
+        pg.locator("#inside-att img").first.wait_for(timeout=60_000)
+        time.sleep(2)
+        for name in TAB_NAMES:
+            tab(pg, name)
+            time.sleep(0.6)
+            shot(pg, f"tab-{name}-{size}-{theme}-{locale[:2]}")
