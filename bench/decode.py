@@ -8,13 +8,17 @@ decoding ``--runs`` times; medians are reported. Settings:
 
 - ``hf-generate``: plain ``transformers`` ``model.generate()`` in float32 (the baseline);
 - ``transformers``: llmdemo's decode loop over the model's own forward (float32);
-- ``float32``: llmdemo's lean Llama forward, float32 weights;
-- ``float16``: the lean forward with float16 decoder weights (the default on CPU);
+- ``auto``: the default: the lean Llama forward with the kernels measured fastest on this CPU
+  (llmdemo/tuning.py; the choice is cached, so this is a warm start; the row says which);
+- ``float32``, ``float16``, ``bfloat16``, ``bfloat16-onednn``, ``float16-onednn``: the lean
+  forward forced to one kernel for prompts and decode steps;
 - ``llamacpp`` (with ``--vs-llamacpp``): llama-cpp-python on the same GGUF file, when importable.
 
 Time to first token: ``ttft_s`` repeats the same prompt (llama.cpp then reuses the cached prompt,
 so its figure is one token's work); ``ttft_new_prompt_s`` clears that cache first (llmdemo keeps
-no prompt cache, so for it the two are the same measurement).
+prompt prefixes only in whole 64-token chunks, so for this 46-token prompt the two are the same
+measurement). ``load_s`` ("ready") runs from before the child process starts to the model being
+loaded, on a warm cache.
 
 llama-cpp-python 0.3.36 built here with ``-march=native`` crashed in its AMX matrix product on
 this CPU (SIGSEGV in ``ggml_backend_amx_mul_mat``); the script loads it with
@@ -69,6 +73,7 @@ else:
     load_s = time.time() - t0
     cfg = GenerationConfig(temperature=0, max_new_tokens=new, stop=())
     ids = lm.encode(messages)
+    chosen = {k: lm.info().get(k) for k in ("decode", "prefill", "start")}
     if mode == "hf-generate":
         import torch
         x = torch.tensor([ids])
@@ -92,6 +97,8 @@ res = [once() for _ in range(runs)]
 out = {"load_s": load_s, "ttft_s": statistics.median(r[0] for r in res),
        "decode_tok_s": statistics.median(r[1] for r in res), "new_tokens": res[0][2],
        "prompt_tokens": len(ids) if ids is not None else None}
+if mode != "llamacpp":
+    out["forward"] = chosen
 out["ttft_new_prompt_s"] = statistics.median(fresh()[0] for _ in range(runs)) if fresh else out["ttft_s"]
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
@@ -113,11 +120,27 @@ def measure(mode: str, runs: int, new: int, extra_bufts: bool = False, python: s
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def machine() -> dict:
+    """The CPU and the flags that decide which kernels are fast (AVX512-FP16, AVX512-BF16, AMX, ...)."""
+    name, flags = "", set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            k, _, v = line.partition(":")
+            if k.strip() == "model name" and not name:
+                name = v.strip()
+            elif k.strip() == "flags" and not flags:
+                flags = set(v.split())
+    except OSError:
+        pass
+    keep = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "f16c"))
+    return {"cpu": name, "flags": keep, "cpus": len(os.sched_getaffinity(0))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--modes", default="hf-generate,transformers,float32,float16",
+    ap.add_argument("--modes", default="hf-generate,auto,float32,float16,bfloat16",
                     help="comma-separated settings (see the module docstring)")
     ap.add_argument("--vs-llamacpp", action="store_true", help="also run llama-cpp-python on the same GGUF file")
     ap.add_argument("--llamacpp-python", default=sys.executable,
@@ -137,9 +160,11 @@ def main() -> None:
         if "decode_tok_s" in r:
             r["x_transformers_generate"] = round(r["decode_tok_s"] / base, 2) if base else None
             r["x_llamacpp"] = round(r["decode_tok_s"] / ref, 2) if ref else None
+    results["machine"] = machine()
     if a.json:
         print(json.dumps(results))
         return
+    results.pop("machine")
     print(f"{'setting':14} {'load s':>7} {'TTFT ms':>8} {'TTFT new':>8} {'tok/s':>7} {'x HF gen':>8} "
           f"{'x llama.cpp':>11} {'peak MB':>8}")
     for m, r in results.items():
@@ -150,8 +175,12 @@ def main() -> None:
         xh = f"{r['x_transformers_generate']:.2f}" if r.get("x_transformers_generate") else "n/a"
         print(f"{m:14} {r['load_s']:7.2f} {r['ttft_s'] * 1000:8.0f} {r['ttft_new_prompt_s'] * 1000:8.0f} "
               f"{r['decode_tok_s']:7.1f} {xh:>8} {xl:>11} {r['peak_rss_mb']:8.0f}")
-    print(f"(medians of {a.runs} runs after a warm-up; {a.new_tokens} new tokens; greedy; "
-          f"{os.cpu_count()} CPUs)")
+        if m == "auto" and r.get("forward"):
+            f = r["forward"]
+            print(f"{'':14} (auto chose: prompts {f['prefill']}, decode {f['decode']}; {f['start']} start)")
+    m = machine()
+    print(f"(medians of {a.runs} runs after a warm-up; {a.new_tokens} new tokens; greedy; {m['cpus']} CPUs of "
+          f"{m['cpu']}: {' '.join(m['flags'])})")
     if "llamacpp" not in results:
         print("llama.cpp: not asked (--vs-llamacpp)")
     elif "error" in results["llamacpp"]:

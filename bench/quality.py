@@ -1,14 +1,14 @@
-"""Does the fast decode path keep the model's quality? Perplexity and greedy agreement vs float32.
+"""Do the lean forward's kernels keep the model's quality? Perplexity and greedy agreement vs float32.
 
-    python bench/quality.py [--tokens 20000] [--greedy 20] [--json]
+    python bench/quality.py [--tokens 20000] [--greedy 20] [--kernels float32,float16,...] [--json]
 
 1. Perplexity on the first ``--tokens`` tokens of WikiText-2 (raw, test), BOS-prefixed, in
    non-overlapping 1024-token windows, through (a) the transformers forward in float32 (what eval
-   reports), (b) llmdemo's lean forward with float32 weights, (c) the lean forward with float16
-   weights (the default for generation on CPU). Target: (c) within 1% of (a).
+   reports) and (b) llmdemo's lean forward with each kernel (llmdemo/fast.py KERNELS; ``--decode
+   auto`` chooses among them by speed, llmdemo/tuning.py). Target: within 0.5% of (a).
 2. Greedy outputs (48 new tokens) for ``--greedy`` prompts (FLORES-200 en-fr sentences through the
    app's translation prompt, and chat questions), each decoded with the transformers forward in
-   float32 and with each lean mode: how many match exactly.
+   float32 and with each kernel: how many match exactly. Target: at least 19 of 20.
 """
 
 import argparse
@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from llmdemo import tasks  # noqa: E402
 from llmdemo.config import GenerationConfig  # noqa: E402
-from llmdemo.fast import FastLlama  # noqa: E402
+from llmdemo.fast import KERNELS, FastLlama, kernel_unavailable  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
 
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -53,9 +53,11 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=20000)
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--greedy", type=int, default=20)
+    ap.add_argument("--kernels", default=",".join(k for k in KERNELS if kernel_unavailable(k) is None))
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     bench = Path(a.benchmarks)
+    kernels = [k for k in a.kernels.split(",") if k]
     lm = LM.load(decode="transformers")
     text = (bench / "wikitext2_raw_test.txt").read_text(encoding="utf-8")
     ids = lm.tokenizer(text[: a.tokens * 8], add_special_tokens=False)["input_ids"][: a.tokens]
@@ -67,9 +69,9 @@ def main() -> None:
     res["perplexity"]["transformers_float32"] = math.exp(-math.fsum(lps) / len(lps))
     print(f"  transformers float32: {res['perplexity']['transformers_float32']:.4f} ({time.perf_counter() - t:.0f} s)",
           file=sys.stderr, flush=True)
-    for mode in ("float32", "float16"):
+    for mode in kernels:
         t = time.perf_counter()
-        lps = lean_logprobs(FastLlama(lm.model, getattr(torch, mode)), windows)
+        lps = lean_logprobs(FastLlama(lm.model, mode), windows)
         res["perplexity"][f"lean_{mode}"] = math.exp(-math.fsum(lps) / len(lps))
         print(f"  lean {mode}: {res['perplexity'][f'lean_{mode}']:.4f} ({time.perf_counter() - t:.0f} s)",
               file=sys.stderr, flush=True)
@@ -82,10 +84,10 @@ def main() -> None:
     prompts += [[{"role": "user", "content": q}] for q in QUESTIONS[: a.greedy - n_tr]]
     cfg = GenerationConfig(temperature=0, max_new_tokens=48, stop=())
     outs = {}
-    for mode in ("transformers", "float32", "float16"):
+    for mode in ["transformers", *kernels]:
         lm.set_decode(mode)
         outs[mode] = [lm.generate(p, cfg) for p in prompts]
-    for mode in ("float32", "float16"):
+    for mode in kernels:
         res["greedy"][f"lean_{mode}"] = sum(x == y for x, y in zip(outs[mode], outs["transformers"]))
     res["greedy"]["n"] = len(prompts)
     if a.json:
@@ -93,9 +95,9 @@ def main() -> None:
         return
     print(f"WikiText-2 test, first {res['tokens']} tokens, windows of {a.max_length} (no overlap):")
     for k, v in res["perplexity"].items():
-        print(f"  {k:22} perplexity {v:8.4f}  ({res['perplexity_change_pct'][k]:+.3f}% vs transformers float32)")
+        print(f"  {k:26} perplexity {v:8.4f}  ({res['perplexity_change_pct'][k]:+.3f}% vs transformers float32)")
     print(f"greedy outputs equal to the transformers float32 ones ({len(prompts)} prompts, 48 new tokens):")
-    for mode in ("float32", "float16"):
+    for mode in kernels:
         print(f"  lean {mode}: {res['greedy'][f'lean_{mode}']}/{len(prompts)}")
 
 

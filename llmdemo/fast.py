@@ -207,14 +207,17 @@ class FastLlama:
             cos, sin = self._cos[pos], self._sin[pos]
         return cos[:, :, None].float(), sin[:, :, None].float()
 
-    def own_tensors(self) -> None:
+    def own_tensors(self, like: "FastLlama | None" = None) -> None:
         """Copy the tensors still shared with the source file (embeddings, norms) into memory of their
         own and drop the source, so that the file's memory maps close (the float32 decoder weights it
-        also holds are never read)."""
-        tied = self.head.data_ptr() == self.embed.data_ptr()
-        self.embed = self.embed.clone()
-        self.head = self.embed if tied else self.head.clone()
-        self.norm_w = self.norm_w.clone()
+        also holds are never read). ``like``: another FastLlama of the same model whose copies to share."""
+        if like is not None:
+            self.embed, self.head, self.norm_w = like.embed, like.head, like.norm_w
+        else:
+            tied = self.head.data_ptr() == self.embed.data_ptr()
+            self.embed = self.embed.clone()
+            self.head = self.embed if tied else self.head.clone()
+            self.norm_w = self.norm_w.clone()
         self.layers = [tuple(t.clone() if isinstance(t, torch.Tensor) and t.dim() == 1 else t for t in layer)
                        for layer in self.layers]
         self.model = None

@@ -106,14 +106,14 @@ class LM(ScheduledModel):
         """What FastLlama reads: the loaded transformers model, or a view of the lean start's files."""
         return self._model if self._model is not None or self._lean is None else self._lean.module_view()
 
-    def _fast(self, kernel: str, batch_hint: int):
+    def _fast(self, kernel: str, batch_hint: int, source: Any, like=None):
         from .fast import FastLlama
 
         if self._model is not None or self._lean is None:
             return FastLlama(self.model, kernel, batch_hint)
-        fast = FastLlama(self._lean.module_view(), kernel, batch_hint,
+        fast = FastLlama(source, kernel, batch_hint,
                          fused=self._lean.fused(str(KERNELS[kernel][0]).removeprefix("torch.")))
-        fast.own_tensors()
+        fast.own_tensors(like)  # the second kernel shares the first's embeddings (113 MB for the default)
         return fast
 
     def set_decode(self, mode: str = "auto") -> str:
@@ -131,7 +131,8 @@ class LM(ScheduledModel):
 
         if mode not in DECODE_MODES:
             raise ValueError(f"unknown decode mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
-        why = unsupported(self._lean_source()) if mode != "transformers" else None
+        source = self._lean_source() if mode != "transformers" else None
+        why = unsupported(source) if source is not None else None
         if mode == "auto":
             cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
             if not cpu_fp32 or why is not None:
@@ -146,12 +147,12 @@ class LM(ScheduledModel):
             if mode == "auto":
                 from .loading import cache_root
 
-                choice = choose(self._lean_source(), self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
+                choice = choose(source, self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
                                 progress=self._progress)
             else:
                 choice = Choice(mode, mode, "forced")
-            fast = self._fast(choice.decode, batch_hint=1)
-            pre = self._fast(choice.prefill, batch_hint=64) if choice.prefill != choice.decode else None
+            fast = self._fast(choice.decode, 1, source)
+            pre = self._fast(choice.prefill, 64, source, fast) if choice.prefill != choice.decode else None
             runner = LeanRunner(fast, self.prefix_cache, pre)
         mode = choice.decode
 
