@@ -184,7 +184,7 @@ def _time(fast: FastLlama, ids: list[int], tries: int, steps: int) -> tuple[floa
     return min(prefill), min(step)
 
 
-def measure(model: Any, ids: list[int], candidates: Sequence[str], tries: int = 2, steps: int = 4,
+def measure(model: Any, ids: list[int], candidates: Sequence[str], tries: int = 3, steps: int = 8,
             timer: Callable[..., tuple[float, float]] | None = None) -> dict[str, dict[str, Any]]:
     """Quality and speed of each candidate (one built at a time); unusable ones say why."""
     timer = timer or _time
