@@ -257,11 +257,16 @@ def test_inside_chips_wrap_and_every_visual_reads_in_both_themes(app, size, dark
                               ".map(e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor])")
         worst = min(_contrast(_rgb(fg), _rgb(bg)) for fg, bg in colours)
         assert worst >= 4.5, f"chip text contrast {worst:.2f} < 4.5 (WCAG AA)"
-        # the attention plot follows the theme: a dark figure in dark mode, a light one in light mode
+        # the attention plot follows the theme: Gradio draws it on a transparent background, so its title and
+        # labels must be light on the dark page (they were black) and dark on the light one
         png = pg.locator("#inside-att img").first.screenshot()
+        (ARTIFACTS / f"ui-attention-{size}-{'dark' if dark else 'light'}.png").write_bytes(png)
         img = Image.open(io.BytesIO(png)).convert("L")
-        corner = img.getpixel((3, 3)) / 255
-        assert (corner < 0.3) if dark else (corner > 0.7), f"plot background luminance {corner:.2f}"
+        strip = img.crop((0, 0, img.size[0], max(8, int(img.size[1] * 0.05))))  # the title, above the heat map
+        lo, hi = (v / 255 for v in strip.getextrema())
+        background = strip.getpixel((strip.size[0] - 3, 2)) / 255  # top right: the top left holds the label
+        assert (background < 0.3 and hi > 0.7) if dark else (background > 0.7 and lo < 0.35), \
+            f"plot title not readable: background {background:.2f}, darkest {lo:.2f}, lightest {hi:.2f}"
         # the surprisal text: every highlighted token readable on its background
         heat = pg.evaluate("Array.from(document.querySelectorAll('#inside-heat .textspan')).slice(0, 40)"
                            ".map(e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor])")
