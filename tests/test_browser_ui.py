@@ -197,6 +197,7 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
         tab(pg, "dialogue")
         pg.locator("#chat-in textarea").fill("my draft message")
         tab(pg, "evaluation")
+        assert pg.locator("#eval-task input").input_value() == "translation"  # a task's name is not translated
         assert pg.locator("#eval-send").is_disabled()  # nothing to open before a run (it answered HTTP 500)
         assert "tgt_lang" in md(pg, "#eval-help").inner_text()  # the upload's fields are named
         pg.locator("#eval-upload input[type=file]").set_input_files(str(data))
@@ -449,3 +450,5 @@ def test_screenshots_of_every_tab(app, size, dark, locale):
             tab(pg, name)
             time.sleep(0.6)
             shot(pg, f"tab-{name}-{size}-{theme}-{locale[:2]}")
+            # every label translated or plain: none shows Gradio's raw translation marker
+            assert "__i18n__" not in pg.locator(f"#tab-{name}").inner_text()

@@ -7,7 +7,7 @@ browser. Task prompts are not translated: the model's language is the visitor's 
 
 Messages made by handlers (the stats line, why an output ended) are translated on the server by
 :func:`text`, from the ``llmdemo_lang`` cookie the switch sets, else the browser's Accept-Language.
-Keys are identifiers without dots (svelte-i18n reads dots as nesting).
+Keys are identifiers without dots (svelte-i18n reads dots as nesting); the page sees them prefixed.
 """
 
 from __future__ import annotations
@@ -128,8 +128,17 @@ ZH: dict[str, str] = {
 assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)
 assert not any("." in k for k in EN)
 
-I18N = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
-t = I18N  # t("key") -> a label Gradio translates in the browser
+# Gradio's page translates any displayed string that equals a key (a task named "translation" in a dropdown
+# became "Translation"/"译文"), so the page's keys carry a prefix no real value starts with
+PREFIX = "llmdemo_"
+I18N = gr.I18n(**{loc: {PREFIX + k: v for k, v in d.items()} for loc, d in (("en", EN), ("zh", ZH), ("zh-CN", ZH))})
+
+
+def t(key: str):
+    """A label for the page: Gradio translates it in the browser."""
+    if key not in EN:
+        raise KeyError(key)
+    return I18N(PREFIX + key)
 
 
 def lang_of(request) -> str:

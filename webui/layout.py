@@ -109,6 +109,14 @@ def export_row(name: str, fn, inputs: list, settings_light: dict):
     return md, js, f
 
 
+def examples(data: list, inputs: list) -> gr.Examples:
+    """gr.Examples without column headers: Gradio takes them from the inputs' labels, and does not translate
+    them (a translated label showed as raw ``__i18n__{...}`` there)."""
+    ex = gr.Examples(data, inputs, label=t("examples"))
+    ex.dataset.headers = []
+    return ex
+
+
 def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Blocks:
     settings = settings or AppSettings()
     h = Handlers(host, settings)
@@ -154,7 +162,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 export_row("gen", lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt),
                            [g_in, g_out, g_stats], light_events)
                 g_dec = decoding_controls("generation", settings)
-                gr.Examples(GENERATION_EXAMPLES, [g_in], label=t("examples"))
+                examples(GENERATION_EXAMPLES, [g_in])
                 g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
                 g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], **private, **model_events)
                 stop_button(g_stop, g_stats, [g_ev, g_ev2])
@@ -180,7 +188,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 export_row("tr", lambda a, b, c, fmt: h.export_output("translation", a, b, c, fmt),
                            [t_in, t_out, t_stats], light_events)
                 t_dec = decoding_controls("translation", settings)
-                gr.Examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt], label=t("examples"))
+                examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
                 for dd in (t_src, t_tgt):
                     dd.change(lambda a, b: gr.update(visible="zh" in (a, b)), [t_src, t_tgt], [t_note],
                               queue=False, show_progress="hidden", **private)
@@ -211,7 +219,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 c_stats = gr.Markdown(elem_classes="stats", elem_id="chat-stats")
                 export_row("chat", h.export_chat, [c_bot, c_system], light_events)
                 c_dec = decoding_controls("dialogue", settings)
-                gr.Examples([[e] for e in CHAT_EXAMPLES], [c_in], label=t("examples"))
+                examples([[e] for e in CHAT_EXAMPLES], [c_in])
                 running = (lambda: (gr.update(visible=False), gr.update(visible=True)))
                 idle = (lambda: (gr.update(visible=True), gr.update(visible=False)))
                 turn_in = [c_bot, c_system, *c_dec]
@@ -253,7 +261,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 # each length has its own token budget; choosing a length sets it
                 s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
                              **private, queue=False)
-                gr.Examples(SUMMARY_EXAMPLES, [s_in, s_len], label=t("examples"))
+                examples(SUMMARY_EXAMPLES, [s_in, s_len])
                 s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
                                   **model_events)
                 s_ev2 = s_in.submit(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], **private, **model_events)
@@ -301,7 +309,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     e_metrics = gr.Markdown(elem_id="eval-metrics")
                     e_plot = gr.Image(label=t("metrics"), type="filepath", height=260)
                 e_table = gr.Dataframe(headers=["row", "input", "reference", "prediction", "score"], label=t("rows"),
-                                       wrap=True, max_height=400, column_widths=["7%", "31%", "25%", "27%", "10%"],
+                                       wrap=True, max_height=400, column_widths=["56px", "31%", "25%", "27%", "64px"],
                                        elem_id="eval-table")
                 with gr.Row():
                     e_index = gr.Number(0, precision=0, label=t("row"), minimum=0, elem_id="eval-row")
