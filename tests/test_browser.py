@@ -95,7 +95,7 @@ def test_stop_really_stops(page):
 
 def test_translation_tab(page):
     page.get_by_role("tab", name="Translation").click()
-    page.get_by_label("Text", exact=True).fill("The weather is nice today.")
+    page.locator("#tr-in textarea").fill("The weather is nice today.")
     page.get_by_role("button", name="Translate").click()
     out = wait_value(page.locator("#tr-out textarea"), min_len=3)
     wait_idle(page.host)
@@ -142,7 +142,7 @@ def test_evaluation_tab(page):
     page.locator("td:has-text('chrf')").first.wait_for(timeout=300_000)
     page.get_by_role("button", name="Open this example in its task tab").click()
     page.locator("#tr-out textarea").wait_for(timeout=10_000)
-    assert page.get_by_label("Text", exact=True).input_value().strip()  # the example's source is in the tab
+    assert page.locator("#tr-in textarea").input_value().strip()  # the example's source is in the tab
     page.get_by_role("tab", name="Evaluation").click()
     time.sleep(1)
     page.screenshot(path=str(ARTIFACTS / "tab-evaluation.png"), full_page=True)

@@ -305,9 +305,11 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     e_go = gr.Button(t("run_eval"), variant="primary", elem_id="eval-go")
                     e_stop = gr.Button(t("stop"), variant="stop", elem_id="eval-stop")
                 e_status = gr.Markdown(elem_id="eval-status")
-                with gr.Row():
-                    e_metrics = gr.Markdown(elem_id="eval-metrics")
-                    e_plot = gr.Image(label=t("metrics"), type="filepath", height=260)
+                with gr.Row():  # side by side on a desktop, one above the other on a phone
+                    with gr.Column(min_width=320):
+                        e_metrics = gr.Markdown(elem_id="eval-metrics")
+                    with gr.Column(min_width=320):
+                        e_plot = gr.Image(label=t("metrics"), type="filepath", height=260)
                 e_table = gr.Dataframe(headers=["row", "input", "reference", "prediction", "score"], label=t("rows"),
                                        wrap=True, max_height=400, column_widths=["56px", "31%", "25%", "27%", "64px"],
                                        elem_id="eval-table")
