@@ -204,7 +204,14 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
         time.sleep(1.5)
         pg.locator("#eval-limit input").fill("2")
         pg.locator("#eval-go").click()
-        wait_text(md(pg, "#eval-status"), "Done", timeout=300)
+        # progress shows in one place (the status line), not over every output of the run
+        busy = "#tab-evaluation [data-testid=status-tracker]:not(.hide)"
+        most, deadline = 0, time.time() + 300
+        while time.time() < deadline and "Done" not in md(pg, "#eval-status").inner_text():
+            most = max(most, pg.locator(busy).count())
+            time.sleep(0.1)
+        assert 1 <= most <= 1, f"progress shown in {most} places"
+        wait_text(md(pg, "#eval-status"), "Done", timeout=5)
         # rows in the file's order, numbered as "Row (0 = first)" counts
         table = wait_text(pg.locator("#eval-table"), r"Thank you", timeout=15)
         assert re.search(r"(^|\s)0\s+Good morning\.", table) and re.search(r"(^|\s)1\s+Thank you\.", table), table
