@@ -207,11 +207,11 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
         # progress shows in one place (the status line), not over every output of the run
         busy = "#tab-evaluation [data-testid=status-tracker]:not(.hide)"
         most, deadline = 0, time.time() + 300
-        while time.time() < deadline and "Done" not in md(pg, "#eval-status").inner_text():
+        while time.time() < deadline and not re.search("Done|完成", md(pg, "#eval-status").inner_text()):
             most = max(most, pg.locator(busy).count())
             time.sleep(0.1)
         assert 1 <= most <= 1, f"progress shown in {most} places"
-        wait_text(md(pg, "#eval-status"), "Done", timeout=5)
+        wait_text(md(pg, "#eval-status"), "Done: 2 examples" if locale == "en-US" else "完成：2 个样例", timeout=5)
         # rows in the file's order, numbered as "Row (0 = first)" counts
         table = wait_text(pg.locator("#eval-table"), r"Thank you", timeout=15)
         assert re.search(r"(^|\s)0\s+Good morning\.", table) and re.search(r"(^|\s)1\s+Thank you\.", table), table
@@ -391,6 +391,8 @@ def test_chinese_interface_follows_the_browser_and_the_switch(app):
         pg.locator("#lang-zh").click()
         wait_text(pg.locator("#tab-generation-button"), "^生成$", timeout=10)
         assert "提示词" in pg.locator("#tab-generation").inner_text()
+        tab(pg, "model")
+        assert "上下文长度" in pg.locator("#model-info").inner_text()  # the server's model description too
 
 
 # ------------------------------------------------------------------ the other expectations

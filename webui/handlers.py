@@ -169,6 +169,11 @@ def stopped_line(line: str | None, request: gr.Request | None = None) -> str:
     return line
 
 
+MODEL_INFO_ZH = {"Model": "模型", "Source": "来源", "Backend": "后端", "Parameters": "参数量",
+                 "Device / dtype": "设备 / 数据类型", "Generation forward": "生成所用前向", "Context length": "上下文长度",
+                 "Load time": "加载时间", "File sha256 / revision": "文件 sha256 / 版本"}
+
+
 class Handlers:
     def __init__(self, host: ModelHost, settings: AppSettings):
         self.host = host
@@ -406,7 +411,7 @@ class Handlers:
         return _shown_history(history), last
 
     # ------------------------------------------------------------ model
-    def model_info(self) -> str:
+    def model_info(self, request: gr.Request = None) -> str:
         info = self.host.lm.info()
         src = info.get("file_sha256") or info.get("revision") or ""
         rows = [
@@ -428,13 +433,14 @@ class Handlers:
         if src:
             rows.append(("File sha256 / revision", f"`{src[:16]}…`"))
         # a list, not a table: a two-column table had an empty header row and, on a phone, one letter per line
-        return "\n".join(f"- **{k}**: {v}" for k, v in rows)
+        names = MODEL_INFO_ZH if lang_of(request) == "zh" else {}
+        return "\n".join(f"- **{names.get(k, k)}**: {v}" for k, v in rows)
 
     def preset_choices(self) -> list[tuple[str, str]]:
         return [(f"{p.name}: {p.description}", p.name) for p in PRESETS.values()]
 
     @friendly
-    def load_model(self, preset: str, custom: str = "", progress=gr.Progress()):
+    def load_model(self, preset: str, custom: str = "", progress=gr.Progress(), request: gr.Request = None):
         """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure.
 
         The box wins when filled in (its label says so); choosing a preset empties it, and the box is emptied
@@ -450,7 +456,7 @@ class Handlers:
         except Exception as e:
             raise gr.Error(f"could not load {name!r}: {e}. Still using {self.host.lm.name}.") from None
         progress(1.0, desc="ready")
-        return self.model_info()
+        return self.model_info(request)
 
 
 class EvalHandlers:
@@ -596,21 +602,23 @@ class EvalHandlers:
                 raise tasks.InputError(f"example {str(r.get('id'))[:40]!r} of the uploaded file has {size:,} "
                                        f"characters; this server accepts at most {cap:,} per example")
 
-    def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any):
+    def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any, request: gr.Request = None):
         """:meth:`run` for the page: one status line for the progress (not one per output), the report shown
         in the page, and the "open this example" button usable once there are rows."""
         import time as _time
 
         t0 = _time.time()
-        yield ("Starting…", *[gr.skip()] * 7)
+        lang = lang_of(request)
+        yield (msg("eval_starting", lang), *[gr.skip()] * 7)
         result = None
         for result in self.run(task, name, upload, limit):
             if _is_skip(result[1]):  # progress
-                yield (result[0], *[gr.skip()] * 7)
+                line = result[0] if lang == "en" else _zh_progress(result[0])
+                yield (line, *[gr.skip()] * 7)
         md, plot, table, files, rows = result
         report = next((f for f in files if f.endswith("report.md")), None)
         report_md = _report_for_page(report) if report else ""
-        yield (f"Done: {len(rows)} examples in {_time.time() - t0:.0f} s.", md, plot, table, files, rows,
+        yield (msg("eval_done", lang, n=len(rows), s=f"{_time.time() - t0:.0f}"), md, plot, table, files, rows,
                report_md, gr.update(interactive=bool(rows)))
 
     def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None):
@@ -716,6 +724,11 @@ def _remove_old_runs(folder, hours: float) -> None:
                 shutil.rmtree(d, ignore_errors=True)
         except OSError:
             continue
+
+
+def _zh_progress(line: str) -> str:
+    m = re.match(r"Running: (\d+) of (\d+) examples done(?: \((\d+)%\))?", line)
+    return msg("eval_running", "zh", done=m.group(1), total=m.group(2)) if m else line
 
 
 def _is_skip(v) -> bool:

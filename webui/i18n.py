@@ -74,6 +74,8 @@ EN: dict[str, str] = {
     "seed_used": "seed {seed}", "greedy": "greedy (no seed)", "generating": "generating…",
     "waiting": "waiting for the model ({n} request(s) ahead)…", "reading": "reading the prompt…",
     "starting": "starting…",
+    "eval_starting": "Starting…", "eval_done": "Done: {n} examples in {s} s.",
+    "eval_running": "Running: {done} of {total} examples done…",
 }
 
 ZH: dict[str, str] = {
@@ -123,6 +125,8 @@ ZH: dict[str, str] = {
     "ended_stopped": "已停止（按了停止）", "seed_used": "种子 {seed}", "greedy": "贪心（无种子）",
     "generating": "生成中…", "waiting": "等待模型（前面还有 {n} 个请求）…", "reading": "正在读取提示词…",
     "starting": "开始…",
+    "eval_starting": "开始…", "eval_done": "完成：{n} 个样例，用时 {s} 秒。",
+    "eval_running": "运行中：已完成 {done} / {total} 个样例…",
 }
 
 assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)

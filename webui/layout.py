@@ -142,9 +142,6 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
             with gr.Row(elem_id="lang-switch", scale=0):
                 lang_en = gr.Button("English", size="sm", elem_id="lang-en")
                 lang_zh = gr.Button("中文", size="sm", elem_id="lang-zh")
-        lang_en.click(None, js=switch_js("en"))
-        lang_zh.click(None, js=switch_js("zh-CN"))
-        demo.load(None, js=switch_js(None))  # the language chosen on an earlier visit
         model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
         with gr.Accordion(t("limitations"), open=False, elem_id="limitations"):
             gr.Markdown(t("limitations_text"))
@@ -270,6 +267,11 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
 
             with gr.Tab(t("tab_model"), id="model", elem_id="tab-model"):
                 m_info = gr.Markdown(h.model_info(), elem_id="model-info")
+                # the server's text in the visitor's language: at load, and when the switch is used (its JS sets
+                # the cookie the handler reads, before the request goes out)
+                demo.load(h.model_info, None, [m_info], js=switch_js(None), queue=False, **private)
+                lang_en.click(h.model_info, None, [m_info], js=switch_js("en"), queue=False, **private)
+                lang_zh.click(h.model_info, None, [m_info], js=switch_js("zh-CN"), queue=False, **private)
                 # on a hosted app the operator chose the model: visitors see it, and cannot swap it for everyone
                 m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
                     (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label=t("preset"),
