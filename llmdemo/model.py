@@ -141,30 +141,32 @@ class LM(ScheduledModel):
             raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
         from .runner import HFRunner, LeanRunner
 
-        if mode == "transformers":
-            runner, choice = HFRunner(self), Choice("transformers", "transformers", "forced")
-        else:
-            if mode == "auto":
-                from .loading import cache_root
-
-                choice = choose(source, self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
-                                progress=self._progress)
+        def build() -> str:
+            # On the scheduler's thread, between steps, like every forward pass: OpenMP gives each
+            # thread that runs a parallel op a pool of its own, and while two pools live on 2 cores
+            # each parallel region starts slower (measured: a decode step 29 ms when only one thread
+            # ever ran torch, 41 ms once the loading thread had converted weights too).
+            if mode == "transformers":
+                runner, choice = HFRunner(self), Choice("transformers", "transformers", "forced")
             else:
-                choice = Choice(mode, mode, "forced")
-            fast = self._fast(choice.decode, 1, source)
-            pre = self._fast(choice.prefill, 64, source, fast) if choice.prefill != choice.decode else None
-            runner = LeanRunner(fast, self.prefix_cache, pre)
-        mode = choice.decode
+                if mode == "auto":
+                    from .loading import cache_root
 
-        def switch():
-            # on the model's thread, between steps: requests running on the old forward end with a message
+                    choice = choose(source, self._text_ids, model_id=self._identity(), cache_dir=cache_root(),
+                                    progress=self._progress)
+                else:
+                    choice = Choice(mode, mode, "forced")
+                fast = self._fast(choice.decode, 1, source)
+                pre = self._fast(choice.prefill, 64, source, fast) if choice.prefill != choice.decode else None
+                runner = LeanRunner(fast, self.prefix_cache, pre)
+            # requests running on the old forward end with a message
             for req in list(self.scheduler._active):
                 self.scheduler._end(req, "error", RequestAborted("the decode mode changed while this request ran"))
-            self.runner, self.decode_mode, self.decode_choice = runner, mode, choice
+            self.runner, self.decode_mode, self.decode_choice = runner, choice.decode, choice
             self.prefix_cache.clear()
+            return choice.decode
 
-        self.scheduler.call(switch) if self.scheduler._thread is not None else switch()
-        return mode
+        return self.scheduler.call(build)
 
     def _identity(self) -> str | None:
         """A stable name for these weights (a file hash or hub revision), or None (then nothing is cached)."""

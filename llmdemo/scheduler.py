@@ -20,10 +20,12 @@ into the request as they are made: a slow reader never holds the loop.
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import itertools
 import logging
 import threading
+import weakref
 import time
 from concurrent.futures import Future
 from typing import Any, Callable
@@ -210,6 +212,15 @@ class Scheduler:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=f"scheduler-{self.lm.name}", daemon=True)
             self._thread.start()
+            _RUNNING.add(self)
+
+    def _stop_at_exit(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
 
     def _loop(self) -> None:
         while True:
@@ -362,3 +373,15 @@ class Scheduler:
 
 def _has_stop(text: str, stops) -> bool:
     return any(s in text for s in stops)
+
+
+# Loops still running when the interpreter exits are stopped first: a daemon thread frozen in
+# place while torch's and OpenMP's objects are destroyed under it ended the process with
+# "terminate called without an active exception" (SIGABRT, exit code 134).
+_RUNNING: "weakref.WeakSet[Scheduler]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for sched in list(_RUNNING):
+        sched._stop_at_exit()

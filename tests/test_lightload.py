@@ -145,3 +145,13 @@ def test_a_lean_start_never_imports_transformers(tiny_model_dir, cache):
                          env={**__import__("os").environ, "LLMDEMO_CACHE": str(cache)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "lean", "True", "True"]
+
+
+@pytest.mark.e2e
+def test_the_cli_on_the_bundled_model_exits_cleanly(real_lm):
+    """The model's thread (OpenMP pools, oneDNN) is stopped before the interpreter exits: without that the
+    process ended with "terminate called without an active exception" (exit code 134) after its output."""
+    out = subprocess.run([sys.executable, "-m", "llmdemo", "generate", "Hello", "--max-new-tokens", "4",
+                          "--temperature", "0"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "terminate called" not in out.stderr and out.stdout.strip()
