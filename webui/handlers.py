@@ -29,6 +29,7 @@ from llmdemo.model import ContextOverflowError, ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.scheduler import RequestAborted, SchedulerBusy
+from llmdemo.tuning import describe as describe_forward
 
 from .i18n import lang_of, text as msg
 from .settings import AppSettings
@@ -422,11 +423,7 @@ class Handlers:
                          f"(`{html.escape(str(info.get('served_model')))}`)"}.get(info.get("backend"), "transformers")),
             ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
-            ("Generation forward", {"float16": "lean Llama forward, float16 weights",
-                                    "float32": "lean Llama forward, float32 weights",
-                                    "bfloat16": "lean Llama forward, bfloat16 weights",
-                                    "transformers": "the model's own (transformers)",
-                                    "llamacpp": "llama.cpp", "server": "the server's"}.get(info.get("decode"), "n/a")),
+            ("Generation forward", describe_forward(info)),
             ("Context length", f"{info['context_length']:,} tokens"),
             ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),
         ]
