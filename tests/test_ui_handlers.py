@@ -137,3 +137,112 @@ def test_eval_tab_status_table_and_report(tiny_lm, benchmarks, tmp_path):
     assert send["interactive"] is True
     html = open(next(f for f in files if f.endswith("report.html")), encoding="utf-8").read()
     assert "<b>" in html.split("</p>")[0] and "**" not in html.split("</p>")[0]  # the header's bold is HTML
+
+
+# ---------------------------------------------------------------- issue 15: what goes wrong, said in Chinese
+class _Req:
+    """A ``gr.Request`` as the handlers read it: the switch's cookie and the browser's Accept-Language."""
+
+    def __init__(self, cookie: str = "", accept: str = ""):
+        self.cookies = {"llmdemo_lang": cookie} if cookie else {}
+        self.headers = {"accept-language": accept}
+
+
+ZH, EN = _Req(cookie="zh-CN"), _Req(accept="en-US,en;q=0.9")
+
+
+def _error(call) -> str:
+    with pytest.raises(gr.Error) as info:
+        out = call()
+        if hasattr(out, "__next__"):
+            list(out)
+    return info.value.message
+
+
+def test_a_setting_out_of_range_is_refused_in_chinese_with_the_value(h):
+    zh = _error(lambda: h.generate("hi", 16, -1, 0.9, 50, 1.0, "", request=ZH))
+    assert zh.startswith("temperature 超出范围") and "[0, 5]" in zh and "-1" in zh
+    en = _error(lambda: h.generate("hi", 16, -1, 0.9, 50, 1.0, "", request=EN))
+    assert en == "temperature must be in [0, 5], got -1"
+    zh = _error(lambda: h.generate("hi", 16, 0.7, 0.9, 50, 1.0, "abc", request=_Req(accept="zh-CN,zh;q=0.9")))
+    assert zh == "seed 必须是整数，收到的是 'abc'"
+    zh = _error(lambda: h.translate("hi", "en", "fr", 600, request=ZH))
+    assert "本服务器上应在 [1, 512] 之内" in zh and "600" in zh
+
+
+def test_empty_and_too_long_inputs_are_refused_in_chinese(h):
+    assert _error(lambda: h.generate("   ", request=ZH)) == "文字为空：请先输入或粘贴文字"
+    assert _error(lambda: h.generate("   ", request=EN)) == "text is empty: type or paste some text first"
+    zh = _error(lambda: h.summarize("x" * 1001, request=ZH))
+    assert zh == "文档有 1,001 个字符，本服务器最多接受 1,000 个。请缩短后重试。"
+    assert _error(lambda: h.summarize("x" * 1001)) == ("the document is 1,001 characters; this server accepts at "
+                                                       "most 1,000. Shorten it and try again.")
+    assert _error(lambda: h.retry([], "Be brief.", request=ZH)) == "还没有可以重试的内容：请先发送一条消息"
+    zh = _error(lambda: h.translate("Hello", "en", "en", request=ZH))
+    assert zh.startswith("源语言和目标语言相同") and "English" in zh
+
+
+def test_a_busy_server_and_a_model_that_failed_to_load_are_said_in_chinese(h, monkeypatch):
+    from llmdemo.model import ModelLoadError
+    from llmdemo.scheduler import SchedulerBusy
+
+    def busy(*a, **k):
+        raise SchedulerBusy("the server is busy (7 requests waiting); try again in a moment")
+
+    monkeypatch.setattr(h.host.lm, "stream", busy)
+    assert _error(lambda: h.generate("hi", request=ZH)) == "服务器正忙（有 7 个请求在等待）；请稍后再试"
+    assert "the server is busy (7 requests waiting)" in _error(lambda: h.generate("hi", request=EN))
+
+    def broken(name, **k):
+        raise ModelLoadError("could not load model 'broken': out of memory")
+
+    monkeypatch.setattr(h.host, "swap", broken)
+    h = Handlers(h.host, AppSettings(max_input_chars=1000, max_new_tokens=512, hosted=False))
+    zh = _error(lambda: h.load_model("broken", request=ZH))
+    assert zh.startswith("无法加载模型 'broken'") and "out of memory" in zh and "仍在使用" in zh
+    en = _error(lambda: h.load_model("broken", request=EN))
+    assert en.startswith("could not load 'broken': could not load model 'broken': out of memory. Still using")
+
+
+def test_an_unexpected_error_and_an_unknown_message_still_read_chinese(h, monkeypatch):
+    def boom(*a, **k):
+        raise KeyError("x")
+
+    monkeypatch.setattr(h.host.lm, "stream", boom)
+    assert _error(lambda: h.generate("hi", request=ZH)).startswith("出错了（KeyError）；服务器仍在运行")
+    from webui.i18n import error_text
+
+    assert error_text("a message nobody translated", "zh") == "出错了：a message nobody translated"
+    assert error_text("a message nobody translated", "en") == "a message nobody translated"
+
+
+def test_what_a_model_cannot_do_and_the_inside_tab_are_said_in_chinese(h):
+    from webui.handlers import InsideHandlers
+
+    ins = InsideHandlers(h.host, h.settings)
+    zh = _error(lambda: ins.analyze("The capital", request=ZH))  # the fake model has no internals
+    assert "不支持这项功能（查看模型内部）" in zh and "'fake'" in zh
+    assert _error(lambda: ins.analyze("The capital")).startswith("Looking inside the model is not available")
+
+
+def test_the_evaluation_tab_refuses_and_explains_in_chinese(benchmarks, tmp_path):
+    e = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    assert _error(lambda: e.run_ui("translation", None, None, 0, request=ZH)) == \
+        "在应用里样例数上限必须在 1 到 1000 之间；更多请用 python -m eval"
+    assert _error(lambda: e.run_ui("translation", None, None, 0, request=EN)) == \
+        "limit must be between 1 and 1000 in the app; use python -m eval for more"
+    assert _error(lambda: e.send_to_tab([], 3, "translation", request=ZH)) == "请先运行评测，再填写表格中的行号"
+    zh = e.help("translation", "zh")
+    assert "每行一个 JSON 对象" in zh and "`source`" in zh and "`tgt_lang`" in zh
+    assert e.help("translation", "en") == e.help("translation")
+    empty = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=tmp_path, output_dir=tmp_path))
+    assert "没有这个任务的基准文件" in empty.help("summarization", "zh")
+    assert "`.txt`" in empty.help("perplexity", "zh") and "文件" in empty.help("perplexity", "zh")
+
+
+def test_export_with_nothing_to_export_says_so_in_chinese(h):
+    from webui.layout import _exporter
+
+    export = _exporter(h.export_chat, "md", 2)
+    assert _error(lambda: export([], "x", request=ZH)) == "还没有可导出的内容"
+    assert _error(lambda: export([], "x", request=EN)) == "nothing to export yet"

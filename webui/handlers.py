@@ -31,7 +31,7 @@ from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.scheduler import RequestAborted, SchedulerBusy
 from llmdemo.tuning import describe as describe_forward
 
-from .i18n import lang_of, text as msg
+from .i18n import error_text, lang_of, text as msg
 from .settings import AppSettings
 
 log = logging.getLogger("llmdemo.app")
@@ -40,34 +40,65 @@ USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModel
                TypeError, SchedulerBusy, RequestAborted, ServerError, LogprobsUnreliable)
 
 
-def _as_gr_error(e: Exception) -> gr.Error:
+def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:
     if isinstance(e, USER_ERRORS):
-        return gr.Error(str(e))
+        return gr.Error(error_text(str(e), lang))
     log.error("unexpected error: %s", traceback.format_exc())
-    return gr.Error(f"Something went wrong ({type(e).__name__}); the server is still running. Details are in its log.")
+    return gr.Error(error_text(f"Something went wrong ({type(e).__name__}); the server is still running. "
+                               "Details are in its log.", lang))
+
+
+def in_lang(err: gr.Error, lang: str) -> gr.Error:
+    """A handler's own ``gr.Error`` in the page's language (English: the error itself)."""
+    if lang != "zh" or not isinstance(getattr(err, "message", None), str):
+        return err
+    return gr.Error(error_text(err.message, lang), duration=err.duration, visible=err.visible, title=err.title,
+                    print_exception=getattr(err, "print_exception", True))
+
+
+def _request_lang(fn, args, kwargs) -> str:
+    """The page's language for a call of ``fn`` (its ``request`` argument; English when it has none)."""
+    try:
+        request = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("request")
+    except TypeError:
+        request = kwargs.get("request")
+    return lang_of(request)
+
+
+def warn(message: str, lang: str = "en") -> None:
+    """A notice (``gr.Warning``) in the page's language."""
+    gr.Warning(error_text(message, lang, lead="注意："))
 
 
 def friendly(fn):
-    """Turn user errors into a clear message in the UI; never a stack trace, never a dead server."""
+    """Turn user errors into a clear message in the UI; never a stack trace, never a dead server.
+
+    The message is in the page's language (the handler's ``request``), keeping the English detail."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
+            except gr.Error as e:
+                said = in_lang(e, _request_lang(fn, args, kwargs))
+                if said is e:
+                    raise
+                raise said from None
             except Exception as e:  # noqa: BLE001 - every error becomes a message
-                raise _as_gr_error(e) from None
+                raise _as_gr_error(e, _request_lang(fn, args, kwargs)) from None
         return gen
 
     @functools.wraps(fn)
     def plain(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as e:
+            said = in_lang(e, _request_lang(fn, args, kwargs))
+            if said is e:
+                raise
+            raise said from None
         except Exception as e:  # noqa: BLE001
-            raise _as_gr_error(e) from None
+            raise _as_gr_error(e, _request_lang(fn, args, kwargs)) from None
     return plain
 
 
@@ -226,10 +257,11 @@ class Handlers:
             raise tasks.InputError(f"the conversation (history, system prompt and message) is over {limit:,} "
                                    f"characters, this server's limit. Clear the chat or Undo some turns.")
 
-    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig) -> Iterator[tuple[str, Any]]:
+    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig,
+                lang: str = "en") -> Iterator[tuple[str, Any]]:
         """(text so far, stats); the first yield is empty text, so a new run clears the last one's output."""
         if prompt.notice:
-            gr.Warning(prompt.notice)
+            warn(prompt.notice, lang)
         yield "", _Starting()
         lm = self.host.lm
         stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S)
@@ -255,7 +287,7 @@ class Handlers:
         cfg = self.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
         lang, text, stats = lang_of(request), "", None
-        for text, stats in self._stream(p, cfg):
+        for text, stats in self._stream(p, cfg, lang):
             yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang)
 
@@ -266,7 +298,7 @@ class Handlers:
         cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
-        for out, stats in self._stream(p, cfg):
+        for out, stats in self._stream(p, cfg, lang):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield tasks.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
 
@@ -281,7 +313,7 @@ class Handlers:
                                        cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
         n_doc = len(document.split())
-        for out, stats in self._stream(p, cfg):
+        for out, stats in self._stream(p, cfg, lang):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         out = tasks.postprocess("summarization", out)
         n_sum = max(1, len(out.split()))
@@ -302,7 +334,7 @@ class Handlers:
         yield shown, "", msg("starting", lang)
         box = gr.skip() if keep_box else ""
         stats = None
-        for text, stats in self._stream(p, cfg):
+        for text, stats in self._stream(p, cfg, lang):
             shown[-1]["content"] = safe_markdown(text.strip())
             yield shown, box, stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield shown, box, stats_line(stats, cfg=cfg, lang=lang)
@@ -402,7 +434,7 @@ class Handlers:
         return target, source, (translation if (translation or "").strip() else text), ""
 
     @friendly
-    def undo(self, history: list | None):
+    def undo(self, history: list | None, request: gr.Request = None):
         """Remove the last exchange and put its message back in the textbox."""
         self.check_chat(history)
         history = tasks.normalise_history(history)
@@ -599,6 +631,7 @@ class EvalHandlers:
                 raise tasks.InputError(f"example {str(r.get('id'))[:40]!r} of the uploaded file has {size:,} "
                                        f"characters; this server accepts at most {cap:,} per example")
 
+    @friendly
     def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any, request: gr.Request = None):
         """:meth:`run` for the page: one status line for the progress (not one per output), the report shown
         in the page, and the "open this example" button usable once there are rows."""
@@ -618,7 +651,9 @@ class EvalHandlers:
         yield (msg("eval_done", lang, n=len(rows), s=f"{_time.time() - t0:.0f}"), md, plot, table, files, rows,
                report_md, gr.update(interactive=bool(rows)))
 
-    def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None):
+    @friendly
+    def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None,
+                    request: gr.Request = None):
         """:meth:`send`, and for translation the example's languages in From/To (from the row, else the file name)."""
         out = self.send(rows, index, task)
         if task != "translation":
@@ -651,8 +686,10 @@ class EvalHandlers:
             return gr.update(selected="dialogue"), skip, skip, text
         raise gr.Error(f"{task} examples have no task tab to open them in")
 
-    def help(self, task: str) -> str:
-        """What the tab offers for a task: the benchmark files, or why there are none, and the fields an upload needs."""
+    def help(self, task: str, lang: str = "en") -> str:
+        """What the tab offers for a task: the benchmark files, or why there are none, and the fields an upload needs.
+
+        In Chinese the task's description stays English (it names the benchmark and its metric)."""
         from eval.tasks import TASKS
 
         t = TASKS.get(task)
@@ -661,12 +698,11 @@ class EvalHandlers:
         fields = ", ".join(f"`{f}`" for f in t.fields)
         lines = [f"**{task}**: {t.description}"]
         if not self.benchmarks(task):
-            lines.append(f"No benchmark file for this task in this server's data folder (files starting with "
-                         f"`{t.data_prefix}`): upload one.")
+            lines.append(msg("eval_help_none", lang, prefix=t.data_prefix))
         if t.kind == "perplexity":
-            lines.append("An upload is a `.txt` file (scored as one text) or JSONL with a `text` field per line.")
+            lines.append(msg("eval_help_txt", lang))
         else:
-            lines.append(f"An upload is JSONL, one JSON object per line, each with: {fields}.")
+            lines.append(msg("eval_help_jsonl", lang, fields=fields))
         return "  \n".join(lines)
 
 
@@ -798,7 +834,7 @@ class InsideHandlers:
         self.settings = settings
 
     @friendly
-    def analyze(self, text: str, layer: Any = -1, head: Any = -1, theme: str = "light"):
+    def analyze(self, text: str, layer: Any = -1, head: Any = -1, theme: str = "light", request: gr.Request = None):
         from llmdemo import internals
 
         lm = self.host.lm
@@ -812,7 +848,7 @@ class InsideHandlers:
             text = "".join(t.text for t in toks[:INSIDE_MAX_TOKENS])
             summary += f" · the model looks at the first {INSIDE_MAX_TOKENS} tokens"
         if lm.is_encoder_decoder:
-            gr.Warning(f"{lm.name} is an encoder-decoder model: only the tokenization applies here")
+            warn(f"{lm.name} is an encoder-decoder model: only the tokenization applies here", lang_of(request))
             return token_chips(toks), summary, {}, gr.update(choices=[]), [], None
         top, _ = internals.next_token_distribution(lm, text, k=10)
         labels = {f"{t.text!r} ({t.id})": p for t, p in top}
@@ -822,11 +858,11 @@ class InsideHandlers:
         ppl = internals.perplexity_of(scores)
         summary += (f" · surprisal {sum(s for _, s in scores):.1f} nats in total, perplexity {ppl:.2f}"
                     " (the same number the Evaluation tab's perplexity would give for this text)")
-        fig = self._heatmap(lm, text, layer, head, dark=theme == "dark")
+        fig = self._heatmap(lm, text, layer, head, dark=theme == "dark", lang=lang_of(request))
         choices = [(f"{t.text!r} · {p:.1%}", t.id) for t, p in top]
         return (token_chips(toks), summary, labels, gr.update(choices=choices, value=choices[0][1]), heat, fig)
 
-    def _heatmap(self, lm, text: str, layer: Any, head: Any, dark: bool = False):
+    def _heatmap(self, lm, text: str, layer: Any, head: Any, dark: bool = False, lang: str = "en"):
         import matplotlib
 
         matplotlib.use("Agg")
@@ -837,7 +873,7 @@ class InsideHandlers:
         layer, head = int(layer), int(head)
         toks, att, notice = internals.attention(lm, text, layer=layer, head=None if head < 0 else head)
         if notice:
-            gr.Warning(notice)
+            warn(notice, lang)
         n = len(toks)
         # the page's theme (sent by the browser): a white figure in dark mode glared, light text on white was unreadable
         style = "dark_background" if dark else "default"
@@ -865,7 +901,7 @@ class InsideHandlers:
                      + ("average over heads" if head < 0 else f"head {head}"))
 
     @friendly
-    def step(self, text: str, choice: Any, mode: str, seed: Any = None):
+    def step(self, text: str, choice: Any, mode: str, seed: Any = None, request: gr.Request = None):
         """Append a token: the chosen candidate, the most likely one (greedy) or a sampled one."""
         from llmdemo import internals
 

@@ -12,6 +12,7 @@ Keys are identifiers without dots (svelte-i18n reads dots as nesting); the page 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -76,6 +77,10 @@ EN: dict[str, str] = {
     "starting": "starting…",
     "eval_starting": "Starting…", "eval_done": "Done: {n} examples in {s} s.",
     "eval_running": "Running: {done} of {total} examples done…",
+    "eval_help_none": ("No benchmark file for this task in this server's data folder (files starting with "
+                       "`{prefix}`): upload one."),
+    "eval_help_txt": "An upload is a `.txt` file (scored as one text) or JSONL with a `text` field per line.",
+    "eval_help_jsonl": "An upload is JSONL, one JSON object per line, each with: {fields}.",
 }
 
 ZH: dict[str, str] = {
@@ -127,6 +132,9 @@ ZH: dict[str, str] = {
     "starting": "开始…",
     "eval_starting": "开始…", "eval_done": "完成：{n} 个样例，用时 {s} 秒。",
     "eval_running": "运行中：已完成 {done} / {total} 个样例…",
+    "eval_help_none": "本服务器的数据文件夹里没有这个任务的基准文件（以 `{prefix}` 开头的文件）：请上传一个。",
+    "eval_help_txt": "上传的文件可以是 `.txt` 文件（整体作为一段文字打分），或每行带 `text` 字段的 JSONL。",
+    "eval_help_jsonl": "上传的文件是 JSONL，每行一个 JSON 对象，每个都要有：{fields}。",
 }
 
 assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)
@@ -187,3 +195,120 @@ def switch_js(locale: str | None) -> str:
             "document.cookie = 'llmdemo_lang=' + loc + '; path=/; SameSite=Lax';"
             f"const url = {core}; if (!url) return;"
             "try { const m = await import(url); m.changeLocale(loc); } catch (e) { console.warn(e); } }")
+
+
+# ---------------------------------------------------------------- messages when something goes wrong
+# Handlers and the core raise their messages in English (tests, the API and the log read them); on a Chinese
+# page :func:`error_text` says them in Chinese and keeps their English detail (a value, a name, a limit).
+# Each pattern matches a whole English message; one that none matches is shown after a Chinese lead-in.
+
+_WHAT_ZH = {"text": "文字", "source text": "原文", "message": "消息", "document": "文档", "prompt": "提示词",
+            "input": "输入", "edited message": "修改后的消息", "Looking inside the model": "查看模型内部"}
+
+
+def _what(w: str) -> str:
+    return _WHAT_ZH.get(w, w)
+
+
+_ERRORS_ZH: list[tuple[str, str]] = [
+    # settings (llmdemo/config.py, webui/handlers.py)
+    (r"(?P<n>\w+) must be in (?P<r>[\[(].*?[\])]) on this server, got (?P<v>.+)",
+     "{n} 超出范围：本服务器上应在 {r} 之内，收到的是 {v}"),
+    (r"(?P<n>\w+) must be in (?P<r>[\[(].*?[\])]), got (?P<v>.+)", "{n} 超出范围：应在 {r} 之内，收到的是 {v}"),
+    (r"(?P<n>\w+) must be a whole number, got (?P<v>.+)", "{n} 必须是整数，收到的是 {v}"),
+    (r"(?P<n>\w+) must be a finite number, got (?P<v>.+)", "{n} 必须是有限的数字，收到的是 {v}"),
+    (r"(?P<n>\w+) must be a number, got (?P<v>.+)", "{n} 必须是数字，收到的是 {v}"),
+    (r"stop must be a list of strings, got (?P<v>.+)", "stop 必须是字符串列表，收到的是 {v}"),
+    (r"unknown setting\(s\): (?P<v>.+)", "未知的设置：{v}"),
+    # inputs (llmdemo/tasks.py, webui/handlers.py)
+    (r"(?P<w>[\w ]+) is empty: type or paste some text first", "{w}为空：请先输入或粘贴文字"),
+    (r"(?P<w>[\w ]+) must be text, got (?P<v>\w+)", "{w}必须是文字，收到的是 {v}"),
+    (r"the (?P<w>[\w ]+) is (?P<n>[\d,]+) characters; this server accepts at most (?P<m>[\d,]+)\. "
+     r"Shorten it and try again\.", "{w}有 {n} 个字符，本服务器最多接受 {m} 个。请缩短后重试。"),
+    (r"the chat history must be a list of messages", "对话历史必须是消息列表"),
+    (r"the chat history has (?P<n>[\d,]+) messages; this server accepts at most (?P<m>[\d,]+)\. "
+     r"Clear the chat and start again\.", "对话历史有 {n} 条消息，本服务器最多接受 {m} 条。请清空对话后重新开始。"),
+    (r"the conversation \(history, system prompt and message\) is over (?P<m>[\d,]+) characters, this server's "
+     r"limit\. Clear the chat or Undo some turns\.",
+     "对话（历史、系统提示词和消息）超过了本服务器的上限 {m} 个字符。请清空对话，或撤销几轮。"),
+    (r"nothing to retry yet: send a message first", "还没有可以重试的内容：请先发送一条消息"),
+    (r"only your own messages can be edited", "只能修改你自己的消息"),
+    (r"the edited message is empty", "修改后的消息为空"),
+    (r"nothing to export yet", "还没有可导出的内容"),
+    (r"each chat message needs a role \(user, assistant or system\) and content",
+     "每条对话消息都需要角色（user、assistant 或 system）和内容"),
+    (r"unknown language (?P<v>.+?); choose one of: (?P<c>.+)", "未知的语言 {v}；可选：{c}"),
+    (r"source and target language are both (?P<v>.+)", "源语言和目标语言相同（都是 {v}）"),
+    (r"model (?P<m>.+?) only translates (?P<p>.+); choose another model for (?P<d>\S+)",
+     "模型 {m} 只能翻译 {p}；要翻译 {d} 请换一个模型"),
+    (r"unknown summary length (?P<v>.+?); choose one of: (?P<c>.+)", "未知的摘要长度 {v}；可选：{c}"),
+    (r"unknown task (?P<v>.+?); choose one of: (?P<c>.+)", "未知的任务 {v}；可选：{c}"),
+    (r"unknown task (?P<v>.+)", "未知的任务 {v}"),
+    (r"the prompt leaves no room for the (?P<w>[\w ]+) in a (?P<n>\d+)-token context; lower max new tokens",
+     "在 {n} 个词元的上下文里，提示词没有给{w}留下空间；请调低最多新词元数"),
+    (r"(?:input|prompt) is (?P<n>\d+) tokens; model (?P<m>.+?) (?:reads at most|has a context of) (?P<c>\d+)",
+     "输入有 {n} 个词元，超出了模型 {m} 的上下文（{c} 个词元）"),
+    # the server and the model
+    (r"the server is busy \((?P<n>\d+) requests waiting\); try again in a moment",
+     "服务器正忙（有 {n} 个请求在等待）；请稍后再试"),
+    (r"the model's queue stayed full; try again in a moment", "模型的队列一直是满的；请稍后再试"),
+    (r"this model was unloaded; try again", "这个模型已被卸载；请重试"),
+    (r"(?P<r>.+) while this request ran; try again", "这个请求运行期间出了变化（{r}）；请重试"),
+    (r"could not load (?P<n>.+?): (?P<e>.*)\. Still using (?P<m>.+)\.",
+     "无法加载模型 {n}（{e}）。仍在使用 {m}。"),
+    (r"could not load model (?P<n>.+?)(?: from | ?: )(?P<e>.*)", "无法加载模型 {n}：{e}"),
+    (r"another model is being loaded; try again when it is done", "正在加载另一个模型；加载完成后请再试"),
+    (r"the model is chosen by the operator on this server; it cannot be changed here",
+     "本服务器的模型由运营者选定，不能在这里更换"),
+    (r"(?P<w>.+) is not available with the (?P<b>.+?) backend \(model (?P<m>.+)\)",
+     "当前模型（{m}，{b} 后端）不支持这项功能（{w}）"),
+    (r"Something went wrong \((?P<t>\w+)\); the server is still running\. Details are in its log\.",
+     "出错了（{t}）；服务器仍在运行。详情见服务器日志。"),
+    # the Evaluation tab
+    (r"limit must be a whole number", "样例数上限必须是整数"),
+    (r"limit must be between 1 and 1000 in the app; use python -m eval for more",
+     "在应用里样例数上限必须在 1 到 1000 之间；更多请用 python -m eval"),
+    (r"limit must be at most (?P<n>\d+) on this server", "本服务器上样例数上限最多为 {n}"),
+    (r"choose a benchmark file or upload a JSONL file", "请选择一个基准文件，或上传 JSONL 文件"),
+    (r"no benchmark named (?P<v>.+) in the data folder", "数据文件夹里没有名为 {v} 的基准文件"),
+    (r"the evaluation was stopped after (?P<d>\d+) of (?P<t>\d+) examples", "评测已停止：完成了 {d} / {t} 个样例"),
+    (r"example (?P<i>.+?) of the uploaded file has (?P<n>[\d,]+) characters; this server accepts at most "
+     r"(?P<m>[\d,]+) per example", "上传文件中的样例 {i} 有 {n} 个字符，本服务器每个样例最多接受 {m} 个"),
+    (r"run an evaluation first, then give a row number from the table", "请先运行评测，再填写表格中的行号"),
+    (r"(?P<t>\w+) examples have no task tab to open them in", "{t} 任务的样例没有可以打开它们的任务标签页"),
+    # Inside the model
+    (r"stepping works on texts of at most (?P<n>\d+) tokens; shorten the text",
+     "逐步追加只适用于最多 {n} 个词元的文字；请缩短文字"),
+    (r"analyze the text first, then pick a candidate", "请先分析文字，再选择一个候选"),
+    # notices (warnings)
+    (r"(?P<m>.+) is an encoder-decoder model: only the tokenization applies here",
+     "{m} 是编码器-解码器模型：这里只能显示分词结果"),
+    (r"attention shown for the first (?P<n>\d+) tokens only", "只显示了前 {n} 个词元的注意力"),
+    (r"Dropped the (?P<n>\d+) oldest message\(s\) to fit the model's (?P<c>[\d,]+)-token context\.(?: (?P<rest>.+))?",
+     "为适应模型 {c} 个词元的上下文，删去了最早的 {n} 条消息。{rest}"),
+    (r"The (?P<w>[\w ]+) was cut from (?P<a>[\d,]+) to (?P<b>[\d,]+) tokens to fit the model's (?P<c>[\d,]+)-token "
+     r"context \(with (?P<n>\d+) new tokens\)\.",
+     "为适应模型 {c} 个词元的上下文（留出 {n} 个新词元），{w}从 {a} 个词元截短到了 {b} 个。"),
+]
+_ERRORS_RE = [(re.compile(p, re.DOTALL), z) for p, z in _ERRORS_ZH]
+
+
+def error_text(message: str, lang: str = "en", lead: str = "出错了：") -> str:
+    """A message shown when something goes wrong (or needs explaining), in ``lang``.
+
+    English is the message as it is. Chinese: the matching pattern's Chinese text with the English detail
+    (values, names, limits) kept; a message no pattern knows gets ``lead`` before its English text.
+    """
+    if lang != "zh" or not message:
+        return message
+    for pattern, zh in _ERRORS_RE:
+        m = pattern.fullmatch(message)
+        if m:
+            parts = {k: ("" if v is None else v) for k, v in m.groupdict().items()}
+            for k in ("w",):
+                if k in parts:
+                    parts[k] = _what(parts[k])
+            if parts.get("rest"):
+                parts["rest"] = error_text(parts["rest"], lang, lead="")
+            return zh.format(**parts).strip()
+    return lead + message

@@ -10,8 +10,8 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from .handlers import EvalHandlers, Handlers, InsideHandlers, stopped_line
-from .i18n import EN, I18N, switch_js, t
+from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang, stopped_line
+from .i18n import EN, I18N, lang_of, switch_js, t
 from .settings import AppSettings
 
 LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
@@ -104,9 +104,28 @@ def export_row(name: str, fn, inputs: list, settings_light: dict):
         js = gr.Button(t("export_json"), size="sm", scale=0, min_width=120, elem_id=f"{name}-export-json")
     f = gr.File(label=t("download"), visible=False, interactive=False, elem_id=f"{name}-export")
     for btn, fmt in ((md, "md"), (js, "json")):
-        btn.click(lambda *a, fmt=fmt: gr.update(value=fn(*a, fmt), visible=True), inputs, [f],
-                  api_visibility="private", **settings_light)
+        btn.click(_exporter(fn, fmt, len(inputs)), inputs, [f], api_visibility="private", **settings_light)
     return md, js, f
+
+
+def _exporter(fn, fmt: str, n_inputs: int):
+    """An export button's handler: the file, or "nothing to export yet" in the page's language."""
+    def run(args, request):
+        try:
+            return gr.update(value=fn(*args, fmt), visible=True)
+        except gr.Error as e:
+            said = in_lang(e, lang_of(request))
+            if said is e:
+                raise
+            raise said from None
+
+    if n_inputs == 2:
+        def export(a, b, request: gr.Request = None):
+            return run((a, b), request)
+    else:
+        def export(a, b, c, request: gr.Request = None):
+            return run((a, b, c), request)
+    return export
 
 
 def examples(data: list, inputs: list) -> gr.Examples:
@@ -269,9 +288,10 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 m_info = gr.Markdown(h.model_info(), elem_id="model-info")
                 # the server's text in the visitor's language: at load, and when the switch is used (its JS sets
                 # the cookie the handler reads, before the request goes out)
-                demo.load(h.model_info, None, [m_info], js=switch_js(None), queue=False, **private)
-                lang_en.click(h.model_info, None, [m_info], js=switch_js("en"), queue=False, **private)
-                lang_zh.click(h.model_info, None, [m_info], js=switch_js("zh-CN"), queue=False, **private)
+                lang_events = [
+                    demo.load(h.model_info, None, [m_info], js=switch_js(None), queue=False, **private),
+                    lang_en.click(h.model_info, None, [m_info], js=switch_js("en"), queue=False, **private),
+                    lang_zh.click(h.model_info, None, [m_info], js=switch_js("zh-CN"), queue=False, **private)]
                 # on a hosted app the operator chose the model: visitors see it, and cannot swap it for everyone
                 m_preset = gr.Dropdown(h.preset_choices(), value=host.lm.name if host.lm.name in dict(
                     (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label=t("preset"),
@@ -322,8 +342,16 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     e_report = gr.Markdown()
                 e_files = gr.File(label=t("report_files"), file_count="multiple")
                 e_rows = gr.State([])
-                e_task.change(lambda task: (e.choices(task), e.help(task)), [e_task], [e_file, e_help], **private,
-                              queue=False)
+
+                def help_line(task, request: gr.Request = None):
+                    return e.help(task, lang_of(request))
+
+                def task_changed(task, request: gr.Request = None):
+                    return e.choices(task), help_line(task, request)
+
+                e_task.change(task_changed, [e_task], [e_file, e_help], **private, queue=False)
+                for ev in lang_events:  # the help line in the visitor's language, once the cookie is set
+                    ev.then(help_line, [e_task], [e_help], queue=False, **private)
                 # one evaluation at a time; it runs at batch priority, so visitors' requests go first. Progress
                 # shows in one place (the status line), not over every output
                 e_ev = e_go.click(e.run_ui, [e_task, e_file, e_upload, e_limit],
@@ -363,8 +391,14 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 i_out = [i_chips, i_summary, i_next, i_choice, i_heat, i_att]
                 i_in = [i_text, i_layer, i_head, i_theme]
                 i_go.click(ins.analyze, i_in, i_out, js=THEME_JS, **private, **model_events)
+
+                def stepper(mode):
+                    def step(text, choice, request: gr.Request = None):
+                        return ins.step(text, choice, mode, request=request)
+                    return step
+
                 for btn, mode in ((i_add, "chosen"), (i_greedy, "greedy"), (i_sample, "sampled")):
-                    btn.click(lambda t_, c, m=mode: ins.step(t_, c, m), [i_text, i_choice], [i_text],
+                    btn.click(stepper(mode), [i_text, i_choice], [i_text],
                               **private, **model_events).then(
                         ins.analyze, i_in, i_out, js=THEME_JS, **private, **model_events)
 
