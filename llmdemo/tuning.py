@@ -72,7 +72,7 @@ class Choice:
 
     prefill: str
     decode: str
-    source: str  # "measured", "cache" or "forced"
+    source: str  # "measured", "cache", "forced" (--decode NAME) or "only" (one candidate allowed)
     cpu: str = ""
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)  # kernel -> ms, quality, or why not
 
@@ -271,8 +271,8 @@ def choose(model: Any, encode: Callable[[str], list[int]], *, model_id: str | No
         cached = read_cached(path, key)
         if cached is not None:
             return cached
-    if len(candidates) == 1:  # nothing to choose between
-        return Choice(candidates[0], candidates[0], "forced", sig["cpu"], {})
+    if len(candidates) == 1:  # nothing to choose between (LLMDEMO_DECODE_CANDIDATES names one)
+        return Choice(candidates[0], candidates[0], "only", sig["cpu"], {})
     if progress:
         progress(f"measuring the forward kernels on this CPU ({', '.join(candidates)}; once per machine)")
     t0 = time.perf_counter()
@@ -298,7 +298,8 @@ def describe(info: dict[str, Any]) -> str:
     kernels = f"{decode}" if prefill == decode else f"{decode} for decode steps, {prefill} for prompts"
     choice = info.get("decode_choice") or {}
     how = {"measured": "measured on this CPU", "cache": "measured earlier on this CPU",
-           "forced": "set with --decode"}.get(choice.get("source"), "")
+           "forced": "set with --decode",
+           "only": "the only candidate in LLMDEMO_DECODE_CANDIDATES"}.get(choice.get("source"), "")
     timing = choice.get("measured", {}).get(decode, {})
     if "decode_ms" in timing:
         how += f": {timing['decode_ms']:.0f} ms per decode step"

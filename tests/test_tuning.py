@@ -180,6 +180,14 @@ def test_forced_mode_and_models_without_identity_are_not_cached(tiny_parts, cach
     assert not (cache / tuning.CHOICE_FILE).exists()
 
 
+def test_a_single_allowed_candidate_is_used_without_measuring(tiny_parts, cache, monkeypatch):
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float16")
+    monkeypatch.setattr(tuning, "_time", _timer({}))  # any timing would raise KeyError
+    lm = _lm(tiny_parts)
+    assert lm.set_decode("auto") == "float16"
+    assert tuning.describe(lm.info()).endswith("(the only candidate in LLMDEMO_DECODE_CANDIDATES)")
+
+
 def test_bad_candidate_list_is_refused(monkeypatch):
     monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float32,int3")
     with pytest.raises(ValueError, match="unknown kernel"):
