@@ -26,6 +26,7 @@ forward with the weights as loaded; only generation goes through here.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import torch
@@ -61,6 +62,7 @@ def fused_weights(model: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     return out
 
 
+@functools.lru_cache(maxsize=None)  # the probe runs a oneDNN product: once per kernel per process
 def kernel_unavailable(kernel: str) -> str | None:
     """Why this torch build cannot run ``kernel`` here, or None when it can."""
     if kernel not in KERNELS:

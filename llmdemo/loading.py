@@ -170,6 +170,13 @@ def convert_gguf(gguf_path: str | Path, progress: ProgressFn = _stderr_progress)
     return final
 
 
+def _converted_gguf(location: str, progress: ProgressFn) -> tuple[Path, dict[str, Any]]:
+    """The GGUF file's converted folder, and what a report says of it (the file's hash, the cache folder)."""
+    folder = convert_gguf(location, progress)
+    return folder, {"file_sha256": json.loads((folder / COMPLETE_MARKER).read_text())["gguf_sha256"],
+                    "cache_dir": str(folder)}
+
+
 def _remove_if_dead(tmp: Path) -> None:
     try:
         pid = int(tmp.name.rsplit("-", 1)[1])
@@ -200,9 +207,8 @@ def load_weights(
     torch_dtype = pick_dtype(dev, dtype)
     info: dict[str, Any] = {"kind": kind, "location": location}
     if kind == "gguf":
-        folder = convert_gguf(location, progress)
-        info["file_sha256"] = json.loads((folder / COMPLETE_MARKER).read_text())["gguf_sha256"]
-        info["cache_dir"] = str(folder)
+        folder, about = _converted_gguf(location, progress)
+        info.update(about)
         src, kwargs = str(folder), {}
     else:
         src, kwargs = location, {"trust_remote_code": trust_remote_code}
@@ -383,18 +389,18 @@ def load_weights_lean(kind: str, location: str, *, device: str | None = None, dt
         return None
     info: dict[str, Any] = {"kind": kind, "location": location}
     if kind == "gguf":
-        folder = convert_gguf(location, progress)
-        info["file_sha256"] = json.loads((folder / COMPLETE_MARKER).read_text())["gguf_sha256"]
-        info["cache_dir"] = str(folder)
-        cache = folder
+        folder, about = _converted_gguf(location, progress)
     else:
-        folder = Path(location)
-        if not folder.is_dir() or lean_unsupported(folder):
+        folder, about = Path(location), {}
+        if not folder.is_dir():
             return None
-        info["file_sha256"] = file_sha256(folder / "model.safetensors")
-        cache = cache_root() / f"lean-{info['file_sha256'][:16]}"
     if lean_unsupported(folder):
         return None
+    if kind == "local":
+        about = {"file_sha256": file_sha256(folder / "model.safetensors")}
+    info.update(about)
+    # a GGUF's converted folder is in the cache already; a user's folder may be read-only
+    cache = folder if kind == "gguf" else cache_root() / f"lean-{info['file_sha256'][:16]}"
     set_threads()
     weights, tokenizer = load_lean(folder, cache)
     return weights, tokenizer, info
