@@ -144,9 +144,10 @@ def convert_gguf(gguf_path: str | Path, progress: ProgressFn = _stderr_progress)
     folder, name = str(gguf_path.parent), gguf_path.name
     progress("1/3 reading the tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    progress("2/3 de-quantizing the weights")
+    progress(f"2/3 de-quantizing the weights (tokenizer read in {time.perf_counter() - t0:.0f} s)")
+    t1 = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    progress("3/3 writing the cache")
+    progress(f"3/3 writing the cache (weights de-quantized in {time.perf_counter() - t1:.0f} s)")
     tmp.mkdir(parents=True)
     tokenizer.save_pretrained(tmp)
     config = model.config
