@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
 from .scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
-from .stream import Stats, StopText, Stream, _find_stop, rolling_windows
+from .stream import IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
 
 
 class ContextOverflowError(ValueError):
@@ -88,7 +88,7 @@ class ScheduledModel:
             t0 = time.perf_counter()
             req = self.submit(ids, config, budget=budget, seed=stats.seed, priority=priority, stop_event=stop_event)
             handle.request = req
-            n, out, text = 0, StopText(config.stop), ""
+            n, out, inc = 0, StopText(config.stop), IncrementalText(self.decode)
             try:
                 while True:
                     if not req.wait(n, heartbeat):
@@ -102,13 +102,13 @@ class ScheduledModel:
                     if stats.ttft_s is None:
                         stats.ttft_s = time.perf_counter() - t0
                         self.last_prefix_reused = req.prefix_reused
+                    fresh = req.tokens[n:new]
                     n = new
                     stats.new_tokens = n
                     stats.total_s = time.perf_counter() - t0
-                    text = self.decode(req.tokens[:n])
-                    if text.endswith("\ufffd") and not req.done:
-                        continue  # half a multi-byte character: wait for the rest
-                    chunk = out.update(text)
+                    if not inc.add(fresh):
+                        continue  # nothing new to show yet (half a multi-byte character: wait for the rest)
+                    chunk = out.update(inc.text)
                     if chunk:
                         yield chunk
                     if out.hit:
@@ -125,7 +125,8 @@ class ScheduledModel:
                 stats.finish_reason = "stopped" if req.finish_reason in (None, "stopped") else req.finish_reason
             if stats.finish_reason != "stopped":
                 # the last text too, when it ended in half a multi-byte character and was held back above
-                tail = ("" if out.hit else out.update(text)) + out.rest()
+                inc.flush()
+                tail = ("" if out.hit else out.update(inc.text)) + out.rest()
                 if tail:
                     yield tail
 

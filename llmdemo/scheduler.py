@@ -223,6 +223,14 @@ class Scheduler:
 
 
     def _loop(self) -> None:
+        try:
+            self._steps_forever()
+        except BaseException as e:  # a dead engine thread is reported to every waiter, never waited on forever
+            log.critical("the scheduler's thread died", exc_info=True)
+            self.close(f"the model's engine thread stopped ({type(e).__name__}: {e})")
+            raise
+
+    def _steps_forever(self) -> None:
         while True:
             with self._cond:
                 while not (self._waiting or self._active or self._calls or self._closed):
@@ -241,8 +249,11 @@ class Scheduler:
         self._admit()
         self._run_calls(interactive_only=True)
         interactive_busy = any(r.priority == INTERACTIVE for r in self._active)
-        self._prefill_one()
-        self._decode_step()
+        if hasattr(self.lm.runner, "step"):
+            self._fused_step()  # one forward for every decode row and the next prompt chunks (llama.cpp)
+        else:
+            self._prefill_one()
+            self._decode_step()
         self._run_calls(interactive_only=False, interactive_busy=interactive_busy)
 
     def _drop_cancelled(self) -> None:
@@ -264,9 +275,10 @@ class Scheduler:
                 prio, _, req = self._waiting[0]
                 n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
                 room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
-                # a runner that holds fewer sequences (llama.cpp: one context, one sequence) is a hard limit
-                hard = getattr(self.lm.runner, "max_sequences", None)
-                if not room or (hard is not None and len(self._active) >= hard):
+                # a runner with a fixed room (llama.cpp: sequences and cells of one context) is a hard limit;
+                # the queue waits for it in order rather than let a small request pass a large one
+                fits = getattr(self.lm.runner, "can_start", None)
+                if not room or (fits is not None and not fits(len(req.prompt), req.budget)):
                     return
                 heapq.heappop(self._waiting)
             try:
@@ -307,6 +319,47 @@ class Scheduler:
             except Exception as e:  # noqa: BLE001
                 self._end(req, "error", e)
 
+    def _fused_step(self) -> None:
+        """Every decode row's token and as many prompt tokens of rows being read as the batch holds
+        (interactive first), in one forward: 20 arriving visitors are read together, not one by one."""
+        rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
+        room = self.lm.runner.n_batch  # prompt tokens this step (the runner reads them in a call of their own)
+        pre = []
+        for req in sorted((r for r, s in self._active.items() if not s.prefilled), key=lambda r: (r.priority, r.id)):
+            if room <= 0:
+                break
+            seq = self._active[req]
+            n = min(len(seq.prompt) - seq.filled, room)
+            pre.append((req, seq, n))
+            room -= n
+        if not rows and not pre:
+            return
+        self._hook("decode" if rows else "prefill", len(rows) + len(pre))
+        for r, *_ in rows + pre:
+            r.steps += 1
+        now = time.perf_counter()
+        for r, *_ in pre:
+            if r.started_at is None:
+                r.started_at = now
+        try:
+            pre_logits, logits = self.lm.runner.step([(s, n) for _, s, n in pre], [s for _, s in rows])
+        except Exception as e:  # noqa: BLE001 - the rows of this step fail with the reason; the loop goes on
+            log.exception("a forward step failed")
+            for r, *_ in rows + pre:
+                self._end(r, "error", e)
+            return
+        for (req, seq, _), lg in zip(pre, pre_logits):
+            if lg is not None:
+                try:
+                    self._emit(req, seq, lg)
+                except Exception as e:  # noqa: BLE001
+                    self._end(req, "error", e)
+        for i, (req, seq) in enumerate(rows):
+            try:
+                self._emit(req, seq, logits[i:i + 1])
+            except Exception as e:  # noqa: BLE001 - e.g. NaN logits in one row: that request fails, not all
+                self._end(req, "error", e)
+
     def _decode_step(self) -> None:
         rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
         if not rows:
@@ -344,8 +397,10 @@ class Scheduler:
         seq = self._active.pop(req, None)
         if seq is not None:
             try:
-                # a finished interactive prompt is kept for the next one (a chat's next turn starts with it)
-                self.lm.runner.finish(seq, keep_prefix=req.priority == INTERACTIVE and reason != "error")
+                # a finished interactive prompt is kept for the next one (a chat's next turn starts with it);
+                # a stopped or failed one is freed at once
+                self.lm.runner.finish(seq, keep_prefix=req.priority == INTERACTIVE and reason in
+                                      ("eos", "length", "stop_string"))
             except Exception:  # noqa: BLE001
                 log.exception("releasing a sequence failed")
         req._finish(reason, error)

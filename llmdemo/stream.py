@@ -102,6 +102,51 @@ def _find_stop(text: str, stops: Sequence[str], start: int = 0) -> int | None:
     return min(hits) if hits else None
 
 
+class IncrementalText:
+    """The text of a growing list of token ids, decoding only the last few each time (vLLM's
+    ``detokenize_incrementally``): re-decoding the whole answer for every new token made streaming
+    quadratic in the answer's length.
+
+    The new text is what ``decode(ids[prefix:])`` adds to ``decode(ids[prefix:read])``, the two offsets
+    moving on once a piece decodes cleanly; a piece that ends in half a multi-byte character
+    ("\ufffd") waits for its next token, so it is never shown broken.
+
+    >>> pieces = {1: "Hel", 2: "lo", 3: "\xe4", 4: "\xb8\xad"}   # bytes of "Hello" and of "中"
+    >>> dec = lambda ids: b"".join(pieces[i].encode("latin-1") for i in ids).decode("utf-8", "replace")
+    >>> t = IncrementalText(dec)
+    >>> t.add([1, 2]), t.add([3]), t.add([4]), t.text
+    ('Hello', '', '中', 'Hello中')
+    """
+
+    def __init__(self, decode: Callable[[Sequence[int]], str]):
+        self.decode = decode
+        self.ids: list[int] = []
+        self.text = ""
+        self._prefix = 0  # ids[_prefix:_read] decode to text already given out: context for the next piece
+        self._read = 0
+
+    def add(self, new_ids: Sequence[int]) -> str:
+        """Take the next ids; return the text they complete (may be empty while a character is split)."""
+        self.ids.extend(new_ids)
+        before = self.decode(self.ids[self._prefix:self._read])
+        now = self.decode(self.ids[self._prefix:])
+        if len(now) <= len(before) or now.endswith("\ufffd"):
+            return ""
+        piece = now[len(before):]
+        self._prefix, self._read = self._read, len(self.ids)
+        self.text += piece
+        return piece
+
+    def flush(self) -> str:
+        """At the end: whatever is left, a broken last character included."""
+        before = self.decode(self.ids[self._prefix:self._read])
+        now = self.decode(self.ids[self._prefix:])
+        piece = now[len(before):] if len(now) > len(before) else ""
+        self._prefix = self._read = len(self.ids)
+        self.text += piece
+        return piece
+
+
 class StopText:
     """Streamed text under stop strings: cut at the first one, and hold back a tail that could start one.
 

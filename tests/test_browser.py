@@ -131,7 +131,8 @@ def test_summarization_tab(page):
 def test_model_tab(page):
     page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_text("Context length").wait_for(timeout=10_000)
-    assert "8,192 tokens" in page.content()
+    assert f"{page.host.lm.info()['context_length']:,} tokens" in page.content()
+    assert "llama.cpp" in page.content() and "transformers, float32" in page.content()  # what generates, what scores
     page.screenshot(path=str(ARTIFACTS / "tab-model.png"))
 
 

@@ -41,14 +41,9 @@ def test_stream_join_and_seed(real_lm):
 def test_batched_greedy_matches_unbatched_on_real_prompts(real_lm, benchmarks):
     rows = [json.loads(l) for l in open(benchmarks / "translation_flores200_devtest_en-fr.jsonl")][:6]
     prompts = [tasks.translation_prompt(real_lm, r["source"], "en", "fr", 24).input for r in rows]
-    # float32 decoding: reductions differ with padding only in the last bits. (float16 weights round
-    # every product's output, so padding changes more; bench/batch_agreement.py measures both.)
-    try:
-        real_lm.set_decode("float32")
-        single = [real_lm.generate(p, GREEDY) for p in prompts]
-        batched = real_lm.generate_batch(prompts, GREEDY, batch_size=6)
-    finally:
-        real_lm.set_decode("auto")
+    single = [real_lm.generate(p, GREEDY) for p in prompts]
+    batched = real_lm.generate_batch(prompts, GREEDY, batch_size=6)
+    # llama.cpp's attention can round differently over a longer key/value range (tests/test_engine_llamacpp.py)
     agree = sum(a == b for a, b in zip(single, batched))
     assert agree >= 5, list(zip(single, batched))
 
@@ -56,7 +51,7 @@ def test_batched_greedy_matches_unbatched_on_real_prompts(real_lm, benchmarks):
 def test_cached_reload_gives_identical_logits(real_lm):
     from llmdemo.model import LM
 
-    again = LM.load()
+    again = LM.load(decode="transformers")
     assert again.load_s < 10  # a warm-cache load; the timing target is measured by bench/decode.py
     ids = torch.tensor([real_lm.encode("The weather is nice today.")])
     assert torch.equal(real_lm.model(ids).logits, again.model(ids).logits)

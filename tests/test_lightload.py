@@ -59,9 +59,9 @@ def test_light_tokenizer_equals_transformers_on_the_tiny_model(tiny_model_dir):
 
 
 @pytest.mark.e2e
-def test_light_tokenizer_equals_transformers_on_the_bundled_model(real_lm):
-    assert real_lm._lean is not None  # the default model takes the lean start
-    _same_tokenizer(real_lm._lean.folder)
+def test_light_tokenizer_equals_transformers_on_the_bundled_model(real_lean_lm):
+    assert real_lean_lm._lean is not None  # the torch side of the default model takes the lean start
+    _same_tokenizer(real_lean_lm._lean.folder)
 
 
 def test_rope_equals_transformers_rotary_embedding(tiny_model_dir):

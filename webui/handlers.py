@@ -16,6 +16,7 @@ import secrets
 import inspect
 import logging
 import re
+import time
 import traceback
 from typing import Any, Iterator
 
@@ -200,6 +201,14 @@ def stopped_line(line: str | None, request: gr.Request | None = None) -> str:
                 else msg("ended_stopped", lang)
     return line
 
+
+def stopped_line_later(line: str | None, request: gr.Request | None = None) -> str:
+    """:func:`stopped_line` again after the updates already sent before Stop have landed."""
+    time.sleep(STOP_SETTLE_S)
+    return stopped_line(line, request)
+
+
+STOP_SETTLE_S = 0.6
 
 MODEL_INFO_ZH = {"Model": "模型", "Source": "来源", "Backend": "后端", "Parameters": "参数量",
                  "Device / dtype": "设备 / 数据类型", "Generation forward": "生成所用前向", "Context length": "上下文长度",
@@ -456,6 +465,7 @@ class Handlers:
             ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
             ("Generation forward", describe_forward(info)),
+            *([("Scoring", html.escape(info["engine"]["scoring"]))] if info.get("engine") else []),
             ("Context length", f"{info['context_length']:,} tokens"),
             ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),
         ]

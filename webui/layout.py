@@ -10,7 +10,7 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang, stopped_line
+from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang, stopped_line, stopped_line_later
 from .i18n import EN, I18N, lang_of, switch_js, t
 from .settings import AppSettings
 
@@ -152,7 +152,10 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                    **light_events)
 
     def stop_button(btn, stats, events):  # Stop cancels the run and says so in the stats line
-        btn.click(stopped_line, [stats], [stats], cancels=events, queue=False, **private)
+        # and once more a moment later: a stream update already on its way when Stop was pressed could land
+        # after the first and bring back "generating…" (seen 9 of 10 times with a fast engine)
+        btn.click(stopped_line, [stats], [stats], cancels=events, queue=False, **private).then(
+            stopped_line_later, [stats], [stats], queue=False, **private)
 
     # uploads and files handed out are deleted after an hour (checked every hour)
     with gr.Blocks(title="llmdemo", delete_cache=(3600, 3600)) as demo:
@@ -256,7 +259,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     return stopped_line(line, request), *idle()
 
                 c_stop.click(chat_stopped, [c_stats], [c_stats, c_go, c_stop], cancels=c_events, queue=False,
-                             **private)
+                             **private).then(stopped_line_later, [c_stats], [c_stats], queue=False, **private)
                 c_undo.click(h.undo, [c_bot], [c_bot, c_in], **private, **light_events)
                 c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **private, queue=False)
                 counter(c_in, c_count)

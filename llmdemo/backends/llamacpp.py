@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..generation import ScheduledModel, _env_int
-from ..interface import GENERATE, SCORE
+from ..interface import BATCH, GENERATE, INSIDE, SCORE
 from ..runner import Sequence as Seq
-from ..scheduler import Scheduler
+from ..scheduler import INTERACTIVE, Scheduler
 from ..tokenizer import render_chat
 
 
@@ -43,53 +44,221 @@ def _eval(llm, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
     return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows, llm.n_vocab())).copy()
 
 
+UBATCH = 32  # tokens per llama.cpp micro-batch (see LlamaCppRunner.__init__)
+
+
 class LlamaCppRunner:
-    """The scheduler's runner over one llama.cpp context (one sequence at a time)."""
+    """The scheduler's runner over one llama.cpp context that holds many sequences (llama.cpp's
+    ``examples/batched`` and its server): every row of a scheduler step, decode tokens and prompt
+    chunks alike, goes into one ``llama_decode``, and each row's logits are read by its index.
+
+    Each running request owns a sequence id (a slot) in one unified key/value buffer of ``n_ctx``
+    cells. A finished interactive request's slot is parked with its tokens, so the next prompt that
+    starts with them (a chat's next turn) reuses their keys/values; parked slots are freed, oldest
+    first, when a new request needs the room. Admission reserves each request's prompt + budget in
+    cells (:meth:`can_start`), so a step never runs out of room half-way through a batch.
+    """
 
     name = "llamacpp"
-    max_sequences = 1
 
-    def __init__(self, lm: "LlamaCppLM"):
-        self.lm = lm
-        self.llm = lm.llm
+    def __init__(self, lm: "LlamaCppLM", *, n_seq: int, n_ctx: int, n_batch: int = 512,
+                 threads: int | None = None):
+        import llama_cpp
+        from llama_cpp import _internals
 
-    def _eval(self, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
-        return _eval(self.llm, tokens, all_logits)
+        self.lm, self.llama_cpp = lm, llama_cpp
+        params = llama_cpp.llama_context_params.from_buffer_copy(lm.llm.context_params)
+        params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx, n_seq, True
+        # Batch-invariance (a request's logits do not depend on who else is in the step), measured on
+        # the bundled GGUF: with flash attention on and micro-batches of at most UBATCH tokens, 8 decode
+        # rows stepped together equal each stepped alone, and 8 prompts read together equal each read
+        # alone, bit for bit. Without flash attention, 8 decode rows differed from alone by up to 0.8 in
+        # the logits; with 512-token micro-batches, prompts read together differed by up to 1.2 (the
+        # attention kernel takes another path for many query rows). Small micro-batches cost ~6% of
+        # prompt speed here (a 300-token prompt: 2.22 s against 2.10 s, 2 threads).
+        params.n_batch, params.n_ubatch = n_batch, UBATCH
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        self.ctx = _internals.LlamaContext(model=lm.llm._model, params=params, verbose=False)
+        self.mem = llama_cpp.llama_get_memory(self.ctx.ctx)
+        self.n_ctx, self.n_seq, self.n_batch = self.ctx.n_ctx(), n_seq, n_batch
+        self.n_vocab = lm.llm.n_vocab()
+        self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.free = list(range(n_seq))  # sequence ids nobody holds
+        self.parked: dict[int, list[int]] = {}  # sequence id -> tokens whose keys/values it keeps (oldest first)
+        self.reserved: dict[int, int] = {}  # sequence id -> cells a running request may fill
+        self.decodes = 0  # llama_decode calls (tests count them)
+        self.threads = threads or 1
+        self.ctx.set_n_threads(self.threads, self.threads)
+
+    def __del__(self):
+        batch, self.batch = getattr(self, "batch", None), None
+        if batch is not None:
+            self.llama_cpp.llama_batch_free(batch)
+
+    # ------------------------------------------------------------ sequences
+    def held(self) -> int:
+        """Sequences whose keys/values are in the context (running or parked)."""
+        return self.n_seq - len(self.free)
+
+    def _drop(self, sid: int) -> None:
+        self.llama_cpp.llama_memory_seq_rm(self.mem, sid, -1, -1)
+        self.parked.pop(sid, None)
+        self.reserved.pop(sid, None)
+        self.free.append(sid)
+
+    def can_start(self, n_prompt: int, budget: int) -> bool:
+        """Whether a request of this size fits now (freeing parked slots if that makes room)."""
+        need = n_prompt + budget
+        if need > self.n_ctx:
+            return False
+        while True:
+            used = sum(self.reserved.values()) + sum(len(t) for t in self.parked.values())
+            if (self.free or self.parked) and used + need <= self.n_ctx:
+                return True
+            running = len(self.reserved)
+            if not self.parked or running >= self.n_seq:
+                return False
+            self._drop(next(iter(self.parked)))  # the oldest parked slot makes room
 
     def start(self, seq: Seq) -> None:
-        llm = self.llm
-        held = llm.input_ids[: llm.n_tokens].tolist()
-        common = 0
-        for a, b in zip(held, seq.prompt):
-            if a != b:
-                break
-            common += 1
-        # As llama-cpp-python does (so a result here equals its server's for the same requests in the same
-        # order): keep the longest common prefix, read the rest in batches of n_batch. llama.cpp's numbers
-        # depend a little on how tokens are batched, so a greedy output can depend on what ran before.
-        common = min(common, len(seq.prompt) - 1)  # at least one token to compute
-        llm.n_tokens = common  # the rest of the cache is dropped by the next _eval
+        # the parked slot sharing the longest prefix with this prompt, if any (at least one token to compute)
+        best, common = None, 0
+        for sid, toks in self.parked.items():
+            n = 0
+            for a, b in zip(toks, seq.prompt):
+                if a != b:
+                    break
+                n += 1
+            n = min(n, len(seq.prompt) - 1)
+            if n > common:
+                best, common = sid, n
+        if best is not None:
+            del self.parked[best]
+            self.llama_cpp.llama_memory_seq_rm(self.mem, best, common, -1)
+            sid = best
+        else:
+            if not self.free:
+                self._drop(next(iter(self.parked)))
+            sid = self.free.pop()
+            self.llama_cpp.llama_memory_seq_rm(self.mem, sid, -1, -1)
+        self.reserved[sid] = len(seq.prompt) + seq.budget
+        seq.state = _Slot(sid, list(seq.prompt[:common]))
         seq.filled = seq.reused = common
 
+    def finish(self, seq: Seq, keep_prefix: bool) -> None:
+        slot, seq.state = seq.state, None
+        if slot is None:
+            return
+        if keep_prefix and slot.tokens:
+            self.reserved.pop(slot.sid, None)
+            self.parked[slot.sid] = slot.tokens  # newest last
+        else:
+            self._drop(slot.sid)
+
+    # ------------------------------------------------------------ steps
+    def step(self, prefills: list[tuple[Seq, int]], decodes: list[Seq]) -> tuple[list[torch.Tensor | None], torch.Tensor]:
+        """The next ``n`` prompt tokens of each prefill, and one token of each decode row, computed together.
+
+        Returns the logits (1, V) of each prefill whose prompt is now read (None for the others)
+        and (B, V) for the decode rows.
+        """
+        # Prompt chunks and decode rows go in two calls: in one, the decode rows' logits changed (by up to
+        # 0.8 with 8 rows and a 128-token chunk) against the same rows stepped alone.
+        pre = self._prefill_call(prefills) if prefills else []
+        dec = self._decode_call(decodes) if decodes else torch.empty(0)
+        return pre, dec  # (1, V) each, (B, V)
+
+    def _run(self, n: int) -> None:
+        if n > self.n_batch:
+            raise ValueError(f"a step of {n} tokens is more than the batch of {self.n_batch}")
+        self.batch.n_tokens = n
+        self.decodes += 1
+        rc = self.llama_cpp.llama_decode(self.ctx.ctx, self.batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed (code {rc}: "
+                               f"{'no room left in the context' if rc == 1 else 'see llama.cpp'})")
+
+    def _decode_call(self, decodes: list[Seq]) -> torch.Tensor:
+        b, i, out_rows = self.batch, 0, []
+        for seq in decodes:
+            slot = seq.state
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = seq.last, len(slot.tokens), 1, True
+            b.seq_id[i][0] = slot.sid
+            slot.tokens.append(seq.last)
+            out_rows.append(i)
+            i += 1
+        self._run(i)
+        return torch.from_numpy(np.stack([self._logits(r) for r in out_rows]))  # (B, V)
+
+    def _prefill_call(self, prefills: list[tuple[Seq, int]]) -> list[torch.Tensor | None]:
+        b, i, pre_rows = self.batch, 0, []
+        for seq, n in prefills:
+            slot, start = seq.state, seq.filled
+            chunk = seq.prompt[start:start + n]
+            for k, tok in enumerate(chunk):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, start + k, 1, False
+                b.seq_id[i][0] = slot.sid
+                i += 1
+            slot.tokens.extend(chunk)
+            seq.filled = start + len(chunk)
+            if seq.prefilled:
+                b.logits[i - 1] = True
+                pre_rows.append(i - 1)
+            else:
+                pre_rows.append(None)
+        self._run(i)
+        return [None if r is None else torch.from_numpy(self._logits(r))[None] for r in pre_rows]
+
+    def _logits(self, row: int) -> np.ndarray:
+        ptr = self.llama_cpp.llama_get_logits_ith(self.ctx.ctx, row)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()  # the buffer is reused by the next step
+
+    # the scheduler's one-at-a-time protocol, as the same fused step
     def prefill(self, seq: Seq) -> torch.Tensor | None:
-        end = min(len(seq.prompt), seq.filled + self.llm.n_batch)
-        logits = self._eval(seq.prompt[seq.filled:end])
-        seq.filled = end
-        return torch.from_numpy(logits) if seq.prefilled else None  # (1, V)
+        (logits,), _ = self.step([(seq, min(self.n_batch, len(seq.prompt) - seq.filled))], [])
+        return logits
 
     def decode(self, seqs: list[Seq], tokens: torch.Tensor) -> torch.Tensor:
-        (seq,) = seqs
-        return torch.from_numpy(self._eval([int(tokens[0])]))
+        for s, t in zip(seqs, tokens.tolist()):
+            s.last = int(t)
+        return self.step([], seqs)[1]
 
-    def finish(self, seq: Seq, keep_prefix: bool) -> None:
-        pass  # the context keeps its tokens: the next prompt reuses their common prefix
+    def time_step(self, threads: int, steps: int = 8) -> float:
+        """Seconds for one single-token decode step with ``threads`` threads (best of ``steps``)."""
+        self.ctx.set_n_threads(threads, threads)
+        sid = self.n_seq - 1 if self.n_seq - 1 in self.free else None
+        if sid is None:
+            raise RuntimeError("no free sequence to time with")
+        b, best = self.batch, float("inf")
+        for k in range(steps + 1):
+            b.token[0], b.pos[0], b.n_seq_id[0], b.logits[0] = int(self.lm.prefix_token()), k, 1, True
+            b.seq_id[0][0] = sid
+            b.n_tokens = 1
+            t = time.perf_counter()
+            self.llama_cpp.llama_decode(self.ctx.ctx, b)
+            if k:  # the first step warms up
+                best = min(best, time.perf_counter() - t)
+        self.llama_cpp.llama_memory_seq_rm(self.mem, sid, -1, -1)
+        self.ctx.set_n_threads(self.threads, self.threads)
+        return best
+
+
+class _Slot:
+    """A running sequence's place in the context: its id and the tokens whose keys/values it holds."""
+
+    __slots__ = ("sid", "tokens")
+
+    def __init__(self, sid: int, tokens: list[int]):
+        self.sid, self.tokens = sid, tokens
 
 
 class LlamaCppLM(ScheduledModel):
     """A GGUF model in llama.cpp, behind llmdemo's scheduler (see the module docstring)."""
 
     def __init__(self, path: str, *, name: str | None = None, n_ctx: int | None = None,
-                 n_threads: int | None = None, style: str | None = None, pairs: tuple = ()):
+                 n_threads: int | None = None, style: str | None = None, pairs: tuple = (),
+                 exact_scoring: bool = False, max_running: int | None = None,
+                 progress: Callable[[str], None] | None = None):
         try:
             from llama_cpp import Llama
         except ImportError as e:
@@ -97,14 +266,14 @@ class LlamaCppLM(ScheduledModel):
                               "pip install 'llama-cpp-python[server]' (it compiles llama.cpp, 5-12 minutes)") from e
         t0 = time.perf_counter()
         self.path = str(Path(path).resolve())
-        kw: dict[str, Any] = dict(model_path=self.path, n_ctx=n_ctx or _env_int("LLMDEMO_LLAMACPP_CTX", 4096),
-                                  logits_all=False, verbose=False)
-        # llama-cpp-python's default is half the logical CPUs (physical cores). Its workers spin while they
-        # wait, so more threads than that fight our own Python threads: on 2 vCPUs, 2 threads decoded at
-        # 29 tokens/s against 50 with 1 (bench/llamacpp.py)
-        threads = n_threads or int(os.environ.get("LLMDEMO_LLAMACPP_THREADS") or 0)
-        if threads:
-            kw["n_threads"] = threads
+        # the context of one request (what a prompt + its answer may fill) and of all of them together
+        self.context_length = n_ctx or _env_int("LLMDEMO_LLAMACPP_CTX", 4096)
+        n_seq = max_running or _env_int("LLMDEMO_MAX_RUNNING", 16)
+        total = max(self.context_length, _env_int("LLMDEMO_LLAMACPP_CELLS", 8192))
+        # the Llama object gives the vocabulary, the model and its settings; its own context is not used
+        # for generation (the runner makes one that holds n_seq sequences), so it is kept small
+        kw: dict[str, Any] = dict(model_path=self.path, n_ctx=64, n_batch=64, logits_all=False, verbose=False)
+        self._threads_forced = n_threads or int(os.environ.get("LLMDEMO_LLAMACPP_THREADS") or 0) or None
         if os.environ.get("LLMDEMO_LLAMACPP_EXTRA_BUFTS") == "0" and \
                 "use_extra_bufts" in inspect.signature(Llama.__init__).parameters:
             # a llama-cpp-python built with -march=native crashed in its AMX path on an Intel CPU here;
@@ -122,9 +291,14 @@ class LlamaCppLM(ScheduledModel):
         self.pairs = pairs
         self.is_encoder_decoder = False
         self.device = torch.device("cpu")
-        self.context_length = self.llm.n_ctx()
+        self.context_length = min(self.context_length, int(meta.get(
+            f"{meta.get('general.architecture', 'llama')}.context_length", self.context_length)))
         self.decode_mode = "llamacpp"
-        self.capabilities = frozenset({GENERATE, SCORE})
+        self.exact_scoring = exact_scoring
+        self._hf = None  # exact scoring: the transformers model of the same weights, in float32, built on first use
+        self._hf_lock = threading.Lock()
+        self._progress = progress
+        self.capabilities = frozenset({GENERATE, SCORE, BATCH} | ({INSIDE} if exact_scoring else set()))
         self._bos = self.llm.token_bos()
         self._eos = self.llm.token_eos()
         self.eos_ids = {int(self._eos)}
@@ -134,9 +308,32 @@ class LlamaCppLM(ScheduledModel):
         self._suppress: list[int] = []
         self._meta = meta
         self._sha: str | None = None
-        self.runner = LlamaCppRunner(self)
-        self.scheduler = Scheduler(self, max_running=1, max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
+        self.runner = LlamaCppRunner(self, n_seq=n_seq, n_ctx=total, threads=self._threads_forced or 1)
+        self.scheduler = Scheduler(self, max_running=n_seq, max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
         self.last_prefix_reused = 0
+        self.thread_choice: dict[str, Any] = {"threads": self._threads_forced, "source": "forced"} \
+            if self._threads_forced else self.scheduler.call(self._choose_threads)
+
+    def _choose_threads(self) -> dict[str, Any]:
+        """Time a decode step with each thread count this process may use; keep the fastest.
+
+        Runs on the scheduler's thread (the one that runs every step): llama.cpp's threads are that
+        thread's. A rule ("half the logical CPUs") was wrong on 2 vCPUs: 1 thread gave 0.52x of
+        llama.cpp's own speed with 2. Two passes, the second in reverse order, each count keeping its
+        best, so one burst of load from another process does not decide.
+        """
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cpus = os.cpu_count() or 1
+        counts = sorted({1, *range(2, min(cpus, 8) + 1)})
+        timed: dict[int, float] = {}
+        for n in counts + counts[::-1]:
+            timed[n] = min(timed.get(n, float("inf")), self.runner.time_step(n))
+        best = min(timed, key=timed.get)
+        self.runner.threads = best
+        self.runner.ctx.set_n_threads(best, best)
+        return {"threads": best, "source": "measured", "step_ms": {n: round(t * 1000, 2) for n, t in timed.items()}}
 
     @classmethod
     def load(cls, location: str, name: str | None = None, **kw) -> "LlamaCppLM":
@@ -179,6 +376,58 @@ class LlamaCppLM(ScheduledModel):
         return int(bos)
 
     # ------------------------------------------------------------ scoring
+    def scorer(self):
+        """The transformers model of the same GGUF, de-quantized to float32, loaded on first use.
+
+        With ``exact_scoring`` (the default model), perplexity, log-likelihoods and the Inside tab use
+        it, so scores agree with lm-evaluation-harness's transformers runs to the digit while llama.cpp
+        generates. The first use converts the GGUF once into the cache (~40 s), later ones load that
+        (~3 s). Its work runs on this model's scheduler thread, between generation steps.
+        """
+        if self._hf is None:
+            with self._hf_lock:
+                if self._hf is None:
+                    from ..model import LM
+
+                    t0 = time.perf_counter()
+                    hf = LM.load(self.path, decode="transformers", progress=self._progress)
+                    own, hf.scheduler = hf.scheduler, self.scheduler
+                    own.close("replaced by the llama.cpp model's scheduler")
+                    hf.name = self.name
+                    if self._progress:
+                        self._progress(f"loaded the transformers model for exact scoring "
+                                       f"({time.perf_counter() - t0:.1f} s)")
+                    self._hf = hf
+        return self._hf
+
+    @property
+    def model(self):
+        """The transformers model (exact scoring only): what the Inside tab looks into."""
+        if not self.exact_scoring:
+            raise AttributeError("the llamacpp backend has no transformers model")
+        return self.scorer().model
+
+    @property
+    def tokenizer(self):
+        if not self.exact_scoring:
+            raise AttributeError("the llamacpp backend has no transformers tokenizer")
+        return self.scorer().tokenizer
+
+    def token_logprobs(self, text, max_length=None, stride=None, batch_size=4, progress=None, priority=INTERACTIVE):
+        if self.exact_scoring:
+            return self.scorer().token_logprobs(text, max_length, stride, batch_size, progress, priority)
+        return super().token_logprobs(text, max_length, stride, batch_size, progress, priority)
+
+    def loglikelihood_rolling(self, text, max_length=None, stride=None, batch_size=4, priority=INTERACTIVE):
+        if self.exact_scoring:
+            return self.scorer().loglikelihood_rolling(text, max_length, stride, batch_size, priority)
+        return super().loglikelihood_rolling(text, max_length, stride, batch_size, priority)
+
+    def loglikelihood(self, context, continuation, priority=INTERACTIVE):
+        if self.exact_scoring:
+            return self.scorer().loglikelihood(context, continuation, priority)
+        return super().loglikelihood(context, continuation, priority)
+
     def _score_batch(self, chunk: list[tuple[list[int], int]]) -> list[list[float]]:
         """Each window from an empty context; log p(token_i | tokens before i) from the logits at i - 1.
 
@@ -188,7 +437,8 @@ class LlamaCppLM(ScheduledModel):
         if self._scorer is None:
             from llama_cpp import Llama
 
-            self._scorer = Llama(**{**self._kw, "n_ctx": self.context_length})
+            self._scorer = Llama(**{**self._kw, "n_ctx": self.context_length, "n_batch": 512,
+                                    "n_threads": self.runner.threads, "n_threads_batch": self.runner.threads})
         llm, out = self._scorer, []
         for ids, n in chunk:
             llm.n_tokens = 0
@@ -211,5 +461,10 @@ class LlamaCppLM(ScheduledModel):
                 "file_sha256": self._sha, "model_type": self._meta.get("general.architecture"),
                 "style": self.style, "parameters": None, "dtype": "GGUF (as stored)",
                 "decode": "llamacpp", "device": "cpu", "context_length": self.context_length,
-                "load_s": round(self.load_s, 3), "threads": self.llm.n_threads if hasattr(self.llm, "n_threads") else None,
+                # which engine made the text and which computed the scores (perplexity, log-likelihoods)
+                "engine": {"generation": "llama.cpp (GGUF as stored, many sequences per step)",
+                           "scoring": "transformers, float32 (the same GGUF de-quantized)" if self.exact_scoring
+                           else "llama.cpp (GGUF as stored)"},
+                "load_s": round(self.load_s, 3), "threads": self.runner.threads, "thread_choice": self.thread_choice,
+                "sequences": self.runner.n_seq, "context_cells": self.runner.n_ctx,
                 "llama_cpp_python": md.version("llama-cpp-python")}
