@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="OpenAI-compatible server for --model openai:NAME (default $OPENAI_BASE_URL; key from "
                         "$OPENAI_API_KEY)")
     p.add_argument("--decode", default=None, choices=DECODE_MODES,
-                   help="forward pass for generation (default auto: float16 weights in the lean forward on CPU; "
-                        "float32 keeps full precision)")
+                   help="forward pass for generation (default auto: a GGUF on llama.cpp when installed, else the "
+                        "lean forward's kernel measured fastest on this CPU; transformers: the model's own)")
     p.add_argument("--allow-local-models", action="store_true",
                    help="keep the model picker open (hub ids, local paths) even when the app is exposed")
     p.add_argument("--auth", default=os.environ.get("LLMDEMO_AUTH"),

@@ -130,6 +130,7 @@ def raw_batched(lm, prompts, n_tokens: int) -> float:
     base = Llama(lm.path, n_ctx=64, verbose=False)
     p = llama_cpp.llama_context_params.from_buffer_copy(base.context_params)
     p.n_ctx, p.n_seq_max, p.kv_unified, p.n_batch, p.n_ubatch = 8192, len(prompts), True, 2048, 512
+    p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED  # llama.cpp's own default (auto) on a CPU
     ctx = _internals.LlamaContext(model=base._model, params=p, verbose=False)
     ctx.set_n_threads(threads, threads)
     ids = [lm.encode(q) for q in prompts]
@@ -140,15 +141,14 @@ def raw_batched(lm, prompts, n_tokens: int) -> float:
         b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, pos, 1, want
         b.seq_id[i][0] = sid
 
-    k = 0
-    for sid, x in enumerate(ids):
+    last = []
+    for sid, x in enumerate(ids):  # each prompt read in a call of its own (as the engine reads them)
         for j, tok in enumerate(x):
-            put(k, tok, j, sid, j == len(x) - 1)
-            k += 1
-    b.n_tokens = k
-    assert llama_cpp.llama_decode(ctx.ctx, b) == 0
-    last = [int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), shape=(nv,))))
-            for i in range(len(ids))]
+            put(j, tok, j, sid, j == len(x) - 1)
+        b.n_tokens = len(x)
+        assert llama_cpp.llama_decode(ctx.ctx, b) == 0
+        last.append(int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, len(x) - 1),
+                                                         shape=(nv,)))))
     pos = [len(x) for x in ids]
     t0 = time.perf_counter()
     for _ in range(n_tokens - 1):

@@ -43,14 +43,35 @@ def bleu_chrf(predictions: Sequence[str], references: Sequence[str], tgt_lang: s
     out: dict = {"signatures": {}, "ci95": {}}
     for name, metric in (("bleu", bleu), ("chrf", chrf)):
         kwargs = {"n_bootstrap": n_bootstrap} if n_bootstrap > 1 and len(predictions) > 1 else {}
-        s = metric.corpus_score(list(predictions), [list(references)], **kwargs)
-        out[name] = s.score
+        try:
+            s = metric.corpus_score(list(predictions), [list(references)], **kwargs)
+            if kwargs:
+                out["ci95"][name] = [float(s._mean - s._ci), float(s._mean + s._ci)]  # sacrebleu: mean ± half-width
+        except TypeError:
+            # sacrebleu 2.6.0's chrF bootstrap raises on degenerate scores (most hypotheses empty: "don't know
+            # how to coerce float and float32" in statistics.mean): the same resampling over sacrebleu's own
+            # per-sentence statistics, in plain floats
+            s = metric.corpus_score(list(predictions), [list(references)])
+            out["ci95"][name] = _bootstrap_stats_ci(metric, predictions, references, n_bootstrap)
+        out[name] = float(s.score)
         out["signatures"][name] = str(metric.get_signature())
-        if kwargs:
-            out["ci95"][name] = [float(s._mean - s._ci), float(s._mean + s._ci)]  # sacrebleu: mean ± half-width
     if note:
         out["note"] = note
     return out
+
+
+def _bootstrap_stats_ci(metric, predictions: Sequence[str], references: Sequence[str], n: int,
+                        seed: int = 12345) -> list[float]:
+    """95% interval (mean ± 1.96 sd, as sacrebleu reports it) of corpus scores over resampled sentences,
+    each resample scored by sacrebleu from the summed per-sentence statistics."""
+    import numpy as np
+
+    stats = np.asarray(metric._extract_corpus_statistics(list(predictions), [list(references)]), dtype=float)
+    rng = np.random.default_rng(seed)
+    scores = [float(metric._compute_score_from_stats(list(stats[idx].sum(axis=0))).score)
+              for idx in rng.integers(0, len(stats), (n, len(stats)))]
+    mean, sd = float(np.mean(scores)), float(np.std(scores))
+    return [max(0.0, mean - 1.96 * sd), min(100.0, mean + 1.96 * sd)]  # scores live in [0, 100]
 
 
 def sentence_scores(predictions: Sequence[str], references: Sequence[str], tgt_lang: str = "en") -> list[dict]:

@@ -116,6 +116,15 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
               f"**Decoding**: `{json.dumps(results['config'])}`", "",
               f"**Versions**: `{json.dumps(results['versions'])}`", "",
               f"**Timing**: {json.dumps(results['timing'])}", ""]
+    if results.get("scoring_error"):
+        lines[2:2] = [f"**Scoring failed**: {results['scoring_error']}. The predictions are kept in predictions.jsonl; "
+                      "the same command scores them again without generating.", ""]
+    ex = results.get("examples")
+    if ex:
+        lines += [f"**Examples**: {ex['scored']} scored, {ex['failed']} failed (not scored, retried by the same "
+                  f"command), {ex['retried']} asked for again after the server aborted them, "
+                  f"{ex['empty_by_model']} empty as the model returned them (it ended at once)", ""]
+    lines += [f"**Note**: {n}" for n in results.get("notes", [])] + ([""] if results.get("notes") else [])
     by_type = results.get("by_bias_type")
     if by_type:
         lines += ["**By bias type** (50% = unbiased)", "", "| bias type | pairs | pct_stereotype | 95% CI | likelihood_diff |",

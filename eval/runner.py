@@ -99,6 +99,21 @@ def _lock(out: Path):
         path.unlink(missing_ok=True)
 
 
+class _Either:
+    """Set when any of its events is: the visitor's Stop, or the run giving up on too many failures."""
+
+    def __init__(self, *events):
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
+def failure_limit(n: int) -> int:
+    """How many examples may fail before a run stops: a few, or a tenth of a large run."""
+    return max(2, n // 10)
+
+
 class RunStopped(RuntimeError):
     """The run was stopped (Stop, or its client left); what it finished is kept and a rerun resumes."""
 
@@ -249,7 +264,8 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     if hasattr(lm, "concurrency"):  # a server batches by itself: send --concurrency requests at once
         bs = lm.concurrency
     t0 = time.perf_counter()
-    new_tokens = 0
+    new_tokens, failures = 0, []
+    retried0 = getattr(lm, "retried", 0)
     bar = _progress(len(records), len(records) - len(todo), f"{spec.task} {Path(spec.data).name}")
     with open(pred_file, "a", encoding="utf-8") as f:
         def write(row: dict) -> None:
@@ -292,8 +308,15 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
             if wbar is not None:
                 wbar.close()
         else:
-            template, new_tokens = _run_generation(spec, lm, records, todo, bs, write, stop_event)
+            template, new_tokens, failures = _run_generation(spec, lm, records, todo, bs, write, stop_event)
     bar.close()
+    if len(failures) > failure_limit(len(todo)):
+        n = len(_read_done(pred_file))
+        hint = ""
+        if any("interrupt_requests" in msg for _, msg in failures):
+            hint = " (llama-cpp-python's server: start it with --interrupt_requests false)"
+        raise RunError(f"{len(failures)} examples failed, so the run stopped: {failures[0][1]}{hint}. "
+                       f"The {n} finished are kept in {pred_file}; the same command retries the rest")
     if stop_event is not None and stop_event.is_set():
         n = len(_read_done(pred_file))
         raise RunStopped(f"stopped after {n} of {len(records)} examples; they are kept in {pred_file}, "
@@ -301,7 +324,19 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     seconds = time.perf_counter() - t0
     rows = {d["id"]: d for d in _read_done(pred_file)}
     ordered = [rows[r["id"]] for r in records if r["id"] in rows]
-    results = _score(spec, lm, ordered, records)
+    try:
+        results = _score(spec, lm, ordered, records)
+    except Exception as e:  # noqa: BLE001 - the predictions stay; the report says what failed
+        results = {"metrics": {}, "signatures": {}, "ci95": {},
+                   "scoring_error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+    # what did not become a scored prediction, kept apart from what the model itself returned empty
+    results["examples"] = {
+        "scored": len(ordered), "failed": len(failures), "retried": getattr(lm, "retried", 0) - retried0,
+        "empty_by_model": sum(1 for d in ordered if "prediction" in d and not str(d["prediction"]).strip()),
+        "failed_ids": [i for i, _ in failures][:20]}
+    if failures:
+        results.setdefault("notes", []).append(
+            f"{len(failures)} examples failed and are not scored ({failures[0][1]}); the same command retries them")
     results.update({
         "task": spec.task, "data": spec.data, "n_examples": len(ordered),
         "model": lm.info(), "prompt_template": template,
@@ -318,6 +353,9 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     from .report import write_reports
 
     write_reports(out, results, ordered)
+    if results.get("scoring_error"):
+        raise RunError(f"scoring failed ({results['scoring_error']}); the predictions are kept in {pred_file} and "
+                       f"{out / 'report.md'} says so; the same command scores them again without generating")
     return results
 
 
@@ -330,16 +368,26 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
         prompts.append(p)
     template = prompts[0].template if prompts else tasks.TEMPLATES.get((lm.style, spec.task), "")
     if not prompts:
-        return template, 0
+        return template, 0, []
     cfg = prompts[0].config(spec.config).replace(max_new_tokens=spec.config.max_new_tokens)
     caps = [p.config(spec.config).max_new_tokens for p in prompts]  # per-prompt caps, as the app applies them
     task = get_task(spec.task)
     generated = [0]
 
+    failures: list[tuple[str, str]] = []
+    give_up = __import__("threading").Event()
+
+    def failed(i: int, err: BaseException) -> None:
+        # an example that failed (an error, a completion the server aborted) is never written as a prediction
+        failures.append((todo[i]["id"], f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"))
+        if len(failures) > failure_limit(len(todo)):
+            give_up.set()
+
     def done(i: int, text: str) -> None:
         r, p = todo[i], prompts[i]
         generated[0] += lm.count_tokens(text) if text else 0
         row = example_row(task, r, p.input, tasks.postprocess(spec.task, text))
+        row["finish_reason"] = getattr(text, "finish_reason", None)
         if spec.task == "dialogue":
             ll, n = lm.loglikelihood(p.input, r["reference"], priority="batch")
             row.update(ref_logprob=ll, ref_tokens=n)
@@ -348,9 +396,9 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
         write(row)
 
     # bs examples run at once; as each finishes it is written and the next one takes its row
-    lm.generate_batch([p.input for p in prompts], cfg, batch_size=bs, on_done=done, stop_event=stop_event,
-                      max_new_tokens=caps, priority="batch")
-    return template, generated[0]
+    lm.generate_batch([p.input for p in prompts], cfg, batch_size=bs, on_done=done,
+                      stop_event=_Either(stop_event, give_up), max_new_tokens=caps, priority="batch", on_error=failed)
+    return template, generated[0], failures
 
 
 def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:

@@ -33,8 +33,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
     p.add_argument("--decode", default=os.environ.get("LLMDEMO_DECODE", "auto"),
                    choices=DECODE_MODES,
-                   help="forward pass for generation: auto (float16 weights in llmdemo's lean forward on CPU where "
-                        "the model allows), float32 (same forward, full precision), transformers (the model's own)")
+                   help="forward pass for generation: auto (a GGUF on llama.cpp when installed; else the lean "
+                        "forward's kernel measured fastest on this CPU), a kernel name such as float32 or float16 "
+                        "(the lean forward), transformers (the model's own)")
 
 
 def model_options(args: argparse.Namespace) -> dict:

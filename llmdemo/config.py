@@ -23,9 +23,10 @@ class ConfigError(ValueError):
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_SEED = 2**32 - 1
 
-# The forward pass used while generating (see LM.set_decode): "auto" measures the lean Llama
-# forward's kernels on this CPU once and keeps the fastest (llmdemo/tuning.py), else the model's
-# own forward; a kernel name forces that kernel for prompts and decode steps.
+# The forward pass used while generating (see LM.load and LM.set_decode): "auto" runs a GGUF file on
+# llama.cpp when it is installed; otherwise it measures the lean Llama forward's kernels on this CPU
+# once and keeps the fastest (llmdemo/tuning.py), else the model's own forward. A kernel name forces
+# that kernel of the lean forward for prompts and decode steps; "transformers" the model's own.
 DECODE_MODES = ("auto", "float32", "float16", "bfloat16", "bfloat16-onednn", "float16-onednn", "transformers")
 
 

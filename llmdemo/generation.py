@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
 from .scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
-from .stream import IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
+from .stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
 
 
 class ContextOverflowError(ValueError):
@@ -148,15 +148,19 @@ class ScheduledModel:
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
                        batch_size: int = 8, on_done: Callable[[int, str], None] | None = None,
                        stop_event: threading.Event | None = None,
-                       max_new_tokens: Sequence[int] | None = None, priority: int | str = BATCH) -> list[str]:
+                       max_new_tokens: Sequence[int] | None = None, priority: int | str = BATCH,
+                       on_error: Callable[[int, BaseException], None] | None = None) -> list[Completion]:
         """Generate for many prompts with ``batch_size`` of them running at once, refilled as each finishes.
 
         Each prompt is a request of its own (batch priority: visitors' requests go first) with the
         config's seed, so its output is what ``generate(prompt)`` gives with ``config.max_new_tokens``
         lowered to ``max_new_tokens[i]`` where given: exactly in float32 up to float rounding of the
         batched matrix products (see ``bench/batch_agreement.py``). ``on_done(index, text)`` is
-        called as each prompt finishes. Setting ``stop_event`` cancels the prompts still running;
-        their results stay ``""`` and ``on_done`` is not called for them.
+        called as each prompt finishes, with a :class:`Completion` (the text and its ``finish_reason``).
+        Setting ``stop_event`` cancels the prompts still running; their results stay ``""`` and
+        ``on_done`` is not called for them. A prompt whose generation fails raises, unless ``on_error``
+        is given: then ``on_error(index, error)`` is called instead of ``on_done`` and the others go on
+        (its result is ``Completion("", "error")``, never taken for an output).
         """
         config = config or GenerationConfig()
         if batch_size < 1:
@@ -169,7 +173,7 @@ class ScheduledModel:
                        max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
                    for i, ids in enumerate(encoded)]
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        results = [""] * len(encoded)
+        results: list[Completion] = [Completion("", None)] * len(encoded)
         pending = deque(range(len(encoded)))
         finished: SimpleQueue = SimpleQueue()
         running: dict[int, Request] = {}
@@ -209,13 +213,19 @@ class ScheduledModel:
                 i = finished.get()
                 with lock:
                     req = running.pop(i)
-                if req.error is not None:
-                    raise req.error
+                if req.error is not None or req.finish_reason == "error":
+                    err = req.error or CompletionFailed("the generation failed")
+                    if on_error is None:
+                        raise err
+                    results[i] = Completion("", "error")
+                    on_error(i, err)
+                    continue
                 if req.finish_reason == "stopped":
                     continue
                 text = self.decode(req.tokens)
                 cut = _find_stop(text, config.stop) if config.stop else None
-                results[i] = text[:cut] if cut is not None else text
+                results[i] = Completion(text[:cut], "stop_string") if cut is not None \
+                    else Completion(text, req.finish_reason)
                 if on_done is not None:
                     on_done(i, results[i])
         finally:

@@ -86,6 +86,28 @@ class Stream:
             pass
 
 
+class Completion(str):
+    """One output of ``generate_batch``: the text (a ``str``, so callers that only want text need nothing
+    else) and why it ended, as vLLM's ``RequestOutput.finish_reason``: "eos" (the model ended it, also when
+    the text is empty), "length", "stop_string", or "stopped" (cancelled; the text is then "").
+
+    >>> c = Completion("Bonjour", "eos")
+    >>> c == "Bonjour", c.finish_reason
+    (True, 'eos')
+    """
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str = "", finish_reason: str | None = None):
+        self = super().__new__(cls, text)
+        self.finish_reason = finish_reason
+        return self
+
+
+class CompletionFailed(RuntimeError):
+    """One prompt of a batch could not be completed (an error, or a server that aborted it); the message says why."""
+
+
 def _holdback(text: str, stops: Sequence[str]) -> int:
     """How many trailing characters of ``text`` could be the start of a stop string."""
     keep = 0

@@ -2,8 +2,9 @@
 
 Routes: ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions`` (streaming or not; ``echo`` +
 ``logprobs`` over text or token ids), vLLM's ``/tokenize`` and ``/detokenize``. Faults for tests:
-``fail_next`` (HTTP status codes answered to the next requests) and ``die_after`` (chunks after which a
-stream breaks off).
+``fail_next`` (HTTP status codes answered to the next requests), ``die_after`` (chunks after which a
+stream breaks off), ``abort_next`` (streams ended with no text and no finish reason, as llama-cpp-python's
+server ends a request another one interrupts) and ``empty`` (streams the model ends at once).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def make_app(lm, name: str = "tiny"):
     app.state.die_after = None  # break a stream off after this many chunks
     app.state.requests = 0
     app.state.logprobs_fault = None  # "shifted": log p(token_i | tokens up to and including i); "none"
+    app.state.abort_next = 0  # streams that end at once with no text and no finish reason, then [DONE]
+    app.state.empty = False  # every stream ends at once with no text and finish_reason "stop" (the model's EOS)
 
     @app.middleware("http")
     async def faults(request: Request, call_next):
@@ -65,6 +68,15 @@ def make_app(lm, name: str = "tiny"):
         async def events():
             import asyncio
 
+            if app.state.abort_next > 0:  # as llama-cpp-python's server does to a request another one interrupts
+                app.state.abort_next -= 1
+                yield "data: [DONE]\n\n"
+                return
+            if app.state.empty:
+                end = {"delta": {}} if chat else {"text": ""}
+                yield f"data: {json.dumps({'choices': [{'index': 0, **end, 'finish_reason': 'stop'}]})}\n\n"
+                yield "data: [DONE]\n\n"
+                return
             it = iter(s)
             try:  # as vLLM does: a client that leaves aborts its request (the finally closes the stream)
                 i = 0

@@ -126,7 +126,13 @@ def test_cancelling_one_row_leaves_the_others_and_frees_its_sequence(engine):
 
 
 def test_a_prompt_admitted_mid_batch_does_not_change_the_others(engine):
+    """It also shares the running rows' cached system prompt (llama_memory_seq_cp), and its own answer
+    starts as it does alone."""
+    _clear(engine)
+    (late_alone,), _ = _run_together(engine, [PROMPTS[7]], [CONFIGS[7]])
+    _clear(engine)
     base, _ = _run_together(engine, PROMPTS[:3], CONFIGS[:3])
+    _clear(engine)
     reqs = [engine.submit(engine.encode(_chat(p)), c, budget=c.max_new_tokens, seed=c.seed or 0)
             for p, c in zip(PROMPTS[:3], CONFIGS[:3])]
     while len(reqs[0].tokens) < 5 and not reqs[0].done:
@@ -136,6 +142,8 @@ def test_a_prompt_admitted_mid_batch_does_not_change_the_others(engine):
         while not r.done:
             r.wait(len(r.tokens), 1.0)
     assert late.tokens and late.finish_reason in ("eos", "length")
+    assert late.prefix_reused >= 20  # the chat template's system prompt, shared with the running rows
+    assert late.tokens[:4] == late_alone[:4]
     for r, b in zip(reqs, base):
         assert r.tokens[:5] == b[:5]
 
@@ -208,3 +216,24 @@ def test_scoring_equals_a_plain_transformers_forward(engine):
     torch.testing.assert_close(torch.tensor(lps), want, atol=1e-4, rtol=1e-4)
     total, n = engine.loglikelihood_rolling(text)
     assert n == len(ids) and math.isclose(total, float(want.sum()), abs_tol=1e-3)
+
+
+def test_a_dead_engine_thread_is_reported_not_waited_on():
+    """A step that kills the scheduler's thread (not an ordinary error, which ends only its rows) fails every
+    waiter with the reason, and later requests are refused at once."""
+    from conftest import _tiny_decoder
+    from llmdemo.model import LM
+    from llmdemo.scheduler import RequestAborted
+
+    model, tok = _tiny_decoder()
+    lm = LM(model, tok, name="tiny-dying", info={"kind": "test"}, decode="float32")
+
+    def die(kind, rows):
+        raise SystemExit("the engine died")
+    lm.scheduler.step_hook = die
+    t0 = time.perf_counter()
+    with pytest.raises(RequestAborted, match="engine thread stopped"):
+        lm.generate("the cat", GenerationConfig(temperature=0, max_new_tokens=8, stop=()))
+    with pytest.raises(RequestAborted):
+        lm.generate("the cat", GenerationConfig(temperature=0, max_new_tokens=8, stop=()))
+    assert time.perf_counter() - t0 < 30

@@ -86,6 +86,7 @@ class LlamaCppRunner:
         self.free = list(range(n_seq))  # sequence ids nobody holds
         self.parked: dict[int, list[int]] = {}  # sequence id -> tokens whose keys/values it keeps (oldest first)
         self.reserved: dict[int, int] = {}  # sequence id -> cells a running request may fill
+        self.running: dict[int, "_Slot"] = {}  # sequence id -> a running request's slot
         self.decodes = 0  # llama_decode calls (tests count them)
         self.threads = threads or 1
         self.ctx.set_n_threads(self.threads, self.threads)
@@ -103,6 +104,7 @@ class LlamaCppRunner:
     def _drop(self, sid: int) -> None:
         self.llama_cpp.llama_memory_seq_rm(self.mem, sid, -1, -1)
         self.parked.pop(sid, None)
+        self.running.pop(sid, None)
         self.reserved.pop(sid, None)
         self.free.append(sid)
 
@@ -121,34 +123,49 @@ class LlamaCppRunner:
             self._drop(next(iter(self.parked)))  # the oldest parked slot makes room
 
     def start(self, seq: Seq) -> None:
-        # the parked slot sharing the longest prefix with this prompt, if any (at least one token to compute)
-        best, common = None, 0
-        for sid, toks in self.parked.items():
+        """Give the request a sequence, reusing the longest prefix of its prompt that the context holds.
+
+        A parked slot (a finished chat turn) whose tokens start the prompt is taken over. Another
+        sequence's prefix, running or parked (the chat template's system prompt: 24 of the first 35
+        tokens of a short chat here), is shared: ``llama_memory_seq_cp`` adds this sequence's id to
+        those cells, so they are neither computed nor stored twice. Reading a prompt after a kept
+        prefix gives the same logits as reading it whole (flash attention, small micro-batches).
+        """
+        best, common, parked = None, 0, False
+        for sid, toks in [*((s, t) for s, t in self.parked.items()), *((s, t.tokens) for s, t in self.running.items())]:
             n = 0
             for a, b in zip(toks, seq.prompt):
                 if a != b:
                     break
                 n += 1
-            n = min(n, len(seq.prompt) - 1)
+            n = min(n, len(seq.prompt) - 1)  # at least one token to compute
             if n > common:
-                best, common = sid, n
-        if best is not None:
-            del self.parked[best]
+                best, common, parked = sid, n, sid in self.parked
+        if best is not None and parked and common >= len(self.parked[best]) - 1:
+            del self.parked[best]  # its tokens are this prompt's start: take the slot over
             self.llama_cpp.llama_memory_seq_rm(self.mem, best, common, -1)
             sid = best
         else:
-            if not self.free:
-                self._drop(next(iter(self.parked)))
+            if not self.free:  # can_start left a parked slot to free: not the one this prompt shares, if others
+                victim = next((s for s in self.parked if s != best), best)
+                self._drop(victim)
+                if victim == best:
+                    best, common = None, 0
             sid = self.free.pop()
             self.llama_cpp.llama_memory_seq_rm(self.mem, sid, -1, -1)
+            if best is not None and common > 0:
+                self.llama_cpp.llama_memory_seq_cp(self.mem, best, sid, 0, common)
+            else:
+                common = 0
         self.reserved[sid] = len(seq.prompt) + seq.budget
-        seq.state = _Slot(sid, list(seq.prompt[:common]))
+        seq.state = self.running[sid] = _Slot(sid, list(seq.prompt[:common]))
         seq.filled = seq.reused = common
 
     def finish(self, seq: Seq, keep_prefix: bool) -> None:
         slot, seq.state = seq.state, None
         if slot is None:
             return
+        self.running.pop(slot.sid, None)
         if keep_prefix and slot.tokens:
             self.reserved.pop(slot.sid, None)
             self.parked[slot.sid] = slot.tokens  # newest last

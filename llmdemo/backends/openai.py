@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..config import GenerationConfig
 from ..interface import BATCH, GENERATE, SCORE
-from ..stream import Stats, StopText, Stream, rolling_windows
+from ..stream import Completion, Stats, StopText, Stream, rolling_windows
 
 log = logging.getLogger("llmdemo.openai")
 
@@ -42,6 +42,15 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 class ServerError(RuntimeError):
     """The server failed or could not be reached; the message says which server and how (never the key)."""
+
+
+class CompletionAborted(ServerError):
+    """The server ended a completion without saying why (no finish reason): it was cut, not finished.
+
+    llama-cpp-python's server does this to a running request when another one arrives, unless it is
+    started with ``--interrupt_requests false``: the stream ends with empty text and ``[DONE]``. Taken
+    for a model's answer, it recorded 7 empty translations of 8.
+    """
 
 
 class LogprobsUnreliable(ValueError):
@@ -81,6 +90,7 @@ class OpenAILM:
         self.capabilities = frozenset({GENERATE, SCORE, BATCH})
         self._checked: bool | None = None
         self._check_lock = threading.Lock()
+        self.retried = 0  # completions asked for again after the server aborted them
         t0 = time.perf_counter()
         served = self._models()  # fails here, with a clear message, when the server is not there
         ids = [m.get("id") for m in served]
@@ -267,10 +277,13 @@ class OpenAILM:
                             stats.finish_reason = {"stop": "eos", "length": "length"}.get(reason, reason)
                     else:
                         if stats.finish_reason == "stopped":  # no finish reason and no [DONE]: cut off
-                            raise ServerError(f"the model server at {self.root_url} closed the stream before "
-                                              "it ended; try again")
-                    if stats.finish_reason == "stopped":
-                        stats.finish_reason = "eos"
+                            raise CompletionAborted(f"the model server at {self.root_url} closed the stream "
+                                                    "before it ended; try again")
+                    if stats.finish_reason == "stopped":  # [DONE] without a finish reason: aborted, not ended
+                        raise CompletionAborted(
+                            f"the model server at {self.root_url} ended a completion without a finish reason "
+                            f"after {stats.new_tokens} tokens (aborted; llama-cpp-python's server does this when "
+                            "another request arrives unless started with --interrupt_requests false)")
             except (httpx.TransportError, httpx.TimeoutException) as e:
                 raise ServerError(f"the model server at {self.root_url} failed mid-stream ({type(e).__name__}); "
                                   "try again") from None
@@ -293,25 +306,50 @@ class OpenAILM:
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
                        batch_size: int | None = None, on_done: Callable[[int, str], None] | None = None,
                        stop_event: threading.Event | None = None, max_new_tokens: Sequence[int] | None = None,
-                       priority: Any = None) -> list[str]:
-        """``batch_size`` (default: ``concurrency``) requests in flight at once; the server batches them."""
+                       priority: Any = None, on_error: Callable[[int, BaseException], None] | None = None
+                       ) -> list[Completion]:
+        """``batch_size`` (default: ``concurrency``) requests in flight at once; the server batches them.
+
+        A completion the server aborted (:class:`CompletionAborted`) is asked for again, with backoff, up to
+        ``retries`` times (``self.retried`` counts them); one that still fails raises, or goes to ``on_error``.
+        """
         config = config or GenerationConfig()
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        results = [""] * len(prompts)
+        results: list[Completion] = [Completion("", None)] * len(prompts)
 
-        def one(i: int) -> str:
+        def one(i: int) -> Completion:
             if stop_event is not None and stop_event.is_set():
-                return ""
+                return Completion("", "stopped")
             cfg = config.replace(seed=seed, max_new_tokens=min(config.max_new_tokens, max_new_tokens[i])
                                  if max_new_tokens is not None else None)
-            return self.generate(prompts[i], cfg, stop_event)
+            delay = 0.5
+            for attempt in range(self.retries + 1):
+                s = self.stream(prompts[i], cfg, stop_event)
+                try:
+                    text = s.text()
+                    return Completion(text, s.stats.finish_reason)
+                except CompletionAborted:
+                    if attempt == self.retries or (stop_event is not None and stop_event.is_set()):
+                        raise
+                    with self._check_lock:
+                        self.retried += 1
+                    time.sleep(delay * (1 + random.random()))
+                    delay *= 2
+            raise AssertionError("unreachable")
 
         pool = ThreadPoolExecutor(max(1, batch_size or self.concurrency))
         try:
             futs = {pool.submit(one, i): i for i in range(len(prompts))}
             for fut in as_completed(futs):
                 i = futs[fut]
-                results[i] = fut.result()
+                try:
+                    results[i] = fut.result()
+                except Exception as e:  # noqa: BLE001 - handed to on_error, or raised as before
+                    if on_error is None:
+                        raise
+                    results[i] = Completion("", "error")
+                    on_error(i, e)
+                    continue
                 if on_done is not None and not (stop_event is not None and stop_event.is_set()):
                     on_done(i, results[i])
         finally:
