@@ -125,11 +125,14 @@ class LlamaCppRunner:
     def start(self, seq: Seq) -> None:
         """Give the request a sequence, reusing the longest prefix of its prompt that the context holds.
 
-        A parked slot (a finished chat turn) whose tokens start the prompt is taken over. Another
-        sequence's prefix, running or parked (the chat template's system prompt: 24 of the first 35
-        tokens of a short chat here), is shared: ``llama_memory_seq_cp`` adds this sequence's id to
-        those cells, so they are neither computed nor stored twice. Reading a prompt after a kept
-        prefix gives the same logits as reading it whole (flash attention, small micro-batches).
+        The best match among parked slots (finished requests) is taken over: its cells past the common
+        prefix are removed. A running request's prefix (the chat template's system prompt: 24 of the
+        first 35 tokens of a short chat here) is shared instead: ``llama_memory_seq_cp`` adds this
+        sequence's id to those cells, so they are neither computed nor stored twice. Reading a prompt
+        after a kept prefix gives the same logits as reading it whole (flash attention, small
+        micro-batches). A parked slot is not shared but taken over, because cells left behind change
+        the attention's key/value range, and with it the rounding: with parked slots kept beside a
+        shared prefix, the same prompt and seed sampled a different answer from its 5th token.
         """
         best, common, parked = None, 0, False
         for sid, toks in [*((s, t) for s, t in self.parked.items()), *((s, t.tokens) for s, t in self.running.items())]:
@@ -141,8 +144,8 @@ class LlamaCppRunner:
             n = min(n, len(seq.prompt) - 1)  # at least one token to compute
             if n > common:
                 best, common, parked = sid, n, sid in self.parked
-        if best is not None and parked and common >= len(self.parked[best]) - 1:
-            del self.parked[best]  # its tokens are this prompt's start: take the slot over
+        if best is not None and parked:
+            del self.parked[best]  # take the slot over
             self.llama_cpp.llama_memory_seq_rm(self.mem, best, common, -1)
             sid = best
         else:
