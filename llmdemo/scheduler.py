@@ -226,9 +226,8 @@ class Scheduler:
         try:
             self._steps_forever()
         except BaseException as e:  # a dead engine thread is reported to every waiter, never waited on forever
-            log.critical("the scheduler's thread died", exc_info=True)
+            log.critical("the scheduler's thread died", exc_info=True)  # reported here, with its traceback
             self.close(f"the model's engine thread stopped ({type(e).__name__}: {e})")
-            raise
 
     def _steps_forever(self) -> None:
         while True:
