@@ -461,3 +461,174 @@ def test_screenshots_of_every_tab(app, size, dark, locale):
             shot(pg, f"tab-{name}-{size}-{theme}-{locale[:2]}")
             # every label translated or plain: none shows Gradio's raw translation marker
             assert "__i18n__" not in pg.locator(f"#tab-{name}").inner_text()
+
+
+# ------------------------------------------------------------------ issue 25: what a first-time visitor still hit
+STOP_TABS = {  # tab: (input box, text, Go, Stop, output, stats)
+    "generation": ("#gen-in textarea", "Write a long story about a dragon.", "#gen-go", "#gen-stop", "#gen-out textarea",
+                   "#gen-stats"),
+    "translation": ("#tr-in textarea", "The weather is nice today and the library opens at nine every morning.",
+                    "#tr-go", "#tr-stop", "#tr-out textarea", "#tr-stats"),
+    "summarization": ("#sum-in textarea", SUMMARY_DOC := (
+        "The city council voted on Tuesday to approve a new bridge across the river, ending a debate that lasted "
+        "more than ten years. The bridge will cost about 20 million dollars."), "#sum-go", "#sum-stop",
+        "#sum-out textarea", "#sum-stats"),
+    "dialogue": ("#chat-in textarea", "Tell me a long story about the sea.", "#chat-send", "#chat-stop", None,
+                 "#chat-stats"),
+}
+
+
+def _output(pg, sel):
+    return pg.locator(sel).input_value() if sel else pg.locator('[data-testid="bot"]').last.inner_text()
+
+
+@pytest.mark.parametrize("name", list(STOP_TABS))
+def test_after_stop_the_line_says_stopped_and_nothing_follows(app, name):
+    """A slowed model (0.15 s a step) so that updates are on their way when Stop is pressed: the stats line
+    ends "stopped" and stays so, no model step runs after Stop's answer, and the output does not change."""
+    box, text, go, stop, out, stats = STOP_TABS[name]
+    sched = app.host.lm.scheduler
+    with page_in(app) as pg, slow(app.host, 0.15):
+        tab(pg, name)
+        assert not pg.locator(stop).is_visible() and pg.locator(go).is_visible()  # Go until a run starts
+        pg.locator(box).fill(text)
+        pg.locator(go).click()
+        pg.locator(stop).wait_for(state="visible", timeout=10_000)  # Go became Stop
+        deadline = time.time() + 60
+        while time.time() < deadline and len(_output(pg, out).strip()) < 3:
+            time.sleep(0.05)
+        pg.locator(stop).click()
+        wait_text(md(pg, stats), r"stopped \(Stop pressed\)", timeout=10)
+        steps, shown = sched.steps, _output(pg, out)
+        time.sleep(2.5)  # longer than any update in flight, and than the old 0.6 s re-write
+        assert sched.steps == steps, f"{sched.steps - steps} model steps after Stop"
+        assert _output(pg, out) == shown, "text arrived after Stop"
+        line = md(pg, stats).inner_text()
+        assert line.endswith("stopped (Stop pressed)") and "generating" not in line, line
+        assert pg.locator(go).is_visible() and not pg.locator(stop).is_visible()
+        shot(pg, f"stopped-{name}")
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_an_error_in_a_chat_turn_leaves_send_shown_and_stop_hidden(app, locale):
+    with page_in(app, locale=locale) as pg:
+        tab(pg, "dialogue")
+        pg.locator("#chat-clear").click()
+        time.sleep(0.5)
+        pg.locator("#chat-retry").click()  # Retry on an empty chat: a message, and the page stays usable
+        toast = pg.locator(".toast-body").first
+        toast.wait_for(timeout=10_000)
+        said = toast.inner_text()
+        assert ("nothing to retry" in said) if locale == "en-US" else ("重试" in said or "消息" in said), said
+        time.sleep(1.0)
+        assert pg.locator("#chat-send").is_visible() and not pg.locator("#chat-stop").is_visible()
+        # no red "Error" badge left over the chat or the stats line
+        assert pg.locator("#tab-dialogue .error").count() == 0
+        shot(pg, f"chat-error-{locale[:2]}", full_page=False)
+        # and the next turn works
+        pg.locator("#chat-in textarea").fill("Hello!")
+        pg.locator("#chat-send").click()
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        assert pg.locator('[data-testid="bot"]').count() == 1
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_editing_a_message_answers_the_edited_question_once(app, locale):
+    with page_in(app, locale=locale) as pg:
+        tab(pg, "dialogue")
+        pg.locator("#chat-in textarea").fill("What is the capital of France?")
+        pg.locator("#chat-send").click()
+        first = wait_text(md(pg, "#chat-stats"), ENDED)
+        old_answer = pg.locator('[data-testid="bot"]').first.inner_text()
+        steps = app.host.lm.scheduler.steps
+        pg.locator('[data-testid="user"]').first.hover()
+        pg.locator("#chat-bot").get_by_role("button", name=re.compile("^(Edit|编辑)$", re.I)).first.click()
+        pg.locator("#chat-bot textarea").first.fill("Name three colours of the rainbow.")
+        pg.locator("#chat-bot").get_by_role("button", name=re.compile("^(Submit|提交|发送)$", re.I)).first.click()
+        deadline = time.time() + 60
+        while time.time() < deadline and (md(pg, "#chat-stats").inner_text() == first
+                                          or not re.search(ENDED, md(pg, "#chat-stats").inner_text())):
+            time.sleep(0.2)
+        assert app.host.lm.scheduler.steps > steps, "the edited question was not answered"
+        assert pg.locator(".toast-body").count() == 0, pg.locator(".toast-body").first.inner_text()
+        users, bots = pg.locator('[data-testid="user"]'), pg.locator('[data-testid="bot"]')
+        assert users.count() == 1 and bots.count() == 1
+        assert "rainbow" in users.first.inner_text()
+        assert bots.first.inner_text().strip() and bots.first.inner_text() != old_answer
+        assert pg.locator("#chat-send").is_visible() and not pg.locator("#chat-stop").is_visible()
+        shot(pg, f"chat-edited-{locale[:2]}", full_page=False)
+
+
+TAB_IDS = ["generation", "translation", "dialogue", "summarization", "model", "evaluation", "inside"]
+
+
+def test_the_chinese_switch_names_every_tab_and_survives_a_reload(app):
+    from webui.i18n import EN, ZH
+
+    def names(pg):
+        return [pg.locator(f"#tab-{k}-button").inner_text().strip() for k in TAB_IDS]
+
+    with page_in(app, "desktop", locale="en-US") as pg:
+        assert names(pg) == [EN[f"tab_{k}"] for k in TAB_IDS]
+        pg.locator("#lang-zh").click()
+        deadline = time.time() + 10
+        while time.time() < deadline and names(pg) != [ZH[f"tab_{k}"] for k in TAB_IDS]:
+            time.sleep(0.2)
+        assert names(pg) == [ZH[f"tab_{k}"] for k in TAB_IDS]
+        assert "模型" in md(pg, "#model-line").inner_text()
+        pg.reload(wait_until="domcontentloaded")
+        pg.locator("#tab-generation-button").wait_for(timeout=30_000)
+        deadline = time.time() + 10
+        while time.time() < deadline and names(pg) != [ZH[f"tab_{k}"] for k in TAB_IDS]:
+            time.sleep(0.2)
+        assert names(pg) == [ZH[f"tab_{k}"] for k in TAB_IDS]  # remembered, every tab
+        shot(pg, "chinese-switch", full_page=False)
+        pg.locator("#lang-en").click()
+        deadline = time.time() + 10
+        while time.time() < deadline and names(pg) != [EN[f"tab_{k}"] for k in TAB_IDS]:
+            time.sleep(0.2)
+        assert names(pg) == [EN[f"tab_{k}"] for k in TAB_IDS]
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_the_phone_results_table_keeps_its_score_column_on_screen(app, dark):
+    with page_in(app, "phone", dark=dark) as pg:
+        tab(pg, "evaluation")
+        pg.locator("#eval-limit input").fill("2")
+        pg.locator("#eval-go").click()
+        pg.locator("#eval-stop").wait_for(state="visible", timeout=10_000)
+        wait_text(md(pg, "#eval-status"), r"so far", timeout=30)  # progress says how long it has run
+        wait_text(md(pg, "#eval-status"), "Done: 2 examples", timeout=300)
+        assert pg.locator("#eval-go").is_visible() and not pg.locator("#eval-stop").is_visible()
+        table = pg.locator("#eval-table")
+        table.scroll_into_view_if_needed()
+        header = table.locator("th", has_text="score").first
+        box = header.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, box
+        cell = table.locator("tbody tr").first.locator("td").last.bounding_box()
+        assert cell is not None and cell["x"] + cell["width"] <= 390 + 1, cell
+        shot(pg, f"eval-phone-table-{'dark' if dark else 'light'}")
+
+
+def test_evaluation_stop_says_stopped_not_running(app):
+    with page_in(app) as pg, slow(app.host, 0.3):
+        tab(pg, "evaluation")
+        pg.locator("#eval-limit input").fill("20")
+        pg.locator("#eval-go").click()
+        wait_text(md(pg, "#eval-status"), r"Running: 0 of 20 .* so far", timeout=60)
+        pg.locator("#eval-stop").click()
+        wait_text(md(pg, "#eval-status"), r"Stopped after \d+ of 20", timeout=30)
+        time.sleep(2)
+        assert "Running" not in md(pg, "#eval-status").inner_text()
+        assert pg.locator("#eval-go").is_visible() and not pg.locator("#eval-stop").is_visible()
+
+
+def test_ctrl_enter_runs_and_escape_stops(app):
+    with page_in(app) as pg, slow(app.host, 0.15):
+        pg.locator("#gen-in textarea").fill("Write a long story about a dragon.")
+        pg.locator("#gen-in textarea").press("Control+Enter")
+        pg.locator("#gen-stop").wait_for(state="visible", timeout=10_000)
+        wait_text(md(pg, "#gen-stats"), "generating")
+        pg.keyboard.press("Escape")
+        wait_text(md(pg, "#gen-stats"), r"stopped \(Stop pressed\)", timeout=10)
+        assert "\n" not in pg.locator("#gen-in textarea").input_value()  # Ctrl+Enter ran, it added no line

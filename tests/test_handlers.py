@@ -87,10 +87,22 @@ def test_chat_turns_retry_undo(setup):
     assert box == "Capital of France?" and len(hist) == 2
 
 
-def test_chat_error_keeps_the_message(setup):
+def test_chat_error_keeps_the_message(setup, monkeypatch):
+    """On the page a failed turn is a toast: the box keeps the typed text, Send comes back, Stop goes."""
+    from webui.streaming import page_run
+
     _, h = setup
     with pytest.raises(gr.Error):
-        last(h.chat("x" * 5000, [], ""))  # nothing was yielded, so the textbox keeps its text
+        last(h.chat("x" * 5000, [], ""))  # the API's /chat raises for its client
+    toasts = []
+    monkeypatch.setattr(gr, "Warning", lambda message, **kw: toasts.append(message))
+    updates = list(page_run(h.chat_ui, 3, h.live, "dialogue")("x" * 5000, [], ""))
+    assert updates[0][3]["visible"] is False and updates[0][4]["visible"] is True  # Send -> Stop at the start
+    *outputs, send, stop = updates[-1]
+    assert send["visible"] is True and stop["visible"] is False  # back to idle after the failure
+    # no update ever wrote the message box: the text the visitor typed stays there
+    assert all(isinstance(u[1], type(gr.skip())) and u[1] == gr.skip() for u in updates)
+    assert len(toasts) == 1 and "characters" in toasts[0]
 
 
 def test_html_and_remote_images_are_neutralised():

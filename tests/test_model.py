@@ -87,15 +87,17 @@ def test_holdback():
 
 def test_stop_event_stops_within_a_token(tiny_lm):
     ev = threading.Event()
-    s = tiny_lm.stream("Hello", GREEDY.replace(max_new_tokens=200))
+    s = tiny_lm.stream("Hello", GREEDY.replace(max_new_tokens=200), stop_event=ev)
     it = iter(s)
-    next(it)
-    n = s.stats.new_tokens
+    next(it)  # running and producing
     ev.set()
+    rest = list(it)  # the stream ends by itself: the event is seen by the scheduler, not by this reader
+    req = s.request
+    assert s.stats.finish_reason == "stopped" and req.finish_reason == "stopped"
+    assert len(req.tokens) < 200 and len(rest) <= 2  # at most the step already under way
+    # set before the stream starts: nothing is generated at all
     s2 = tiny_lm.stream("Hello", GREEDY.replace(max_new_tokens=200), stop_event=ev)
-    assert s2.text() == "" and s2.stats.finish_reason == "stopped"
-    s.close()
-    assert s.stats.new_tokens == n
+    assert s2.text() == "" and s2.stats.finish_reason == "stopped" and s2.stats.new_tokens == 0
 
 
 def test_context_overflow_is_clear(tiny_lm):
@@ -178,9 +180,20 @@ def test_batched_scoring_equals_unbatched(tiny_lm):
 
 
 def test_loglikelihood_of_continuation_matches_rolling(tiny_lm):
+    """log p(cont | ctx) = rolling(ctx + cont) - rolling(ctx), when ctx + cont tokenizes as ctx then cont."""
     ctx, cont = "Hello, who are you?", " I am a helpful assistant."
-    ll, n = tiny_lm.loglikelihood([tiny_lm.prefix_token()] + tiny_lm.tokenizer(ctx, add_special_tokens=False)["input_ids"], cont)
-    assert n == len(tiny_lm.tokenizer(cont, add_special_tokens=False)["input_ids"]) and ll < 0
+    tok = tiny_lm.tokenizer
+    ctx_ids = tok(ctx, add_special_tokens=False)["input_ids"]
+    cont_ids = tok(cont, add_special_tokens=False)["input_ids"]
+    assert tok(ctx + cont, add_special_tokens=False)["input_ids"] == ctx_ids + cont_ids  # the identity holds
+    ll, n = tiny_lm.loglikelihood([tiny_lm.prefix_token()] + ctx_ids, cont)
+    whole, n_whole = tiny_lm.loglikelihood_rolling(ctx + cont)
+    head, n_head = tiny_lm.loglikelihood_rolling(ctx)
+    assert n == len(cont_ids) == n_whole - n_head
+    assert ll == pytest.approx(whole - head, abs=1e-3)
+    # and the context matters (a wrong context gives another number)
+    other, _ = tiny_lm.loglikelihood([tiny_lm.prefix_token()] + tok("Once upon a time", add_special_tokens=False)["input_ids"], cont)
+    assert abs(other - ll) > 1e-3
 
 
 def test_per_prompt_token_caps_in_batch_equal_single_runs(tiny_lm):

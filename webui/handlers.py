@@ -1,9 +1,9 @@
 """Gradio event handlers: build inputs, call the core, yield accumulated text.
 
 Generation runs in the model's scheduler (llmdemo/scheduler.py); a streaming handler submits a
-request and yields its text as tokens arrive. Stop (which cancels the event) or a closed browser
-tab closes the handler's generator, which cancels the request: its row leaves the batch before the
-next step. While a request waits for the model the handler still yields every half second, so
+request and yields its text as tokens arrive. Stop sets the request's stop event (webui/streaming.py)
+and a closed browser tab closes the handler's generator; either way the row leaves the batch before
+the next step. While a request waits for the model the handler still yields every half second, so
 Gradio can close it at any time and the visitor sees that it waits.
 """
 
@@ -34,6 +34,7 @@ from llmdemo.tuning import describe as describe_forward
 
 from .i18n import error_text, lang_of, text as msg
 from .settings import AppSettings
+from .streaming import LiveRuns
 
 log = logging.getLogger("llmdemo.app")
 
@@ -129,6 +130,13 @@ def _shown_history(history: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))} for m in history]
 
 
+def _block_text(value: Any) -> str:
+    """A message's text, whether a string or Gradio's text blocks."""
+    if isinstance(value, (list, tuple)):
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in value)
+    return "" if value is None else str(value)
+
+
 def _plain_history(history: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": plain_text(m["content"])} for m in history]
 
@@ -188,7 +196,9 @@ def stats_line(stats, extra: str = "", cfg: GenerationConfig | None = None, lang
     if isinstance(stats, (_Waiting, _Starting)):
         return stats.line(lang)
     state = (_ending(stats, lang) or "") if done else msg("generating", lang)
-    parts = [stats.summary()] + stats.notices + [p for p in (extra, _seed_part(stats, cfg, lang), state) if p]
+    ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "n/a"
+    speed = msg("speed", lang, n=stats.new_tokens, tps=stats.tokens_per_s, ttft=ttft)
+    parts = [speed] + stats.notices + [p for p in (extra, _seed_part(stats, cfg, lang), state) if p]
     return " · ".join(parts)
 
 
@@ -202,14 +212,6 @@ def stopped_line(line: str | None, request: gr.Request | None = None) -> str:
     return line
 
 
-def stopped_line_later(line: str | None, request: gr.Request | None = None) -> str:
-    """:func:`stopped_line` again after the updates already sent before Stop have landed."""
-    time.sleep(STOP_SETTLE_S)
-    return stopped_line(line, request)
-
-
-STOP_SETTLE_S = 0.6
-
 MODEL_INFO_ZH = {"Model": "模型", "Source": "来源", "Backend": "后端", "Parameters": "参数量",
                  "Device / dtype": "设备 / 数据类型", "Generation forward": "生成所用前向", "Context length": "上下文长度",
                  "Load time": "加载时间", "File sha256 / revision": "文件 sha256 / 版本"}
@@ -219,6 +221,7 @@ class Handlers:
     def __init__(self, host: ModelHost, settings: AppSettings):
         self.host = host
         self.settings = settings
+        self.live = LiveRuns()
 
     # ------------------------------------------------------------ helpers
     def config(self, task: str, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
@@ -266,14 +269,18 @@ class Handlers:
             raise tasks.InputError(f"the conversation (history, system prompt and message) is over {limit:,} "
                                    f"characters, this server's limit. Clear the chat or Undo some turns.")
 
-    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig,
-                lang: str = "en") -> Iterator[tuple[str, Any]]:
-        """(text so far, stats); the first yield is empty text, so a new run clears the last one's output."""
+    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
+                request: gr.Request | None = None) -> Iterator[tuple[str, Any]]:
+        """(text so far, stats); the first yield is empty text, so a new run clears the last one's output.
+
+        A page's run (registered under the visitor's session and ``tab`` by ``streaming.page_run``) ends
+        at the model when the tab's Stop is pressed (:meth:`stop`); this loop then ends by itself."""
         if prompt.notice:
             warn(prompt.notice, lang)
         yield "", _Starting()
         lm = self.host.lm
-        stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S)
+        stop_event = self.live.stop_event(getattr(request, "session_hash", None), tab)
+        stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S, stop_event=stop_event)
         text = ""
         try:
             for chunk in stream:
@@ -288,6 +295,11 @@ class Handlers:
             stream.close()
         yield text, stream.stats
 
+    def stop(self, tab: str, line: str | None, request: gr.Request | None = None) -> str:
+        """Stop: the visitor's run in ``tab`` ends at the model now; the stats line says "stopped"."""
+        self.live.stop(getattr(request, "session_hash", None), tab)
+        return stopped_line(line, request)
+
     # ------------------------------------------------------------ tabs
     @friendly
     def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
@@ -296,7 +308,7 @@ class Handlers:
         cfg = self.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
         lang, text, stats = lang_of(request), "", None
-        for text, stats in self._stream(p, cfg, lang):
+        for text, stats in self._stream(p, cfg, lang, "generation", request):
             yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang)
 
@@ -307,7 +319,7 @@ class Handlers:
         cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = tasks.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
-        for out, stats in self._stream(p, cfg, lang):
+        for out, stats in self._stream(p, cfg, lang, "translation", request):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield tasks.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
 
@@ -322,15 +334,15 @@ class Handlers:
                                        cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
         n_doc = len(document.split())
-        for out, stats in self._stream(p, cfg, lang):
+        for out, stats in self._stream(p, cfg, lang, "summarization", request):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         out = tasks.postprocess("summarization", out)
         n_sum = max(1, len(out.split()))
-        yield out, stats_line(stats, f"compression {n_doc / n_sum:.1f}x ({n_doc:,} → {len(out.split()):,} words)",
+        yield out, stats_line(stats, msg("compression", lang, x=n_doc / n_sum, a=n_doc, b=len(out.split())),
                               cfg=cfg, lang=lang)
 
     def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig, lang: str = "en",
-                     keep_box: bool = False):
+                     keep_box: bool = False, request: gr.Request | None = None):
         """(history, message box, stats) as the reply streams.
 
         The message box is emptied once, when the turn starts; with ``keep_box`` later updates leave it
@@ -343,7 +355,7 @@ class Handlers:
         yield shown, "", msg("starting", lang)
         box = gr.skip() if keep_box else ""
         stats = None
-        for text, stats in self._stream(p, cfg, lang):
+        for text, stats in self._stream(p, cfg, lang, "dialogue", request):
             shown[-1]["content"] = safe_markdown(text.strip())
             yield shown, box, stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield shown, box, stats_line(stats, cfg=cfg, lang=lang)
@@ -355,7 +367,7 @@ class Handlers:
         """One chat turn: returns the history with the new user message and the streamed reply."""
         self.check_chat(history, message, system)
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request))
+        yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request), request=request)
 
     @friendly
     def chat_ui(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
@@ -364,7 +376,8 @@ class Handlers:
         """The page's chat turn: as :meth:`chat`, but the message box is emptied only when the turn starts."""
         self.check_chat(history, message, system)
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request), keep_box=True)
+        yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request), keep_box=True,
+                                     request=request)
 
     @friendly
     def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
@@ -378,7 +391,7 @@ class Handlers:
             raise tasks.InputError("nothing to retry yet: send a message first")
         last = plain_text(history.pop()["content"])
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request)):
+        for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request), request=request):
             yield shown, gr.skip(), stats
 
     @friendly
@@ -391,15 +404,26 @@ class Handlers:
         index = index[0] if isinstance(index, (list, tuple)) else index
         if not 0 <= index < len(history) or history[index]["role"] != "user":
             raise tasks.InputError("only your own messages can be edited")
-        value = edit.value if edit is not None else history[index]["content"]
-        if isinstance(value, (list, tuple)):  # text blocks
-            value = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in value)
-        message = plain_text(str(value))
+        message = plain_text(_block_text(edit.value if edit is not None else history[index]["content"]))
         if not message.strip():
             raise tasks.InputError("the edited message is empty")
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        for shown, _box, stats in self._chat_stream(message, history[:index], system, cfg, lang_of(request)):
+        for shown, _box, stats in self._chat_stream(message, history[:index], system, cfg, lang_of(request),
+                                                    request=request):
             yield shown, gr.skip(), stats
+
+    @staticmethod
+    def edit_undone(history: list | None = None, edit: gr.EditData = None, **_arguments):
+        """The chat after a failed edit: as it was before it (the page already shows the edited text)."""
+        try:
+            shown = _shown_history(tasks.normalise_history(history))
+        except Exception:  # noqa: BLE001 - a history too broken to show is left as it is
+            return gr.skip(), gr.skip(), gr.skip()
+        index = edit.index if edit is not None else None
+        index = index[0] if isinstance(index, (list, tuple)) else index
+        if isinstance(index, int) and 0 <= index < len(shown) and shown[index]["role"] == "user":
+            shown[index]["content"] = safe_markdown(plain_text(_block_text(edit.previous_value)))
+        return shown, gr.skip(), gr.skip()
 
     # ------------------------------------------------------------ small helpers of the page
     def count_tokens(self, text: Any, request: gr.Request = None) -> str:
@@ -498,14 +522,38 @@ class Handlers:
         return self.model_info(request)
 
 
+class EvalStopped(tasks.InputError):
+    """An evaluation ended by Stop; what it finished is kept in its folder."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"the evaluation was stopped after {done} of {total} examples")
+        self.done, self.total = done, total
+
+
+def progress_line(done: int, total: int, elapsed_s: float, lang: str = "en") -> str:
+    """The Evaluation tab's status while a run goes: examples done, time so far, and an estimate once
+    one example is done (from the pace so far; batches finish together, so it moves in steps)."""
+    left = msg("eval_left", lang, left=_duration(elapsed_s / done * (total - done), lang)) if 0 < done < total else ""
+    return msg("eval_running", lang, done=done, total=total, pct=f" ({100 * done / total:.0f}%)" if total else "",
+               elapsed=_duration(elapsed_s, lang), left=left)
+
+
+def _duration(s: float, lang: str = "en") -> str:
+    s = int(round(s))
+    if lang == "zh":
+        return f"{s} 秒" if s < 60 else f"{s // 60} 分 {s % 60:02d} 秒"
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
+
+
 class EvalHandlers:
     """The Evaluation tab: run eval/ on the shared model over a benchmark file, show and download the results."""
 
     # what a task needs comes from the registry (eval/tasks.py): file prefix, per-example score
 
-    def __init__(self, host: ModelHost, settings: AppSettings):
+    def __init__(self, host: ModelHost, settings: AppSettings, live: LiveRuns | None = None):
         self.host = host
         self.settings = settings
+        self.live = live or LiveRuns()
 
     def benchmarks(self, task: str) -> list[str]:
         """Benchmark files in the data folder for a task (names only: nothing outside that folder is offered)."""
@@ -541,7 +589,7 @@ class EvalHandlers:
         return path
 
     @friendly
-    def run(self, task: str, name: str | None, upload: str | None, limit: Any):
+    def run(self, task: str, name: str | None, upload: str | None, limit: Any, stop_event=None, lang: str = "en"):
         """Run an evaluation with the app's prompts on the loaded model; yields progress, then the results.
 
         The run works in a thread of its own at batch priority (visitors' requests go first). Stop,
@@ -582,7 +630,7 @@ class EvalHandlers:
                        max_length=min(1024, lm.context_length), stride=512)
         done = [0, limit]
         box: dict = {}
-        stop = threading.Event()
+        stop = stop_event or threading.Event()
 
         def work():
             try:
@@ -593,16 +641,16 @@ class EvalHandlers:
 
         worker = threading.Thread(target=work, name="eval-run", daemon=True)
         worker.start()
+        t0 = _time.monotonic()
         try:
             while worker.is_alive():
                 worker.join(HEARTBEAT_S)
-                pct = f" ({100 * done[0] / done[1]:.0f}%)" if done[1] else ""
-                yield (f"Running: {done[0]} of {done[1]} examples done{pct}…", gr.skip(), gr.skip(), gr.skip(),
+                yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang), gr.skip(), gr.skip(), gr.skip(),
                        gr.skip())
         finally:
             stop.set()  # Stop pressed or the client left: the run ends at its next step
         if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
-            raise tasks.InputError(f"the evaluation was stopped after {done[0]} of {done[1]} examples")
+            raise EvalStopped(done[0], done[1])
         if "err" in box:
             err = box["err"]
             if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
@@ -651,10 +699,18 @@ class EvalHandlers:
         lang = lang_of(request)
         yield (msg("eval_starting", lang), *[gr.skip()] * 7)
         result = None
-        for result in self.run(task, name, upload, limit):
-            if _is_skip(result[1]):  # progress
-                line = result[0] if lang == "en" else _zh_progress(result[0])
-                yield (line, *[gr.skip()] * 7)
+        # the tab's Stop sets this (webui/streaming.py): the run ends at its next step and says so here
+        stop_event = self.live.stop_event(getattr(request, "session_hash", None), "evaluation")
+        stopped = [None]
+        try:
+            for result in self.run.__wrapped__(self, task, name, upload, limit, stop_event=stop_event, lang=lang):
+                if _is_skip(result[1]):  # progress
+                    yield (result[0], *[gr.skip()] * 7)
+        except EvalStopped as e:  # Stop pressed: said in the status line, not as an error
+            stopped[0] = e
+        if stopped[0] is not None:
+            yield (msg("eval_stopped", lang, done=stopped[0].done, total=stopped[0].total), *[gr.skip()] * 7)
+            return
         md, plot, table, files, rows = result
         report = next((f for f in files if f.endswith("report.md")), None)
         report_md = _report_for_page(report) if report else ""
@@ -767,11 +823,6 @@ def _remove_old_runs(folder, hours: float) -> None:
                 shutil.rmtree(d, ignore_errors=True)
         except OSError:
             continue
-
-
-def _zh_progress(line: str) -> str:
-    m = re.match(r"Running: (\d+) of (\d+) examples done(?: \((\d+)%\))?", line)
-    return msg("eval_running", "zh", done=m.group(1), total=m.group(2)) if m else line
 
 
 def _is_skip(v) -> bool:

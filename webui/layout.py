@@ -10,8 +10,10 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang, stopped_line, stopped_line_later
+from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang
+from .streaming import page_run
 from .i18n import EN, I18N, lang_of, switch_js, t
+from .i18n import text as msg
 from .settings import AppSettings
 
 LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
@@ -57,12 +59,38 @@ CSS = """
 .tab-container.visually-hidden button {padding: 0 !important; font-size: 1px !important; min-width: 0 !important}
 .tab-wrapper {height: auto !important}
 .tab-container[role=tablist] {flex-wrap: wrap !important; height: auto !important; row-gap: 2px}
+/* the metrics plot is drawn light on the server: in dark mode it is shown inverted (hues kept) */
+.dark #eval-plot img {filter: invert(0.9) hue-rotate(180deg)}
+#eval-upload {min-height: 150px}
+/* a phone: the results table drops the reference column (it is in the report and the downloads), so the
+   input, the prediction and the score keep readable widths; no header breaks inside a word */
+@media (max-width: 640px) {
+  #eval-table th:nth-child(3), #eval-table td:nth-child(3) {display: none}
+  #eval-table th, #eval-table td {font-size: 12px; word-break: normal !important; hyphens: auto}
+}
 """ + "".join(f".chip.c{i} {{background: {c}}}\n" for i, c in enumerate(_LIGHT)) \
     + "".join(f".dark .chip.c{i} {{background: {c}}}\n" for i, c in enumerate(_DARK))
 
 # the page's theme, read in the browser and handed to the Inside tab's plot (the server cannot know it)
 THEME_JS = "(...a) => [...a.slice(0, -1), document.body.classList.contains('dark') || " \
            "document.documentElement.classList.contains('dark') ? 'dark' : 'light']"
+
+
+# Ctrl+Enter (Cmd+Enter on a Mac) runs the open tab, Esc stops it: the visible primary / Stop button of the
+# tab shown. Caught before the text box sees it (a one-line box would also submit on Enter itself).
+KEYS_JS = """() => {
+  document.addEventListener('keydown', (ev) => {
+    const run = ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey), stop = ev.key === 'Escape';
+    if (!run && !stop) return;
+    const shown = (el) => el && el.offsetParent !== null;
+    const panel = [...document.querySelectorAll('[role=tabpanel]')].find(shown);
+    if (!panel) return;
+    const button = [...panel.querySelectorAll(run ? 'button.primary' : 'button.stop')].find(shown);
+    if (!button || button.disabled) return;
+    ev.preventDefault(); ev.stopPropagation();
+    button.click();
+  }, true);
+}"""
 
 
 def launch_options(settings: AppSettings) -> dict:
@@ -76,7 +104,7 @@ def launch_options(settings: AppSettings) -> dict:
 
     from .limits import BodyLimit
 
-    return {"css": CSS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
+    return {"css": CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
             "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
 
 
@@ -151,11 +179,26 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
         box.change(h.count_tokens, [box], [out], trigger_mode="always_last", show_progress="hidden", **private,
                    **light_events)
 
-    def stop_button(btn, stats, events):  # Stop cancels the run and says so in the stats line
-        # and once more a moment later: a stream update already on its way when Stop was pressed could land
-        # after the first and bring back "generating…" (seen 9 of 10 times with a fast engine)
-        btn.click(stopped_line, [stats], [stats], cancels=events, queue=False, **private).then(
-            stopped_line_later, [stats], [stats], queue=False, **private)
+    def error_title(request):
+        return msg("error_title", lang_of(request))
+
+    def page_event(triggers, fn, inputs, outputs, tab, go, stop, on_error=None):
+        """The page's run of a streaming handler: Go/Stop swap, a failure is a toast (see streaming.page_run)."""
+        run = page_run(fn, len(outputs), h.live, tab, error_title, on_error)
+        return [trigger(run, inputs, [*outputs, go, stop], **private, **model_events) for trigger in triggers]
+
+    def api_endpoint(fn, inputs, outputs, name):  # the API's endpoint: the handler itself, errors raised
+        gr.Button(visible=False).click(fn, inputs, outputs, api_name=name, **model_events)
+
+    def stop_button(tab, btn, go, stats, events):
+        """Stop ends the visitor's run at the model and waits for its last update, then says "stopped";
+        only then are the events cancelled (one still queued): a cancel first would kill the handler while an
+        update of its was on the way, which then landed after "stopped" (9 of 10 Stops before)."""
+        def stop(line, request: gr.Request):
+            return h.stop(tab, line, request), gr.update(visible=True), gr.update(visible=False)
+
+        btn.click(stop, [stats], [stats, go, btn], queue=False, **private).then(
+            None, None, None, cancels=events, queue=False, **private)
 
     # uploads and files handed out are deleted after an hour (checked every hour)
     with gr.Blocks(title="llmdemo", delete_cache=(3600, 3600)) as demo:
@@ -164,30 +207,34 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
             with gr.Row(elem_id="lang-switch", scale=0):
                 lang_en = gr.Button("English", size="sm", elem_id="lang-en")
                 lang_zh = gr.Button("中文", size="sm", elem_id="lang-zh")
-        model_line = gr.Markdown(f"Model: **{host.lm.name}** on {host.lm.device}", elem_classes="stats")
+        def model_line_text(request: gr.Request = None) -> str:
+            return msg("model_line", lang_of(request), name=host.lm.name, device=host.lm.device)
+
+        model_line = gr.Markdown(model_line_text(), elem_classes="stats", elem_id="model-line")
         with gr.Accordion(t("limitations"), open=False, elem_id="limitations"):
             gr.Markdown(t("limitations_text"))
 
         with gr.Tabs() as tabs:
-            with gr.Tab(t("tab_generation"), id="generation", elem_id="tab-generation"):
+            with gr.Tab(t("tab_generation"), id="generation", elem_id="tab-generation") as tab_generation:
                 g_in = gr.Textbox(label=t("prompt"), lines=4, placeholder=t("prompt_ph"), info=t("prompt_info"),
                                   elem_id="gen-in")
                 g_count = gr.Markdown(elem_classes="stats", elem_id="gen-count")
                 with gr.Row():
                     g_go = gr.Button(t("generate"), variant="primary", elem_id="gen-go")
-                    g_stop = gr.Button(t("stop"), variant="stop", elem_id="gen-stop")
+                    g_stop = gr.Button(t("stop"), variant="stop", elem_id="gen-stop", visible=False)
                 g_out = gr.Textbox(label=t("output"), lines=8, buttons=["copy"], elem_id="gen-out")
                 g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
                 export_row("gen", lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt),
                            [g_in, g_out, g_stats], light_events)
                 g_dec = decoding_controls("generation", settings)
                 examples(GENERATION_EXAMPLES, [g_in])
-                g_ev = g_go.click(h.generate, [g_in, *g_dec], [g_out, g_stats], api_name="generate", **model_events)
-                g_ev2 = g_in.submit(h.generate, [g_in, *g_dec], [g_out, g_stats], **private, **model_events)
-                stop_button(g_stop, g_stats, [g_ev, g_ev2])
+                g_evs = page_event([g_go.click, g_in.submit], h.generate, [g_in, *g_dec], [g_out, g_stats],
+                                   "generation", g_go, g_stop)
+                api_endpoint(h.generate, [g_in, *g_dec], [g_out, g_stats], "generate")
+                stop_button("generation", g_stop, g_go, g_stats, g_evs)
                 counter(g_in, g_count)
 
-            with gr.Tab(t("tab_translation"), id="translation", elem_id="tab-translation"):
+            with gr.Tab(t("tab_translation"), id="translation", elem_id="tab-translation") as tab_translation:
                 with gr.Row():
                     t_src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="tr-src")
                     t_swap = gr.Button(t("swap"), scale=0, min_width=80, elem_id="tr-swap")
@@ -202,7 +249,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     t_out = gr.Textbox(label=t("translation"), lines=6, buttons=["copy"], elem_id="tr-out")
                 with gr.Row():
                     t_go = gr.Button(t("translate"), variant="primary", elem_id="tr-go")
-                    t_stop = gr.Button(t("stop"), variant="stop", elem_id="tr-stop")
+                    t_stop = gr.Button(t("stop"), variant="stop", elem_id="tr-stop", visible=False)
                 t_stats = gr.Markdown(elem_classes="stats", elem_id="tr-stats")
                 export_row("tr", lambda a, b, c, fmt: h.export_output("translation", a, b, c, fmt),
                            [t_in, t_out, t_stats], light_events)
@@ -212,14 +259,13 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     dd.change(lambda a, b: gr.update(visible="zh" in (a, b)), [t_src, t_tgt], [t_note],
                               queue=False, show_progress="hidden", **private)
                 t_swap.click(h.swap, [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out], **private, queue=False)
-                t_ev = t_go.click(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], api_name="translate",
-                                  **model_events)
-                t_ev2 = t_in.submit(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], **private,
-                                    **model_events)
-                stop_button(t_stop, t_stats, [t_ev, t_ev2])
+                t_evs = page_event([t_go.click, t_in.submit], h.translate, [t_in, t_src, t_tgt, *t_dec],
+                                   [t_out, t_stats], "translation", t_go, t_stop)
+                api_endpoint(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], "translate")
+                stop_button("translation", t_stop, t_go, t_stats, t_evs)
                 counter(t_in, t_count)
 
-            with gr.Tab(t("tab_dialogue"), id="dialogue", elem_id="tab-dialogue"):
+            with gr.Tab(t("tab_dialogue"), id="dialogue", elem_id="tab-dialogue") as tab_dialogue:
                 c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label=t("system"), lines=1)
                 c_bot = gr.Chatbot(label=t("chat"), height=380, sanitize_html=True, buttons=["copy"], editable="user",
                                    elem_id="chat-bot")
@@ -239,39 +285,30 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 export_row("chat", h.export_chat, [c_bot, c_system], light_events)
                 c_dec = decoding_controls("dialogue", settings)
                 examples([[e] for e in CHAT_EXAMPLES], [c_in])
-                running = (lambda: (gr.update(visible=False), gr.update(visible=True)))
-                idle = (lambda: (gr.update(visible=True), gr.update(visible=False)))
                 turn_in = [c_bot, c_system, *c_dec]
                 turn_out = [c_bot, c_in, c_stats]
-                c_events = []
-                for trigger, fn, inputs in ((c_go.click, h.chat_ui, [c_in, *turn_in]),
-                                            (c_in.submit, h.chat_ui, [c_in, *turn_in]),
-                                            (c_retry.click, h.retry, turn_in),
-                                            (c_bot.edit, h.edit, turn_in)):
-                    ev = trigger(running, None, [c_go, c_stop], queue=False, **private).then(
-                        fn, inputs, turn_out, **private, **model_events)
-                    ev.then(idle, None, [c_go, c_stop], queue=False, **private)
-                    c_events.append(ev)
-                # the API's /chat: the whole turn, message box emptied (a hidden button: the page uses chat_ui)
-                c_api = gr.Button(visible=False)
-                c_api.click(h.chat, [c_in, *turn_in], turn_out, api_name="chat", **model_events)
-                def chat_stopped(line: str, request: gr.Request):
-                    return stopped_line(line, request), *idle()
-
-                c_stop.click(chat_stopped, [c_stats], [c_stats, c_go, c_stop], cancels=c_events, queue=False,
-                             **private).then(stopped_line_later, [c_stats], [c_stats], queue=False, **private)
+                # each turn is the first step of its event (an edit's data reaches only that step), and ends idle
+                c_events = page_event([c_go.click, c_in.submit], h.chat_ui, [c_in, *turn_in], turn_out, "dialogue",
+                                      c_go, c_stop)
+                c_events += page_event([c_retry.click], h.retry, turn_in, turn_out, "dialogue", c_go, c_stop)
+                # a failed edit puts the conversation back as it was (the page shows the edited text already)
+                c_events += page_event([c_bot.edit], h.edit, turn_in, turn_out, "dialogue", c_go, c_stop,
+                                       on_error=h.edit_undone)
+                # the API's /chat: the whole turn, message box emptied (the page uses chat_ui)
+                api_endpoint(h.chat, [c_in, *turn_in], turn_out, "chat")
+                stop_button("dialogue", c_stop, c_go, c_stats, c_events)
                 c_undo.click(h.undo, [c_bot], [c_bot, c_in], **private, **light_events)
                 c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **private, queue=False)
                 counter(c_in, c_count)
 
-            with gr.Tab(t("tab_summarization"), id="summarization", elem_id="tab-summarization"):
+            with gr.Tab(t("tab_summarization"), id="summarization", elem_id="tab-summarization") as tab_summarization:
                 s_in = gr.Textbox(label=t("document"), lines=10, placeholder=t("document_ph"),
                                   info=t("document_info"), elem_id="sum-in")
                 s_count = gr.Markdown(elem_classes="stats", elem_id="sum-count")
                 s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label=t("length"))
                 with gr.Row():
                     s_go = gr.Button(t("summarize"), variant="primary", elem_id="sum-go")
-                    s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop")
+                    s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop", visible=False)
                 s_out = gr.Textbox(label=t("summary"), lines=5, buttons=["copy"], elem_id="sum-out")
                 s_stats = gr.Markdown(elem_classes="stats", elem_id="sum-stats")
                 export_row("sum", lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
@@ -281,13 +318,13 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
                              **private, queue=False)
                 examples(SUMMARY_EXAMPLES, [s_in, s_len])
-                s_ev = s_go.click(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], api_name="summarize",
-                                  **model_events)
-                s_ev2 = s_in.submit(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], **private, **model_events)
-                stop_button(s_stop, s_stats, [s_ev, s_ev2])
+                s_evs = page_event([s_go.click, s_in.submit], h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats],
+                                   "summarization", s_go, s_stop)
+                api_endpoint(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], "summarize")
+                stop_button("summarization", s_stop, s_go, s_stats, s_evs)
                 counter(s_in, s_count)
 
-            with gr.Tab(t("tab_model"), id="model", elem_id="tab-model"):
+            with gr.Tab(t("tab_model"), id="model", elem_id="tab-model") as tab_model:
                 m_info = gr.Markdown(h.model_info(), elem_id="model-info")
                 # the server's text in the visitor's language: at load, and when the switch is used (its JS sets
                 # the cookie the handler reads, before the request goes out)
@@ -311,16 +348,15 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 m_go.click(lambda c: ("", c), [m_custom], [m_custom, m_name], queue=False, **private).then(
                     h.load_model, [m_preset, m_name], [m_info], **private,
                     concurrency_id="load", concurrency_limit=1).then(
-                    lambda: f"Model: **{host.lm.name}** on {host.lm.device}", None, [model_line],
-                    **private, queue=False)
+                    model_line_text, None, [model_line], **private, queue=False)
 
-            with gr.Tab(t("tab_evaluation"), id="evaluation", elem_id="tab-evaluation"):
-                e = EvalHandlers(host, settings)
+            with gr.Tab(t("tab_evaluation"), id="evaluation", elem_id="tab-evaluation") as tab_evaluation:
+                e = EvalHandlers(host, settings, h.live)
                 gr.Markdown(t("eval_intro"), elem_classes="stats")
                 with gr.Row():
                     e_task = gr.Dropdown(list(EVAL_TASKS), value="translation", label=t("task"), elem_id="eval-task")
                     e_file = gr.Dropdown(e.benchmarks("translation"), value=e.default("translation"),
-                                         label=t("bench_file"), elem_id="eval-file")
+                                         label=t("bench_file"), elem_id="eval-file", min_width=280)
                     e_limit = gr.Number(10, precision=0, label=t("limit"), minimum=1,
                                         maximum=settings.eval_examples_cap, elem_id="eval-limit")
                 e_help = gr.Markdown(e.help("translation"), elem_classes="stats", elem_id="eval-help")
@@ -328,15 +364,15 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                                    elem_id="eval-upload")
                 with gr.Row():
                     e_go = gr.Button(t("run_eval"), variant="primary", elem_id="eval-go")
-                    e_stop = gr.Button(t("stop"), variant="stop", elem_id="eval-stop")
+                    e_stop = gr.Button(t("stop"), variant="stop", elem_id="eval-stop", visible=False)
                 e_status = gr.Markdown(elem_id="eval-status")
                 with gr.Row():  # side by side on a desktop, one above the other on a phone
                     with gr.Column(min_width=320):
                         e_metrics = gr.Markdown(elem_id="eval-metrics")
                     with gr.Column(min_width=320):
-                        e_plot = gr.Image(label=t("metrics"), type="filepath", height=260)
+                        e_plot = gr.Image(label=t("metrics"), type="filepath", height=260, elem_id="eval-plot")
                 e_table = gr.Dataframe(headers=["row", "input", "reference", "prediction", "score"], label=t("rows"),
-                                       wrap=True, max_height=400, column_widths=["56px", "31%", "25%", "27%", "64px"],
+                                       wrap=True, max_height=400, column_widths=["11%", "29%", "24%", "24%", "12%"],
                                        elem_id="eval-table")
                 with gr.Row():
                     e_index = gr.Number(0, precision=0, label=t("row"), minimum=0, elem_id="eval-row")
@@ -357,14 +393,18 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     ev.then(help_line, [e_task], [e_help], queue=False, **private)
                 # one evaluation at a time; it runs at batch priority, so visitors' requests go first. Progress
                 # shows in one place (the status line), not over every output
-                e_ev = e_go.click(e.run_ui, [e_task, e_file, e_upload, e_limit],
-                                  [e_status, e_metrics, e_plot, e_table, e_files, e_rows, e_report, e_send],
+                def eval_failed(request: gr.Request = None, **_arguments):  # the status line says it did not finish
+                    return msg("eval_failed", lang_of(request)), *[gr.skip()] * 7
+
+                e_run = page_run(e.run_ui, 8, h.live, "evaluation", error_title, eval_failed)
+                e_ev = e_go.click(e_run, [e_task, e_file, e_upload, e_limit],
+                                  [e_status, e_metrics, e_plot, e_table, e_files, e_rows, e_report, e_send, e_go, e_stop],
                                   **private, show_progress_on=[e_status], concurrency_id="eval", concurrency_limit=1)
-                e_stop.click(None, cancels=[e_ev])
+                stop_button("evaluation", e_stop, e_go, e_status, [e_ev])
                 e_send.click(e.send_to_tab, [e_rows, e_index, e_task, e_file], [tabs, t_in, s_in, c_in, t_src, t_tgt],
                              **private, **light_events)
 
-            with gr.Tab(t("tab_inside"), id="inside", elem_id="tab-inside"):
+            with gr.Tab(t("tab_inside"), id="inside", elem_id="tab-inside") as tab_inside:
                 ins = InsideHandlers(host, settings)
                 from llmdemo.internals import layer_head_counts
 
@@ -404,6 +444,20 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     btn.click(stepper(mode), [i_text, i_choice], [i_text],
                               **private, **model_events).then(
                         ins.analyze, i_in, i_out, js=THEME_JS, **private, **model_events)
+
+        # the language switch (and a remembered choice at load) re-sends every tab's name: Gradio's tab bar
+        # translates a name when it receives it, so after changeLocale only the open tab's name changed
+        tab_blocks = [tab_generation, tab_translation, tab_dialogue, tab_summarization, tab_model, tab_evaluation,
+                      tab_inside]
+        tab_keys = ["tab_generation", "tab_translation", "tab_dialogue", "tab_summarization", "tab_model",
+                    "tab_evaluation", "tab_inside"]
+
+        def relabel():
+            return [gr.update(label=t(k)) for k in tab_keys]
+
+        for ev in lang_events:
+            ev.then(relabel, None, tab_blocks, queue=False, show_progress="hidden", **private)
+            ev.then(model_line_text, None, [model_line], queue=False, show_progress="hidden", **private)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo
