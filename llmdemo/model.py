@@ -83,7 +83,7 @@ class LM(ScheduledModel):
                 suppress.add(int(words[0]))
         if self.is_encoder_decoder and self.pad_id not in self.eos_ids:
             suppress.add(self.pad_id)  # Marian/BART would otherwise emit padding
-        self._suppress = sorted(suppress)
+        self.suppress_ids = sorted(suppress)  # never sampled (the sampler reads them)
         self._forced_bos = getattr(gen, "forced_bos_token_id", None) if self.is_encoder_decoder else None
         self.context_length = self._context_length()
         self.prefix_cache = PrefixCache(max_tokens=2048)
@@ -168,8 +168,7 @@ class LM(ScheduledModel):
                 pre = self._fast(choice.prefill, 64, source, fast) if choice.prefill != choice.decode else None
                 runner = LeanRunner(fast, self.prefix_cache, pre)
             # requests running on the old forward end with a message
-            for req in list(self.scheduler._active):
-                self.scheduler._end(req, "error", RequestAborted("the decode mode changed while this request ran"))
+            self.scheduler.abort_running(RequestAborted("the decode mode changed while this request ran"))
             self.runner, self.decode_mode, self.decode_choice = runner, choice.decode, choice
             self.prefix_cache.clear()
             return choice.decode

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -42,6 +42,24 @@ class Sequence:
     @property
     def prefilled(self) -> bool:
         return self.filled >= len(self.prompt)
+
+
+class Runner(Protocol):
+    """What the scheduler asks of a forward pass (its only view of one; see the module docstring).
+
+    A runner that reads prompt chunks and decode rows in one call (llama.cpp's) also has
+    ``step(prefills, decodes) -> (prefill logits, decode logits)``, ``n_batch`` (prompt tokens a step may
+    carry) and ``can_start(seq)`` (whether its cache has room for the sequence now)."""
+
+    name: str
+
+    def start(self, seq: Sequence) -> None: ...
+
+    def prefill(self, seq: Sequence) -> torch.Tensor: ...  # (1, V) once the prompt is read
+
+    def decode(self, seqs: list[Sequence], tokens: torch.Tensor) -> torch.Tensor: ...  # (B, V)
+
+    def finish(self, seq: Sequence, keep_prefix: bool) -> None: ...
 
 
 class LeanRunner:

@@ -207,6 +207,14 @@ class Scheduler:
             fut.set_exception(err)
         self._waiting, self._active, self._calls = [], {}, []
 
+    def abort_running(self, error: BaseException) -> int:
+        """End every running request with ``error`` (on the scheduler's thread, between steps: e.g. inside
+        :meth:`call` when the model's forward is swapped); returns how many ended."""
+        active = list(self._active)
+        for req in active:
+            self._end(req, "error", error)
+        return len(active)
+
     # ------------------------------------------------------------ the loop
     def _start(self) -> None:
         if self._thread is None:
@@ -284,7 +292,7 @@ class Scheduler:
                 seq = Sequence(prompt=req.prompt, budget=req.budget)
                 seq.seen = torch.tensor([req.prompt], device=self.lm.device) \
                     if req.config.repetition_penalty != 1.0 else None
-                seq.sampler = Sampler(req.config, req.seed, self.lm._suppress, self.lm.device)
+                seq.sampler = Sampler(req.config, req.seed, self.lm.suppress_ids, self.lm.device)
                 self.lm.runner.start(seq)
             except Exception as e:  # noqa: BLE001 - this request fails with the reason; the others go on
                 req._finish("error", e)

@@ -632,3 +632,28 @@ def test_ctrl_enter_runs_and_escape_stops(app):
         pg.keyboard.press("Escape")
         wait_text(md(pg, "#gen-stats"), r"stopped \(Stop pressed\)", timeout=10)
         assert "\n" not in pg.locator("#gen-in textarea").input_value()  # Ctrl+Enter ran, it added no line
+
+
+def test_the_conversation_survives_a_reload(app):
+    with page_in(app) as pg:
+        tab(pg, "dialogue")
+        pg.locator("#chat-clear").click()
+        pg.locator("#chat-in textarea").fill("Remember the word <b>teapot</b>.")
+        pg.locator("#chat-send").click()
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        time.sleep(1.0)
+        answer = pg.locator('[data-testid="bot"]').first.inner_text()
+        pg.reload(wait_until="domcontentloaded")
+        pg.locator("#tab-generation-button").wait_for(timeout=30_000)
+        tab(pg, "dialogue")
+        user = pg.locator('[data-testid="user"]').first
+        user.wait_for(timeout=10_000)
+        assert "<b>teapot</b>" in user.inner_text()  # shown as text, not as HTML
+        assert pg.locator('[data-testid="bot"]').first.inner_text() == answer
+        pg.locator("#chat-clear").click()
+        time.sleep(1.0)
+        pg.reload(wait_until="domcontentloaded")
+        pg.locator("#tab-generation-button").wait_for(timeout=30_000)
+        tab(pg, "dialogue")
+        time.sleep(1.0)
+        assert pg.locator('[data-testid="user"]').count() == 0  # cleared stays cleared

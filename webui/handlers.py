@@ -412,6 +412,15 @@ class Handlers:
                                                     request=request):
             yield shown, gr.skip(), stats
 
+    def saved_chat(self, history: Any) -> list[dict]:
+        """A conversation to keep in (or put back from) the browser: checked and escaped like any history,
+        so a hand-edited storage entry is as safe as one of ours; one that is not a chat becomes empty."""
+        try:
+            self.check_chat(history)
+            return _shown_history(tasks.normalise_history(history))
+        except Exception:  # noqa: BLE001 - a broken saved entry is dropped, not shown
+            return []
+
     @staticmethod
     def edit_undone(history: list | None = None, edit: gr.EditData = None, **_arguments):
         """The chat after a failed edit: as it was before it (the page already shows the edited text)."""

@@ -297,8 +297,18 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 # the API's /chat: the whole turn, message box emptied (the page uses chat_ui)
                 api_endpoint(h.chat, [c_in, *turn_in], turn_out, "chat")
                 stop_button("dialogue", c_stop, c_go, c_stats, c_events)
-                c_undo.click(h.undo, [c_bot], [c_bot, c_in], **private, **light_events)
-                c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **private, queue=False)
+                c_undo_ev = c_undo.click(h.undo, [c_bot], [c_bot, c_in], **private, **light_events)
+                c_clear_ev = c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **private, queue=False)
+                # the conversation survives a reload: kept in this browser's own storage (never on the server),
+                # saved when a turn, Undo or Clear ends, put back when the page loads
+                save_js = "(h) => { try { localStorage.setItem('llmdemo-chat', JSON.stringify(h || [])); } " \
+                          "catch (e) { console.warn(e); } return [h]; }"
+                for ev in [*c_events, c_undo_ev, c_clear_ev]:
+                    ev.then(None, [c_bot], None, js=save_js, queue=False, **private)
+                # what comes back is checked and escaped on the server like any history (saved_chat)
+                load_js = "() => { try { return [JSON.parse(localStorage.getItem('llmdemo-chat') || '[]')]; } " \
+                          "catch (e) { return [[]]; } }"
+                demo.load(h.saved_chat, [c_bot], [c_bot], js=load_js, queue=False, show_progress="hidden", **private)
                 counter(c_in, c_count)
 
             with gr.Tab(t("tab_summarization"), id="summarization", elem_id="tab-summarization") as tab_summarization:

@@ -325,7 +325,7 @@ class LlamaCppLM(ScheduledModel):
         eot = getattr(self.llm._model, "token_eot", lambda: -1)()
         if eot is not None and eot >= 0:
             self.eos_ids.add(int(eot))
-        self._suppress: list[int] = []
+        self.suppress_ids: list[int] = []  # never sampled (the sampler reads them)
         self._meta = meta
         self._sha: str | None = None
         self.runner = LlamaCppRunner(self, n_seq=n_seq, n_ctx=total, threads=self._threads_forced or 1)
