@@ -122,7 +122,7 @@ class RunStopped(RuntimeError):
 @dataclass
 class RunSpec:
     task: str
-    data: str
+    data: str | None
     output: str
     model: str | None = None
     config: GenerationConfig | None = None
@@ -148,7 +148,10 @@ class RunSpec:
         info = lm.info()
         if info.get("backend") not in (None, "transformers"):  # which engine answered (never the API key)
             d.update(backend=info["backend"], base_url=info.get("base_url"), served_model=info.get("served_model"))
-        kind = get_task(self.task).kind
+        task = get_task(self.task)
+        kind = task.kind
+        if task.source_sha256:  # a task file: the same declaration, or no resume
+            d["task_file_sha256"] = task.source_sha256
         if kind == "generate":  # generation goes through the decode forward; scoring does not
             d["decode"] = getattr(lm, "decode_mode", None)
             prefill = info.get("prefill")
@@ -220,15 +223,25 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     from llmdemo.model import LM
 
     try:
-        task = get_task(spec.task)
+        task = get_task(spec.task)  # a task file (path/to/task.yaml) is read and registered by its name
     except ValueError as e:
         raise RunError(str(e)) from None
+    spec.task = task.name
+    if spec.data is None:
+        if task.data_file is None:
+            raise RunError(f"no data given for the {task.name} task")
+        spec.data = task.data_file
     from .datasets import resolve_data
 
     spec.data = resolve_data(spec.data)  # a shipped name becomes its file (its hash goes into the settings)
     records = load_records(spec.data, spec.task, spec.limit)
     if task.prepare is not None:
-        records = task.prepare(records)
+        try:
+            records = task.prepare(records)
+        except DataError:
+            raise
+        except ValueError as e:  # a task file's template that fails on a record: one line, before the model
+            raise RunError(str(e)) from None
         if not records:
             raise DataError(f"{spec.data}: no example could be made (a conversation needs two turns or more)")
     lm = lm or LM.load(spec.model)
@@ -237,7 +250,8 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
             require(lm, task.needs, f"the {task.name} task ({task.kind}: it scores text)")
         except ValueError as e:
             raise RunError(str(e)) from None
-    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if task.kind == "generate" else "translation")
+    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if task.kind == "generate" else "translation") or \
+        TASK_DEFAULTS["translation"].replace(temperature=0.0)  # a task file's generation: greedy
     if task.kind == "generate":
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
@@ -283,7 +297,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
 
         if task.requests is not None:
             template = task.template
-            new_tokens = _run_requests(task, lm, todo, bs, write, stop_event)
+            new_tokens = _run_requests(task, lm, todo, bs, write, stop_event, spec)
         elif task.kind == "perplexity":
             template = "BOS + text (no special tokens); rolling windows"
             # a long text is one example: show progress over its windows too
@@ -414,13 +428,23 @@ def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:
 
 
 # how each request kind is answered, in batches: the runner's whole knowledge of what tasks ask
+def _generate(lm, args: list[tuple], spec: "RunSpec", bs: int) -> list:
+    """("generate", (prompt, max_new_tokens)) requests: greedy unless the run's config says otherwise."""
+    cfg = spec.config
+    return lm.generate_batch([a[0] for a in args], cfg, batch_size=bs,
+                             max_new_tokens=[min(a[1], cfg.max_new_tokens) if len(a) > 1 else cfg.max_new_tokens
+                                             for a in args], priority="batch")
+
+
 ANSWERERS = {
-    "loglikelihood": lambda lm, args: loglikelihood_batch(lm, args, priority="batch"),
-    "loglikelihood_rolling": lambda lm, args: [lm.loglikelihood_rolling(a[0], priority="batch") for a in args],
+    "loglikelihood": lambda lm, args, spec, bs: loglikelihood_batch(lm, args, priority="batch"),
+    "loglikelihood_rolling": lambda lm, args, spec, bs: [lm.loglikelihood_rolling(a[0], priority="batch")
+                                                         for a in args],
+    "generate": _generate,
 }
 
 
-def _run_requests(task, lm, todo: list[dict], bs: int, write, stop_event) -> int:
+def _run_requests(task, lm, todo: list[dict], bs: int, write, stop_event, spec: "RunSpec") -> int:
     """Ask the task for each record's requests, answer them grouped by kind (``bs`` records at a time), hand
     each record its answers back and write the row it makes; returns the number of tokens scored."""
     n_tokens = 0
@@ -438,10 +462,11 @@ def _run_requests(task, lm, todo: list[dict], bs: int, write, stop_event) -> int
             if kind not in ANSWERERS:
                 raise RunError(f"task {task.name!r} asks for {kind!r} requests; the runner answers "
                                f"{', '.join(ANSWERERS)}")
-            got = ANSWERERS[kind](lm, [asked[i][j][1] for i, j in where])
+            got = ANSWERERS[kind](lm, [asked[i][j][1] for i, j in where], spec, bs)
             for (i, j), a in zip(where, got):
                 answers[i][j] = a
-                n_tokens += int(a[1]) if isinstance(a, tuple) and len(a) > 1 else 0
+                n_tokens += (int(a[1]) if isinstance(a, tuple) and len(a) > 1 else
+                             lm.count_tokens(a) if isinstance(a, str) and a else 0)
         for r, a in zip(chunk, answers):
             write(task.process(r, a))
     return n_tokens

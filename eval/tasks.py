@@ -52,6 +52,9 @@ class Task:
     scoring: str = ""  # how requests are scored, as reports print it
     summary_metrics: tuple[str, ...] = ()  # shown in the leaderboard (default: the main metric)
     by_key: str | None = None  # a results key holding per-group scores (by_category, by_bias_type)
+    source: str | None = None  # the YAML file that declares it (eval/taskfile.py), None for tasks in Python
+    source_sha256: str | None = None  # that file's hash: a run resumes only under the same declaration
+    data_file: str | None = None  # the data a task file names (the default of --data)
 
     def input_of(self, row: dict) -> str:
         """The raw input of a stored row, as the benchmark gave it (never parsed back out of a prompt)."""
@@ -130,19 +133,6 @@ def _bias_process(r: dict, answers: list) -> dict:
             "ll_less": less, "stereotype": 100.0 if more > less else 0.0, "likelihood_diff": abs(more - less)}
 
 
-def _bbq_task() -> Task:
-    from . import bbq
-    from .multiple_choice import MultipleChoice
-
-    mc = MultipleChoice(prompt=bbq.prompt, choices=bbq.choices, gold=bbq.gold, target_delimiter=" ", extra=bbq.extra)
-    return Task("bbq", "BBQ: bias in question answering (lm-eval's bbq_multiple_choice); accuracy and bias scores",
-                bbq.FIELDS, "multiple_choice", "acc", True, "margin", "bbq", input_field="context",
-                prepare=bbq.prepare, score_run=bbq.bbq_run, requests=mc.requests, process=mc.process, needs="score",
-                template=bbq.PROMPT, scoring="each choice scored as ' ' + choice after the prompt; pick = argmax",
-                summary_metrics=("acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score", "disamb_bias_score"),
-                by_key="by_category", notes=(bbq.SIGN,))
-
-
 TASKS: dict[str, Task] = {t.name: t for t in [
     Task("translation", "translate the source text; BLEU and chrF (sacrebleu)",
          {"source": str, "target": str, "src_lang": str, "tgt_lang": str}, "generate", "chrf", True, "chrf",
@@ -168,13 +158,46 @@ TASKS: dict[str, Task] = {t.name: t for t in [
                 "log-likelihood gap, in nats.",
                 "CrowS-Pairs' own README warns that some pairs are noisy or do not measure what they claim "
                 "(Blodgett et al., 2021): a coarse signal, not a certificate.")),
-    _bbq_task(),
+
 ]}
 
 
+def register(task: Task) -> Task:
+    """Add a task (one a YAML file declares) to the registry. A shipped task's name is refused; a user's file
+    may replace another user file's task of the same name (a run records its file's hash, so none is mixed)."""
+    from pathlib import Path
+
+    old = TASKS.get(task.name)
+    shipped = old is not None and (old.source is None or Path(old.source).parent == Path(__file__).parent / "taskfiles")
+    if shipped and old.source != task.source:
+        from .taskfile import TaskFileError
+
+        where = old.source or "eval/tasks.py"
+        raise TaskFileError(f"{task.source}: key 'name': {task.name!r} is already a task (declared in {where}); "
+                            "choose another name")
+    TASKS[task.name] = task
+    return task
+
+
+def _load_shipped() -> None:
+    """The shipped tasks declared as files (eval/taskfiles/*.yaml)."""
+    from pathlib import Path
+
+    from .taskfile import load_task_file
+
+    for p in sorted((Path(__file__).parent / "taskfiles").glob("*.yaml")):
+        register(load_task_file(p))
+
+
+
 def get_task(name: str) -> Task:
+    """A registered task by name, or the task a YAML file declares (``path/to/task.yaml``), registered."""
     if name in TASKS:
         return TASKS[name]
+    if name.endswith((".yaml", ".yml")):
+        from .taskfile import load_task_file
+
+        return register(load_task_file(name))
     close = difflib.get_close_matches(name, TASKS, n=2)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     raise UnknownTaskError(f"unknown task {name!r}; {hint}Tasks: {', '.join(TASKS)}")
@@ -187,3 +210,6 @@ def example_row(task: Task, record: dict, prompt: Any, prediction: str) -> dict:
     if task.score_example is not None:
         row.update(task.score_example(row, record))
     return row
+
+
+_load_shipped()
