@@ -1,4 +1,5 @@
-"""python -m eval run --task TASK --data FILE --output DIR [...] | python -m eval compare DIR_A DIR_B"""
+"""python -m eval run --task TASK|FILE.yaml [--data FILE] --output DIR [...] | compare A B | diff A B |
+leaderboard RUN_DIR..."""
 
 from __future__ import annotations
 
@@ -108,8 +109,29 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare", help="compare two runs")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
+    lb = sub.add_parser("leaderboard", help="one table (Markdown + HTML with a plot) of many runs' main metrics")
+    lb.add_argument("runs", nargs="+", type=Path, help="run folders (e.g. runs/*)")
+    lb.add_argument("--output", type=Path, default=Path("."), help="folder for leaderboard.md and leaderboard.html")
+    df = sub.add_parser("diff", help="two runs of one task side by side, example by example")
+    df.add_argument("a", type=Path)
+    df.add_argument("b", type=Path)
+    df.add_argument("--limit", type=int, default=50, help="changed examples shown (default 50)")
     args = ap.parse_args(argv)
     try:
+        if args.command == "leaderboard":
+            from .leaderboard import write
+
+            md, p_md, p_html = write(args.runs, args.output)
+            print(md)
+            print(f"wrote {p_md} and {p_html}", file=sys.stderr)
+            return 0
+        if args.command == "diff":
+            from .leaderboard import diff_markdown
+
+            text = diff_markdown(args.a, args.b, args.limit)
+            (args.b / "diff.md").write_text(text, encoding="utf-8")
+            print(text)
+            return 0
         if args.command == "compare":
             print(compare(args.a, args.b))
             return 0

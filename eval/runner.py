@@ -36,7 +36,8 @@ class RunError(ValueError):
     """The run cannot start (settings clash with an earlier run in the folder, ...)."""
 
 
-RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "run.lock"}
+RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "diff.md",
+             "run.lock"}
 
 
 def _is_run_file(name: str) -> bool:
