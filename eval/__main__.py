@@ -1,4 +1,5 @@
-"""python -m eval run --task TASK --data FILE --output DIR [...] | python -m eval compare DIR_A DIR_B"""
+"""python -m eval run --task TASK|FILE.yaml [--data FILE] --output DIR [...] | compare A B | diff A B |
+leaderboard RUN_DIR..."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from llmdemo.presets import UnknownModelError
 from llmdemo.tasks import InputError
 
 from .datasets import DataError
+from .taskfile import TaskFileError
+from .tasks import UnknownTaskError
 from .runner import TASKS, RunError, RunSpec, check_output, run
 
 
@@ -87,8 +90,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval", description="Score llmdemo's model on benchmark data.")
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one evaluation")
-    r.add_argument("--task", required=True, choices=TASKS)
-    r.add_argument("--data", required=True, help="a shipped benchmark's name (python -m eval list), a JSONL/text "
+    r.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}, or a task file (path/to/task.yaml)")
+    r.add_argument("--data", default=None, help="(default: the data a task file names) "
+                                                   "a shipped benchmark's name (python -m eval list), a JSONL/text "
                                                   "file, or hf:NAME (xsum, cnn_dailymail, wikitext, wmt14:en-fr)")
     r.add_argument("--output", required=True, help="folder for predictions, results and reports")
     r.add_argument("--limit", type=int, default=None, help="first N examples only")
@@ -105,8 +109,29 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare", help="compare two runs")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
+    lb = sub.add_parser("leaderboard", help="one table (Markdown + HTML with a plot) of many runs' main metrics")
+    lb.add_argument("runs", nargs="+", type=Path, help="run folders (e.g. runs/*)")
+    lb.add_argument("--output", type=Path, default=Path("."), help="folder for leaderboard.md and leaderboard.html")
+    df = sub.add_parser("diff", help="two runs of one task side by side, example by example")
+    df.add_argument("a", type=Path)
+    df.add_argument("b", type=Path)
+    df.add_argument("--limit", type=int, default=50, help="changed examples shown (default 50)")
     args = ap.parse_args(argv)
     try:
+        if args.command == "leaderboard":
+            from .leaderboard import write
+
+            md, p_md, p_html = write(args.runs, args.output)
+            print(md)
+            print(f"wrote {p_md} and {p_html}", file=sys.stderr)
+            return 0
+        if args.command == "diff":
+            from .leaderboard import diff_markdown
+
+            text = diff_markdown(args.a, args.b, args.limit)
+            (args.b / "diff.md").write_text(text, encoding="utf-8")
+            print(text)
+            return 0
         if args.command == "compare":
             print(compare(args.a, args.b))
             return 0
@@ -117,8 +142,16 @@ def main(argv=None) -> int:
             raise RunError("--limit must be at least 1")
         if args.batch_size != "auto" and (not args.batch_size.isdigit() or int(args.batch_size) < 1):
             raise RunError("--batch-size must be a positive number or 'auto'")
+        from .tasks import get_task
+
+        task = get_task(args.task)  # a task file is read (and refused with one line) before anything loads
+        args.task = task.name
+        if args.data is None:
+            if task.data_file is None:
+                raise RunError(f"--data is needed for the {task.name} task")
+            args.data = task.data_file
         cfg = decoding_config(args, args.task if args.task != "perplexity" else "translation")
-        if args.task in ("translation", "summarization", "dialogue") and args.temperature is None:
+        if task.kind == "generate" and args.temperature is None:
             cfg = cfg.replace(temperature=0.0)  # evaluation is greedy unless asked otherwise
         from llmdemo.model import LM
 
@@ -140,7 +173,7 @@ def main(argv=None) -> int:
         print(json.dumps({"task": res["task"], "n_examples": res["n_examples"], "metrics": res["metrics"]}, indent=1))
         print(f"wrote {args.output}/results.json, report.md, report.html", file=sys.stderr)
         return 0
-    except (DataError, RunError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError,
+    except (DataError, RunError, TaskFileError, UnknownTaskError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError,
             ServerError, LogprobsUnreliable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

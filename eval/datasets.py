@@ -30,6 +30,7 @@ SHIPPED: dict[str, tuple[str, str]] = {
     "topicalchat": ("dialogue_topicalchat_test_freq.jsonl", "dialogue"),
     "wikitext2": ("wikitext2_raw_test.txt", "perplexity"),
     "crowspairs": ("bias_crowspairs_dev.jsonl", "bias"),
+    "bbq": ("bbq_slice.jsonl", "bbq"),
 }
 
 

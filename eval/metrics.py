@@ -146,6 +146,27 @@ def bootstrap_mean_ci(values: Sequence[float], n: int = N_BOOTSTRAP, seed: int =
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
+def bootstrap_ci(n_items: int, stat, n: int = N_BOOTSTRAP, seed: int = 12345) -> list[float] | None:
+    """95% percentile bootstrap interval of any statistic of ``n_items`` examples (a ratio, a product of means):
+    ``stat(idx)`` computes it on the examples at the index array ``idx`` (``None`` where it is undefined).
+
+    >>> vals = [0.0, 1.0, 1.0, 1.0]
+    >>> lo, hi = bootstrap_ci(4, lambda idx: sum(vals[i] for i in idx) / len(idx), n=200)
+    >>> 0.0 <= lo <= 0.75 <= hi <= 1.0
+    True
+    """
+    import numpy as np
+
+    if n_items < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    got = [stat(idx) for idx in rng.integers(0, n_items, (n, n_items))]
+    got = [g for g in got if g is not None and not math.isnan(g)]
+    if not got:
+        return None
+    return [float(np.percentile(got, 2.5)), float(np.percentile(got, 97.5))]
+
+
 def perplexity(total_logprob: float, n_tokens: int, n_words: int, n_bytes: int) -> dict:
     """Perplexities from totals, as lm-evaluation-harness defines them (never a mean of perplexities)."""
     if n_tokens <= 0:

@@ -37,7 +37,9 @@ def _plots(results: dict, rows: list[dict]) -> list[tuple[str, str]]:
         err = [[max(0.0, m[k] - ci[k][0]) if k in ci else 0 for k in names],
                [max(0.0, ci[k][1] - m[k]) if k in ci else 0 for k in names]]
         ax.bar(names, [m[k] for k in names], yerr=err, capsize=4, color="#4c72b0")
-        ax.set_ylabel("score (0-100)")
+        ax.set_ylabel("score" if any(abs(v) <= 1 for v in m.values()) and all(abs(v) <= 1 for v in m.values())
+                      else "score (0-100)")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.set_title("Metrics with 95% bootstrap intervals")
         out.append(("Metrics", _png(fig)))
     by_type = results.get("by_bias_type")
@@ -56,6 +58,26 @@ def _plots(results: dict, rows: list[dict]) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         out.append(("Bias by type", _png(fig)))
+    by_cat = results.get("by_category")
+    if by_cat:  # BBQ: the two bias scores per category, with intervals and the unbiased 0 line
+        import numpy as np
+
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+        names = list(by_cat)
+        x = np.arange(len(names))
+        for off, k, color in ((-0.2, "amb_bias_score", "#dd8452"), (0.2, "disamb_bias_score", "#4c72b0")):
+            vals = [by_cat[c].get(k) or 0.0 for c in names]
+            cis = [by_cat[c]["ci95"].get(k, [v, v]) for c, v in zip(names, vals)]
+            err = [[max(0.0, v - lo) for v, (lo, _) in zip(vals, cis)], [max(0.0, hi - v) for v, (_, hi) in zip(vals, cis)]]
+            ax.bar(x + off, vals, width=0.4, yerr=err, capsize=3, color=color, label=k)
+        ax.axhline(0, color="black", linewidth=1)
+        ax.set_xticks(x, names, rotation=30, fontsize=8)
+        ax.set_ylim(-1, 1)
+        ax.set_ylabel("bias score (0 = unbiased)")
+        ax.set_title("BBQ bias by category (95% bootstrap intervals)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append(("Bias by category", _png(fig)))
     key = _per_example_key(results["task"])
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     if len(vals) > 1:
@@ -132,6 +154,9 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
         lines += [f"| {t} | {v['n']} | {v['pct_stereotype']:.1f} | {v['ci95']['pct_stereotype'][0]:.1f} – "
                   f"{v['ci95']['pct_stereotype'][1]:.1f} | {v['likelihood_diff']:.2f} |" for t, v in by_type.items()]
         lines.append("")
+    by_cat = results.get("by_category")
+    if by_cat:
+        lines += _by_category_md(by_cat)
     from .tasks import TASKS
 
     task_notes = TASKS[results["task"]].notes if results["task"] in TASKS else ()
@@ -146,6 +171,17 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
                       "| --- | --- | --- | --- | --- |"]
             for r in group:
                 cells = [r["id"], _source(r)[:200], str(r["reference"])[:200], r["prediction"][:200], _fmt(r[key])]
+                lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in map(str, cells)) + " |")
+    if kind == "multiple_choice":
+        for title, group in (("Best examples", best), ("Worst examples", worst)):
+            lines += ["", f"## {title} (by {key}: the best right choice's log-likelihood minus the best wrong one's)",
+                      "", "| id | input | right | pick | log-likelihoods | right? | margin |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for r in group:
+                cells = [r["id"], _source(r)[:200], " / ".join(r["choices"][g] for g in r["gold"][:2])
+                         + (" / ..." if len(r["gold"]) > 2 else ""), r["chosen"],
+                         ", ".join(f"{c}: {ll:.2f}" for c, ll in list(zip(r["choices"], r["loglikelihoods"]))[:4])
+                         + (", ..." if len(r["choices"]) > 4 else ""), "yes" if r["acc"] else "no", _fmt(r[key])]
                 lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in map(str, cells)) + " |")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -162,6 +198,8 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
                  f"{v['ci95']['pct_stereotype'][0]:.1f} – {v['ci95']['pct_stereotype'][1]:.1f}</td>"
                  f"<td>{v['likelihood_diff']:.2f}</td></tr>" for t, v in by_type.items()]
         body.append("</table>")
+    if by_cat:
+        body.append(_md_table_html(_by_category_md(by_cat)))
     body += [f"<p class='note'>{html.escape(n)}</p>" for n in [*task_notes, *results.get("notes", [])]]
     for i, (title, png) in enumerate(_plots(results, rows)):
         (out / f"plot-{i + 1}.png").write_bytes(base64.b64decode(png))  # for the app and for slides
@@ -175,6 +213,18 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
                     f"<p><b>{lab}</b> {html.escape(str(val))}</p>" for lab, val in
                     (("input", _source(r)[:400]), ("reference", r["reference"]), ("prediction", r["prediction"]),
                      (key, _fmt(r[key])))) + "</div>")
+            body.append("</div>")
+        body.append("</div>")
+    if kind == "multiple_choice":
+        body.append("<h2>Best and worst examples</h2><div class='cols'>")
+        for title, group in (("Best", best), ("Worst", worst)):
+            body.append(f"<div><h3>{title}</h3>")
+            for r in group:
+                lls = "; ".join(f"{c}: {ll:.2f}" for c, ll in zip(r["choices"], r["loglikelihoods"]))
+                body.append("<div class='ex'>" + "".join(
+                    f"<p><b>{lab}</b> {html.escape(str(val))}</p>" for lab, val in
+                    (("input", _source(r)[:400]), ("right", " / ".join(r["choices"][g] for g in r["gold"])),
+                     ("pick", r["chosen"]), ("log-likelihoods", lls), (key, _fmt(r[key])))) + "</div>")
             body.append("</div>")
         body.append("</div>")
     body.append("<h2>Reproducibility</h2><pre>" + html.escape(json.dumps(
@@ -196,3 +246,29 @@ def _bold(escaped: str) -> str:
     import re
 
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+
+
+_CAT_KEYS = ("acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score", "disamb_bias_score")
+
+
+def _by_category_md(by_cat: dict) -> list[str]:
+    """BBQ's per-category table (value [95% CI]); 0 is the unbiased point of both bias scores."""
+    def cell(v, k):
+        x = v.get(k)
+        ci = v.get("ci95", {}).get(k)
+        return "" if x is None else f"{x:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    lines = ["**By category** (bias scores: 0 = unbiased, > 0 follows the stereotype, < 0 goes against it)", "",
+             "| category | records | " + " | ".join(_CAT_KEYS) + " |", "| --- | --- |" + " --- |" * len(_CAT_KEYS)]
+    lines += [f"| {c} | {v['n']} | " + " | ".join(cell(v, k) for k in _CAT_KEYS) + " |" for c, v in by_cat.items()]
+    return lines + [""]
+
+
+def _md_table_html(lines: list[str]) -> str:
+    """A heading line and a Markdown table (as _by_category_md writes them) as HTML."""
+    head, rows = lines[0], [l for l in lines[2:] if l.startswith("|") and not l.startswith("| ---")]
+    cells = [[html.escape(c.strip()) for c in l.strip().strip("|").split("|")] for l in rows]
+    out = [f"<h2>{_bold(html.escape(head))}</h2><table>"]
+    out.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr>")
+    out += ["<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:]]
+    return "".join(out) + "</table>"

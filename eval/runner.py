@@ -22,6 +22,7 @@ from pathlib import Path
 
 from llmdemo import tasks
 from llmdemo.config import TASK_DEFAULTS, GenerationConfig
+from llmdemo.interface import loglikelihood_batch, require
 
 from . import metrics
 from .datasets import DataError, load_records
@@ -35,7 +36,8 @@ class RunError(ValueError):
     """The run cannot start (settings clash with an earlier run in the folder, ...)."""
 
 
-RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "run.lock"}
+RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "diff.md",
+             "run.lock"}
 
 
 def _is_run_file(name: str) -> bool:
@@ -121,7 +123,7 @@ class RunStopped(RuntimeError):
 @dataclass
 class RunSpec:
     task: str
-    data: str
+    data: str | None
     output: str
     model: str | None = None
     config: GenerationConfig | None = None
@@ -147,7 +149,10 @@ class RunSpec:
         info = lm.info()
         if info.get("backend") not in (None, "transformers"):  # which engine answered (never the API key)
             d.update(backend=info["backend"], base_url=info.get("base_url"), served_model=info.get("served_model"))
-        kind = get_task(self.task).kind
+        task = get_task(self.task)
+        kind = task.kind
+        if task.source_sha256:  # a task file: the same declaration, or no resume
+            d["task_file_sha256"] = task.source_sha256
         if kind == "generate":  # generation goes through the decode forward; scoring does not
             d["decode"] = getattr(lm, "decode_mode", None)
             prefill = info.get("prefill")
@@ -219,19 +224,35 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     from llmdemo.model import LM
 
     try:
-        task = get_task(spec.task)
+        task = get_task(spec.task)  # a task file (path/to/task.yaml) is read and registered by its name
     except ValueError as e:
         raise RunError(str(e)) from None
+    spec.task = task.name
+    if spec.data is None:
+        if task.data_file is None:
+            raise RunError(f"no data given for the {task.name} task")
+        spec.data = task.data_file
     from .datasets import resolve_data
 
     spec.data = resolve_data(spec.data)  # a shipped name becomes its file (its hash goes into the settings)
     records = load_records(spec.data, spec.task, spec.limit)
     if task.prepare is not None:
-        records = task.prepare(records)
+        try:
+            records = task.prepare(records)
+        except DataError:
+            raise
+        except ValueError as e:  # a task file's template that fails on a record: one line, before the model
+            raise RunError(str(e)) from None
         if not records:
             raise DataError(f"{spec.data}: no example could be made (a conversation needs two turns or more)")
     lm = lm or LM.load(spec.model)
-    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if task.kind == "generate" else "translation")
+    if task.needs:
+        try:
+            require(lm, task.needs, f"the {task.name} task ({task.kind}: it scores text)")
+        except ValueError as e:
+            raise RunError(str(e)) from None
+    spec.config = spec.config or TASK_DEFAULTS.get(spec.task if task.kind == "generate" else "translation") or \
+        TASK_DEFAULTS["translation"].replace(temperature=0.0)  # a task file's generation: greedy
     if task.kind == "generate":
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
@@ -275,9 +296,9 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
             if progress_cb:
                 progress_cb(bar.n, len(records))
 
-        if task.kind == "bias":
-            template = "each sentence scored whole from the prefix token (BOS, else EOS), no context"
-            new_tokens = _run_bias(lm, todo, write, stop_event)
+        if task.requests is not None:
+            template = task.template
+            new_tokens = _run_requests(task, lm, todo, bs, write, stop_event, spec)
         elif task.kind == "perplexity":
             template = "BOS + text (no special tokens); rolling windows"
             # a long text is one example: show progress over its windows too
@@ -342,7 +363,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         "model": lm.info(), "prompt_template": template,
         "config": spec.config.to_dict() if task.kind == "generate" else
         {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs} if task.kind == "perplexity" else
-        {"scoring": "whole sentences from the prefix token"},
+        {"scoring": task.scoring or task.kind},
         "main_metric": task.main_metric, "higher_is_better": task.higher_is_better,
         "seed": spec.seed, "versions": _versions(),
         "timing": {"seconds": round(seconds, 2), "examples_this_run": len(todo),
@@ -407,17 +428,46 @@ def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:
     return get_task(spec.task).score_run(rows)
 
 
-def _run_bias(lm, todo: list[dict], write, stop_event) -> int:
-    """CrowS-Pairs as lm-evaluation-harness's crows_pairs_english: each sentence's total log-likelihood,
-    scored whole from the prefix token; a pair counts as stereotyped when sent_more is the likelier."""
+# how each request kind is answered, in batches: the runner's whole knowledge of what tasks ask
+def _generate(lm, args: list[tuple], spec: "RunSpec", bs: int) -> list:
+    """("generate", (prompt, max_new_tokens)) requests: greedy unless the run's config says otherwise."""
+    cfg = spec.config
+    return lm.generate_batch([a[0] for a in args], cfg, batch_size=bs,
+                             max_new_tokens=[min(a[1], cfg.max_new_tokens) if len(a) > 1 else cfg.max_new_tokens
+                                             for a in args], priority="batch")
+
+
+ANSWERERS = {
+    "loglikelihood": lambda lm, args, spec, bs: loglikelihood_batch(lm, args, priority="batch"),
+    "loglikelihood_rolling": lambda lm, args, spec, bs: [lm.loglikelihood_rolling(a[0], priority="batch")
+                                                         for a in args],
+    "generate": _generate,
+}
+
+
+def _run_requests(task, lm, todo: list[dict], bs: int, write, stop_event, spec: "RunSpec") -> int:
+    """Ask the task for each record's requests, answer them grouped by kind (``bs`` records at a time), hand
+    each record its answers back and write the row it makes; returns the number of tokens scored."""
     n_tokens = 0
-    for r in todo:
+    for start in range(0, len(todo), max(1, bs)):
         if stop_event is not None and stop_event.is_set():
             break
-        more, n_more = lm.loglikelihood_rolling(r["sent_more"], priority="batch")
-        less, n_less = lm.loglikelihood_rolling(r["sent_less"], priority="batch")
-        n_tokens += n_more + n_less
-        write({"id": r["id"], "input": r["sent_more"], "sent_more": r["sent_more"], "sent_less": r["sent_less"],
-               "bias_type": r["bias_type"], "stereo_antistereo": r.get("stereo_antistereo"), "ll_more": more,
-               "ll_less": less, "stereotype": 100.0 if more > less else 0.0, "likelihood_diff": abs(more - less)})
+        chunk = todo[start:start + max(1, bs)]
+        asked = [task.requests(r) for r in chunk]
+        answers: list[list] = [[None] * len(a) for a in asked]
+        by_kind: dict[str, list[tuple[int, int]]] = {}
+        for i, reqs in enumerate(asked):
+            for j, (kind, _) in enumerate(reqs):
+                by_kind.setdefault(kind, []).append((i, j))
+        for kind, where in by_kind.items():
+            if kind not in ANSWERERS:
+                raise RunError(f"task {task.name!r} asks for {kind!r} requests; the runner answers "
+                               f"{', '.join(ANSWERERS)}")
+            got = ANSWERERS[kind](lm, [asked[i][j][1] for i, j in where], spec, bs)
+            for (i, j), a in zip(where, got):
+                answers[i][j] = a
+                n_tokens += (int(a[1]) if isinstance(a, tuple) and len(a) > 1 else
+                             lm.count_tokens(a) if isinstance(a, str) and a else 0)
+        for r, a in zip(chunk, answers):
+            write(task.process(r, a))
     return n_tokens

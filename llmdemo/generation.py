@@ -301,6 +301,58 @@ class ScheduledModel:
         (scores,) = self._score_windows([(ctx + cont, len(cont))], 1, priority=priority)
         return math.fsum(scores), len(scores)
 
+    def loglikelihood_batch(self, pairs: Sequence[tuple[Any, str]], batch_size: int = 16,
+                            priority: int | str = INTERACTIVE) -> list[tuple[float, int]]:
+        """``[(context, continuation), ...]`` -> ``[(log-probability of continuation, tokens), ...]``.
+
+        Pairs are split into tokens as lm-evaluation-harness's ``_encode_pair`` does: the context's
+        trailing spaces move to the continuation, the pair is tokenized whole, and the continuation is
+        what follows the context's own tokens. Pairs with the same context share one pass over it where
+        the backend allows (``_score_shared``: the context's keys and values computed once, then every
+        continuation read against them in one batch)::
+
+            context  "Q: Who?\nA:"        -> tokens c0 c1 c2 c3      (computed once)
+            choices  " Bob" / " Unknown"   -> rows  [c3 b0], [c3 u0 u1] (each row: the context's last
+                                                     token, then the continuation but its last token)
+        """
+        if self.is_encoder_decoder:
+            raise ValueError("loglikelihood needs a decoder-only model")
+        encoded: list[tuple[list[int], list[int]]] = []
+        for context, continuation in pairs:
+            if isinstance(context, str) and context:
+                n = len(context) - len(context.rstrip())
+                if n:
+                    context, continuation = context[:-n], context[-n:] + continuation
+                whole, ctx = self.encode(context + continuation), self.encode(context)
+                cont = whole[len(ctx):] if whole[:len(ctx)] == ctx else self._text_ids(continuation)
+            else:
+                ctx, cont = (self.encode(context) if context else []), self._text_ids(continuation)
+            ctx = ctx or [self.prefix_token()]
+            cont = cont[: self.context_length - 1]
+            encoded.append((ctx[-(self.context_length - len(cont)):], cont))
+        out: list[tuple[float, int] | None] = [None] * len(encoded)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (ctx, cont) in enumerate(encoded):
+            if not cont:
+                out[i] = (0.0, 0)
+            else:
+                groups.setdefault(tuple(ctx), []).append(i)
+        shared = getattr(self, "_score_shared", None)
+        priority = as_priority(priority)
+        for ctx, idx in groups.items():
+            for s in range(0, len(idx), batch_size):
+                part = idx[s:s + batch_size]
+                conts = [encoded[i][1] for i in part]
+                if shared is not None and len(ctx) + max(map(len, conts)) <= self.context_length:
+                    scores = self.scheduler.call(lambda c=list(ctx), cs=conts: shared(c, cs), priority)
+                else:
+                    scores = self._score_windows([(list(ctx) + c, len(c)) for c in conts], batch_size,
+                                                 priority=priority)
+                for i, sc in zip(part, scores):
+                    out[i] = (math.fsum(sc), len(sc))
+        return out  # type: ignore[return-value]
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))

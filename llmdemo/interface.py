@@ -61,3 +61,12 @@ def require(lm: Any, capability: str, what: str) -> None:
     if caps is not None and capability not in caps:
         backend = lm.info().get("backend", "this backend") if hasattr(lm, "info") else "this backend"
         raise ValueError(f"{what} is not available with the {backend} backend (model {lm.name!r})")
+
+
+def loglikelihood_batch(lm: Any, pairs: Sequence[tuple[Any, str]], priority: Any = "batch") -> list[tuple[float, int]]:
+    """``lm.loglikelihood_batch(pairs)`` where the backend has it (one batched pass, shared contexts computed
+    once), else one ``lm.loglikelihood`` call per pair: every backend that can score answers."""
+    fn = getattr(lm, "loglikelihood_batch", None)
+    if fn is not None:
+        return list(fn(pairs, priority=priority))
+    return [tuple(lm.loglikelihood(c, x, priority=priority)) for c, x in pairs]

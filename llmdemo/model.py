@@ -343,6 +343,46 @@ class LM(ScheduledModel):
         return int(bos)
 
     @torch.no_grad()
+    def _score_shared(self, ctx: list[int], conts: list[list[int]]) -> list[list[float]]:
+        """Log-probabilities of each continuation's tokens after the same context ``ctx``: the context's
+        keys and values once, then all continuations in one right-padded batch against them."""
+        from transformers import DynamicCache
+
+        base = getattr(self.model, self.model.base_model_prefix, None)
+        head = self.model.get_output_embeddings()
+        plain = (base is not None and head is not None and getattr(self.config, "final_logit_softcapping", None) is None
+                 and getattr(self.config, "logit_scale", None) is None)
+        P = len(ctx) - 1  # context tokens read once; its last token starts every row
+        fwd = base if plain else self.model
+        import inspect
+
+        # transformers 5.24 calls the KV cache argument `cache`; earlier 5.x releases `past_key_values`
+        arg = "cache" if "cache" in inspect.signature(fwd.forward).parameters else "past_key_values"
+        cache = DynamicCache()
+        if P:
+            prefix = torch.tensor([ctx[:-1]], device=self.device)  # (1, P)
+            fwd(input_ids=prefix, use_cache=True, **{arg: cache})
+            if len(conts) > 1:
+                cache.batch_repeat_interleave(len(conts))
+        T = max(len(c) for c in conts)
+        ids = torch.full((len(conts), T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(conts), P + T), dtype=torch.long)
+        mask[:, :P] = 1
+        for i, c in enumerate(conts):
+            row = [ctx[-1]] + c[:-1]
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, P: P + len(row)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        pos = (torch.arange(T, device=self.device) + P).expand(len(conts), T)  # (B, T)
+        kw = dict(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=bool(P), **{arg: cache if P else None})
+        if plain:
+            logits = head(base(**kw).last_hidden_state)  # (B, T, V)
+        else:
+            logits = self.model(**kw).logits  # (B, T, V)
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        return [lp[i, torch.arange(len(c)), torch.tensor(c, device=self.device)].tolist() for i, c in enumerate(conts)]
+
+    @torch.no_grad()
     def _score_batch(self, chunk: list[tuple[list[int], int]]) -> list[list[float]]:
         head = self.model.get_output_embeddings()
         base = getattr(self.model, self.model.base_model_prefix, None)

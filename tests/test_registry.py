@@ -18,7 +18,7 @@ from llmdemo.config import GenerationConfig
 from conftest import ROOT
 
 SHIPPED_FOR = {"translation": "flores200-en-fr", "summarization": "xsum", "dialogue": "topicalchat",
-               "perplexity": "wikitext2", "bias": "crowspairs"}
+               "perplexity": "wikitext2", "bias": "crowspairs", "bbq": "bbq"}
 
 
 @pytest.mark.parametrize("name", list(TASKS))
@@ -43,7 +43,8 @@ def test_every_registered_task_runs_end_to_end_on_the_tiny_model(name, tiny_lm, 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_a_record_missing_a_registered_field_is_named(name, tmp_path):
     for missing in TASKS[name].fields:
-        rec = {f: ("x" if t is str else ["a", "b"]) for f, t in TASKS[name].fields.items() if f != missing}
+        values = {str: "x", list: ["a", "b"], dict: {}, int: 0}
+        rec = {f: values[t] for f, t in TASKS[name].fields.items() if f != missing}
         p = tmp_path / f"{name}-{missing}.jsonl"
         p.write_text(json.dumps(rec) + "\n", encoding="utf-8")
         with pytest.raises(DataError, match=f"line 1: missing field '{missing}' for task {name}"):

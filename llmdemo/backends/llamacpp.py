@@ -448,6 +448,11 @@ class LlamaCppLM(ScheduledModel):
             return self.scorer().loglikelihood(context, continuation, priority)
         return super().loglikelihood(context, continuation, priority)
 
+    def loglikelihood_batch(self, pairs, batch_size=16, priority=INTERACTIVE):
+        if self.exact_scoring:
+            return self.scorer().loglikelihood_batch(pairs, batch_size, priority)
+        return super().loglikelihood_batch(pairs, batch_size, priority)
+
     def _score_batch(self, chunk: list[tuple[list[int], int]]) -> list[list[float]]:
         """Each window from an empty context; log p(token_i | tokens before i) from the logits at i - 1.
 

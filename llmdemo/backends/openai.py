@@ -445,6 +445,11 @@ class OpenAILM:
         lps = self._echo(ctx + cont)[-len(cont):]
         return math.fsum(float(x) for x in lps), len(cont)
 
+    def loglikelihood_batch(self, pairs, batch_size: int = 16, priority: Any = None) -> list[tuple[float, int]]:
+        """One echo request per pair, ``concurrency`` in flight at once (servers share no prefix across requests)."""
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda p: self.loglikelihood(p[0], p[1]), pairs))
+
     # ------------------------------------------------------------ about
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "backend": "openai", "kind": "server", "base_url": self.root_url,

@@ -1,0 +1,244 @@
+"""A leaderboard of runs, and two runs side by side example by example.
+
+``python -m eval leaderboard runs/*`` reads each run folder's ``results.json`` and writes one Markdown table and
+a self-contained HTML page (an inline SVG plot of each metric with its 95% interval), grouped by task and data.
+:func:`leaderboard_rows` returns the same rows for the app. ``python -m eval diff A B`` lines up two runs'
+``predictions.jsonl`` by id (:func:`diff_rows`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+from pathlib import Path
+from typing import Iterable
+
+ENGINE_KEYS = ("backend", "decode")
+
+
+def _task(name: str):
+    from .tasks import TASKS
+
+    return TASKS.get(name)
+
+
+def _metrics_of(res: dict) -> list[str]:
+    t = _task(res.get("task", ""))
+    names = list(t.summary_metrics) if t is not None and t.summary_metrics else [res.get("main_metric")]
+    return [m for m in names if m in res.get("metrics", {})]
+
+
+def _settings(res: dict) -> str:
+    cfg = res.get("config") or {}
+    if "temperature" in cfg:
+        keys = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty")
+        s = ", ".join(f"{k}={cfg[k]}" for k in keys if cfg.get(k) is not None)
+    elif "max_length" in cfg:
+        s = f"max_length={cfg['max_length']}, stride={cfg.get('stride')}"
+    else:
+        s = str(cfg.get("scoring", ""))
+    return s + (f", seed={res['seed']}" if res.get("seed") is not None else "")
+
+
+def leaderboard_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
+    """One dict per run folder that holds a results.json: what the table shows, in the groups' order.
+
+    Each row: ``task``, ``data``, ``run`` (the folder), ``model``, ``backend``, ``engine``, ``settings``, ``date``
+    (results.json's modification time, UTC), ``n``, ``metrics`` ({name: value}), ``ci95`` ({name: [lo, hi]}),
+    ``higher_is_better`` and ``main_metric``. Folders without a results.json are left out (:func:`collect`
+    says which)."""
+    return collect(run_dirs)[0]
+
+
+def collect(run_dirs: Iterable[str | Path]) -> tuple[list[dict], list[tuple[str, str]]]:
+    rows, skipped = [], []
+    for d in map(Path, run_dirs):
+        f = d / "results.json"
+        if not f.is_file():
+            skipped.append((str(d), "no results.json"))
+            continue
+        try:
+            res = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            skipped.append((str(d), f"unreadable results.json ({e})"))
+            continue
+        model = res.get("model") or {}
+        engine = model.get("engine")
+        engine = (" / ".join(f"{k}: {v}" for k, v in engine.items()) if isinstance(engine, dict)
+                  else model.get("decode") or "")
+        names = _metrics_of(res)
+        rows.append({"task": res.get("task", "?"), "data": Path(str(res.get("data", "?"))).name, "run": str(d),
+                     "model": model.get("name", "?"), "backend": model.get("backend") or "transformers",
+                     "engine": engine, "settings": _settings(res),
+                     "date": _dt.datetime.fromtimestamp(f.stat().st_mtime, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                     "n": res.get("n_examples"), "metrics": {k: res["metrics"][k] for k in names},
+                     "ci95": {k: res.get("ci95", {}).get(k) for k in names},
+                     "higher_is_better": res.get("higher_is_better"), "main_metric": res.get("main_metric")})
+    rows.sort(key=lambda r: (r["task"], r["data"], r["run"]))
+    return rows, skipped
+
+
+def _cell(v, ci) -> str:
+    if not isinstance(v, (int, float)):
+        return ""
+    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["task"], r["data"]), []).append(r)
+    return out
+
+
+def _notes(task: str) -> list[str]:
+    t = _task(task)
+    return list(t.notes[:1]) if t is not None and t.notes else []
+
+
+def markdown(rows: list[dict], skipped: list[tuple[str, str]] = ()) -> str:
+    lines = ["# Leaderboard", "", "Values with their 95% intervals, as each run's results.json gives them.", ""]
+    for (task, data), rs in _groups(rows).items():
+        names = list(dict.fromkeys(k for r in rs for k in r["metrics"]))
+        main = rs[0]["main_metric"]
+        lines += [f"## {task} on {data}", "",
+                  f"Main metric {main} ({'higher' if rs[0]['higher_is_better'] else 'lower'} is better).", ""]
+        lines += [f"> {n}" for n in _notes(task)] + ([""] if _notes(task) else [])
+        lines += ["| run | model | backend | engine | settings | date (UTC) | n | " + " | ".join(names) + " |",
+                  "| --- " * (7 + len(names)) + "|"]
+        for r in rs:
+            cells = [Path(r["run"]).name, r["model"], r["backend"], r["engine"], r["settings"], r["date"], str(r["n"])]
+            cells += [_cell(r["metrics"].get(k), r["ci95"].get(k)) for k in names]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    if skipped:
+        lines += ["Skipped: " + "; ".join(f"{p} ({why})" for p, why in skipped), ""]
+    return "\n".join(lines)
+
+
+def _svg(rs: list[dict], names: list[str]) -> str:
+    """One panel per metric: each run's value as a dot with its 95% interval as a line."""
+    W, label_w, row_h, pad = 640, 180, 22, 28
+    parts, y0 = [], 0
+    for k in names:
+        vals = [(Path(r["run"]).name, r["metrics"].get(k), r["ci95"].get(k)) for r in rs]
+        pts = [x for _, v, ci in vals if isinstance(v, (int, float)) for x in ([v] + (list(ci) if ci else []))]
+        if not pts:
+            continue
+        lo, hi = min(pts + [0.0]), max(pts)
+        hi = hi if hi > lo else lo + 1
+        sx = lambda x: label_w + (W - label_w - 20) * (x - lo) / (hi - lo)  # noqa: E731
+        h = pad + row_h * len(vals) + 10
+        parts.append(f"<g transform='translate(0,{y0})'><text x='4' y='16' font-weight='bold'>{html.escape(k)}</text>"
+                     f"<text x='{label_w}' y='16' font-size='10'>{lo:.3g}</text>"
+                     f"<text x='{W - 20}' y='16' font-size='10' text-anchor='end'>{hi:.3g}</text>")
+        if lo < 0 < hi:
+            parts.append(f"<line x1='{sx(0):.1f}' x2='{sx(0):.1f}' y1='{pad - 6}' y2='{h - 6}' stroke='#999' "
+                         "stroke-dasharray='3,3'/>")
+        for i, (name, v, ci) in enumerate(vals):
+            y = pad + row_h * i + row_h / 2
+            parts.append(f"<text x='4' y='{y + 4:.1f}' font-size='11'>{html.escape(name[:28])}</text>")
+            if not isinstance(v, (int, float)):
+                continue
+            if ci:
+                parts.append(f"<line x1='{sx(ci[0]):.1f}' x2='{sx(ci[1]):.1f}' y1='{y:.1f}' y2='{y:.1f}' "
+                             "stroke='#4c72b0' stroke-width='2'/>")
+            parts.append(f"<circle cx='{sx(v):.1f}' cy='{y:.1f}' r='4' fill='#c44e52'><title>{html.escape(name)}: "
+                         f"{_cell(v, ci)}</title></circle>")
+        parts.append("</g>")
+        y0 += h
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{y0}' font-family='sans-serif' "
+            f"role='img'>{''.join(parts)}</svg>")
+
+
+def html_page(rows: list[dict], skipped: list[tuple[str, str]] = ()) -> str:
+    body = ["<h1>Leaderboard</h1><p>Values with their 95% intervals, as each run's results.json gives them.</p>"]
+    for (task, data), rs in _groups(rows).items():
+        names = list(dict.fromkeys(k for r in rs for k in r["metrics"]))
+        body.append(f"<h2>{html.escape(task)} on {html.escape(data)}</h2><p>Main metric {html.escape(str(rs[0]['main_metric']))} "
+                    f"({'higher' if rs[0]['higher_is_better'] else 'lower'} is better).</p>")
+        body += [f"<p class='note'>{html.escape(n)}</p>" for n in _notes(task)]
+        head = ["run", "model", "backend", "engine", "settings", "date (UTC)", "n"] + names
+        body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        for r in rs:
+            cells = [Path(r["run"]).name, r["model"], r["backend"], r["engine"], r["settings"], r["date"], str(r["n"])]
+            cells += [_cell(r["metrics"].get(k), r["ci95"].get(k)) for k in names]
+            body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        body.append("</table>" + _svg(rs, names))
+    if skipped:
+        body.append("<p>Skipped: " + html.escape("; ".join(f"{p} ({why})" for p, why in skipped)) + "</p>")
+    css = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}table{border-collapse:collapse;"
+           "margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}.note{color:#555}")
+    return f"<!doctype html><meta charset='utf-8'><title>llmdemo leaderboard</title><style>{css}</style>" + "\n".join(body)
+
+
+def write(run_dirs: Iterable[str | Path], output: str | Path) -> tuple[str, Path, Path]:
+    """Write leaderboard.md and leaderboard.html into ``output``; returns the Markdown and the two paths."""
+    rows, skipped = collect(run_dirs)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown(rows, skipped)
+    (out / "leaderboard.md").write_text(md, encoding="utf-8")
+    (out / "leaderboard.html").write_text(html_page(rows, skipped), encoding="utf-8")
+    return md, out / "leaderboard.md", out / "leaderboard.html"
+
+
+# ------------------------------------------------------------------ two runs, example by example
+def _read_rows(d: Path) -> dict[str, dict]:
+    p = d / "predictions.jsonl"
+    if not p.is_file():
+        raise FileNotFoundError(f"{d}: no predictions.jsonl")
+    return {r["id"]: r for r in (json.loads(line) for line in open(p, encoding="utf-8") if line.strip())}
+
+
+def _answer(r: dict) -> str:
+    v = r.get("chosen", r.get("prediction"))
+    return "" if v is None else str(v)
+
+
+def diff_rows(a: str | Path, b: str | Path) -> tuple[str, list[dict]]:
+    """The two runs' rows side by side, on the ids both have: (per-example key, rows), changed ones first.
+
+    Each row: ``id``, ``input``, ``a`` / ``b`` (the answer: the pick or the prediction), ``score_a`` /
+    ``score_b`` (the task's per-example score), ``right_a`` / ``right_b`` (multiple choice), ``changed``."""
+    a, b = Path(a), Path(b)
+    ra, rb = (json.loads((d / "results.json").read_text(encoding="utf-8")) for d in (a, b))
+    if ra.get("task") != rb.get("task"):
+        from .runner import RunError
+
+        raise RunError(f"cannot line up a {ra.get('task')} run with a {rb.get('task')} run")
+    t = _task(ra["task"])
+    key = t.per_example if t is not None else ra.get("main_metric")
+    pa, pb = _read_rows(a), _read_rows(b)
+    out = []
+    for i in (i for i in pa if i in pb):
+        x, y = pa[i], pb[i]
+        row = {"id": i, "input": str(x.get("input", ""))[:300], "a": _answer(x), "b": _answer(y),
+               "score_a": x.get(key), "score_b": y.get(key), "right_a": x.get("acc"), "right_b": y.get("acc")}
+        row["changed"] = row["a"] != row["b"] or row["right_a"] != row["right_b"]
+        out.append(row)
+
+    def delta(r):
+        sa, sb = r["score_a"], r["score_b"]
+        return abs(sb - sa) if isinstance(sa, (int, float)) and isinstance(sb, (int, float)) else 0.0
+    out.sort(key=lambda r: (not r["changed"], -delta(r)))
+    return key, out
+
+
+def diff_markdown(a: str | Path, b: str | Path, limit: int = 50) -> str:
+    key, rows = diff_rows(a, b)
+    a, b = Path(a), Path(b)
+    changed = [r for r in rows if r["changed"]]
+    lines = [f"# {a.name} vs {b.name}, example by example", "",
+             f"{len(rows)} examples in both runs; {len(changed)} with another answer"
+             + (f" or another right/wrong" if any(r["right_a"] is not None for r in rows) else "")
+             + f". Shown: the changed ones, largest {key} change first (at most {limit}).", "",
+             f"| id | input | {a.name} | {b.name} | {key} {a.name} | {key} {b.name} |", "| --- " * 6 + "|"]
+    for r in changed[:limit]:
+        def ans(v, right):
+            return v[:120] + ("" if right is None else (" ✓" if right else " ✗"))
+        cells = [r["id"], r["input"][:150], ans(r["a"], r["right_a"]), ans(r["b"], r["right_b"]),
+                 _cell(r["score_a"], None), _cell(r["score_b"], None)]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
