@@ -118,6 +118,7 @@ class Leaderboard:
     rounds: int  # bootstrap rounds
     seed: int
     prior: float  # virtual ties per pair in the fit: 0 is the plain MLE
+    fallback_rounds: int  # bootstrap rounds refit with FALLBACK_PRIOR (with prior 0: the resample left someone unbeaten)
     connected: bool  # False: some groups never met, their ratings are centred separately and not comparable
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +168,8 @@ class Leaderboard:
                 f"95% intervals from {self.rounds} bootstrap rounds, seed {self.seed}")
         if self.prior:
             note += f"; {self.prior:g} virtual tie(s) per pair (too few votes for the plain fit)"
+        if self.fallback_rounds:
+            note += f"; {self.fallback_rounds} bootstrap round(s) left someone unbeaten and were refit with {FALLBACK_PRIOR:g} virtual tie(s)"
         if not self.connected:
             note += "; some contestants never met: ratings of separate groups are not comparable"
         return note
@@ -205,6 +208,7 @@ def leaderboard(votes: Iterable[dict[str, Any]], rounds: int = 1000, seed: int =
 
     rng = np.random.default_rng(seed)
     boot = np.full((rounds, p), np.nan)
+    fallback = 0
     for r in range(rounds if votes else 0):
         counts = np.bincount(rng.integers(0, len(votes), size=len(votes)), minlength=len(votes)).astype(np.float64)
         s = score_matrix(counts)
@@ -214,6 +218,7 @@ def leaderboard(votes: Iterable[dict[str, Any]], rounds: int = 1000, seed: int =
             boot[r, present] = fit_bradley_terry(sub, prior)
         except NotEstimable:  # only with prior 0: this resample left someone unbeaten
             boot[r, present] = fit_bradley_terry(sub, FALLBACK_PRIOR)
+            fallback += 1
     with np.errstate(all="ignore"):
         lower = np.nanpercentile(boot, 2.5, axis=0) if rounds and p else point
         upper = np.nanpercentile(boot, 97.5, axis=0) if rounds and p else point
@@ -242,7 +247,7 @@ def leaderboard(votes: Iterable[dict[str, Any]], rounds: int = 1000, seed: int =
         ratings=ratings, votes=len(votes),
         battles=table(lambda a, b: int(battles[a, b])), wins=table(lambda a, b: int(wins[a, b])),
         win_rate=table(lambda a, b: float(wins[a, b] / decisive[a, b]) if a != b and decisive[a, b] else None),
-        rounds=rounds, seed=seed, prior=float(prior), connected=len(_groups(battles)) <= 1,
+        rounds=rounds, seed=seed, prior=float(prior), fallback_rounds=fallback, connected=len(_groups(battles)) <= 1,
     )
 
 

@@ -314,6 +314,7 @@ def test_bootstrap_intervals_hold_the_rating_and_are_seeded():
     for r in one.ratings:
         assert r.lower < r.rating < r.upper
         assert r.upper - r.lower < 400  # a real interval, not an unbounded one
+    assert one.fallback_rounds == 0  # every resample of this many votes has a finite plain fit
     assert leaderboard(votes, rounds=300, seed=7) == one  # same seed, same numbers
     other = leaderboard(votes, rounds=300, seed=8)
     assert [r.lower for r in other.ratings] != [r.lower for r in one.ratings]
@@ -331,6 +332,9 @@ def test_an_unbeaten_contestant_gets_a_finite_rating_and_says_so():
     assert board.prior == 1.0 and r["x"] - r["y"] == pytest.approx(400 * math.log10(2.5 / 0.5), abs=1e-6)
     assert "virtual tie" in board.to_text() and "virtual tie" in board.to_markdown()
     assert all(math.isfinite(x.lower) and math.isfinite(x.upper) for x in board.ratings)
+    # a finite plain fit, but a third of the resamples of 5 votes drop y's one win: those rounds say so
+    board = leaderboard(_votes(("x", "y", "x", 4), ("x", "y", "y", 1)), rounds=50)
+    assert board.prior == 0 and 5 < board.fallback_rounds < 40 and "refit with" in board.to_text()
 
 
 def test_multi_contestant_votes_and_groups_that_never_met():
