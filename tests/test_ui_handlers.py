@@ -246,3 +246,45 @@ def test_export_with_nothing_to_export_says_so_in_chinese(h):
     export = _exporter(h.export_chat, "md", 2)
     assert _error(lambda: export([], "x", request=ZH)) == "还没有可导出的内容"
     assert _error(lambda: export([], "x", request=EN)) == "nothing to export yet"
+
+
+# ---------------------------------------------------------------- issue 23: the leaderboard of runs in the tab
+class _Session:
+    def __init__(self, session_hash):
+        self.session_hash, self.cookies, self.headers = session_hash, {}, {}
+
+
+@pytest.mark.parametrize("hosted", [False, True])
+def test_eval_tab_leaderboard_and_two_runs_side_by_side(tiny_lm, benchmarks, tmp_path, hosted):
+    import json as _json
+
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path, hosted=hosted))
+    me, other = _Session("me"), _Session("other")
+    for who, n in ((me, 2), (me, 3), (other, 2)):
+        list(e.run_ui("translation", "translation_flores200_devtest_en-fr.jsonl", None, n, request=who))
+    board, a, b = e.leaderboard(request=me)
+    runs = [v for _, v in a["choices"]]
+    # hosted: a visitor sees only their own two runs; local: every run in the folder
+    assert len(runs) == (2 if hosted else 3) and a["choices"] == b["choices"]
+    results = [_json.loads((tmp_path / r / "results.json").read_text()) for r in runs]
+    for res in results:  # the table shows each run's chrF as results.json has it
+        assert f"chrf {res['metrics']['chrf']:.3g}" in board
+    rows = e.diff(runs[0], runs[1], request=me)
+    assert rows and all(len(r) == 7 for r in rows)
+    if hosted:
+        theirs = [d.name for d in tmp_path.iterdir() if d.name not in runs and (d / "results.json").exists()]
+        with pytest.raises(gr.Error, match="not one of yours"):
+            e.diff(runs[0], theirs[0], request=me)
+    with pytest.raises(gr.Error, match="choose two runs"):
+        e.diff(None, runs[0], request=me)
+
+
+def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benchmarks, tmp_path):
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    name = e.default("bbq")
+    assert name and "bbq" in name
+    status, md, plot, table, files, rows, report, send = list(e.run_ui("bbq", name, None, 3))[-1]
+    assert status.startswith("Done: 3 examples") and "disamb_bias_score" in md
+    for line, r in zip(table, rows):
+        assert line[3] == r["chosen"][:160].rstrip() or r["chosen"].startswith(line[3].rstrip("…"))  # the pick
+        assert line[2] and any(r["choices"][g].startswith(line[2].rstrip("…")) for g in r["gold"])  # a right answer

@@ -18,6 +18,7 @@ import logging
 import re
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
@@ -563,6 +564,7 @@ class EvalHandlers:
         self.host = host
         self.settings = settings
         self.live = live or LiveRuns()
+        self._runs: dict[str, list] = {}  # run folders by visitor session (hosted: a visitor sees only theirs)
 
     def benchmarks(self, task: str) -> list[str]:
         """Benchmark files in the data folder for a task (names only: nothing outside that folder is offered)."""
@@ -598,7 +600,8 @@ class EvalHandlers:
         return path
 
     @friendly
-    def run(self, task: str, name: str | None, upload: str | None, limit: Any, stop_event=None, lang: str = "en"):
+    def run(self, task: str, name: str | None, upload: str | None, limit: Any, stop_event=None, lang: str = "en",
+            session: str | None = None):
         """Run an evaluation with the app's prompts on the loaded model; yields progress, then the results.
 
         The run works in a thread of its own at batch priority (visitors' requests go first). Stop,
@@ -670,10 +673,9 @@ class EvalHandlers:
                               path, task, limit)
         key = TASKS[task].per_example
         # row number first (what "Row (0 = first)" counts), texts cut short: the table is read on a phone too
-        table = [[i, _short(r.get("input") or r.get("source") or ""),
-                  _short(r.get("reference", r.get("sent_less", ""))),
-                  _short(r.get("prediction", f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}")),
+        table = [[i, _short(_row_input(r)), _short(_row_reference(r)), _short(_row_answer(r)),
                   round(r.get(key) or 0.0, 2)] for i, r in enumerate(rows)]
+        self._runs.setdefault(session or "", []).append(out)
         metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
             f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
         # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
@@ -712,7 +714,8 @@ class EvalHandlers:
         stop_event = self.live.stop_event(getattr(request, "session_hash", None), "evaluation")
         stopped = [None]
         try:
-            for result in self.run.__wrapped__(self, task, name, upload, limit, stop_event=stop_event, lang=lang):
+            for result in self.run.__wrapped__(self, task, name, upload, limit, stop_event=stop_event, lang=lang,
+                                               session=getattr(request, "session_hash", None)):
                 if _is_skip(result[1]):  # progress
                     yield (result[0], *[gr.skip()] * 7)
         except EvalStopped as e:  # Stop pressed: said in the status line, not as an error
@@ -725,6 +728,51 @@ class EvalHandlers:
         report_md = _report_for_page(report) if report else ""
         yield (msg("eval_done", lang, n=len(rows), s=f"{_time.time() - t0:.0f}"), md, plot, table, files, rows,
                report_md, gr.update(interactive=bool(rows)))
+
+    def visible_runs(self, request: gr.Request | None = None) -> list:
+        """The run folders this visitor may compare: their own runs; on a local app every run in the folder."""
+        own = list(self._runs.get(getattr(request, "session_hash", None) or "", []))
+        if self.settings.hosted:
+            return [d for d in own if (d / "results.json").exists()]
+        folder = self.settings.output_dir
+        every = sorted((d for d in folder.iterdir() if (d / "results.json").exists()), key=lambda d: d.name) \
+            if folder.is_dir() else []
+        return every
+
+    @friendly
+    def leaderboard(self, request: gr.Request = None):
+        """The leaderboard of the runs this visitor can see (eval/leaderboard.py), and the runs to line up."""
+        from eval.leaderboard import leaderboard_rows
+
+        lang = lang_of(request)
+        runs = self.visible_runs(request)
+        rows = leaderboard_rows(runs)
+        if not rows:
+            return msg("board_empty", lang), gr.update(choices=[]), gr.update(choices=[])
+        lines = ["| task | data | model | engine | n | metrics (95% CI) | date |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            cells = ", ".join(f"{k} {v:.3g} [{r['ci95'][k][0]:.3g}, {r['ci95'][k][1]:.3g}]" if r.get("ci95", {}).get(k)
+                              else f"{k} {v:.3g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
+            lines.append("| " + " | ".join(html.escape(str(x)).replace("|", "\\|") for x in (
+                r["task"], r["data"], r["model"], r.get("engine") or r.get("backend") or "", r["n"], cells,
+                r["date"])) + " |")
+        names = [(f"{Path(r['run']).name[:40]} ({r['task']})", Path(r["run"]).name) for r in rows]
+        return "\n".join(lines), gr.update(choices=names, value=None), gr.update(choices=names, value=None)
+
+    @friendly
+    def diff(self, a: str | None, b: str | None, request: gr.Request = None):
+        """Two of the visitor's runs side by side, example by example (changed ones first)."""
+        from eval.leaderboard import diff_rows
+
+        if not a or not b:
+            raise tasks.InputError("choose two runs to line up")
+        runs = {d.name: d for d in self.visible_runs(request)}
+        if a not in runs or b not in runs:
+            raise tasks.InputError("that run is not one of yours (or it is gone): refresh the list")
+        key, rows = diff_rows(runs[a], runs[b])
+        return [[_short(str(r.get("id")), 40), _short(str(r.get("input") or "")), _short(str(r.get("a") or "")),
+                 _short(str(r.get("b") or "")), r.get("score_a"), r.get("score_b"), "✱" if r.get("changed") else ""]
+                for r in rows]
 
     @friendly
     def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None,
@@ -832,6 +880,30 @@ def _remove_old_runs(folder, hours: float) -> None:
                 shutil.rmtree(d, ignore_errors=True)
         except OSError:
             continue
+
+
+def _row_input(r: dict) -> str:
+    return str(r.get("input") or r.get("source") or r.get("context") or "")
+
+
+def _row_reference(r: dict) -> str:
+    """The right answer: the reference text, the less stereotyping sentence, or the right choice."""
+    if "reference" in r or "sent_less" in r:
+        return str(r.get("reference", r.get("sent_less", "")))
+    choices, gold = r.get("choices"), r.get("gold")
+    if isinstance(choices, list) and isinstance(gold, list) and gold and isinstance(gold[0], int) \
+            and 0 <= gold[0] < len(choices):
+        return str(choices[gold[0]])
+    return ""
+
+
+def _row_answer(r: dict) -> str:
+    """What the model answered: its text, its pick, or a pair's two log-likelihoods."""
+    if "prediction" in r:
+        return str(r["prediction"])
+    if "chosen" in r:
+        return str(r["chosen"])
+    return f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}"
 
 
 def _is_skip(v) -> bool:

@@ -391,6 +391,18 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                     e_report = gr.Markdown()
                 e_files = gr.File(label=t("report_files"), file_count="multiple")
                 e_rows = gr.State([])
+                # every run this visitor can see in one table (eval/leaderboard.py), and two of them side by side
+                with gr.Accordion(t("board"), open=False, elem_id="eval-board"):
+                    e_board_go = gr.Button(t("board_refresh"), size="sm", elem_id="eval-board-refresh")
+                    e_board = gr.Markdown(elem_id="eval-board-table")
+                    with gr.Row():
+                        e_da = gr.Dropdown([], label=t("diff_a"), elem_id="eval-diff-a")
+                        e_db = gr.Dropdown([], label=t("diff_b"), elem_id="eval-diff-b")
+                    e_diff_go = gr.Button(t("diff_go"), size="sm", elem_id="eval-diff-go")
+                    e_diff = gr.Dataframe(headers=["id", "input", "A", "B", "score A", "score B", "changed"],
+                                          wrap=True, max_height=400, elem_id="eval-diff")
+                e_board_go.click(e.leaderboard, None, [e_board, e_da, e_db], **private, **light_events)
+                e_diff_go.click(e.diff, [e_da, e_db], [e_diff], **private, **light_events)
 
                 def help_line(task, request: gr.Request = None):
                     return e.help(task, lang_of(request))
@@ -411,6 +423,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                                   [e_status, e_metrics, e_plot, e_table, e_files, e_rows, e_report, e_send, e_go, e_stop],
                                   **private, show_progress_on=[e_status], concurrency_id="eval", concurrency_limit=1)
                 stop_button("evaluation", e_stop, e_go, e_status, [e_ev])
+                e_ev.then(e.leaderboard, None, [e_board, e_da, e_db], **private, **light_events)
                 e_send.click(e.send_to_tab, [e_rows, e_index, e_task, e_file], [tabs, t_in, s_in, c_in, t_src, t_tgt],
                              **private, **light_events)
 
