@@ -1,7 +1,8 @@
 """llmdemo web app: ``python app.py`` serves http://127.0.0.1:7860 on the bundled default model.
 
 Flags override the environment (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, LLMDEMO_MODEL, ...).
-On Hugging Face Spaces this file runs unchanged: ``demo`` is built at import time.
+On Hugging Face Spaces this file runs unchanged (``python app.py``); ``app.demo`` is the Blocks, built on
+first access (see ``__getattr__`` below).
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="OpenAI-compatible server for --model openai:NAME (default $OPENAI_BASE_URL; key from "
                         "$OPENAI_API_KEY)")
     p.add_argument("--decode", default=None, choices=DECODE_MODES,
-                   help="forward pass for generation (default auto: a GGUF on llama.cpp when installed, else the "
-                        "lean forward's kernel measured fastest on this CPU; transformers: the model's own)")
+                   help="forward pass for generation (default auto: a GGUF on llama.cpp when installed; else, for "
+                        "a Llama-family model on a CPU, the lean forward with the kernel measured fastest on this "
+                        "CPU (cached per CPU); otherwise transformers: the model's own)")
     p.add_argument("--allow-local-models", action="store_true",
                    help="keep the model picker open (hub ids, local paths) even when the app is exposed")
     p.add_argument("--auth", default=os.environ.get("LLMDEMO_AUTH"),
@@ -103,6 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth,
                 **launch_options(settings))
     return 0
+
+
+_DEMO = None
+
+
+def __getattr__(name: str):
+    """``app.demo``: the Blocks built on first access from the environment (LLMDEMO_MODEL, ...), for tools
+    that import the file and look for a module-level ``demo`` (``gradio app.py``'s reload mode). Built on
+    access, not at import, so importing ``app`` (the tests do) loads no model. ``python app.py`` is still
+    the way to serve it with its launch options (CSS, the interface's languages, the request limit)."""
+    global _DEMO
+    if name == "demo":
+        if _DEMO is None:
+            _DEMO = make_demo()[0]
+        return _DEMO
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":  # also how Hugging Face Spaces starts it (GRADIO_SERVER_NAME is set there)

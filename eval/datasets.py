@@ -1,6 +1,6 @@
 """Benchmark loaders -> plain records, with errors that name the file and line.
 
-Local files use the schemas of ``shared/benchmarks`` (see its SOURCES.md); ``hf:NAME`` loads a
+Local files use the schemas of the shipped ``benchmarks/`` (see its SOURCES.md); ``hf:NAME`` loads a
 Hugging Face dataset (needs the Hub) and maps it to the same records.
 """
 
@@ -119,20 +119,6 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
         if len(pairs) > 1:
             raise DataError(f"{p}: mixed language pairs {sorted(pairs)}; use one pair per run")
     return records
-
-
-def dialogue_examples(records: list[dict]) -> list[dict]:
-    """One example per conversation: history = all turns but the last, reference = the last turn."""
-    out = []
-    for r in records:
-        turns = [t for t in r["turns"] if isinstance(t, str) and t.strip()]
-        if len(turns) < 2:
-            continue
-        # the model plays the speaker of the last turn; the other speaker is the user
-        roles = ["assistant" if (len(turns) - 1 - i) % 2 == 0 else "user" for i in range(len(turns))]
-        history = [{"role": ro, "content": t} for ro, t in zip(roles[:-2], turns[:-2])]
-        out.append({"id": r["id"], "history": history, "message": turns[-2], "reference": turns[-1]})
-    return out
 
 
 _HUB = {

@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmdemo import tasks
@@ -134,7 +134,6 @@ class RunSpec:
     stride: int = 512
     length: str = "short"
     overwrite: bool = False
-    extra: dict = field(default_factory=dict)
 
     def settings(self, lm) -> dict:
         """What must match for a rerun to resume. Batch size and limit are left out: they do not change

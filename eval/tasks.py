@@ -56,10 +56,6 @@ class Task:
     source_sha256: str | None = None  # that file's hash: a run resumes only under the same declaration
     data_file: str | None = None  # the data a task file names (the default of --data)
 
-    def input_of(self, row: dict) -> str:
-        """The raw input of a stored row, as the benchmark gave it (never parsed back out of a prompt)."""
-        return str(row.get("input", ""))
-
 
 # ------------------------------------------------------------------ per-example scores
 def _translation_example(row: dict, record: dict) -> dict:
@@ -114,10 +110,21 @@ def _bias_run(rows: list[dict]) -> dict:
     return metrics.crows_pairs(rows)
 
 
-def _dialogue_prepare(records: list[dict]) -> list[dict]:
-    from .datasets import dialogue_examples
+def dialogue_examples(records: list[dict]) -> list[dict]:
+    """One example per conversation: history = all turns but the last, reference = the last turn."""
+    out = []
+    for r in records:
+        turns = [t for t in r["turns"] if isinstance(t, str) and t.strip()]
+        if len(turns) < 2:
+            continue
+        # the model plays the speaker of the last turn; the other speaker is the user
+        roles = ["assistant" if (len(turns) - 1 - i) % 2 == 0 else "user" for i in range(len(turns))]
+        history = [{"role": ro, "content": t} for ro, t in zip(roles[:-2], turns[:-2])]
+        out.append({"id": r["id"], "history": history, "message": turns[-2], "reference": turns[-1]})
+    return out
 
-    return dialogue_examples(records)
+
+_dialogue_prepare = dialogue_examples  # (records -> examples: the task's `prepare`)
 
 
 def _bias_requests(record: dict) -> list[tuple[str, tuple]]:

@@ -1,4 +1,4 @@
-"""The one model wrapper used by the app, the CLI and eval: loading, tokens, generation, scoring.
+"""The transformers backend (``LM``), and ``LM.load``: the factory that returns any of the three backends.
 
 Generation comes in layers over one decoding path (the mlx-lm shape):
 
@@ -26,8 +26,8 @@ from .config import DECODE_MODES
 from .fast import KERNELS
 from .kvcache import PrefixCache
 from .presets import resolve
-from .stream import Stats, Stream, _find_stop, _holdback, rolling_windows  # noqa: F401 (re-exported)
-from .generation import ContextOverflowError, ScheduledModel, _env_int  # noqa: F401 (re-exported)
+from .generation import ContextOverflowError, ScheduledModel, _env_int  # noqa: F401 (ContextOverflowError: part of the loading API)
+from .errors import ModelLoadError  # noqa: F401 (raised here; importers take it from either)
 from .interface import BATCH as CAN_BATCH
 from .interface import GENERATE, INSIDE, SCORE
 from .scheduler import RequestAborted, Scheduler
@@ -37,10 +37,6 @@ def _has_llamacpp() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("llama_cpp") is not None and os.environ.get("LLMDEMO_ENGINE") != "torch"
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says which and why."""
 
 
 class LM(ScheduledModel):

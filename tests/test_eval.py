@@ -10,7 +10,8 @@ import sacrebleu
 from rouge_score import rouge_scorer
 
 from eval import metrics
-from eval.datasets import DataError, dialogue_examples, load_records
+from eval.datasets import DataError, load_records
+from eval.tasks import dialogue_examples
 from eval.runner import RunError, RunSpec, run
 from llmdemo.config import GenerationConfig
 

@@ -97,9 +97,24 @@ def test_float16_weights_stay_close_to_float32(tiny_lm):
     assert q.data_ptr() == f32.layers[0][2].data_ptr()
 
 
-def test_auto_picks_float16_on_cpu_and_reports_it(tiny_lm):
-    assert tiny_lm.decode_mode == "float16"
-    assert tiny_lm.info()["decode"] == "float16"
+def test_auto_reports_the_kernel_it_chose_and_how(tiny_model_dir, monkeypatch, tmp_path):
+    """With two candidates, "auto" measures (llmdemo.tuning) and the timer's answer is the choice, reported
+    as measured: float32 faked faster here, the opposite of what a default of float16 would give."""
+    from llmdemo import tuning
+
+    monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float16,float32")
+    monkeypatch.setenv("LLMDEMO_CACHE", str(tmp_path))
+    calls = []
+
+    def fake_time(fast, ids, tries, steps):
+        calls.append(fast.kernel)
+        return (1.0, 1.0) if fast.kernel == "float32" else (2.0, 2.0)
+
+    monkeypatch.setattr(tuning, "_time", fake_time)
+    lm = LM.load(str(tiny_model_dir))
+    info = lm.info()
+    assert "float16" in calls and "float32" in calls  # both were timed
+    assert lm.decode_mode == info["decode"] == "float32" and info["decode_choice"]["source"] == "measured"
 
 
 def test_models_without_lean_forward_keep_their_own(tiny_seq2seq_lm):

@@ -224,3 +224,19 @@ def test_whole_chat_counts_against_the_input_limit_before_any_work(setup):
     assert lm.history == []  # refused before the model saw anything
     hist, box, _ = last(h.chat("hi", history[:1], "Be brief."))  # within the limit: served
     assert hist[-1]["role"] == "assistant"
+
+
+def test_app_has_a_module_level_demo_built_on_first_access(tiny_model_dir, monkeypatch):
+    """What ``gradio app.py`` and Spaces' reload look for; importing app loads no model (tests import it)."""
+    import importlib
+
+    import app
+
+    app = importlib.reload(app)
+    assert app._DEMO is None  # importing built nothing
+    monkeypatch.setenv("LLMDEMO_MODEL", str(tiny_model_dir))
+    demo = app.demo
+    assert isinstance(demo, gr.Blocks) and app.demo is demo  # built once
+    assert any(getattr(fn, "api_name", None) == "generate" for fn in demo.fns.values())
+    with pytest.raises(AttributeError):
+        app.no_such_thing

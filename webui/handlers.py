@@ -27,7 +27,8 @@ from llmdemo import tasks
 from llmdemo.config import TASK_DEFAULTS, ConfigError, GenerationConfig
 from llmdemo.host import ModelHost
 from llmdemo.interface import INSIDE, require
-from llmdemo.model import ContextOverflowError, ModelLoadError
+from llmdemo.generation import ContextOverflowError
+from llmdemo.model import ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.scheduler import RequestAborted, SchedulerBusy

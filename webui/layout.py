@@ -39,7 +39,6 @@ SUMMARY_EXAMPLES = [[
     "short",
 ]]
 
-LIMITATIONS = EN["limitations_text"]  # kept for importers; the page shows it through i18n
 
 # Chip colours: pastel backgrounds with dark text in light mode, deep backgrounds with light text in dark
 # mode (Gradio puts .dark on the page's root). The chips wrap (flex-wrap); they used to run off the page.

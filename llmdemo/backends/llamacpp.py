@@ -355,10 +355,6 @@ class LlamaCppLM(ScheduledModel):
         self.runner.ctx.set_n_threads(best, best)
         return {"threads": best, "source": "measured", "step_ms": {n: round(t * 1000, 2) for n, t in timed.items()}}
 
-    @classmethod
-    def load(cls, location: str, name: str | None = None, **kw) -> "LlamaCppLM":
-        return cls(location, name=name, **kw)
-
     # ------------------------------------------------------------ tokens
     def _piece(self, i: int) -> str:
         return self.llm.detokenize([i], special=True).decode("utf-8", errors="replace")

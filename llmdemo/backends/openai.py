@@ -236,7 +236,7 @@ class OpenAILM:
         stats = Stats(prompt_tokens=n_prompt, seed=config.seed if config.seed is not None else secrets.randbelow(2**31))
         room = self.context_length - n_prompt
         if room < 1:
-            from ..model import ContextOverflowError
+            from ..generation import ContextOverflowError
 
             raise ContextOverflowError(f"prompt is {n_prompt} tokens; model {self.name!r} has a context of "
                                        f"{self.context_length}")
