@@ -26,7 +26,7 @@ def main() -> None:
     import torch
 
     from llmdemo.model import LM
-    from llmdemo.runner import Sequence
+    from llmdemo.engine.runner import Sequence
 
     lm = LM.load()
     out = {"threads": torch.get_num_threads(), "by_mode": {}}

@@ -89,7 +89,7 @@ def sessions(url, host, a):
 def raw_decode_speed(lm, n_tokens):
     """The forward alone: prefill, then n greedy steps of the runner, no scheduler, no app (tokens/s)."""
 
-    from llmdemo.runner import Sequence
+    from llmdemo.engine.runner import Sequence
 
     seq = Sequence(prompt=lm.encode([{"role": "user", "content": f"{STORY} Story number 0."}]), budget=n_tokens)
     runner = lm.runner

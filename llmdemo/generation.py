@@ -18,8 +18,8 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
-from .scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
-from .stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
+from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
+from .engine.stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
 
 
 class ContextOverflowError(ValueError):

@@ -16,7 +16,7 @@ import threading
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from .config import GenerationConfig
-from .stream import Stream
+from .engine.stream import Stream
 
 # what a backend may offer
 GENERATE = "generate"  # stream / generate / generate_batch

@@ -2,14 +2,14 @@
 
 Generation comes in layers over one decoding path (the mlx-lm shape):
 
-    Scheduler (llmdemo/scheduler.py) -> steps every running request, all rows together
+    Scheduler (llmdemo/engine/scheduler.py) -> steps every running request, all rows together
     stream(prompt, config)           -> a Stream: iterate it for new text chunks, .text() joins
     generate(prompt, config)         -> stream(...).text()
     generate_batch(prompts, ...)     -> many prompts as batch-priority requests, refilled as rows finish
 
 The model's parts live in their own files: the forward passes and their KV caches in
-``runner.py`` / ``fast.py`` / ``kvcache.py``, the samplers in ``sampling.py``, the scheduler in
-``scheduler.py``. A prompt is a string (tokenized as is), a list of ``{"role", "content"}``
+``engine/runner.py`` / ``fast.py`` / ``kvcache.py``, the samplers in ``engine/sampler.py``, the scheduler in
+``engine/scheduler.py``. A prompt is a string (tokenized as is), a list of ``{"role", "content"}``
 messages (the tokenizer's chat template is applied), or a list of token ids.
 """
 
@@ -30,7 +30,7 @@ from .generation import ContextOverflowError, ScheduledModel, _env_int  # noqa: 
 from .errors import ModelLoadError  # noqa: F401 (raised here; importers take it from either)
 from .interface import BATCH as CAN_BATCH
 from .interface import GENERATE, INSIDE, SCORE
-from .scheduler import RequestAborted, Scheduler
+from .engine.scheduler import RequestAborted, Scheduler
 
 def _has_llamacpp() -> bool:
     """Whether llama-cpp-python is installed (setup.sh compiles it; --no-llamacpp leaves it out)."""
@@ -143,7 +143,7 @@ class LM(ScheduledModel):
                 mode = "transformers"
         if mode not in ("auto", "transformers") and why is not None:
             raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
-        from .runner import HFRunner, LeanRunner
+        from .engine.runner import HFRunner, LeanRunner
 
         def build() -> str:
             # On the scheduler's thread, between steps, like every forward pass: OpenMP gives each

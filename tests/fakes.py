@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from llmdemo.stream import Stats, Stream
+from llmdemo.engine.stream import Stats, Stream
 
 
 class FakeLM:

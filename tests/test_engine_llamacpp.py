@@ -223,7 +223,7 @@ def test_a_dead_engine_thread_is_reported_not_waited_on():
     waiter with the reason, and later requests are refused at once."""
     from conftest import _tiny_decoder
     from llmdemo.model import LM
-    from llmdemo.scheduler import RequestAborted
+    from llmdemo.engine.scheduler import RequestAborted
 
     model, tok = _tiny_decoder()
     lm = LM(model, tok, name="tiny-dying", info={"kind": "test"}, decode="float32")

@@ -7,7 +7,7 @@ import torch
 
 from llmdemo.config import GenerationConfig
 from llmdemo.model import LM, ContextOverflowError
-from llmdemo.stream import _holdback
+from llmdemo.engine.stream import _holdback
 
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=20)
 PROMPTS = ["The weather is", "Once upon a time there was a small", "Hello", "The city council voted to build a new"]

@@ -128,7 +128,7 @@ def test_a_scoring_error_keeps_the_predictions_and_the_same_command_rescores(rem
 
 def test_an_in_process_generation_that_fails_is_an_error_for_that_example_alone(trained_tiny_lm, benchmarks,
                                                                                 tmp_path, monkeypatch):
-    import llmdemo.scheduler as sched
+    import llmdemo.engine.scheduler as sched
     from eval.runner import run
 
     calls = [0]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from llmdemo.config import GenerationConfig
-from llmdemo.scheduler import BATCH, INTERACTIVE
+from llmdemo.engine.scheduler import BATCH, INTERACTIVE
 
 # eight requests with different settings and seeds (greedy, sampled, penalties, top-k/top-p)
 SETTINGS = [
@@ -192,7 +192,7 @@ def test_batch_priority_requests_never_take_a_visitors_place(tiny_lm):
 
 
 def test_queue_limit_refuses_with_a_clear_message(tiny_lm):
-    from llmdemo.scheduler import SchedulerBusy
+    from llmdemo.engine.scheduler import SchedulerBusy
 
     sched = tiny_lm.scheduler
     old = sched.max_running, sched.max_waiting
@@ -286,7 +286,7 @@ def test_closing_the_model_ends_its_requests_with_a_message(tiny_model_dir):
 
 def test_one_failing_row_fails_alone(lm32, monkeypatch):
     """A request whose sampling breaks (say NaN logits) ends with its error; the others in its batch go on."""
-    from llmdemo import sampling
+    from llmdemo.engine import sampler as sampling
 
     real = sampling.Sampler.__call__
 

@@ -6,7 +6,7 @@ import gradio as gr
 import pytest
 
 from llmdemo.host import ModelHost
-from llmdemo.stream import Stats
+from llmdemo.engine.stream import Stats
 from webui.handlers import EvalHandlers, Handlers, stats_line, stopped_line
 from webui.settings import AppSettings
 
@@ -184,7 +184,7 @@ def test_empty_and_too_long_inputs_are_refused_in_chinese(h):
 
 def test_a_busy_server_and_a_model_that_failed_to_load_are_said_in_chinese(h, monkeypatch):
     from llmdemo.model import ModelLoadError
-    from llmdemo.scheduler import SchedulerBusy
+    from llmdemo.engine.scheduler import SchedulerBusy
 
     def busy(*a, **k):
         raise SchedulerBusy("the server is busy (7 requests waiting); try again in a moment")

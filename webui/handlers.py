@@ -1,6 +1,6 @@
 """Gradio event handlers: build inputs, call the core, yield accumulated text.
 
-Generation runs in the model's scheduler (llmdemo/scheduler.py); a streaming handler submits a
+Generation runs in the model's scheduler (llmdemo/engine/scheduler.py); a streaming handler submits a
 request and yields its text as tokens arrive. Stop sets the request's stop event (webui/streaming.py)
 and a closed browser tab closes the handler's generator; either way the row leaves the batch before
 the next step. While a request waits for the model the handler still yields every half second, so
@@ -31,7 +31,7 @@ from llmdemo.generation import ContextOverflowError
 from llmdemo.model import ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
-from llmdemo.scheduler import RequestAborted, SchedulerBusy
+from llmdemo.engine.scheduler import RequestAborted, SchedulerBusy
 from llmdemo.tuning import describe as describe_forward
 
 from .i18n import error_text, lang_of, text as msg

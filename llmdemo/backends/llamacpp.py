@@ -27,8 +27,8 @@ import torch
 
 from ..generation import ScheduledModel, _env_int
 from ..interface import BATCH, GENERATE, INSIDE, SCORE
-from ..runner import Sequence as Seq
-from ..scheduler import INTERACTIVE, Scheduler
+from ..engine.runner import Sequence as Seq
+from ..engine.scheduler import INTERACTIVE, Scheduler
 from ..tokenizer import render_chat
 
 

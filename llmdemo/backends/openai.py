@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..config import GenerationConfig
 from ..interface import BATCH, GENERATE, SCORE
-from ..stream import Completion, Stats, StopText, Stream, rolling_windows
+from ..engine.stream import Completion, Stats, StopText, Stream, rolling_windows
 
 log = logging.getLogger("llmdemo.openai")
 
@@ -402,7 +402,7 @@ class OpenAILM:
                        batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
                        priority: Any = None) -> tuple[list[int], list[float]]:
         """Text tokens and the log-probability of each given all before it, in rolling windows as
-        :func:`llmdemo.stream.rolling_windows` places them; windows are sent ``concurrency`` at a time."""
+        :func:`llmdemo.engine.stream.rolling_windows` places them; windows are sent ``concurrency`` at a time."""
         self.check_logprobs()
         ids = self._tokenize(text)
         if not ids:

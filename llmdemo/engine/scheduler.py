@@ -32,11 +32,11 @@ from typing import Any, Callable
 
 import torch
 
-from .config import GenerationConfig
+from ..config import GenerationConfig
 from .runner import Sequence
-from .sampling import Sampler
+from .sampler import Sampler
 
-log = logging.getLogger("llmdemo.scheduler")
+log = logging.getLogger("llmdemo.engine.scheduler")
 
 INTERACTIVE, BATCH = 0, 1  # priorities: lower runs first
 PRIORITIES = {"interactive": INTERACTIVE, "batch": BATCH}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .kvcache import MAX_CHUNK, PrefixCache, chunk_ends
+from ..kvcache import MAX_CHUNK, PrefixCache, chunk_ends
 
 
 @dataclass(eq=False)

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from .config import GenerationConfig
+from ..config import GenerationConfig
 
 SHORTLIST = 1024  # candidates looked at first for top-p without top-k
 
