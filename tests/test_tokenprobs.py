@@ -453,3 +453,17 @@ def test_labels_in_both_languages_and_the_switch_says_when_a_backend_has_none():
 
     assert kind_of(NoProbs()) == "none"
     assert "The fake backend gives no token probabilities." in render_tokens([], kind="none", backend="fake")
+
+
+def test_sampled_before_is_the_raw_forward_whatever_the_settings(exact_lm):
+    """"before" is the model's own distribution: not changed by temperature, top-k, top-p or the penalty."""
+    cfg = GenerationConfig(temperature=1.3, top_k=20, top_p=0.9, repetition_penalty=1.3, max_new_tokens=10, seed=7,
+                           stop=(), logprobs=10)
+    s, _, gen = _run(exact_lm, PROMPT, cfg)
+    ids = exact_lm.encode(PROMPT)
+    probs = _forward_probs(exact_lm.model, ids + gen)
+    for k, info in enumerate(s.token_info):
+        p = probs[len(ids) - 1 + k]
+        assert info.p_before == pytest.approx(float(p[gen[k]]), abs=1e-5)
+        assert [a.p_before for a in info.alternatives] == pytest.approx(torch.topk(p, 10).values.tolist(), abs=1e-5)
+        assert 0 < info.p_after <= 1
