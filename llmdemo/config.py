@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 # Upper bounds that keep one request from holding the shared model for hours.
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_SEED = 2**32 - 1
+MAX_LOGPROBS = 20  # alternatives recorded per token at most (OpenAI's top_logprobs allows 20)
 
 # The forward pass used while generating (see LM.load and LM.set_decode): "auto" runs a GGUF file on
 # llama.cpp when it is installed; otherwise it measures the lean Llama forward's kernels on this CPU
@@ -39,6 +40,9 @@ class GenerationConfig:
     repetition_penalty: float = 1.0  # >1 discourages tokens already seen (CTRL-style), 0.5..3
     seed: int | None = None  # seed for sampling; None draws a fresh one per call
     stop: tuple[str, ...] = field(default_factory=tuple)  # strings that end generation (not emitted)
+    # token probabilities: record, for each generated token, its probability before and after the settings
+    # above and this many most likely alternatives (Stream.token_info); 0 = off (nothing extra computed), 0..20
+    logprobs: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_new_tokens", _int("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT))
@@ -59,6 +63,7 @@ class GenerationConfig:
         if not all(isinstance(s, str) for s in stop):
             raise ConfigError(f"stop must be a list of strings, got {self.stop!r}")
         object.__setattr__(self, "stop", tuple(s for s in stop if s))
+        object.__setattr__(self, "logprobs", _int("logprobs", self.logprobs, 0, MAX_LOGPROBS))
 
     @property
     def greedy(self) -> bool:
@@ -71,6 +76,8 @@ class GenerationConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if not d["logprobs"]:
+            del d["logprobs"]  # off: the dict is as before the field existed (eval run folders compare it)
         return d
 
     @classmethod

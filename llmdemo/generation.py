@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
 from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
+from .tokenprobs import info_of, trim
 from .engine.stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
 
 
@@ -89,6 +90,7 @@ class ScheduledModel:
             req = self.submit(ids, config, budget=budget, seed=stats.seed, priority=priority, stop_event=stop_event)
             handle.request = req
             n, out, inc = 0, StopText(config.stop), IncrementalText(self.decode)
+            record = config.logprobs > 0
             try:
                 while True:
                     if not req.wait(n, heartbeat):
@@ -103,10 +105,15 @@ class ScheduledModel:
                         stats.ttft_s = time.perf_counter() - t0
                         self.last_prefix_reused = req.prefix_reused
                     fresh = req.tokens[n:new]
+                    if record:  # token by token, so each gets the text it adds (a split character: "", then all)
+                        pieces = [inc.add([t]) for t in fresh]
+                        handle.token_info.extend(info_of(p, piece, self._alt_text)
+                                                 for p, piece in zip(req.token_probs[n:new], pieces))
+                        added = any(pieces)
                     n = new
                     stats.new_tokens = n
                     stats.total_s = time.perf_counter() - t0
-                    if not inc.add(fresh):
+                    if not (added if record else inc.add(fresh)):
                         continue  # nothing new to show yet (half a multi-byte character: wait for the rest)
                     chunk = out.update(inc.text)
                     if chunk:
@@ -125,12 +132,22 @@ class ScheduledModel:
                 stats.finish_reason = "stopped" if req.finish_reason in (None, "stopped") else req.finish_reason
             if stats.finish_reason != "stopped":
                 # the last text too, when it ended in half a multi-byte character and was held back above
-                inc.flush()
+                last = inc.flush()
+                if record and handle.token_info:
+                    handle.token_info[-1].text += last
                 tail = ("" if out.hit else out.update(inc.text)) + out.rest()
+                if record:
+                    trim(handle.token_info, out.text)
                 if tail:
                     yield tail
+            elif record:
+                trim(handle.token_info, out.text)
 
         return Stream(chunks, stats)
+
+    def _alt_text(self, token: int) -> str:
+        """An alternative token's text on its own (token probabilities)."""
+        return self.decode([token]) if token not in self.eos_ids else "<eos>"
 
     def generate(self, prompt: Any, config: GenerationConfig | None = None,
                  stop_event: threading.Event | None = None, priority: int | str = INTERACTIVE) -> str:

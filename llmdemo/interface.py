@@ -23,6 +23,11 @@ GENERATE = "generate"  # stream / generate / generate_batch
 SCORE = "score"  # token_logprobs / loglikelihood(_rolling): perplexity, dialogue reference perplexity
 INSIDE = "inside"  # next-token distributions and attention maps (the Inside-the-model tab)
 BATCH = "batch"  # several requests computed together (the scheduler, or the server's own batching)
+# per generated token (GenerationConfig.logprobs, llmdemo/tokenprobs.py): probabilities before and after the
+# sampling settings, the top alternatives and the entropy, from the sampler's own logits; branching from a token
+TOKEN_PROBS = "token_probs"
+# a server's logprobs / top_logprobs where it returns them: before the settings only, no entropy, no branching
+SERVER_TOKEN_PROBS = "server_token_probs"
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from .presets import resolve
 from .generation import ContextOverflowError, ScheduledModel, _env_int  # noqa: F401 (ContextOverflowError: part of the loading API)
 from .errors import ModelLoadError  # noqa: F401 (raised here; importers take it from either)
 from .interface import BATCH as CAN_BATCH
-from .interface import GENERATE, INSIDE, SCORE
+from .interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS
 from .engine.scheduler import RequestAborted, Scheduler
 
 def _has_llamacpp() -> bool:
@@ -88,7 +88,8 @@ class LM(ScheduledModel):
         self.decode_mode = "transformers"
         self.decode_choice = None
         self._progress = progress
-        self.capabilities = frozenset({GENERATE, CAN_BATCH} | (set() if self.is_encoder_decoder else {SCORE, INSIDE}))
+        self.capabilities = frozenset({GENERATE, CAN_BATCH, TOKEN_PROBS} |
+                                      (set() if self.is_encoder_decoder else {SCORE, INSIDE}))
         self.scheduler = Scheduler(self, max_running=_env_int("LLMDEMO_MAX_RUNNING", 16),
                                    max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
         self.set_decode(decode)

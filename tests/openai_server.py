@@ -10,6 +10,7 @@ server ends a request another one interrupts) and ``empty`` (streams the model e
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 
@@ -63,7 +64,16 @@ def make_app(lm, name: str = "tiny"):
                                 stop=tuple(body.get("stop") or ()))
 
     def stream_response(prompt, body, chat: bool):
-        s = lm.stream(prompt, config(body))
+        # token probabilities as vLLM streams them: the chat API's logprobs.content, completions' parallel lists
+        top = (body.get("top_logprobs") or 0 if body.get("logprobs") else 0) if chat else (body.get("logprobs") or 0)
+        s = lm.stream(prompt, config(body).replace(logprobs=top))
+
+        def logprobs(infos):
+            if chat:
+                return {"content": [{"token": i.text, "logprob": math.log(i.p_before), "top_logprobs": [
+                    {"token": a.text, "logprob": math.log(a.p_before)} for a in i.alternatives]} for i in infos]}
+            return {"tokens": [i.text for i in infos], "token_logprobs": [math.log(i.p_before) for i in infos],
+                    "top_logprobs": [{a.text: math.log(a.p_before) for a in i.alternatives} for i in infos]}
 
         async def events():
             import asyncio
@@ -79,12 +89,15 @@ def make_app(lm, name: str = "tiny"):
                 return
             it = iter(s)
             try:  # as vLLM does: a client that leaves aborts its request (the finally closes the stream)
-                i = 0
+                i = sent = 0
                 while (piece := await asyncio.to_thread(next, it, None)) is not None:
                     if app.state.die_after is not None and i >= app.state.die_after:
                         return  # the connection ends without [DONE]: a server that died mid-stream
                     i += 1
                     delta = {"delta": {"content": piece}} if chat else {"text": piece}
+                    if top:
+                        delta["logprobs"] = logprobs(s.token_info[sent:])
+                        sent = len(s.token_info)
                     yield f"data: {json.dumps({'choices': [{'index': 0, **delta, 'finish_reason': None}]})}\n\n"
                 reason = "length" if s.stats.finish_reason == "length" else "stop"
                 end = {"delta": {}} if chat else {"text": ""}

@@ -272,17 +272,21 @@ class Handlers:
                                    f"characters, this server's limit. Clear the chat or Undo some turns.")
 
     def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
-                request: gr.Request | None = None) -> Iterator[tuple[str, Any]]:
+                request: gr.Request | None = None, on_stream=None) -> Iterator[tuple[str, Any]]:
         """(text so far, stats); the first yield is empty text, so a new run clears the last one's output.
 
         A page's run (registered under the visitor's session and ``tab`` by ``streaming.page_run``) ends
-        at the model when the tab's Stop is pressed (:meth:`stop`); this loop then ends by itself."""
+        at the model when the tab's Stop is pressed (:meth:`stop`); this loop then ends by itself.
+        ``on_stream(stream)`` is called once the model's Stream exists (webui/tokenprobs.py reads its
+        ``token_info``)."""
         if prompt.notice:
             warn(prompt.notice, lang)
         yield "", _Starting()
         lm = self.host.lm
         stop_event = self.live.stop_event(getattr(request, "session_hash", None), tab)
         stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S, stop_event=stop_event)
+        if on_stream is not None:
+            on_stream(stream)
         text = ""
         try:
             for chunk in stream:

@@ -87,6 +87,21 @@ EN: dict[str, str] = {
                        "`{prefix}`): upload one."),
     "eval_help_txt": "An upload is a `.txt` file (scored as one text) or JSONL with a `text` field per line.",
     "eval_help_jsonl": "An upload is JSONL, one JSON object per line, each with: {fields}.",
+    # token probabilities (webui/tokenprobs.py)
+    "tp_show": "Show token probabilities",
+    "tp_show_info": ("Colours each generated token by how likely the model found it; click a token for the "
+                     "alternatives, click an alternative to regenerate from there with it"),
+    "tp_legend": "The model's probability of each token:",
+    "tp_click": "Click a token to see what else the model weighed there (before and after the sampling settings).",
+    "tp_none": "The {backend} backend gives no token probabilities.",
+    "tp_server": ("From the server, as it reports them: probabilities before the sampling settings only; "
+                  "no entropy and no branching."),
+    "tp_token": "Token {i}", "tp_before": "before settings", "tp_after": "after settings",
+    "tp_entropy": "entropy {nats:.2f} nats ({bits:.2f} bits)", "tp_alternative": "Alternative",
+    "tp_chosen": "chosen", "tp_branch": "Regenerate from here with this token",
+    "tp_branch_hint": "Click an alternative to regenerate the answer from this token with it (same settings).",
+    "tp_no_branch": "Branching needs an in-process backend (llama.cpp or transformers).",
+    "tp_branched": "branched at token {i} (the counts are of the tokens after it)",
 }
 
 ZH: dict[str, str] = {
@@ -147,6 +162,18 @@ ZH: dict[str, str] = {
     "eval_help_none": "本服务器的数据文件夹里没有这个任务的基准文件（以 `{prefix}` 开头的文件）：请上传一个。",
     "eval_help_txt": "上传的文件可以是 `.txt` 文件（整体作为一段文字打分），或每行带 `text` 字段的 JSONL。",
     "eval_help_jsonl": "上传的文件是 JSONL，每行一个 JSON 对象，每个都要有：{fields}。",
+    "tp_show": "显示词元概率",
+    "tp_show_info": "按模型给每个生成词元的概率上色；点一个词元看其他候选，点一个候选就用它从那里重新生成",
+    "tp_legend": "模型给每个词元的概率：",
+    "tp_click": "点一个词元，看模型在那里还考虑过哪些词元（采样设置之前和之后的概率）。",
+    "tp_none": "{backend} 后端不提供词元概率。",
+    "tp_server": "来自服务器，按它报告的数值：只有采样设置之前的概率；没有熵，也不能分支。",
+    "tp_token": "第 {i} 个词元", "tp_before": "设置之前", "tp_after": "设置之后",
+    "tp_entropy": "熵 {nats:.2f} 奈特（{bits:.2f} 比特）", "tp_alternative": "候选",
+    "tp_chosen": "已选", "tp_branch": "用这个词元从这里重新生成",
+    "tp_branch_hint": "点一个候选，就用它从这个词元起重新生成回答（设置不变）。",
+    "tp_no_branch": "分支需要进程内的后端（llama.cpp 或 transformers）。",
+    "tp_branched": "从第 {i} 个词元分支（计数只算它之后的词元）",
 }
 
 assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)
@@ -292,6 +319,13 @@ _ERRORS_ZH: list[tuple[str, str]] = [
     (r"stepping works on texts of at most (?P<n>\d+) tokens; shorten the text",
      "逐步追加只适用于最多 {n} 个词元的文字；请缩短文字"),
     (r"analyze the text first, then pick a candidate", "请先分析文字，再选择一个候选"),
+    # token probabilities (webui/tokenprobs.py, llmdemo/tokenprobs.py)
+    (r"generate with token probabilities first, then pick an alternative", "请先勾选显示词元概率并生成，再选一个候选"),
+    (r"the model changed since this answer; generate again", "这个回答之后模型已更换；请重新生成"),
+    (r"that token is not in the answer shown; generate again", "这个词元不在所显示的回答里；请重新生成"),
+    (r"that token is not one of the alternatives shown; generate again", "这个词元不在所显示的候选里；请重新生成"),
+    (r"branching from a token is not available with the (?P<b>.+?) backend \(model (?P<m>.+)\)",
+     "当前模型（{m}，{b} 后端）不支持从词元分支"),
     # notices (warnings)
     (r"(?P<m>.+) is an encoder-decoder model: only the tokenization applies here",
      "{m} 是编码器-解码器模型：这里只能显示分词结果"),

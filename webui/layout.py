@@ -10,6 +10,7 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
+from . import tokenprobs
 from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang
 from .streaming import page_run
 from .i18n import EN, I18N, lang_of, switch_js, t
@@ -103,7 +104,7 @@ def launch_options(settings: AppSettings) -> dict:
 
     from .limits import BodyLimit
 
-    return {"css": CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
+    return {"css": CSS + tokenprobs.CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
             "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
 
 
@@ -218,18 +219,26 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 g_in = gr.Textbox(label=t("prompt"), lines=4, placeholder=t("prompt_ph"), info=t("prompt_info"),
                                   elem_id="gen-in")
                 g_count = gr.Markdown(elem_classes="stats", elem_id="gen-count")
+                g_tp_show = tokenprobs.switch()  # token probabilities ("why this word"): webui/tokenprobs.py
                 with gr.Row():
                     g_go = gr.Button(t("generate"), variant="primary", elem_id="gen-go")
                     g_stop = gr.Button(t("stop"), variant="stop", elem_id="gen-stop", visible=False)
                 g_out = gr.Textbox(label=t("output"), lines=8, buttons=["copy"], elem_id="gen-out")
                 g_stats = gr.Markdown(elem_classes="stats", elem_id="gen-stats")
+                # --- token probabilities: the panels under the output, a click's events (webui/tokenprobs.py)
+                g_tp, g_tp_outs, g_tp_evs = tokenprobs.build(
+                    h, g_tp_show, g_out, g_stats,
+                    lambda trig, fn, ins, outs: page_event(trig, fn, ins, outs, "generation", g_go, g_stop),
+                    light_events)
                 export_row("gen", lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt),
                            [g_in, g_out, g_stats], light_events)
                 g_dec = decoding_controls("generation", settings)
                 examples(GENERATION_EXAMPLES, [g_in])
-                g_evs = page_event([g_go.click, g_in.submit], h.generate, [g_in, *g_dec], [g_out, g_stats],
-                                   "generation", g_go, g_stop)
+                # the page's run: Handlers.generate itself when the token probabilities are off (tokenprobs.py)
+                g_evs = page_event([g_go.click, g_in.submit], g_tp.generate, [g_in, *g_dec, g_tp_show], g_tp_outs,
+                                   "generation", g_go, g_stop) + g_tp_evs
                 api_endpoint(h.generate, [g_in, *g_dec], [g_out, g_stats], "generate")
+                api_endpoint(g_tp.generate_json, [g_in, *g_dec], [gr.JSON(visible=False)], "generate_with_probs")
                 stop_button("generation", g_stop, g_go, g_stats, g_evs)
                 counter(g_in, g_count)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..generation import ScheduledModel, _env_int
-from ..interface import BATCH, GENERATE, INSIDE, SCORE
+from ..interface import BATCH, GENERATE, INSIDE, SCORE, TOKEN_PROBS
 from ..engine.runner import Sequence as Seq
 from ..engine.scheduler import INTERACTIVE, Scheduler
 from ..tokenizer import render_chat
@@ -318,7 +318,7 @@ class LlamaCppLM(ScheduledModel):
         self._hf = None  # exact scoring: the transformers model of the same weights, in float32, built on first use
         self._hf_lock = threading.Lock()
         self._progress = progress
-        self.capabilities = frozenset({GENERATE, SCORE, BATCH} | ({INSIDE} if exact_scoring else set()))
+        self.capabilities = frozenset({GENERATE, SCORE, BATCH, TOKEN_PROBS} | ({INSIDE} if exact_scoring else set()))
         self._bos = self.llm.token_bos()
         self._eos = self.llm.token_eos()
         self.eos_ids = {int(self._eos)}

@@ -32,8 +32,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
 
 from ..config import GenerationConfig
-from ..interface import BATCH, GENERATE, SCORE
+from ..interface import BATCH, GENERATE, SCORE, SERVER_TOKEN_PROBS
 from ..engine.stream import Completion, Stats, StopText, Stream, rolling_windows
+from ..tokenprobs import Alternative, TokenInfo, trim
 
 log = logging.getLogger("llmdemo.openai")
 
@@ -87,7 +88,9 @@ class OpenAILM:
         self.pairs = ()
         self.device = "server"
         self.decode_mode = "server"
-        self.capabilities = frozenset({GENERATE, SCORE, BATCH})
+        # token probabilities as the server returns them (logprobs / top_logprobs), if it does: before the
+        # sampling settings only (servers report the model's distribution), no entropy, no branching
+        self.capabilities = frozenset({GENERATE, SCORE, BATCH, SERVER_TOKEN_PROBS})
         self._checked: bool | None = None
         self._check_lock = threading.Lock()
         self.retried = 0  # completions asked for again after the server aborted them
@@ -215,6 +218,11 @@ class OpenAILM:
         body["repetition_penalty"] = body["repeat_penalty"] = config.repetition_penalty
         if config.stop:
             body["stop"] = list(config.stop)
+        if config.logprobs:  # the chat API takes a flag and a count, completions a count
+            if self.chat_api:
+                body["logprobs"], body["top_logprobs"] = True, config.logprobs
+            else:
+                body["logprobs"] = config.logprobs
         if self.chat_api:
             if isinstance(prompt, str):
                 prompt = [{"role": "user", "content": prompt}]
@@ -261,6 +269,8 @@ class OpenAILM:
                         if data == "[DONE]":
                             break
                         choice = (json.loads(data).get("choices") or [{}])[0]
+                        if config.logprobs and choice.get("logprobs"):
+                            handle.token_info.extend(_server_token_info(choice["logprobs"], self.chat_api))
                         piece = (choice.get("delta") or {}).get("content") if self.chat_api else choice.get("text")
                         if piece:
                             stats.new_tokens += 1  # one chunk per token on vLLM and llama.cpp
@@ -290,6 +300,8 @@ class OpenAILM:
             finally:
                 stats.total_s = time.perf_counter() - t0
             tail = out.rest()
+            if handle.token_info:
+                trim(handle.token_info, out.text)
             if tail:
                 yield tail
 
@@ -461,6 +473,29 @@ class OpenAILM:
 
     def close(self, reason: str = "the model was unloaded") -> None:
         self._http.close()
+
+
+def _server_token_info(lp: dict, chat: bool) -> list[TokenInfo]:
+    """A stream chunk's ``logprobs`` as TokenInfo: the chat API's ``content`` list, or completions' parallel lists.
+
+    Servers give token texts, not ids, and only their top-N: ``p_after`` and ``entropy`` stay None."""
+    out = []
+    if chat:
+        for item in lp.get("content") or []:
+            if item.get("logprob") is None:
+                continue
+            alts = [Alternative(None, a.get("token", ""), math.exp(a["logprob"]), None)
+                    for a in item.get("top_logprobs") or [] if a.get("logprob") is not None]
+            out.append(TokenInfo(None, item.get("token", ""), math.exp(item["logprob"]), None, None, alts))
+        return out
+    tops = lp.get("top_logprobs") or []
+    for k, (tok, l) in enumerate(zip(lp.get("tokens") or [], lp.get("token_logprobs") or [])):
+        if l is None:
+            continue
+        top = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
+        alts = [Alternative(None, t, math.exp(v), None) for t, v in sorted(top.items(), key=lambda kv: -kv[1])]
+        out.append(TokenInfo(None, tok, math.exp(l), None, None, alts))
+    return out
 
 
 def _short(text: str, n: int = 200) -> str:

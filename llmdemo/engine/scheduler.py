@@ -76,6 +76,8 @@ class Request:
         self.stop_event = stop_event
         self.on_finish = on_finish
         self.tokens: list[int] = []
+        # with config.logprobs: one sampling.TokenProbs per token of ``tokens`` (filled before it)
+        self.token_probs: list = []
         self.finish_reason: str | None = None
         self.error: BaseException | None = None
         self.steps = 0  # forward passes spent on this request (prompt chunks and decode steps)
@@ -110,8 +112,10 @@ class Request:
                                        timeout)
 
     # called by the scheduler's thread
-    def _push(self, token: int) -> None:
+    def _push(self, token: int, probs=None) -> None:
         with self._cond:
+            if probs is not None:
+                self.token_probs.append(probs)
             self.tokens.append(token)
             self._cond.notify_all()
 
@@ -384,7 +388,11 @@ class Scheduler:
 
     def _emit(self, req: Request, seq: Sequence, logits: torch.Tensor) -> None:
         """Sample the request's next token from its own row of logits and hand it over."""
-        tok = int(seq.sampler(logits, seq.seen))
+        probs = None
+        if req.config.logprobs:  # the same pick, and the distributions it came from (no second pass)
+            tok, probs = seq.sampler.pick_with_probs(logits, seq.seen, req.config.logprobs)
+        else:
+            tok = int(seq.sampler(logits, seq.seen))
         if tok in self.lm.eos_ids:
             self._end(req, "eos")
             return
@@ -394,7 +402,7 @@ class Scheduler:
         seq.last = tok
         if seq.seen is not None:
             seq.seen = torch.cat([seq.seen, seq.seen.new_tensor([[tok]])], dim=1)
-        req._push(tok)
+        req._push(tok, probs)
         if len(seq.new) >= seq.budget:
             self._end(req, "length")
         elif req.config.stop and _has_stop(self.lm.decode(seq.new[-16:]), req.config.stop):

@@ -49,6 +49,7 @@ class StreamHandle:
     def __init__(self):
         self.request: "Request | None" = None
         self.closed = threading.Event()
+        self.token_info: list = []  # with config.logprobs: a tokenprobs.TokenInfo per token, as they come
 
 
 class Stream:
@@ -64,6 +65,12 @@ class Stream:
     def request(self) -> "Request | None":
         """The scheduler request, once iteration has submitted it (in-process backends)."""
         return self.handle.request
+
+    @property
+    def token_info(self) -> list:
+        """With ``config.logprobs``: one ``llmdemo.tokenprobs.TokenInfo`` per generated token, growing with the
+        text; their ``text`` pieces join to the output once the stream has ended (empty when not asked)."""
+        return self.handle.token_info
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self._it:

@@ -1,0 +1,311 @@
+""""Why this word" in the Generation tab: the answer's tokens coloured by probability, the alternatives
+at a clicked token, and a branch from a clicked alternative (the numbers: llmdemo/tokenprobs.py).
+
+Two ``gr.HTML`` blocks whose ``js_on_load`` turns a click into an event with data (Gradio 6's
+``trigger('click', {...})``, read as ``gr.EventData``): the tokens (a click shows that token's
+alternatives) and the alternatives (a click regenerates from there). What the page needs to branch is
+kept in a ``gr.State`` on the server (prompt ids, settings, tokens); the page sends only positions.
+Every text is HTML-escaped; the colours are CSS classes with ``.dark`` variants (``CSS``).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.config import GenerationConfig
+from llmdemo.interface import SERVER_TOKEN_PROBS, TOKEN_PROBS
+from llmdemo.tokenprobs import TokenInfo, branch_ids
+
+from .handlers import friendly, stats_line
+from .i18n import lang_of, text as msg
+
+TOP = 10  # alternatives recorded and shown per token
+BUCKETS = (0.8, 0.5, 0.2, 0.05)  # p_before thresholds of the colours tp-b0 (likely) .. tp-b4 (unlikely)
+
+# light: pastel backgrounds, dark text; dark (Gradio puts .dark on the root): deep backgrounds, light text
+_LIGHT = ["#c9f2d5", "#e3f1c0", "#fff0b8", "#fdd9bd", "#fcc6c6"]
+_DARK = ["#14532d", "#3f5714", "#6b5512", "#7a3a10", "#7f1d1d"]
+CSS = """
+.tp-note {font-size: 0.85em; opacity: 0.85; margin: 2px 0 6px}
+.tp-legend {display: flex; flex-wrap: wrap; gap: 4px; align-items: center; font-size: 0.8em; margin-bottom: 6px}
+.tp-legend span.tp-key {padding: 0 6px; border-radius: 3px}
+.tp-tokens {line-height: 1.9; font-size: 15px; overflow-wrap: anywhere; white-space: pre-wrap; max-width: 100%}
+.tp-tok {padding: 1px 1px; border-radius: 3px; cursor: pointer; color: #111827;
+         -webkit-box-decoration-break: clone; box-decoration-break: clone}
+.tp-tok:hover, .tp-tok:focus {outline: 2px solid #6366f1; outline-offset: 0}
+.tp-tok.tp-sel {outline: 2px solid #1d4ed8; outline-offset: 1px}
+.tp-tok.tp-empty {opacity: 0.6}
+.dark .tp-tok {color: #f3f4f6}
+.dark .tp-tok.tp-sel {outline-color: #93c5fd}
+.tp-detail {font-size: 0.9em; margin-top: 4px}
+.tp-detail .tp-head {margin-bottom: 4px}
+.tp-detail code, .tp-alt-text {font-family: monospace; white-space: pre; background: rgba(127, 127, 127, 0.15);
+         padding: 0 3px; border-radius: 3px}
+.tp-alts {border-collapse: collapse; width: 100%; max-width: 560px}
+.tp-alts th, .tp-alts td {padding: 3px 6px; text-align: left; border: none !important;
+         border-bottom: 1px solid rgba(127, 127, 127, 0.3) !important}
+.tp-alts th {font-weight: 600; font-size: 0.85em}
+.tp-alts td.tp-num {text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap}
+.tp-alts tr.tp-picked td {font-weight: 600}
+.tp-alt {cursor: pointer; border: 1px solid rgba(127, 127, 127, 0.5); border-radius: 4px; padding: 1px 8px;
+         background: transparent; color: inherit; font: inherit; white-space: nowrap}
+.tp-alt:hover, .tp-alt:focus {border-color: #6366f1; outline: none}
+.tp-bar {display: inline-block; height: 6px; background: #6366f1; border-radius: 3px; vertical-align: middle;
+         margin-left: 4px; opacity: 0.7}
+@media (max-width: 640px) {.tp-alts th, .tp-alts td {padding: 3px 3px}; .tp-bar {display: none}}
+""" + "".join(f".tp-b{i} {{background: {c}}}\n" for i, c in enumerate(_LIGHT)) \
+    + "".join(f".dark .tp-b{i} {{background: {c}}}\n" for i, c in enumerate(_DARK))
+
+# a click on a token (or Enter/space on one) sends its index; on an alternative, its position and token id
+TOKENS_JS = """
+const send = (el) => trigger('click', {index: Number(el.dataset.i)});
+element.addEventListener('click', (e) => { const t = e.target.closest('.tp-tok'); if (t) send(t); });
+element.addEventListener('keydown', (e) => {
+  const t = e.target.closest('.tp-tok');
+  if (t && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); send(t); }
+});
+"""
+DETAIL_JS = """
+element.addEventListener('click', (e) => {
+  const b = e.target.closest('.tp-alt');
+  if (b) trigger('click', {index: Number(b.dataset.i), alt: Number(b.dataset.alt)});
+});
+"""
+
+
+def _esc(s: str) -> str:
+    """HTML-escaped, with the characters of gr.HTML's template syntax (``${}``, ``{{}}``) as entities too."""
+    return html.escape(s, quote=True).replace("$", "&#36;").replace("{", "&#123;").replace("}", "&#125;")
+
+
+def _pct(p: float | None) -> str:
+    if p is None:
+        return "—"
+    if p > 0 and p < 0.001:
+        return "<0.1%"
+    return f"{p * 100:.1f}%"
+
+
+def bucket(p: float) -> int:
+    """The colour class of a probability: 0 (at least 0.8) .. 4 (under 0.05)."""
+    return next((k for k, t in enumerate(BUCKETS) if p >= t), len(BUCKETS))
+
+
+def _shown(piece: str) -> str:
+    """A token's text as shown inside a table cell: whitespace made visible."""
+    if piece == "":
+        return "∅"
+    return piece.replace("\n", "↵").replace("\t", "⇥").replace(" ", "␣") if not piece.strip() else \
+        piece.replace("\n", "↵")
+
+
+def kind_of(lm) -> str:
+    """"full" (in-process: before and after the settings), "server" (as a server reports them) or "none"."""
+    caps = getattr(lm, "capabilities", frozenset())
+    return "full" if TOKEN_PROBS in caps else "server" if SERVER_TOKEN_PROBS in caps else "none"
+
+
+def _legend(lang: str) -> str:
+    keys = ["≥80%", "50–80%", "20–50%", "5–20%", "<5%"]
+    return ('<div class="tp-legend">' + _esc(msg("tp_legend", lang)) +
+            "".join(f'<span class="tp-key tp-b{k}">{_esc(v)}</span>' for k, v in enumerate(keys)) + "</div>")
+
+
+def render_tokens(infos: list[TokenInfo], selected: int | None = None, lang: str = "en", kind: str = "full",
+                  backend: str = "") -> str:
+    """The answer as coloured spans, one per token (``data-i`` is its position), with the legend."""
+    if kind == "none":
+        return f'<div class="tp-note">{_esc(msg("tp_none", lang, backend=backend))}</div>'
+    note = msg("tp_server", lang) if kind == "server" else msg("tp_click", lang)
+    spans = []
+    for k, info in enumerate(infos):
+        cls = f"tp-tok tp-b{bucket(info.p_before)}" + (" tp-sel" if k == selected else "")
+        piece = info.text
+        if piece == "":
+            cls += " tp-empty"
+            piece = "·"  # a token that is half a character: its text comes with the next one
+        title = f"{_pct(info.p_before)} · {msg('tp_after', lang)} {_pct(info.p_after)}"
+        spans.append(f'<span class="{cls}" data-i="{k}" role="button" tabindex="0" title="{_esc(title)}">'
+                     f"{_esc(piece)}</span>")
+    return (f'<div class="tp-note">{_esc(note)}</div>{_legend(lang)}'
+            f'<div class="tp-tokens">{"".join(spans)}</div>')
+
+
+def render_detail(infos: list[TokenInfo], i: int | None, lang: str = "en", can_branch: bool = True) -> str:
+    """Token ``i``: its probabilities, the entropy there and the alternatives (buttons that branch)."""
+    if i is None or not 0 <= i < len(infos):
+        return ""
+    info = infos[i]
+    parts = [msg("tp_token", lang, i=i + 1), f"<code>{_esc(_shown(info.text))}</code>",
+             f"{_esc(msg('tp_before', lang))} {_pct(info.p_before)}",
+             f"{_esc(msg('tp_after', lang))} {_pct(info.p_after)}"]
+    if info.entropy is not None:
+        parts.append(_esc(msg("tp_entropy", lang, nats=info.entropy, bits=info.entropy / math.log(2))))
+    rows = []
+    for a in info.alternatives:
+        picked = a.id == info.id if a.id is not None else a.text == info.text
+        if can_branch and a.id is not None and not picked:
+            cell = (f'<button class="tp-alt" data-i="{i}" data-alt="{int(a.id)}" title="{_esc(msg("tp_branch", lang))}">'
+                    f'<span class="tp-alt-text">{_esc(_shown(a.text))}</span></button>')
+        else:
+            cell = f'<span class="tp-alt-text">{_esc(_shown(a.text))}</span>' + \
+                   (f" ({_esc(msg('tp_chosen', lang))})" if picked else "")
+        bar = f'<span class="tp-bar" style="width: {max(1, round(a.p_before * 60))}px"></span>'
+        rows.append(f'<tr class="{"tp-picked" if picked else ""}"><td>{cell}</td>'
+                    f'<td class="tp-num">{_pct(a.p_before)}{bar}</td><td class="tp-num">{_pct(a.p_after)}</td></tr>')
+    hint = msg("tp_branch_hint", lang) if can_branch else msg("tp_no_branch", lang)
+    return (f'<div class="tp-detail"><div class="tp-head">{" · ".join(parts)}</div>'
+            f'<table class="tp-alts"><thead><tr><th>{_esc(msg("tp_alternative", lang))}</th>'
+            f'<th>{_esc(msg("tp_before", lang))}</th><th>{_esc(msg("tp_after", lang))}</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table><div class="tp-note">{_esc(hint)}</div></div>')
+
+
+def _index(value: Any, n: int) -> int:
+    """A position sent by the page, checked: a whole number in [0, n)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value < n:
+        raise tasks.InputError("that token is not in the answer shown; generate again")
+    return int(value)
+
+
+class TokenProbHandlers:
+    """The Generation tab's token probabilities, over the tab's own :class:`~webui.handlers.Handlers`."""
+
+    def __init__(self, h):
+        self.h = h
+
+    def _state(self, lm, ids: list[int], cfg: GenerationConfig, infos: list[TokenInfo], kind: str) -> dict:
+        return {"model": lm.name, "prompt": ids, "config": cfg.to_dict(), "kind": kind,
+                "info": [i.to_dict() for i in infos]}
+
+    def _run(self, p: tasks.TaskPrompt, cfg: GenerationConfig, lang: str, request, head: list[TokenInfo],
+             prompt_ids: list[int], kind: str, extra: str = "", selected: int | None = None):
+        """Stream ``p`` with probabilities: (output, stats line, tokens, detail, state), ``head`` before its tokens."""
+        lm = self.h.host.lm
+        holder: list = []
+        infos, text, stats = list(head), "", None
+        lead = "".join(i.text for i in head)
+        backend = lm.info().get("backend", "") if kind == "none" else ""
+        for text, stats in self.h._stream(p, cfg, lang, "generation", request, on_stream=holder.append):
+            infos = head + (list(holder[0].token_info) if holder else [])
+            yield ((lead + text).lstrip(), stats_line(stats, extra, cfg=cfg, lang=lang, done=False),
+                   render_tokens(infos, selected, lang, kind, backend), gr.skip(), gr.skip())
+        infos = head + (list(holder[0].token_info) if holder else [])
+        state = self._state(lm, prompt_ids, p.config(cfg), infos, kind) if kind != "none" else None
+        yield ((lead + text).lstrip(), stats_line(stats, extra, cfg=cfg, lang=lang),
+               render_tokens(infos, selected, lang, kind, backend),
+               render_detail(infos, selected, lang, kind == "full"), state)
+
+    @friendly
+    def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
+                 repetition_penalty=None, seed=None, show: bool = False, request: gr.Request = None):
+        """The Generation tab's run: as ``Handlers.generate``, with the tokens' probabilities when ``show``."""
+        if not show:  # exactly the tab's own handler; the token panels are emptied
+            for out, line in self.h.generate(prompt, max_new_tokens, temperature, top_p, top_k, repetition_penalty,
+                                             seed, request=request):
+                yield out, line, "", "", None
+            return
+        h, lm, lang = self.h, self.h.host.lm, lang_of(request)
+        kind = kind_of(lm)
+        cfg = h.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        if kind != "none":
+            cfg = cfg.replace(logprobs=TOP)
+        p = tasks.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
+        ids = lm.encode(p.input) if kind == "full" else []
+        yield from self._run(p, cfg, lang, request, [], ids, kind)
+
+    def show(self, state: dict | None, evt: gr.EventData = None, request: gr.Request = None):
+        """A token clicked: the tokens with it marked, and its alternatives."""
+        lang = lang_of(request)
+        if not state or not state.get("info"):
+            return gr.skip(), gr.skip()
+        infos = [TokenInfo.from_dict(d) for d in state["info"]]
+        try:
+            i = _index(getattr(evt, "_data", {}).get("index") if evt is not None else None, len(infos))
+        except tasks.InputError:
+            return gr.skip(), gr.skip()
+        return (render_tokens(infos, i, lang, state.get("kind", "full")),
+                render_detail(infos, i, lang, state.get("kind") == "full"))
+
+    @friendly
+    def branch(self, state: dict | None, evt: gr.EventData = None, request: gr.Request = None):
+        """An alternative clicked: the answer again from that token, with it, under the same settings."""
+        h, lm, lang = self.h, self.h.host.lm, lang_of(request)
+        if not state or not state.get("info") or state.get("kind") != "full":
+            raise tasks.InputError("generate with token probabilities first, then pick an alternative")
+        if state.get("model") != lm.name:
+            raise tasks.InputError("the model changed since this answer; generate again")
+        infos = [TokenInfo.from_dict(d) for d in state["info"]]
+        data = getattr(evt, "_data", None) or {}
+        i = _index(data.get("index"), len(infos))
+        alt = data.get("alt")
+        if not any(a.id == alt for a in infos[i].alternatives) or isinstance(alt, bool):
+            raise tasks.InputError("that token is not one of the alternatives shown; generate again")
+        alt = int(alt)
+        cfg = GenerationConfig.from_dict(state["config"])
+        head = infos[:i] + [infos[i].chosen(alt)]
+        ids, bcfg = branch_ids(lm, state["prompt"], [t.id for t in infos], i, alt, cfg)
+        extra = msg("tp_branched", lang, i=i + 1)
+        if bcfg is None or alt in getattr(lm, "eos_ids", ()):  # nothing after it: the limit, or end of text chosen
+            out = "".join(t.text for t in head).lstrip()
+            new_state = self._state(lm, state["prompt"], cfg, head, "full")
+            yield out, extra, render_tokens(head, i, lang), render_detail(head, i, lang), new_state
+            return
+        # the branch's prompt is ids: no template, no stop strings or caps of its own (cfg has the task's already)
+        p = tasks.TaskPrompt("generation", ids)
+        for out in self._run(p, bcfg, lang, request, head, state["prompt"], "full", extra, selected=i):
+            *shown, st = out
+            if isinstance(st, dict):  # the final state keeps the original settings and token limit
+                st["config"] = cfg.to_dict()
+            yield (*shown, st)
+
+    @friendly
+    def generate_json(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
+                      repetition_penalty=None, seed=None, request: gr.Request = None) -> dict:
+        """``/generate_with_probs``: the text, the stats line and every token with its probabilities (JSON)."""
+        h, lm = self.h, self.h.host.lm
+        kind = kind_of(lm)
+        cfg = h.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        cfg = cfg.replace(logprobs=TOP) if kind != "none" else cfg
+        p = tasks.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
+        holder: list = []
+        text, stats = "", None
+        for text, stats in h._stream(p, cfg, "en", "generation-api", request, on_stream=holder.append):
+            pass
+        infos = list(holder[0].token_info) if holder else []
+        return {"text": text.lstrip(), "stats": stats_line(stats, cfg=cfg), "probabilities": kind,
+                "entropy_unit": "nats", "tokens": [i.to_dict() for i in infos],
+                "note": {"full": "p_before: softmax of the raw logits; p_after: the distribution sampled from "
+                                 "(repetition penalty, temperature, top-k, top-p applied)",
+                         "server": "as the server reports them (before the sampling settings); p_after and entropy "
+                                   "are not known",
+                         "none": "this backend gives no token probabilities"}[kind]}
+
+
+def switch() -> gr.Checkbox:
+    """The Generation tab's "show token probabilities" switch (placed by layout.py)."""
+    from .i18n import t
+
+    return gr.Checkbox(False, label=t("tp_show"), info=t("tp_show_info"), elem_id="gen-tp-show")
+
+
+def build(h, show, g_out, g_stats, page_event, light_events: dict):
+    """The Generation tab's token panels (placed where this is called) and their events.
+
+    ``page_event(triggers, fn, inputs, outputs)`` registers a run of the tab (Go/Stop, toasts). Returns the
+    handlers, the outputs of a run with probabilities (the tab's Go uses them too) and the branch's events
+    (for the tab's Stop)."""
+    tp = TokenProbHandlers(h)
+    tokens = gr.HTML("", js_on_load=TOKENS_JS, elem_id="gen-tp-tokens", visible=False)
+    detail = gr.HTML("", js_on_load=DETAIL_JS, elem_id="gen-tp-detail", visible=False)
+    state = gr.State(None)
+    show.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [show], [tokens, detail],
+                queue=False, api_visibility="private")
+    outs = [g_out, g_stats, tokens, detail, state]
+    tokens.click(tp.show, [state], [tokens, detail], api_visibility="private", **light_events)
+    events = page_event([detail.click], tp.branch, [state], outs)
+    return tp, outs, events
