@@ -1,4 +1,4 @@
-"""Command line: ``python -m llmdemo generate|translate|chat|summarize|models``.
+"""Command line: ``python -m llmdemo generate|translate|chat|summarize|models|votes``.
 
 Output streams to stdout; notices and statistics go to stderr; bad input exits with
 code 2 and one line of error.
@@ -138,7 +138,46 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("summarize", "summarize a document")
     s.add_argument("--length", choices=list(tasks.SUMMARY_LENGTHS), default="short")
     sub.add_parser("models", help="list the model presets")
+    v = sub.add_parser("votes", help="the blind votes: leaderboard, export")
+    vsub = v.add_subparsers(dest="votes_command", required=True)
+    lb = vsub.add_parser("leaderboard", help="Bradley-Terry ratings (Elo scale) with 95%% bootstrap intervals")
+    lb.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    lb.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default: 1000)")
+    lb.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default: 0)")
+    ex = vsub.add_parser("export", help="every vote with its prompt, outputs and contestants' settings")
+    ex.add_argument("--format", choices=("jsonl",), default="jsonl")
+    for p in (lb, ex):
+        p.add_argument("--db", default=None,
+                       help="the votes database (default: $LLMDEMO_VOTES_DB, else votes.sqlite3 in $LLMDEMO_OUTPUT_DIR "
+                            "or ~/.cache/llmdemo/runs)")
     return parser
+
+
+def _votes(args: argparse.Namespace) -> int:
+    import json
+    import sqlite3
+
+    from .votes import VoteStore, default_db_path
+
+    path = args.db or default_db_path()
+    try:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no votes database at {path}")
+        store = VoteStore(path)
+        if args.votes_command == "export":
+            for record in store.votes():
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            return 0
+        if args.rounds < 0:
+            raise ValueError(f"--rounds must be 0 or more, got {args.rounds}")
+        from .arena import leaderboard
+
+        board = leaderboard(store.votes(), rounds=args.rounds, seed=args.seed)
+        print({"text": board.to_text, "json": board.to_json, "markdown": board.to_markdown}[args.format]())
+        return 0
+    except (OSError, sqlite3.Error, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             mark = "*" if p.name == DEFAULT_MODEL else " "
             print(f"{mark} {p.name:24} {p.description}")
         return 0
+    if args.command == "votes":
+        return _votes(args)
     task = {"generate": "generation", "translate": "translation", "chat": "dialogue",
             "summarize": "summarization"}[args.command]
     from .model import ContextOverflowError, LM, ModelLoadError
