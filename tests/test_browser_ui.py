@@ -340,7 +340,7 @@ def test_model_tab_reads_on_a_phone_and_a_preset_is_not_overridden(app, size):
 def test_keyboard_submit_swap_chinese_note_and_every_tab_visible(app, size):
     with page_in(app, size) as pg:
         tabs = pg.locator("[role=tab]")
-        assert tabs.count() == 7, tabs.all_inner_texts()  # none hidden behind an unlabelled "..."
+        assert tabs.count() == 8, tabs.all_inner_texts()  # none hidden behind an unlabelled "..."
         for i in range(7):
             b = tabs.nth(i).bounding_box()
             assert b and b["x"] >= 0 and b["x"] + b["width"] <= SIZES[size]["width"]
@@ -559,7 +559,7 @@ def test_editing_a_message_answers_the_edited_question_once(app, locale):
         shot(pg, f"chat-edited-{locale[:2]}", full_page=False)
 
 
-TAB_IDS = ["generation", "translation", "dialogue", "summarization", "model", "evaluation", "inside"]
+TAB_IDS = ["generation", "translation", "dialogue", "summarization", "compare", "model", "evaluation", "inside"]
 
 
 def test_the_chinese_switch_names_every_tab_and_survives_a_reload(app):

@@ -102,6 +102,40 @@ EN: dict[str, str] = {
     "tp_branch_hint": "Click an alternative to regenerate the answer from this token with it (same settings).",
     "tp_no_branch": "Branching needs an in-process backend (llama.cpp or transformers).",
     "tp_branched": "branched at token {i} (the counts are of the tokens after it)",
+    # the Compare tab (webui/compare.py)
+    "tab_compare": "Compare",
+    "cmp_intro": ("One prompt, answered by two to four contestants at once: decoding settings of the same model, "
+                  "streamed side by side. With **blind** on, the names are hidden and the sides shuffled until you "
+                  "vote; the votes make the leaderboard below."),
+    "cmp_n": "Contestants", "cmp_blind": "Blind (hide the names, shuffle the sides)",
+    "cmp_prompt_ph": "A prompt, a text to translate, a chat message or a document",
+    "cmp_c1": "Contestant 1", "cmp_c2": "Contestant 2", "cmp_c3": "Contestant 3", "cmp_c4": "Contestant 4",
+    "cmp_own": "Your own settings per contestant (empty = the preset's)", "cmp_preset_ph": "preset",
+    "cmp_go": "Compare", "cmp_stop_all": "Stop all",
+    "cmp_vote_a": "A is better", "cmp_vote_b": "B is better", "cmp_vote_c": "C is better", "cmp_vote_d": "D is better",
+    "cmp_vote_tie": "Tie", "cmp_vote_both_bad": "Both bad",
+    "cmp_board": "Leaderboard", "cmp_refresh": "Refresh",
+    "cmp_ready": "Every side has ended: which is better?",
+    "cmp_voted": "Vote saved: {choice}. {reveal}.", "cmp_reveal": "{side} was **{name}**",
+    "cmp_choice_side": "{side} is better", "cmp_choice_tie": "a tie", "cmp_choice_both_bad": "both bad",
+    "cmp_err_bad_session": "This page has no session for voting: run a comparison first.",
+    "cmp_err_unknown_comparison": "There is no comparison to vote on: run one first.",
+    "cmp_err_not_your_comparison": "That comparison was shown to someone else: you can vote only on your own.",
+    "cmp_err_already_voted": "This comparison already has your vote: one vote per comparison.",
+    "cmp_err_bad_choice": "That side was not in this comparison: choose one of the sides shown, a tie or both bad.",
+    "cmp_err_bad_type": "The vote was malformed.", "cmp_err_too_long": "The vote was too long.",
+    "cmp_err_bad_text": "The vote was not valid text.", "cmp_err_bad_task": "Unknown task.",
+    "cmp_err_bad_contestants": "The contestants were not valid.", "cmp_err_bad_outputs": "The outputs were not valid.",
+    "cmp_err_bad_order": "The sides were not valid.",
+    "cmp_board_empty": "No votes yet.",
+    "cmp_h_rank": "Rank", "cmp_h_name": "Contestant", "cmp_h_rating": "Rating", "cmp_h_ci": "95% interval",
+    "cmp_h_battles": "Battles", "cmp_h_wlt": "W / L / T", "cmp_h_pair": "Pair", "cmp_h_votes": "Votes",
+    "cmp_h_winrate": "Win rate (first over second, decisive votes)",
+    "cmp_board_note": ("{votes} vote(s). Bradley-Terry ratings on the Elo scale (400 points = 10x odds, mean 1000), "
+                       "ties and both bad as half a win each way; 95% intervals from {rounds} bootstrap rounds "
+                       "(seed {seed}), as LMArena computes them"),
+    "cmp_board_prior": "; {prior} virtual tie(s) per pair, as someone has not lost yet",
+    "cmp_board_apart": "; some contestants never met: their ratings are not comparable",
 }
 
 ZH: dict[str, str] = {
@@ -174,6 +208,36 @@ ZH: dict[str, str] = {
     "tp_branch_hint": "点一个候选，就用它从这个词元起重新生成回答（设置不变）。",
     "tp_no_branch": "分支需要进程内的后端（llama.cpp 或 transformers）。",
     "tp_branched": "从第 {i} 个词元分支（计数只算它之后的词元）",
+    "tab_compare": "比较",
+    "cmp_intro": "同一个提示词，由两到四个参赛者同时回答：同一个模型的不同解码设置，并排流式输出。打开**盲评**时，"
+                 "投票之前隐藏名字并打乱左右顺序；投票汇成下面的排行榜。",
+    "cmp_n": "参赛者数量", "cmp_blind": "盲评（隐藏名字，打乱顺序）",
+    "cmp_prompt_ph": "提示词、要翻译的文字、一条对话消息或一篇文档",
+    "cmp_c1": "参赛者 1", "cmp_c2": "参赛者 2", "cmp_c3": "参赛者 3", "cmp_c4": "参赛者 4",
+    "cmp_own": "为每个参赛者自定设置（留空 = 预设的值）", "cmp_preset_ph": "预设",
+    "cmp_go": "比较", "cmp_stop_all": "全部停止",
+    "cmp_vote_a": "A 更好", "cmp_vote_b": "B 更好", "cmp_vote_c": "C 更好", "cmp_vote_d": "D 更好",
+    "cmp_vote_tie": "平局", "cmp_vote_both_bad": "都不好",
+    "cmp_board": "排行榜", "cmp_refresh": "刷新",
+    "cmp_ready": "各方都已结束：哪个更好？",
+    "cmp_voted": "已保存投票：{choice}。{reveal}。", "cmp_reveal": "{side} 是 **{name}**",
+    "cmp_choice_side": "{side} 更好", "cmp_choice_tie": "平局", "cmp_choice_both_bad": "都不好",
+    "cmp_err_bad_session": "这个页面还没有投票用的会话：请先运行一次比较。",
+    "cmp_err_unknown_comparison": "没有可以投票的比较：请先运行一次。",
+    "cmp_err_not_your_comparison": "那次比较是给别人看的：只能给自己的比较投票。",
+    "cmp_err_already_voted": "这次比较已经有你的投票了：每次比较只能投一票。",
+    "cmp_err_bad_choice": "这次比较里没有那一方：请选择显示的某一方、平局或都不好。",
+    "cmp_err_bad_type": "投票格式不对。", "cmp_err_too_long": "投票内容太长。",
+    "cmp_err_bad_text": "投票内容不是有效的文字。", "cmp_err_bad_task": "未知的任务。",
+    "cmp_err_bad_contestants": "参赛者无效。", "cmp_err_bad_outputs": "输出无效。", "cmp_err_bad_order": "各方的顺序无效。",
+    "cmp_board_empty": "还没有投票。",
+    "cmp_h_rank": "名次", "cmp_h_name": "参赛者", "cmp_h_rating": "评分", "cmp_h_ci": "95% 区间",
+    "cmp_h_battles": "对局", "cmp_h_wlt": "胜 / 负 / 平", "cmp_h_pair": "对阵", "cmp_h_votes": "票数",
+    "cmp_h_winrate": "胜率（前者胜后者，只计分出胜负的票）",
+    "cmp_board_note": ("共 {votes} 票。Elo 尺度上的 Bradley-Terry 评分（400 分 = 10 倍胜算，平均 1000），"
+                       "平局和都不好算作双方各半胜；95% 区间来自 {rounds} 轮自助抽样（种子 {seed}），算法同 LMArena"),
+    "cmp_board_prior": "；有参赛者还没输过，每对加了 {prior} 个虚拟平局",
+    "cmp_board_apart": "；有些参赛者从未交手：他们的评分不可比较",
 }
 
 assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)
@@ -315,6 +379,13 @@ _ERRORS_ZH: list[tuple[str, str]] = [
      r"(?P<m>[\d,]+) per example", "上传文件中的样例 {i} 有 {n} 个字符，本服务器每个样例最多接受 {m} 个"),
     (r"run an evaluation first, then give a row number from the table", "请先运行评测，再填写表格中的行号"),
     (r"(?P<t>\w+) examples have no task tab to open them in", "{t} 任务的样例没有可以打开它们的任务标签页"),
+    # the Compare tab
+    (r"unknown contestant (?P<v>.+?); did you mean (?P<c>.+)\?", "未知的参赛者 {v}；是不是 {c}？"),
+    (r"unknown contestant (?P<v>.+?); choose one of: (?P<c>.+)", "未知的参赛者 {v}；可选：{c}"),
+    (r"each side needs a different contestant: (?P<v>.+) is chosen twice", "每一方需要不同的参赛者：{v} 被选了两次"),
+    (r"a comparison has 2 to (?P<m>\d+) contestants, got (?P<v>.*)", "一次比较要有 2 到 {m} 个参赛者，收到的是 {v}"),
+    (r"(?P<n>\w+) of contestant (?P<k>\d+) must be a number, got (?P<v>.+)", "参赛者 {k} 的 {n} 必须是数字，收到的是 {v}"),
+    (r"blind must be true or false", "blind 必须是 true 或 false"),
     # Inside the model
     (r"stepping works on texts of at most (?P<n>\d+) tokens; shorten the text",
      "逐步追加只适用于最多 {n} 个词元的文字；请缩短文字"),

@@ -10,7 +10,7 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
-from . import tokenprobs
+from . import compare, tokenprobs
 from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang
 from .streaming import page_run
 from .i18n import EN, I18N, lang_of, switch_js, t
@@ -104,7 +104,7 @@ def launch_options(settings: AppSettings) -> dict:
 
     from .limits import BodyLimit
 
-    return {"css": CSS + tokenprobs.CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
+    return {"css": CSS + tokenprobs.CSS + compare.CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
             "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
 
 
@@ -164,7 +164,7 @@ def examples(data: list, inputs: list) -> gr.Examples:
     return ex
 
 
-def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Blocks:
+def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None) -> gr.Blocks:
     settings = settings or AppSettings()
     h = Handlers(host, settings)
     # Gradio lets up to `concurrency` generation events run at once; they all hand their requests to the
@@ -342,6 +342,9 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
                 stop_button("summarization", s_stop, s_go, s_stats, s_evs)
                 counter(s_in, s_count)
 
+            with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare") as tab_compare:
+                compare.build(host, settings, h.live, votes, light_events, model_events, private, error_title)
+
             with gr.Tab(t("tab_model"), id="model", elem_id="tab-model") as tab_model:
                 m_info = gr.Markdown(h.model_info(), elem_id="model-info")
                 # the server's text in the visitor's language: at load, and when the switch is used (its JS sets
@@ -478,10 +481,10 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None) -> gr.Block
 
         # the language switch (and a remembered choice at load) re-sends every tab's name: Gradio's tab bar
         # translates a name when it receives it, so after changeLocale only the open tab's name changed
-        tab_blocks = [tab_generation, tab_translation, tab_dialogue, tab_summarization, tab_model, tab_evaluation,
-                      tab_inside]
-        tab_keys = ["tab_generation", "tab_translation", "tab_dialogue", "tab_summarization", "tab_model",
-                    "tab_evaluation", "tab_inside"]
+        tab_blocks = [tab_generation, tab_translation, tab_dialogue, tab_summarization, tab_compare, tab_model,
+                      tab_evaluation, tab_inside]
+        tab_keys = ["tab_generation", "tab_translation", "tab_dialogue", "tab_summarization", "tab_compare",
+                    "tab_model", "tab_evaluation", "tab_inside"]
 
         def relabel():
             return [gr.update(label=t(k)) for k in tab_keys]

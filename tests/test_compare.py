@@ -1,0 +1,394 @@
+"""The Compare tab (issue 24): contestants streaming at once, each stopped alone; the blind vote; the
+leaderboard; /compare and /vote through gradio_client; the tab in Chromium on the bundled model.
+
+Handler-level tests run on the tiny random model (seconds); the browser tests on the bundled SmolLM2
+with at most 16 new tokens per side, desktop and phone, light and dark, English and Chinese.
+Screenshots go to tests/artifacts/ui-compare-*.png for a person to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from conftest import ARTIFACTS, free_port
+
+from llmdemo import arena
+from llmdemo.host import ModelHost
+from llmdemo.votes import VoteStore, new_session_id
+from webui.compare import CompareHandlers, render_leaderboard
+from webui.settings import AppSettings
+from webui.streaming import LiveRuns
+
+
+def request(session: str = "visitor-1", lang: str = "en"):
+    """What a handler reads of a gr.Request: the session (for Stop) and the language."""
+    return SimpleNamespace(session_hash=session, cookies={}, headers={"accept-language": lang})
+
+
+@pytest.fixture
+def cmp(tiny_lm, tmp_path):
+    host = ModelHost(tiny_lm)
+    store = VoteStore(tmp_path / "votes.sqlite3")
+    return CompareHandlers(host, AppSettings(output_dir=tmp_path), LiveRuns(), store)
+
+
+@contextlib.contextmanager
+def slow(lm, seconds: float, rows: list | None = None):
+    """Every scheduler step takes at least ``seconds`` (and its row count goes to ``rows``)."""
+    def hook(kind, n):
+        if rows is not None:
+            rows.append(n)
+        time.sleep(seconds)
+
+    lm.scheduler.step_hook = hook
+    try:
+        yield
+    finally:
+        lm.scheduler.step_hook = None
+
+
+def run(cmp, *, req=None, **kw):
+    kw.setdefault("prompt", "Once upon a time")
+    kw.setdefault("max_new_tokens", 4)
+    return list(cmp.compare(request=req or request(), **kw))
+
+
+def db_rows(path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("comparisons", "votes")}
+
+
+# ------------------------------------------------------------------ streaming at once, stopping one side
+def test_two_contestants_stream_at_once_in_one_batch_and_each_stops_alone(cmp):
+    rows: list[int] = []
+    req = request("s-stop")
+    with slow(cmp.host.lm, 0.05, rows):
+        gen = cmp.compare("generation", "Once upon a time", blind=False, max_new_tokens=60,
+                          contestant_1="greedy", contestant_2="temperature 1.0", request=req)
+        both_growing = None
+        for p in gen:
+            a, b = p.sides
+            if a.text and b.text and a.running and b.running:
+                both_growing = (len(a.text), len(b.text))
+                break
+        assert both_growing, "one side finished before the other had any text"
+        assert max(rows) >= 2, f"the two sides never shared a scheduler step: rows per step {sorted(set(rows))}"
+        assert cmp.store.counts()["comparisons"] == 0  # nothing recorded while sides run
+        stopper = threading.Thread(target=cmp.stop_side, args=("A", req))
+        stopper.start()
+        last = None
+        for last in gen:
+            pass
+        stopper.join()
+    a, b = last.sides
+    assert a.stats.finish_reason == "stopped" and "stopped" in last.line(a)
+    assert b.stats.finish_reason != "stopped", "stopping A stopped B too"
+    assert b.stats.new_tokens > a.stats.new_tokens
+    assert "ended:" in last.line(b) and re.search(r"seed \d+", last.line(b)) and "greedy" in last.line(a)
+    assert last.done and last.state["comparison_id"]
+    assert cmp.store.counts()["comparisons"] == 1  # recorded once, when both had ended
+
+
+def test_the_page_shows_vote_buttons_only_when_every_side_has_ended(cmp):
+    updates = list(cmp.page("generation", "Hello", "en", "fr", "short", 2, True, 4, "greedy", "top-p 0.5", "", "",
+                            *[""] * 12, None, request=request()))
+    vote_buttons = slice(17, 23)  # state, 4 titles, 4 texts, 4 lines, 4 stops, then 6 vote buttons
+    first, final = updates[0], updates[-1]
+    assert all(u["interactive"] is False for u in first[vote_buttons] if isinstance(u, dict))
+    assert [u.get("interactive") for u in final[vote_buttons]] == [True] * 6
+    assert [u.get("visible") for u in final[vote_buttons]][:4] == [True, True, False, False]
+    assert set(final[0]) == {"session_id", "comparison_id"}  # the state: the two ids, nothing shown
+
+
+# ------------------------------------------------------------------ blind
+def test_blind_hides_names_until_the_vote_and_both_orders_occur(cmp):
+    seen = set()
+    for i in range(20):
+        req = request(f"s-blind-{i}")
+        updates = run(cmp, req=req, max_new_tokens=1, contestant_1="greedy", contestant_2="top-p 0.95")
+        for p in updates:  # nothing shown before the vote names a contestant
+            assert [p.title(s) for s in p.sides] == ["### A", "### B"]
+        api = [j for j, _state in cmp.api("generation", "Once upon a time", max_new_tokens=1,
+                                          contestant_1="greedy", contestant_2="top-p 0.95", request=req)]
+        assert all(s["name"] is None for j in api for s in j["sides"])
+        result, title_a, title_b, *_ = cmp.vote_page("A", updates[-1].state, req)
+        assert "Vote saved" in result
+        names = (re.sub(r"### [AB]: ", "", title_a), re.sub(r"### [AB]: ", "", title_b))
+        assert sorted(names) == ["greedy", "top-p 0.95"]
+        seen.add(names)
+    assert len(seen) == 2, f"20 blind comparisons all had one order: {seen}"
+
+
+def test_not_blind_shows_the_names_in_the_contestants_order(cmp):
+    p = run(cmp, blind=False, contestant_1="top-p 0.5", contestant_2="greedy")[-1]
+    assert [p.title(s) for s in p.sides] == ["### A: top-p 0.5", "### B: greedy"]
+
+
+# ------------------------------------------------------------------ the vote
+def test_a_vote_lands_once_and_survives_reopening_the_database(cmp, tmp_path):
+    req = request("s-once")
+    p = run(cmp, req=req, prompt="<b>bold</b> & co", contestant_1="greedy", contestant_2="temperature 1.0",
+            temperature_2="1.2", seed_2="7")[-1]
+    shown = {s.name: s.text for s in p.sides}
+    assert "temperature 1.0 (own: temperature 1.2)" in shown  # an own temperature is another contestant
+    first = cmp.vote_page("B", p.state, req)
+    assert first[0].startswith("Vote saved: B is better")
+    assert all(u == gr.update(interactive=False) for u in first[-6:])
+    second = cmp.vote_page("A", p.state, req)
+    assert "already has your vote" in second[0]
+    with pytest.raises(gr.Error, match="already has a vote"):
+        cmp.vote_api("tie", "", p.state)
+    assert db_rows(tmp_path / "votes.sqlite3") == {"comparisons": 1, "votes": 1}
+    (vote,) = list(VoteStore(tmp_path / "votes.sqlite3").votes())  # a fresh connection to the file
+    assert vote["choice"] == "B" and vote["winner"] == vote["sides"][1]
+    assert vote["prompt"] == "<b>bold</b> & co"  # stored as typed: escaping is the renderer's job
+    assert dict(zip([c["name"] for c in vote["contestants"]], vote["outputs"])) == shown
+    hot = next(c for c in vote["contestants"] if c["preset"] == "temperature 1.0")
+    assert hot["temperature"] == 1.2 and hot["seed"] == 7 and hot["model"] == "tiny-llama"
+
+
+def test_bad_input_is_a_message_not_a_crash(cmp):
+    with pytest.raises(gr.Error, match="different contestant"):
+        run(cmp, contestant_1="greedy", contestant_2="greedy")
+    with pytest.raises(gr.Error, match="unknown contestant .*did you mean 'greedy'"):
+        run(cmp, contestant_1="greedyy")
+    with pytest.raises(gr.Error, match="2 to 4 contestants"):
+        run(cmp, contestants=5)
+    with pytest.raises(gr.Error, match="temperature of contestant 2 must be a number"):
+        run(cmp, temperature_2="<hot>")
+    with pytest.raises(gr.Error, match="at most 20,000"):
+        run(cmp, prompt="x" * 20_001)
+    with pytest.raises(gr.Error, match="unknown task"):
+        run(cmp, task="poetry")
+    with pytest.raises(gr.Error, match="参赛者"):  # the same message on a Chinese page
+        run(cmp, req=request(lang="zh-CN"), contestant_1="greedy", contestant_2="greedy")
+    assert cmp.store.counts() == {"comparisons": 0, "votes": 0}
+
+
+def test_four_contestants_and_every_task(cmp):
+    for task in ("translation", "dialogue", "summarization"):
+        p = run(cmp, task=task, contestants=3, contestant_3="repetition penalty 1.3")[-1]
+        assert len(p.sides) == 3 and p.done
+    p = run(cmp, contestants=4, contestant_3="top-p 0.5", contestant_4="repetition penalty 1.3")[-1]
+    assert [s.letter for s in p.sides] == list("ABCD")
+    assert cmp.vote_page("D", p.state, request())[0].startswith("Vote saved: D is better")
+
+
+# ------------------------------------------------------------------ the leaderboard
+def test_the_leaderboard_shown_is_arena_leaderboard_of_the_same_votes(cmp):
+    store = cmp.store
+    outcomes = [("greedy", "temperature 1.0", "A")] * 5 + [("greedy", "temperature 1.0", "B")] * 2 + \
+        [("top-p 0.5", "greedy", "tie")] * 2 + [("top-p 0.5", "temperature 1.0", "A")] * 3 + \
+        [("top-p 0.5", "greedy", "B"), ("top-p 0.5", "greedy", "both_bad"), ("<i>x</i>|y", "greedy", "A")]
+    for a, b, choice in outcomes:
+        sid = new_session_id()
+        cid = store.new_comparison(sid, "p", "generation", [{"name": a}, {"name": b}], ["1", "2"], True, [0, 1])
+        store.vote(sid, cid, choice)
+    shown = cmp.leaderboard(request())
+    board = arena.leaderboard(store.votes(), rounds=1000, seed=0)
+    assert shown == render_leaderboard(board)
+    for r in board.ratings:  # and the table says what the fit says, row by row
+        name = r.name.replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
+        assert f"| {r.rank} | {name} | {r.rating:.0f} | {r.lower:.0f} – {r.upper:.0f} | {r.battles} |" in shown
+    assert "<i>" not in shown and "| greedy vs temperature 1.0 | 7 | 71% |" in shown
+    assert f"{board.votes} vote(s)" in shown
+    assert "还没有投票" in render_leaderboard(arena.leaderboard([]), "zh")
+
+
+# ------------------------------------------------------------------ /compare and /vote from gradio_client
+@pytest.fixture
+def api_app(tiny_lm, tmp_path):
+    from webui.layout import build_demo, launch_options
+
+    settings = AppSettings(output_dir=tmp_path / "runs", max_new_tokens=16)
+    store = VoteStore(tmp_path / "votes.sqlite3")
+    demo = build_demo(ModelHost(tiny_lm), settings, votes=store)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_options(settings))
+    yield f"http://127.0.0.1:{port}/", tmp_path / "votes.sqlite3"
+    demo.close()
+
+
+def test_compare_and_vote_from_gradio_client_and_hostile_votes_are_refused(api_app):
+    from gradio_client import Client
+
+    url, db = api_app
+    alice, mallory = Client(url, verbose=False), Client(url, verbose=False)
+    with pytest.raises(Exception, match="no comparison to vote on yet"):
+        alice.predict("A", "", api_name="/vote")
+    shown = alice.predict(task="generation", prompt="<script>alert(1)</script>", max_new_tokens=4,
+                          api_name="/compare")
+    cid = shown["comparison_id"]
+    assert shown["done"] and [s["side"] for s in shown["sides"]] == ["A", "B"]
+    assert all(s["name"] is None for s in shown["sides"])  # blind by default
+    assert db_rows(db) == {"comparisons": 1, "votes": 0}
+    mallory.predict(prompt="mine", max_new_tokens=2, api_name="/compare")  # mallory has a session of her own
+    hostile = [
+        (mallory, "A", cid, "shown to another session"),            # someone else's comparison
+        (alice, "A", "x" * 22, "no such comparison"),               # an id that is not one
+        (alice, "A", "'; DROP TABLE votes; --", "no such comparison"),
+        (alice, "C", "", "choose one of A, B"),                     # a side this comparison did not offer
+        (alice, "<img src=x onerror=alert(1)>", "", "choose one of A, B"),
+        (alice, "A" * 200_000, "", "choose one of A, B"),            # huge
+        (alice, "A", "<b>" * 50_000, "no such comparison"),
+    ]
+    for client, choice, comparison, reason in hostile:
+        with pytest.raises(Exception, match=reason) as err:
+            client.predict(choice, comparison, api_name="/vote")
+        assert "<img" not in str(err.value) and "DROP" not in str(err.value)
+    assert db_rows(db) == {"comparisons": 2, "votes": 0}, "a refused vote was stored"
+    reveal = alice.predict("B", cid, api_name="/vote")
+    assert reveal["choice"] == "B" and sorted(reveal["sides"]) == ["greedy", "temperature 1.0"]
+    assert reveal["winner"] == reveal["sides"][1]
+    with pytest.raises(Exception, match="already has a vote"):
+        alice.predict("A", "", api_name="/vote")
+    assert db_rows(db) == {"comparisons": 2, "votes": 1}
+
+
+# ------------------------------------------------------------------ the tab in Chromium, on the bundled model
+CHROMIUM = "/usr/bin/chromium"
+SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="module")
+def app(real_lm, tmp_path_factory):
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from webui.layout import build_demo, launch_options
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    host = ModelHost(real_lm)
+    tmp = tmp_path_factory.mktemp("compare")
+    settings = AppSettings(max_new_tokens=16, output_dir=tmp / "runs")
+    store = VoteStore(tmp / "votes.sqlite3")
+    demo = build_demo(host, settings, votes=store)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_options(settings))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield SimpleNamespace(host=host, url=f"http://127.0.0.1:{port}/", browser=browser, store=store,
+                              db=tmp / "votes.sqlite3")
+        browser.close()
+    demo.close()
+
+
+@contextlib.contextmanager
+def page_in(app, size="desktop", dark=False, locale="en-US"):
+    ctx = app.browser.new_context(viewport=SIZES[size], locale=locale, color_scheme="dark" if dark else "light")
+    pg = ctx.new_page()
+    pg.goto(app.url + ("?__theme=dark" if dark else "?__theme=light"), wait_until="domcontentloaded")
+    pg.locator("#tab-compare-button").wait_for(timeout=30_000)
+    time.sleep(1.5)
+    pg.locator("#tab-compare-button").click()
+    time.sleep(0.5)
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+def md(pg, sel: str):
+    return pg.locator(f"{sel} [data-testid=markdown]")
+
+
+def wait_for(fn, what: str, timeout: float = 90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} never happened")
+
+
+def shot(pg, name: str):
+    pg.screenshot(path=str(ARTIFACTS / f"ui-compare-{name}.png"), full_page=True)
+
+
+ENDED = r"ended: |stopped|结束|已停止"
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.parametrize("size,dark,locale", [("desktop", False, "en-US"), ("phone", True, "zh-CN")])
+def test_the_tab_streams_both_sides_stops_one_votes_blind_and_shows_the_leaderboard(app, size, dark, locale):
+    zh = locale.startswith("zh")
+    with page_in(app, size, dark, locale) as pg:
+        assert pg.locator("#tab-compare-button").inner_text().strip() == ("比较" if zh else "Compare")
+        pg.locator("#cmp-in textarea").fill("Write a long story about a dragon.")
+        before = app.store.counts()
+        with slow(app.host.lm, 0.25):
+            pg.locator("#cmp-go").click()
+            out_a, out_b = pg.locator("#cmp-out-A textarea"), pg.locator("#cmp-out-B textarea")
+            wait_for(lambda: out_a.input_value() and out_b.input_value(), "both sides showing text")
+            # both grow while neither has ended
+            assert not re.search(ENDED, md(pg, "#cmp-stats-A").inner_text() + md(pg, "#cmp-stats-B").inner_text())
+            assert md(pg, "#cmp-title-A").inner_text().strip() == "A"  # blind: no name yet
+            assert pg.locator("#cmp-vote-A").is_disabled()
+            pg.locator("#cmp-stop-A").click()
+            wait_for(lambda: re.search("stopped|已停止", md(pg, "#cmp-stats-A").inner_text()), "A stopped")
+            assert not re.search(ENDED, md(pg, "#cmp-stats-B").inner_text()), "stopping A ended B"
+            wait_for(lambda: re.search(ENDED, md(pg, "#cmp-stats-B").inner_text()), "B ended", timeout=120)
+        assert not re.search("stopped|已停止", md(pg, "#cmp-stats-B").inner_text())
+        wait_for(lambda: pg.locator("#cmp-vote-A").is_enabled(), "the vote buttons enabled")
+        assert app.store.counts()["comparisons"] == before["comparisons"] + 1
+        assert md(pg, "#cmp-title-B").inner_text().strip() == "B"
+        shot(pg, f"before-vote-{size}-{'dark' if dark else 'light'}-{locale}")
+        pg.locator("#cmp-vote-B").click()
+        result = wait_for(lambda: re.search("Vote saved|已保存投票", md(pg, "#cmp-result").inner_text())
+                          and md(pg, "#cmp-result").inner_text(), "the vote saved")
+        names = [md(pg, f"#cmp-title-{s}").inner_text().split(":", 1)[-1].strip() for s in "AB"]
+        assert sorted(names) == ["greedy", "temperature 1.0"] and all(n in result for n in names)
+        assert app.store.counts()["votes"] == before["votes"] + 1
+        assert pg.locator("#cmp-vote-A").is_disabled()  # one vote per comparison
+        pg.locator("#cmp-board").get_by_text("排行榜" if zh else "Leaderboard").click()
+        pg.locator("#cmp-refresh").click()
+        board = arena.leaderboard(app.store.votes(), rounds=1000, seed=0)
+        table = wait_for(lambda: board.ratings[0].name in md(pg, "#cmp-board-table").inner_text()
+                         and md(pg, "#cmp-board-table").inner_text(), "the leaderboard")
+        for r in board.ratings:
+            assert f"{r.rating:.0f}\t{r.lower:.0f} – {r.upper:.0f}" in table, table
+        width = pg.evaluate("document.documentElement.scrollWidth")
+        assert width <= SIZES[size]["width"] + 1, f"the page is {width} px wide"
+        shot(pg, f"voted-{size}-{'dark' if dark else 'light'}-{locale}")
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.parametrize("size,dark,locale", [("desktop", True, "en-US"), ("phone", False, "en-US")])
+def test_four_contestants_not_blind_read_in_both_themes(app, size, dark, locale):
+    with page_in(app, size, dark, locale) as pg:
+        pg.locator("#cmp-n").get_by_text("4").click()
+        pg.locator("#cmp-side-D").wait_for(state="visible", timeout=5_000)
+        pg.locator("#cmp-blind input").uncheck()
+        pg.locator("#cmp-in textarea").fill("Name three colours. <b>not bold</b>")
+        pg.locator("#cmp-own").get_by_text("Your own settings").click()
+        pg.locator("#cmp-temperature-2 input, #cmp-temperature-2 textarea").first.fill("1.5")
+        pg.locator("#cmp-go").click()
+        for s in "ABCD":
+            wait_for(lambda s=s: re.search(ENDED, md(pg, f"#cmp-stats-{s}").inner_text()), f"{s} ended")
+        wait_for(lambda: pg.locator("#cmp-vote-D").is_enabled(), "the vote buttons enabled")
+        assert not any(pg.locator(f"#cmp-stop-{s}").is_visible() for s in "ABCD")
+        titles = [md(pg, f"#cmp-title-{s}").inner_text() for s in "ABCD"]
+        assert titles[0].endswith("greedy") and titles[1].endswith("temperature 1.0 (own: temperature 1.5)"), titles
+        tops = {pg.locator(f"#cmp-side-{s}").bounding_box()["y"] for s in "ABCD"}
+        assert len(tops) == (1 if size == "desktop" else 4), f"the sides' rows: {tops}"  # a row, or one a line
+        assert pg.locator("#cmp-in textarea").input_value().endswith("<b>not bold</b>")
+        width = pg.evaluate("document.documentElement.scrollWidth")
+        assert width <= SIZES[size]["width"] + 1, f"the page is {width} px wide"
+        shot(pg, f"four-{size}-{'dark' if dark else 'light'}")

@@ -1,0 +1,484 @@
+"""The Compare tab: one prompt, two to four contestants streaming at once, a blind vote, the leaderboard.
+
+Contestants are decoding-settings presets of the one loaded model (``llmdemo/contestants.py``), so
+their requests share the model's scheduler and are stepped in one batch. One handler consumes every
+side's stream (a thread per stream feeds one queue, so a slow side never holds back the others);
+each side has its own stop event, registered in ``LiveRuns`` as tab ``compare-A``, ``compare-B``...,
+so each side's Stop ends that side alone. The comparison (what the visitor was shown) is written to
+the vote store only once every side has ended; the page keeps just its id and the visitor's session
+id in a ``gr.State``, which Gradio holds on the server (a client cannot send one), and a vote names a
+side letter only. ``VoteStore.vote`` refuses a second vote, another session's comparison and any
+choice the comparison did not offer.
+
+Stored text is not escaped: outputs are shown in text boxes (never rendered), names and messages
+that reach Markdown or a toast are escaped here.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import os
+import queue
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from llmdemo import arena, tasks
+from llmdemo.config import ConfigError
+from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR, contestant
+from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
+
+from .handlers import HEARTBEAT_S, _Starting, _Waiting, check_length, friendly, stats_line
+from .i18n import lang_of, t
+from .i18n import text as msg
+
+MAX_SIDES = 4
+CHOICES = [*SIDES[:MAX_SIDES], "tie", "both_bad"]  # what the vote buttons send
+LEADERBOARD_ROUNDS = 1000  # bootstrap rounds, as `python -m llmdemo votes leaderboard`
+DEFAULT_MAX_NEW = 64
+_DONE = object()
+_shuffle = random.SystemRandom().shuffle  # the sides' order: not predictable from earlier comparisons
+
+# a phone: the leaderboard drops its Battles column (W / L / T has them), names do not break inside a word
+CSS = """
+@media (max-width: 640px) {
+  #cmp-board-table th:nth-child(5), #cmp-board-table td:nth-child(5) {display: none}
+  #cmp-board-table th, #cmp-board-table td {font-size: 12px; padding: 4px 6px; word-break: normal !important}
+}
+"""
+
+
+def open_store(path: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None) -> VoteStore:
+    """The app's vote store: ``path``, else $LLMDEMO_VOTES_DB, else votes.sqlite3 in the app's output folder."""
+    if path is None and not os.environ.get("LLMDEMO_VOTES_DB") and output_dir is not None:
+        path = os.path.join(output_dir, "votes.sqlite3")
+    return VoteStore(path if path is not None else default_db_path())
+
+
+@dataclass
+class _Side:
+    letter: str  # the side it is shown on: A, B, ...
+    name: str  # the contestant's name (hidden until the vote when blind)
+    cfg: Any  # GenerationConfig
+    preset: str
+    text: str = ""
+    stats: Any = field(default_factory=_Starting)
+    running: bool = True
+    stream: Any = None
+
+
+@dataclass
+class Progress:
+    """One update of a comparison: every side's text and stats line; ``state`` once it is recorded."""
+    sides: list[_Side]
+    blind: bool
+    lang: str
+    done: bool = False
+    state: dict | None = None  # {"session_id", "comparison_id"} once recorded; None while running
+
+    def title(self, side: _Side, revealed: bool = False) -> str:
+        if self.blind and not revealed:
+            return f"### {side.letter}"
+        return f"### {side.letter}: {html.escape(side.name)}"
+
+    def line(self, side: _Side) -> str:
+        return stats_line(side.stats, cfg=side.cfg, lang=self.lang, done=not side.running)
+
+
+def _number(value: Any, what: str, k: int, kind=float):
+    """A per-contestant override: empty is None (the preset's value)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return kind(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} of contestant {k} must be a number, got {str(value)[:40]!r}") from None
+
+
+class CompareHandlers:
+    def __init__(self, host, settings, live, store: VoteStore):
+        self.host, self.settings, self.live, self.store = host, settings, live, store
+
+    # ------------------------------------------------------------ running a comparison
+    def _prompt(self, task: str, text: str, source: str, target: str, length: str, max_new: int) -> tasks.TaskPrompt:
+        lm = self.host.lm
+        if task == "generation":
+            return tasks.generation_prompt(lm, text, max_new)
+        if task == "translation":
+            return tasks.translation_prompt(lm, text, source, target, max_new)
+        if task == "dialogue":
+            return tasks.dialogue_prompt(lm, text, [], tasks.DEFAULT_SYSTEM_PROMPT, max_new)
+        return tasks.summarization_prompt(lm, text, length, max_new)
+
+    @friendly
+    def compare(self, task: str = "generation", prompt: str = "", source: str = "en", target: str = "fr",
+                length: str = "short", contestants: Any = 2, blind: bool = True, max_new_tokens: Any = DEFAULT_MAX_NEW,
+                contestant_1: str = DEFAULT_PAIR[0], contestant_2: str = DEFAULT_PAIR[1], contestant_3: str = "",
+                contestant_4: str = "", temperature_1="", top_p_1="", seed_1="", temperature_2="", top_p_2="",
+                seed_2="", temperature_3="", top_p_3="", seed_3="", temperature_4="", top_p_4="", seed_4="",
+                state: dict | None = None, request: gr.Request = None):
+        """Answer one prompt with 2-4 contestants at once; yields Progress, the last with the comparison's id."""
+        lang = lang_of(request)
+        if not isinstance(task, str) or task not in TASKS:
+            raise tasks.InputError(f"unknown task {str(task)[:40]!r}; choose one of: {', '.join(TASKS)}")
+        n = _number(contestants, "the number", 0, int) if not isinstance(contestants, int) else contestants
+        if n is None or not 2 <= n <= MAX_SIDES:
+            raise tasks.InputError(f"a comparison has 2 to {MAX_SIDES} contestants, got {str(contestants)[:20]}")
+        if not isinstance(blind, bool):
+            raise tasks.InputError("blind must be true or false")
+        max_new = _number(max_new_tokens, "max_new_tokens", 0, int) or DEFAULT_MAX_NEW
+        if max_new > self.settings.max_new_tokens:
+            raise ConfigError(f"max_new_tokens must be in [1, {self.settings.max_new_tokens}] on this server, "
+                              f"got {max_new}")
+        presets = [contestant_1, contestant_2, contestant_3, contestant_4][:n]
+        own = [(temperature_1, top_p_1, seed_1), (temperature_2, top_p_2, seed_2),
+               (temperature_3, top_p_3, seed_3), (temperature_4, top_p_4, seed_4)][:n]
+        chosen = []
+        for k, (preset, (temp, top_p, seed)) in enumerate(zip(presets, own), 1):
+            name, cfg = contestant(preset, task, max_new, _number(temp, "temperature", k),
+                                   _number(top_p, "top_p", k), _number(seed, "seed", k, int))
+            if name in [c[0] for c in chosen]:
+                raise tasks.InputError(f"each side needs a different contestant: {name!r} is chosen twice")
+            chosen.append((name, cfg, preset))
+        text = check_length(prompt, self.settings.max_input_chars, "prompt")
+        p = self._prompt(task, text, source, target, length, max_new)
+        order = list(range(n))  # side k shows chosen[order[k]]
+        if blind:
+            _shuffle(order)
+        session_id = (state or {}).get("session_id") or new_session_id()
+        sides = [_Side(SIDES[k], *chosen[order[k]]) for k in range(n)]
+        yield from self._run(p, sides, blind, lang, request)
+        lm = self.host.lm
+        task_options = {"generation": {}, "translation": {"source": source, "target": target},
+                        "dialogue": {"system": tasks.DEFAULT_SYSTEM_PROMPT}, "summarization": {"length": length}}[task]
+        records, outputs = [None] * n, [None] * n
+        for k, side in enumerate(sides):  # back in the contestants' order, with the seed each one used
+            settings = p.config(side.cfg).to_dict()
+            if side.cfg.temperature != 0:
+                settings["seed"] = getattr(side.stats, "seed", None)
+            records[order[k]] = {"name": side.name, "preset": side.preset, "model": lm.name, **settings,
+                                 "task_options": task_options,
+                                 "finish_reason": getattr(side.stats, "finish_reason", None)}
+            outputs[order[k]] = side.text
+        cid = self.store.new_comparison(session_id, text, task, records, outputs, blind, order)
+        yield Progress(sides, blind, lang, done=True, state={"session_id": session_id, "comparison_id": cid})
+
+    def _run(self, p: tasks.TaskPrompt, sides: list[_Side], blind: bool, lang: str, request):
+        """Stream every side at once; each side's Stop (its own event) ends that side alone."""
+        lm, session = self.host.lm, getattr(request, "session_hash", None)
+        if p.notice:
+            gr.Warning(html.escape(p.notice))
+        updates: queue.Queue = queue.Queue()
+        runs = []  # (the LiveRuns registration, its stop event), one per side
+        try:
+            for side in sides:
+                reg = self.live.run(session, f"compare-{side.letter}")
+                runs.append((reg, reg.__enter__()))
+                side.stream = lm.stream(p.input, p.config(side.cfg), heartbeat=HEARTBEAT_S, stop_event=runs[-1][1])
+        except BaseException:
+            for reg, stop in runs:
+                stop.set()
+                reg.__exit__(None, None, None)
+            raise
+
+        def work(i: int, side: _Side, reg) -> None:
+            try:
+                for chunk in side.stream:
+                    updates.put((i, chunk))
+            except BaseException as e:  # noqa: BLE001 - handed to the handler, which raises it
+                updates.put((i, e))
+            finally:
+                side.stream.close()
+                updates.put((i, _DONE))
+                reg.__exit__(None, None, None)  # this side's Stop has nothing left to stop
+
+        threads = [threading.Thread(target=work, args=(i, s, runs[i][0]), daemon=True, name=f"compare-{s.letter}")
+                   for i, s in enumerate(sides)]
+        for th in threads:
+            th.start()
+        running = len(sides)
+        try:
+            yield Progress(sides, blind, lang)
+            while running:
+                try:
+                    items = [updates.get(timeout=HEARTBEAT_S)]
+                except queue.Empty:
+                    yield Progress(sides, blind, lang)  # Gradio can close a generator only between yields
+                    continue
+                while True:  # every update waiting now goes out in one yield
+                    try:
+                        items.append(updates.get_nowait())
+                    except queue.Empty:
+                        break
+                for i, item in items:
+                    side = sides[i]
+                    if item is _DONE:
+                        side.running, running = False, running - 1
+                        side.stats = side.stream.stats
+                    elif isinstance(item, BaseException):
+                        raise item
+                    elif item:
+                        side.text += item
+                        side.stats = side.stream.stats
+                        self.host.count(1)
+                    elif not side.text:
+                        side.stats = _Waiting(lm, side.stream)
+                yield Progress(sides, blind, lang)
+        finally:  # finished, failed, or the visitor left: no side keeps running
+            for _, stop in runs:
+                stop.set()
+        for side in sides:
+            side.text = side.text.lstrip() if p.task == "generation" else tasks.postprocess(p.task, side.text)
+
+    def stop_side(self, letter: str, request: gr.Request = None) -> None:
+        self.live.stop(getattr(request, "session_hash", None), f"compare-{letter}")
+
+    # ------------------------------------------------------------ the page and the API
+    def page(self, *args, **kwargs):
+        """The page's outputs: state, titles, texts, stats lines, Stop buttons (4 each), vote buttons, result."""
+        sent: dict[int, Any] = {}
+
+        def changed(values: list) -> tuple:  # unchanged outputs are skipped: a side's Stop is never re-shown
+            out = []
+            for i, v in enumerate(values):
+                out.append(gr.skip() if i in sent and sent[i] == v else v)
+                sent[i] = v
+            return tuple(out)
+
+        for p in self.compare(*args, **kwargs):
+            n = len(p.sides)
+            pad = [None] * (MAX_SIDES - n)
+            titles = [p.title(s) for s in p.sides] + [""] * len(pad)
+            texts = [s.text for s in p.sides] + [""] * len(pad)
+            lines = [p.line(s) for s in p.sides] + [""] * len(pad)
+            stops = [gr.update(visible=s.running) for s in p.sides] + [gr.update(visible=False)] * len(pad)
+            votes = [gr.update(interactive=p.done, visible=k < n) for k in range(MAX_SIDES)] + \
+                [gr.update(interactive=p.done)] * 2
+            result = msg("cmp_ready", p.lang) if p.done else ""
+            yield changed([p.state, *titles, *texts, *lines, *stops, *votes, result])
+
+    page = functools.wraps(compare)(page)
+
+    def api(self, *args, **kwargs):
+        """/compare: the sides as JSON (names only when not blind) and, last, the comparison's id."""
+        for p in self.compare(*args, **kwargs):
+            yield {"done": p.done, "blind": p.blind,
+                   "comparison_id": p.state["comparison_id"] if p.state else None,
+                   "sides": [{"side": s.letter, "output": s.text, "stats": p.line(s),
+                              "name": None if p.blind else s.name} for s in p.sides]}, \
+                p.state if p.state else gr.skip()
+
+    api = functools.wraps(compare)(api)
+
+    # ------------------------------------------------------------ the vote
+    def _vote(self, choice: Any, comparison_id: Any, state: Any):
+        """VoteStore.vote with the session's own id (from the server-side state, never from the client)."""
+        session_id = state.get("session_id") if isinstance(state, dict) else None
+        cid = comparison_id if isinstance(comparison_id, str) and comparison_id else \
+            (state.get("comparison_id") if isinstance(state, dict) else None)
+        if not session_id or not cid:
+            raise VoteError("unknown_comparison", "no comparison to vote on yet: run a comparison first")
+        return self.store.vote(session_id, cid, choice)
+
+    def vote_page(self, choice: str, state: dict | None, request: gr.Request = None):
+        """A vote button: the result line, every side's title with its name, the vote buttons disabled."""
+        lang = lang_of(request)
+        try:
+            v = self._vote(choice, "", state)
+        except VoteError as e:
+            said = msg(f"cmp_err_{e.code}", lang)
+            gr.Warning(html.escape(said), title=msg("error_title", lang))
+            done = e.code == "already_voted"
+            return (said, *[gr.skip()] * MAX_SIDES, *[gr.update(interactive=False) if done else gr.skip()] * 6)
+        titles = [f"### {s}: {html.escape(name)}" for s, name in zip(SIDES, v.sides)]
+        titles += [gr.skip()] * (MAX_SIDES - len(titles))
+        return (self.vote_line(v, lang), *titles, *[gr.update(interactive=False)] * 6)
+
+    def vote_api(self, choice: str = "A", comparison_id: str = "", state: dict | None = None):
+        """/vote: the choice ("A".."D", "tie", "both_bad") on the session's comparison (the last one, or
+        ``comparison_id``); returns the reveal. A refusal is an error with the reason."""
+        try:
+            v = self._vote(choice, comparison_id, state)
+        except VoteError as e:
+            raise gr.Error(f"vote refused: {e.message}") from None
+        return {"comparison_id": v.comparison_id, "choice": v.choice, "winner": v.winner, "sides": list(v.sides),
+                "voted_at": v.voted_at}
+
+    @staticmethod
+    def vote_line(v, lang: str = "en") -> str:
+        if v.choice in ("tie", "both_bad"):
+            said = msg(f"cmp_choice_{v.choice}", lang)
+        else:
+            said = msg("cmp_choice_side", lang, side=v.choice)
+        reveal = ", ".join(msg("cmp_reveal", lang, side=s, name=html.escape(name)) for s, name in zip(SIDES, v.sides))
+        return msg("cmp_voted", lang, choice=said, reveal=reveal)
+
+    # ------------------------------------------------------------ the leaderboard
+    def leaderboard(self, request: gr.Request = None) -> str:
+        return render_leaderboard(arena.leaderboard(self.store.votes(), rounds=LEADERBOARD_ROUNDS, seed=0),
+                                  lang_of(request))
+
+
+def _cell(name: str) -> str:
+    """A name in a Markdown table cell: HTML escaped, no column break, no line break."""
+    return html.escape(name).replace("|", "&#124;").replace("\n", " ")
+
+
+def render_leaderboard(board: arena.Leaderboard, lang: str = "en") -> str:
+    """The ratings table, then the pairs (votes, win rate), then how it was computed; every name escaped."""
+    if not board.ratings:
+        return msg("cmp_board_empty", lang)
+    h = lambda k: msg(k, lang)  # noqa: E731
+    lines = [f"| {h('cmp_h_rank')} | {h('cmp_h_name')} | {h('cmp_h_rating')} | {h('cmp_h_ci')} | "
+             f"{h('cmp_h_battles')} | {h('cmp_h_wlt')} |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in board.ratings:
+        lines.append(f"| {r.rank} | {_cell(r.name)} | {r.rating:.0f} | {r.lower:.0f} – {r.upper:.0f} | {r.battles} | "
+                     f"{r.wins} / {r.losses} / {r.ties} |")
+    names = [r.name for r in board.ratings]
+    lines += ["", f"| {h('cmp_h_pair')} | {h('cmp_h_votes')} | {h('cmp_h_winrate')} |", "| --- | --- | --- |"]
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if board.battles[a][b]:
+                rate = board.win_rate[a][b]
+                lines.append(f"| {_cell(a)} vs {_cell(b)} | {board.battles[a][b]} | "
+                             f"{'–' if rate is None else f'{rate:.0%}'} |")
+    note = msg("cmp_board_note", lang, votes=board.votes, rounds=board.rounds, seed=board.seed)
+    if board.prior:
+        note += msg("cmp_board_prior", lang, prior=f"{board.prior:g}")
+    if not board.connected:
+        note += msg("cmp_board_apart", lang)
+    lines += ["", note]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the tab
+def build(host, settings, live, store: VoteStore | None, light_events: dict, model_events: dict, private: dict,
+          error_title) -> CompareHandlers:
+    """The tab's components and events (called inside its ``gr.Tab``)."""
+    from .layout import LANG_CHOICES
+    from .streaming import page_run
+
+    h = CompareHandlers(host, settings, live, store if store is not None else open_store(
+        output_dir=settings.output_dir))
+    names = list(CONTESTANTS)
+    gr.Markdown(t("cmp_intro"), elem_classes="stats")
+    with gr.Row():
+        task = gr.Radio([(t(f"tab_{k}"), k) for k in TASKS], value="generation", label=t("task"), elem_id="cmp-task")
+        n = gr.Radio([2, 3, 4], value=2, label=t("cmp_n"), elem_id="cmp-n", min_width=160)
+        blind = gr.Checkbox(True, label=t("cmp_blind"), elem_id="cmp-blind", min_width=200)
+    with gr.Row(visible=False) as tr_row:
+        src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="cmp-src")
+        tgt = gr.Dropdown(LANG_CHOICES, value="fr", label=t("to"), elem_id="cmp-tgt")
+    length = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label=t("length"), visible=False,
+                      elem_id="cmp-length")
+    prompt = gr.Textbox(label=t("prompt"), lines=3, placeholder=t("cmp_prompt_ph"), elem_id="cmp-in")
+    with gr.Row():
+        picks = [gr.Dropdown(names, value=v, label=t(f"cmp_c{k + 1}"), visible=k < 2, elem_id=f"cmp-c{k + 1}",
+                             min_width=200)  # one a line on a phone: a name is not cut off
+                 for k, v in enumerate([*DEFAULT_PAIR, "top-p 0.5", "repetition penalty 1.3"])]
+        max_new = gr.Slider(1, settings.max_new_tokens, value=min(DEFAULT_MAX_NEW, settings.max_new_tokens), step=1,
+                            label=t("max_new"), elem_id="cmp-max-new", min_width=200)
+    own, own_rows = [], []
+    with gr.Accordion(t("cmp_own"), open=False, elem_id="cmp-own"):
+        for k in range(MAX_SIDES):
+            with gr.Row(visible=k < 2) as row:
+                gr.Markdown(t(f"cmp_c{k + 1}"), elem_classes="stats", min_height=0)
+                own += [gr.Textbox("", label=t(key), placeholder=t("cmp_preset_ph"), max_lines=1, min_width=100,
+                                   elem_id=f"cmp-{key}-{k + 1}") for key in ("temperature", "top_p", "seed")]
+            own_rows.append(row)
+    with gr.Row():
+        go = gr.Button(t("cmp_go"), variant="primary", elem_id="cmp-go")
+        stop = gr.Button(t("cmp_stop_all"), variant="stop", visible=False, elem_id="cmp-stop")
+    columns, titles, outs, lines, stops = [], [], [], [], []
+    with gr.Row(equal_height=False, elem_id="cmp-sides"):
+        for k, side in enumerate(SIDES[:MAX_SIDES]):
+            # four fit in one row on a desktop (1366 px), one a row on a phone
+            with gr.Column(visible=k < 2, min_width=240, elem_id=f"cmp-side-{side}") as col:
+                titles.append(gr.Markdown(f"### {side}", elem_id=f"cmp-title-{side}"))
+                outs.append(gr.Textbox(label=t("output"), lines=6, interactive=False, buttons=["copy"],
+                                       elem_id=f"cmp-out-{side}"))
+                lines.append(gr.Markdown(elem_classes="stats", elem_id=f"cmp-stats-{side}"))
+                stops.append(gr.Button(t("stop"), variant="stop", size="sm", visible=False,
+                                       elem_id=f"cmp-stop-{side}"))
+            columns.append(col)
+    with gr.Row(elem_id="cmp-votes"):
+        vote_buttons = [gr.Button(t(f"cmp_vote_{c.lower()}"), interactive=False, visible=k < 2, min_width=110,
+                                  elem_id=f"cmp-vote-{c}") for k, c in enumerate(SIDES[:MAX_SIDES])]
+        vote_buttons += [gr.Button(t(f"cmp_vote_{c}"), interactive=False, min_width=110, elem_id=f"cmp-vote-{c}")
+                         for c in ("tie", "both_bad")]
+    result = gr.Markdown(elem_id="cmp-result")
+    with gr.Accordion(t("cmp_board"), open=False, elem_id="cmp-board") as board_acc:
+        refresh = gr.Button(t("cmp_refresh"), size="sm", elem_id="cmp-refresh")
+        board = gr.Markdown(elem_id="cmp-board-table")
+    state = gr.State(None)
+
+    def task_changed(task):
+        return gr.update(visible=task == "translation"), gr.update(visible=task == "summarization")
+
+    task.change(task_changed, [task], [tr_row, length], queue=False, show_progress="hidden", **private)
+
+    def n_changed(n):
+        n = int(n)
+        return ([gr.update(visible=k < n) for k in range(MAX_SIDES)] * 3)
+
+    n.change(n_changed, [n], [*picks, *own_rows, *columns], queue=False, show_progress="hidden", **private)
+
+    inputs = [task, prompt, src, tgt, length, n, blind, max_new, *picks, *own, state]
+    outputs = [state, *titles, *outs, *lines, *stops, *vote_buttons, result]
+    run = page_run(h.page, len(outputs), live, "compare", error_title)
+    event = go.click(run, inputs, [*outputs, go, stop], **private, **model_events)
+    # the buttons' end state once more, from the state, in an event of its own: the streamed updates of a
+    # button were sometimes lost in Gradio's diffs (four sides ending in one step left Stop shown, votes off)
+    event.then(after_run, [state, n], [*stops, *vote_buttons], queue=False, show_progress="hidden", **private)
+
+    def stop_all(request: gr.Request):
+        for side in SIDES[:MAX_SIDES]:
+            live.stop(getattr(request, "session_hash", None), f"compare-{side}", wait_s=0)
+        live.stop(getattr(request, "session_hash", None), "compare")  # waits for the run's last update
+        return gr.update(visible=True), gr.update(visible=False)
+
+    stop.click(stop_all, None, [go, stop], queue=False, **private).then(
+        None, None, None, cancels=[event], queue=False, **private)
+    for side, btn in zip(SIDES, stops):
+        btn.click(_stopper(h, side), None, [btn], queue=False, **private)
+
+    for choice, btn in zip(CHOICES, vote_buttons):
+        btn.click(_voter(h, choice), [state], [result, *titles, *vote_buttons],
+                  **private, **light_events).then(h.leaderboard, None, [board], **private, **light_events)
+    refresh.click(h.leaderboard, None, [board], **private, **light_events)
+    board_acc.expand(h.leaderboard, None, [board], **private, **light_events)
+
+    # the API: /compare streams JSON and keeps the comparison in the client's session; /vote votes on it
+    api_json = gr.JSON(visible=False)
+    api_choice = gr.Textbox(visible=False)
+    api_cid = gr.Textbox(visible=False)
+    gr.Button(visible=False).click(h.api, inputs, [api_json, state], api_name="compare", **model_events)
+    gr.Button(visible=False).click(h.vote_api, [api_choice, api_cid, state], [api_json], api_name="vote",
+                                   **light_events)
+    return h
+
+
+def after_run(state: dict | None, n: Any):
+    """Every side's Stop hidden; the vote buttons on when the run left a comparison to vote on."""
+    ready = bool(isinstance(state, dict) and state.get("comparison_id"))
+    n = int(n) if str(n).isdigit() else 2
+    return (*[gr.update(visible=False)] * MAX_SIDES,
+            *[gr.update(interactive=ready, visible=k < n) for k in range(MAX_SIDES)],
+            *[gr.update(interactive=ready)] * 2)
+
+
+def _stopper(h: CompareHandlers, side: str):
+    def stop_side(request: gr.Request):  # this side alone; the handler's next update says "stopped"
+        h.stop_side(side, request)
+        return gr.update(visible=False)
+    return stop_side
+
+
+def _voter(h: CompareHandlers, choice: str):
+    def vote_button(state, request: gr.Request):
+        return h.vote_page(choice, state, request)
+    return vote_button
