@@ -10,9 +10,14 @@ loop ends by itself, and its last update, sent after every earlier one on the sa
 
 from __future__ import annotations
 
+import functools
+import html
+import inspect
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import gradio as gr
 
 
 @dataclass
@@ -71,12 +76,6 @@ class LiveRuns:
 
 
 # ------------------------------------------------------------------ a UI event from start to idle
-import functools  # noqa: E402
-import html  # noqa: E402
-import inspect  # noqa: E402
-
-import gradio as gr  # noqa: E402
-
 
 def _buttons(running: bool) -> tuple:
     """(Go, Stop): while a run is going Stop replaces Go, and the other way round after."""
