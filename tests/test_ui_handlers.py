@@ -187,7 +187,7 @@ def test_a_busy_server_and_a_model_that_failed_to_load_are_said_in_chinese(h, mo
     from llmdemo.engine.scheduler import SchedulerBusy
 
     def busy(*a, **k):
-        raise SchedulerBusy("the server is busy (7 requests waiting); try again in a moment")
+        raise SchedulerBusy("busy.queue", n=7)
 
     monkeypatch.setattr(h.host.lm, "stream", busy)
     assert _error(lambda: h.generate("hi", request=ZH)) == "服务器正忙（有 7 个请求在等待）；请稍后再试"
@@ -288,3 +288,30 @@ def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benc
     for line, r in zip(table, rows):
         assert line[3] == r["chosen"][:160].rstrip() or r["chosen"].startswith(line[3].rstrip("…"))  # the pick
         assert line[2] and any(r["choices"][g].startswith(line[2].rstrip("…")) for g in r["gold"])  # a right answer
+
+
+def test_every_user_error_code_has_chinese_text_with_the_same_fields():
+    """Said by code, not by pattern: every code's Chinese text exists and uses exactly its English fields
+    (a missing field would raise KeyError at the moment a visitor hits the error)."""
+    from llmdemo.errors import MESSAGES
+    from webui.i18n import _VOTE_PAGE, ERRORS_ZH, fields_of
+
+    by_code = set(ERRORS_ZH) | set(_VOTE_PAGE)
+    assert set(MESSAGES) == by_code, set(MESSAGES) ^ by_code
+    for code, zh in ERRORS_ZH.items():
+        assert fields_of(zh) == fields_of(MESSAGES[code]), code
+
+
+@pytest.mark.parametrize("raise_it, en, zh", [
+    (lambda: __import__("llmdemo.config", fromlist=["x"]).GenerationConfig(top_k=1.5),
+     "top_k must be a whole number, got 1.5", "top_k 必须是整数，收到的是 1.5"),
+    (lambda: __import__("llmdemo.presets", fromlist=["x"]).resolve("/no/such/folder"),
+     "no model folder or .gguf file at '/no/such/folder'", "'/no/such/folder' 处没有模型文件夹或 .gguf 文件"),
+])
+def test_a_user_error_reads_by_its_code_in_both_languages(raise_it, en, zh):
+    from llmdemo.errors import UserError
+    from webui.i18n import error_text
+
+    with pytest.raises(UserError) as e:
+        raise_it()
+    assert str(e.value) == en and error_text(e.value, "en") == en and error_text(e.value, "zh") == zh

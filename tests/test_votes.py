@@ -53,7 +53,7 @@ def test_a_vote_lands_once_and_a_second_is_refused(store):
     for again in ("B", "A", "tie"):  # the same vote or a changed mind: both refused
         with pytest.raises(VoteError) as e:
             store.vote(sid, cid, again)
-        assert e.value.code == "already_voted" and "already has a vote" in str(e.value)
+        assert e.value.kind == "already_voted" and "already has a vote" in str(e.value)
     assert _rows(store.path) == (1, 1)
     assert [r["choice"] for r in store.votes()] == ["B"]
 
@@ -133,7 +133,7 @@ def test_concurrent_votes_on_one_comparison_land_once(store):
         try:
             results.append(store.vote(sid, cid, choice).choice)
         except VoteError as e:
-            results.append(e.code)
+            results.append(e.kind)
 
     threads = [threading.Thread(target=go, args=("AB"[i % 2],)) for i in range(8)]
     for t in threads:
@@ -175,7 +175,7 @@ def test_hostile_votes_are_refused_and_stored_nowhere(store):
     for label, args, code in _vote_payloads(sid, cid, other_cid):
         with pytest.raises(VoteError) as e:
             store.vote(*args)
-        assert e.value.code == code, label
+        assert e.value.kind == code, label
         assert e.value.message and len(str(e.value)) < 200, label  # a message, short, without echoing the payload
         assert _rows(store.path) == before, label
     store.vote(sid, cid, "A")  # the refusals did not use up the visitor's own vote
@@ -217,7 +217,7 @@ def test_hostile_comparisons_are_refused_and_stored_nowhere(store, label, change
     args.update(changes)
     with pytest.raises(VoteError) as e:
         store.new_comparison(**args)
-    assert e.value.code == code and e.value.message
+    assert e.value.kind == code and e.value.message
     assert len(str(e.value)) < 200  # the message does not echo a huge payload
     assert _rows(store.path) == (0, 0)
 

