@@ -1,6 +1,8 @@
 """Issue 15 at the handler level (no browser): why an output ended, seeds, the chat box, edit, export, send."""
 
 import json
+import logging
+import re
 
 import gradio as gr
 import pytest
@@ -204,12 +206,18 @@ def test_a_busy_server_and_a_model_that_failed_to_load_are_said_in_chinese(h, mo
     assert en.startswith("could not load 'broken': could not load model 'broken': out of memory. Still using")
 
 
-def test_an_unexpected_error_and_an_unknown_message_still_read_chinese(h, monkeypatch):
+def test_an_unexpected_error_and_an_unknown_message_still_read_chinese(h, monkeypatch, caplog):
     def boom(*a, **k):
         raise KeyError("x")
 
     monkeypatch.setattr(h.host.lm, "stream", boom)
-    assert _error(lambda: h.generate("hi", request=ZH)).startswith("出错了（KeyError）；服务器仍在运行")
+    with caplog.at_level(logging.ERROR, logger="llmdemo.app"):
+        zh = _error(lambda: h.generate("hi", request=ZH))
+    m = re.fullmatch(r"出错了（KeyError，错误编号 ([0-9a-f]{8})）；服务器仍在运行。.*", zh)
+    assert m, zh
+    # the id the visitor sees finds the traceback in the log
+    logged = [r for r in caplog.records if m.group(1) in r.getMessage()]
+    assert logged and "Traceback" in logged[0].getMessage() and "KeyError" in logged[0].getMessage()
     from webui.i18n import error_text
 
     assert error_text("a message nobody translated", "zh") == "出错了：a message nobody translated"

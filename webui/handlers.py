@@ -47,9 +47,10 @@ USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModel
 def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:
     if isinstance(e, USER_ERRORS):
         return gr.Error(error_text(e, lang))
-    log.error("unexpected error: %s", traceback.format_exc())
-    return gr.Error(error_text(f"Something went wrong ({type(e).__name__}); the server is still running. "
-                               "Details are in its log.", lang))
+    # not the visitor's mistake: a bug or an outage, logged whole under an id they can report
+    error_id = secrets.token_hex(4)
+    log.error("unexpected error [%s]: %s", error_id, traceback.format_exc())
+    return gr.Error(msg("internal_error", lang, kind=type(e).__name__, id=error_id))
 
 
 def in_lang(err: gr.Error, lang: str) -> gr.Error:

@@ -41,6 +41,8 @@ EN: dict[str, str] = {
     "prompt": "Prompt", "prompt_ph": "Ask something, or start a text to continue",
     "prompt_info": "Shift+Enter generates · Enter starts a new line",
     "generate": "Generate", "stop": "Stop", "output": "Output", "error_title": "Error",
+    "internal_error": "Something went wrong ({kind}, error id {id}); the server is still running. Details are "
+                      "in its log under that id.",
     "export_md": "Export Markdown", "export_json": "Export JSON", "download": "Download",
     "from": "From", "to": "To", "swap": "⇄ Swap", "text": "Text", "text_ph": "Text to translate",
     "text_info": "Shift+Enter translates · Enter starts a new line", "translation": "Translation", "translate": "Translate",
@@ -159,6 +161,7 @@ ZH: dict[str, str] = {
     "prompt": "提示词", "prompt_ph": "提个问题，或写一段开头让模型续写",
     "prompt_info": "Shift+Enter 生成 · Enter 换行",
     "generate": "生成", "stop": "停止", "output": "输出", "error_title": "出错了",
+    "internal_error": "出错了（{kind}，错误编号 {id}）；服务器仍在运行。详情见服务器日志中的这个编号。",
     "export_md": "导出 Markdown", "export_json": "导出 JSON", "download": "下载",
     "from": "源语言", "to": "目标语言", "swap": "⇄ 互换", "text": "原文", "text_ph": "要翻译的文字",
     "text_info": "Shift+Enter 翻译 · Enter 换行", "translation": "译文", "translate": "翻译",
@@ -408,8 +411,6 @@ _ERRORS_ZH: list[tuple[str, str]] = [
      "本服务器的模型由运营者选定，不能在这里更换"),
     (r"(?P<w>.+) is not available with the (?P<b>.+?) backend \(model (?P<m>.+)\)",
      "当前模型（{m}，{b} 后端）不支持这项功能（{w}）"),
-    (r"Something went wrong \((?P<t>\w+)\); the server is still running\. Details are in its log\.",
-     "出错了（{t}）；服务器仍在运行。详情见服务器日志。"),
     # the Evaluation tab
     (r"limit must be a whole number", "样例数上限必须是整数"),
     (r"limit must be between 1 and 1000 in the app; use python -m eval for more",
