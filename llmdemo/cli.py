@@ -69,12 +69,12 @@ def _read_text(args: argparse.Namespace) -> str:
             with open(args.file, encoding="utf-8", errors="replace") as f:
                 return f.read()
         except OSError as e:
-            raise tasks.InputError(f"cannot read {args.file}: {e.strerror}") from None
+            raise tasks.InputError("input.file", file=args.file, reason=e.strerror) from None
     if args.text:
         return " ".join(args.text)
     if not sys.stdin.isatty():
         return sys.stdin.read()
-    raise tasks.InputError("no text given: pass it as an argument, with --file, or on stdin")
+    raise tasks.InputError("input.no_text")
 
 
 def _run(lm, prompt: tasks.TaskPrompt, config: GenerationConfig, quiet: bool) -> str:

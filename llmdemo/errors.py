@@ -46,6 +46,50 @@ MESSAGES: dict[str, str] = {
     "model.paths_off": "local model paths are disabled on this server: {name!r}",
     "model.no_path": "no model folder or .gguf file at {name!r}",
     "model.hub_off": "hub ids are disabled on this server: {name!r}; choose a preset",
+    # inputs (llmdemo/tasks.py, the app's handlers, the CLI)
+    "input.file": "cannot read {file}: {reason}",
+    "input.no_text": "no text given: pass it as an argument, with --file, or on stdin",
+    "input.not_text": "{what} must be text, got {kind}",
+    "input.empty": "{what} is empty: type or paste some text first",
+    "input.language": "unknown language {code!r}; choose one of: {choices}",
+    "input.no_room": "the prompt leaves no room for the {what} in a {n}-token context; lower max new tokens",
+    "input.same_language": "source and target language are both {language}",
+    "input.pair": "model {model!r} only translates {pairs}; choose another model for {src}->{tgt}",
+    "input.summary_length": "unknown summary length {length!r}; choose one of: {choices}",
+    "input.chat_roles": "each chat message needs a role (user, assistant or system) and content",
+    "input.task": "unknown task {task!r}; choose one of: {choices}",
+    "input.sides": "a comparison has 2 to {max} contestants, got {got}",
+    "input.blind": "blind must be true or false",
+    "input.twice": "each side needs a different contestant: {name!r} is chosen twice",
+    "input.too_long": "the {what} is {n:,} characters; this server accepts at most {limit:,}. Shorten it and try again.",
+    "input.history_type": "the chat history must be a list of messages",
+    "input.history_long": "the chat history has {n:,} messages; this server accepts at most {limit:,}. "
+                          "Clear the chat and start again.",
+    "input.conversation_long": "the conversation (history, system prompt and message) is over {limit:,} characters, "
+                               "this server's limit. Clear the chat or Undo some turns.",
+    "input.no_retry": "nothing to retry yet: send a message first",
+    "input.edit_own": "only your own messages can be edited",
+    "input.edit_empty": "the edited message is empty",
+    "input.operator_model": "the model is chosen by the operator on this server; it cannot be changed here",
+    "input.step_long": "stepping works on texts of at most {n} tokens; shorten the text",
+    "input.analyze_first": "analyze the text first, then pick a candidate",
+    "input.token_gone": "that token is not in the answer shown; generate again",
+    "input.probs_first": "generate with token probabilities first, then pick an alternative",
+    "input.model_changed": "the model changed since this answer; generate again",
+    "input.alt_gone": "that token is not one of the alternatives shown; generate again",
+    # the Evaluation tab
+    "input.no_benchmark_choice": "choose a benchmark file or upload a JSONL file",
+    "input.no_benchmark": "no benchmark named {name!r} in the data folder",
+    "input.eval_task": "unknown task {task!r}",
+    "input.limit_whole": "limit must be a whole number",
+    "input.limit_app": "limit must be between 1 and 1000 in the app; use python -m eval for more",
+    "input.limit_server": "limit must be at most {n} on this server",
+    "input.data": "{detail}",
+    "input.example_long": "example {id!r} of the uploaded file has {n:,} characters; this server accepts at most "
+                          "{limit:,} per example",
+    "input.runs_two": "choose two runs to line up",
+    "input.run_not_yours": "that run is not one of yours (or it is gone): refresh the list",
+    "input.eval_stopped": "the evaluation was stopped after {done} of {total} examples",
     # the Compare tab's contestants (llmdemo/contestants.py)
     "contestant.unknown_close": "unknown contestant {name!r}; did you mean {close!r}?",
     "contestant.unknown": "unknown contestant {name!r}; choose one of: {choices}",
@@ -60,7 +104,7 @@ MESSAGES: dict[str, str] = {
 class UserError(Exception):
     """Something the user did or chose, said by code: ``UserError("config.whole", name="top_k", value=1.5)``."""
 
-    def __init__(self, code: str, **params: Any):
+    def __init__(self, code: str, /, **params: Any):  # positional-only: a field may be named "code"
         if code not in MESSAGES:
             raise KeyError(f"unknown error code {code!r}")  # a typo in a raise site is a bug, found by tests
         self.code = code

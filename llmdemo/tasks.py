@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from .errors import UserError
+
 TASKS = ("generation", "translation", "dialogue", "summarization")
 
 LANGUAGES: dict[str, str] = {
@@ -67,7 +69,7 @@ STOPS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """User input that cannot be used (empty, unknown language, ...); the message says why."""
 
 
@@ -99,11 +101,11 @@ def clean_text(text: Any, what: str = "text") -> str:
     if text is None:
         text = ""
     if not isinstance(text, str):
-        raise InputError(f"{what} must be text, got {type(text).__name__}")
+        raise InputError("input.not_text", what=what, kind=type(text).__name__)
     text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text.replace("\r\n", "\n")))
     text = unicodedata.normalize("NFC", text)
     if not text.strip():
-        raise InputError(f"{what} is empty: type or paste some text first")
+        raise InputError("input.empty", what=what)
     return text
 
 
@@ -114,8 +116,7 @@ def language_name(code: str) -> str:
     for k, v in LANGUAGES.items():
         if code.lower() == v.lower():
             return v
-    raise InputError(f"unknown language {code!r}; choose one of: "
-                     + ", ".join(f"{k} ({v})" for k, v in LANGUAGES.items()))
+    raise InputError("input.language", code=code, choices=", ".join(f"{k} ({v})" for k, v in LANGUAGES.items()))
 
 
 def language_code(code_or_name: str) -> str:
@@ -141,8 +142,7 @@ def _fit(lm, build: Callable[[str], Any], text: str, max_new_tokens: int, what: 
     keep = max(0, have - (n - room) - 2)
     cut, _ = lm.truncate_text(text, keep)
     if not cut.strip():
-        raise InputError(f"the prompt leaves no room for the {what} in a {lm.context_length}-token context; "
-                         "lower max new tokens")
+        raise InputError("input.no_room", what=what, n=lm.context_length)
     return build(cut), (f"The {what} was cut from {have:,} to {keep:,} tokens to fit the model's "
                         f"{lm.context_length:,}-token context (with {max_new_tokens} new tokens).")
 
@@ -161,10 +161,10 @@ def translation_prompt(lm, text: str, source: str = "en", target: str = "fr",
     text = clean_text(text, "source text")
     src, tgt = language_code(source), language_code(target)
     if src == tgt:
-        raise InputError(f"source and target language are both {LANGUAGES[src]}")
+        raise InputError("input.same_language", language=LANGUAGES[src])
     if lm.pairs and (src, tgt) not in lm.pairs:
         pairs = ", ".join(f"{a}->{b}" for a, b in lm.pairs)
-        raise InputError(f"model {lm.name!r} only translates {pairs}; choose another model for {src}->{tgt}")
+        raise InputError("input.pair", model=lm.name, pairs=pairs, src=src, tgt=tgt)
     key = (lm.style, "translation")
     fill = dict(source=LANGUAGES[src], target=LANGUAGES[tgt])
     prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "translation", TEMPLATES[key].format(text=t, **fill)),
@@ -177,7 +177,7 @@ def translation_prompt(lm, text: str, source: str = "en", target: str = "fr",
 def summarization_prompt(lm, text: str, length: str = "short", max_new_tokens: int = 160) -> TaskPrompt:
     text = clean_text(text, "document")
     if length not in SUMMARY_LENGTHS:
-        raise InputError(f"unknown summary length {length!r}; choose one of: {', '.join(SUMMARY_LENGTHS)}")
+        raise InputError("input.summary_length", length=length, choices=", ".join(SUMMARY_LENGTHS))
     key = (lm.style, "summarization")
     instr = SUMMARY_LENGTHS[length][0]
     prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "summarization", TEMPLATES[key].format(text=t, length=instr)),
@@ -190,7 +190,7 @@ def normalise_history(history: Sequence[Any] | None) -> list[dict]:
     out = []
     for m in history or []:
         if not isinstance(m, dict) or m.get("role") not in {"user", "assistant", "system"}:
-            raise InputError("each chat message needs a role (user, assistant or system) and content")
+            raise InputError("input.chat_roles")
         content = m.get("content", "")
         if isinstance(content, (list, tuple)):
             content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
@@ -277,4 +277,4 @@ def build_prompt(lm, task: str, record: dict, *, max_new_tokens: int, length: st
         return dialogue_prompt(lm, record["message"], record.get("history"), system, max_new_tokens)
     if task == "generation":
         return generation_prompt(lm, record["text"], max_new_tokens)
-    raise InputError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    raise InputError("input.task", task=task, choices=", ".join(TASKS))

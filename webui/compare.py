@@ -124,12 +124,12 @@ class CompareHandlers:
         """Answer one prompt with 2-4 contestants at once; yields Progress, the last with the comparison's id."""
         lang = lang_of(request)
         if not isinstance(task, str) or task not in TASKS:
-            raise tasks.InputError(f"unknown task {str(task)[:40]!r}; choose one of: {', '.join(TASKS)}")
+            raise tasks.InputError("input.task", task=str(task)[:40], choices=", ".join(TASKS))
         n = _number(contestants, "the number", 0, int) if not isinstance(contestants, int) else contestants
         if n is None or not 2 <= n <= MAX_SIDES:
-            raise tasks.InputError(f"a comparison has 2 to {MAX_SIDES} contestants, got {str(contestants)[:20]}")
+            raise tasks.InputError("input.sides", max=MAX_SIDES, got=str(contestants)[:20])
         if not isinstance(blind, bool):
-            raise tasks.InputError("blind must be true or false")
+            raise tasks.InputError("input.blind")
         max_new = _number(max_new_tokens, "max_new_tokens", 0, int) or DEFAULT_MAX_NEW
         if max_new > self.settings.max_new_tokens:
             raise ConfigError("config.range_server", name="max_new_tokens", range=f"[1, {self.settings.max_new_tokens}]",
@@ -142,7 +142,7 @@ class CompareHandlers:
             name, cfg = contestant(preset, task, max_new, _number(temp, "temperature", k),
                                    _number(top_p, "top_p", k), _number(seed, "seed", k, int))
             if name in [c[0] for c in chosen]:
-                raise tasks.InputError(f"each side needs a different contestant: {name!r} is chosen twice")
+                raise tasks.InputError("input.twice", name=name)
             chosen.append((name, cfg, preset))
         text = check_length(prompt, self.settings.max_input_chars, "prompt")
         p = self._prompt(task, text, source, target, length, max_new)

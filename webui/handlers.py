@@ -147,8 +147,7 @@ def _plain_history(history: list[dict]) -> list[dict]:
 def check_length(text: Any, limit: int, what: str = "text") -> Any:
     """Refuse text longer than the server's input limit, with a message that says the limit."""
     if isinstance(text, str) and len(text) > limit:
-        raise tasks.InputError(f"the {what} is {len(text):,} characters; this server accepts at most "
-                               f"{limit:,}. Shorten it and try again.")
+        raise tasks.InputError("input.too_long", what=what, n=len(text), limit=limit)
     return text
 
 
@@ -254,10 +253,9 @@ class Handlers:
         if history is None:
             history = []
         if not isinstance(history, (list, tuple)):
-            raise tasks.InputError("the chat history must be a list of messages")
+            raise tasks.InputError("input.history_type")
         if len(history) > MAX_HISTORY_MESSAGES:
-            raise tasks.InputError(f"the chat history has {len(history):,} messages; this server accepts at most "
-                                   f"{MAX_HISTORY_MESSAGES:,}. Clear the chat and start again.")
+            raise tasks.InputError("input.history_long", n=len(history), limit=MAX_HISTORY_MESSAGES)
         limit = self.settings.max_input_chars
         total = sum(len(t) for t in texts if isinstance(t, str))
         for m in history:
@@ -269,8 +267,7 @@ class Handlers:
             if total > limit:
                 break
         if total > limit:
-            raise tasks.InputError(f"the conversation (history, system prompt and message) is over {limit:,} "
-                                   f"characters, this server's limit. Clear the chat or Undo some turns.")
+            raise tasks.InputError("input.conversation_long", limit=limit)
 
     def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
                 request: gr.Request | None = None, on_stream=None) -> Iterator[tuple[str, Any]]:
@@ -395,7 +392,7 @@ class Handlers:
         while history and history[-1]["role"] == "assistant":
             history.pop()
         if not history:
-            raise tasks.InputError("nothing to retry yet: send a message first")
+            raise tasks.InputError("input.no_retry")
         last = plain_text(history.pop()["content"])
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request), request=request):
@@ -410,10 +407,10 @@ class Handlers:
         index = edit.index if edit is not None else len(history) - 1
         index = index[0] if isinstance(index, (list, tuple)) else index
         if not 0 <= index < len(history) or history[index]["role"] != "user":
-            raise tasks.InputError("only your own messages can be edited")
+            raise tasks.InputError("input.edit_own")
         message = plain_text(_block_text(edit.value if edit is not None else history[index]["content"]))
         if not message.strip():
-            raise tasks.InputError("the edited message is empty")
+            raise tasks.InputError("input.edit_empty")
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         for shown, _box, stats in self._chat_stream(message, history[:index], system, cfg, lang_of(request),
                                                     request=request):
@@ -527,7 +524,7 @@ class Handlers:
         """
         name = (custom or "").strip() or preset or DEFAULT_MODEL
         if self.settings.hosted:  # one shared model, chosen by the operator: a visitor swapping it swaps everyone's
-            raise tasks.InputError("the model is chosen by the operator on this server; it cannot be changed here")
+            raise tasks.InputError("input.operator_model")
         progress(0.05, desc=f"loading {name}…")
         try:
             self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
@@ -542,7 +539,7 @@ class EvalStopped(tasks.InputError):
     """An evaluation ended by Stop; what it finished is kept in its folder."""
 
     def __init__(self, done: int, total: int):
-        super().__init__(f"the evaluation was stopped after {done} of {total} examples")
+        super().__init__("input.eval_stopped", done=done, total=total)
         self.done, self.total = done, total
 
 
@@ -598,11 +595,11 @@ class EvalHandlers:
         if upload:
             return Path(upload)  # a file Gradio stored in its own upload folder
         if not name:
-            raise tasks.InputError("choose a benchmark file or upload a JSONL file")
+            raise tasks.InputError("input.no_benchmark_choice")
         base = self.settings.data_dir.resolve()
         path = (base / name).resolve()
         if path.parent != base or not path.is_file():  # no path traversal out of the data folder
-            raise tasks.InputError(f"no benchmark named {name!r} in the data folder")
+            raise tasks.InputError("input.no_benchmark", name=name)
         return path
 
     @friendly
@@ -623,15 +620,15 @@ class EvalHandlers:
         from eval.tasks import TASKS
 
         if task not in TASKS:
-            raise tasks.InputError(f"unknown task {task!r}")
+            raise tasks.InputError("input.eval_task", task=task)
         try:
             limit = int(limit)
         except (TypeError, ValueError):
-            raise tasks.InputError("limit must be a whole number") from None
+            raise tasks.InputError("input.limit_whole") from None
         if not 1 <= limit <= 1000:
-            raise tasks.InputError("limit must be between 1 and 1000 in the app; use python -m eval for more")
+            raise tasks.InputError("input.limit_app")
         if limit > self.settings.eval_examples_cap:
-            raise tasks.InputError(f"limit must be at most {self.settings.eval_examples_cap} on this server")
+            raise tasks.InputError("input.limit_server", n=self.settings.eval_examples_cap)
         path = self._data_path(name, upload)
         if upload:  # a visitor's file: the same size rules as the task tabs, before any work
             self._check_upload(path, task, limit)
@@ -672,7 +669,7 @@ class EvalHandlers:
         if "err" in box:
             err = box["err"]
             if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
-                raise tasks.InputError(str(err).replace(str(path), "the uploaded file" if upload else name)) from None
+                raise tasks.InputError("input.data", detail=str(err).replace(str(path), "the uploaded file" if upload else name)) from None
             raise err
         res = box["res"]
         rows = _in_data_order([_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
@@ -697,14 +694,13 @@ class EvalHandlers:
         try:
             records = load_records(str(path), task, limit)
         except DataError as e:
-            raise tasks.InputError(str(e).replace(str(path), "the uploaded file")) from None
+            raise tasks.InputError("input.data", detail=str(e).replace(str(path), "the uploaded file")) from None
         cap = self.settings.max_input_chars
         for r in records:
             size = sum(len(v) if isinstance(v, str) else sum(len(x) for x in v if isinstance(x, str))
                        for k, v in r.items() if k != "id" and isinstance(v, (str, list)))
             if size > cap:
-                raise tasks.InputError(f"example {str(r.get('id'))[:40]!r} of the uploaded file has {size:,} "
-                                       f"characters; this server accepts at most {cap:,} per example")
+                raise tasks.InputError("input.example_long", id=str(r.get("id"))[:40], n=size, limit=cap)
 
     @friendly
     def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any, request: gr.Request = None):
@@ -771,10 +767,10 @@ class EvalHandlers:
         from eval.leaderboard import diff_rows
 
         if not a or not b:
-            raise tasks.InputError("choose two runs to line up")
+            raise tasks.InputError("input.runs_two")
         runs = {d.name: d for d in self.visible_runs(request)}
         if a not in runs or b not in runs:
-            raise tasks.InputError("that run is not one of yours (or it is gone): refresh the list")
+            raise tasks.InputError("input.run_not_yours")
         key, rows = diff_rows(runs[a], runs[b])
         return [[_short(str(r.get("id")), 40), _short(str(r.get("input") or "")), _short(str(r.get("a") or "")),
                  _short(str(r.get("b") or "")), r.get("score_a"), r.get("score_b"), "✱" if r.get("changed") else ""]
@@ -1057,10 +1053,10 @@ class InsideHandlers:
         require(lm, INSIDE, "Looking inside the model")
         text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
         if lm.count_tokens(text) > INSIDE_MAX_TOKENS:
-            raise tasks.InputError(f"stepping works on texts of at most {INSIDE_MAX_TOKENS} tokens; shorten the text")
+            raise tasks.InputError("input.step_long", n=INSIDE_MAX_TOKENS)
         if mode == "chosen":
             if choice in (None, ""):
-                raise tasks.InputError("analyze the text first, then pick a candidate")
+                raise tasks.InputError("input.analyze_first")
             tok_id = int(choice)
         else:
             top, _ = internals.next_token_distribution(lm, text, k=50)

@@ -168,7 +168,7 @@ def render_detail(infos: list[TokenInfo], i: int | None, lang: str = "en", can_b
 def _index(value: Any, n: int) -> int:
     """A position sent by the page, checked: a whole number in [0, n)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value < n:
-        raise tasks.InputError("that token is not in the answer shown; generate again")
+        raise tasks.InputError("input.token_gone")
     return int(value)
 
 
@@ -236,15 +236,15 @@ class TokenProbHandlers:
         """An alternative clicked: the answer again from that token, with it, under the same settings."""
         h, lm, lang = self.h, self.h.host.lm, lang_of(request)
         if not state or not state.get("info") or state.get("kind") != "full":
-            raise tasks.InputError("generate with token probabilities first, then pick an alternative")
+            raise tasks.InputError("input.probs_first")
         if state.get("model") != lm.name:
-            raise tasks.InputError("the model changed since this answer; generate again")
+            raise tasks.InputError("input.model_changed")
         infos = [TokenInfo.from_dict(d) for d in state["info"]]
         data = getattr(evt, "_data", None) or {}
         i = _index(data.get("index"), len(infos))
         alt = data.get("alt")
         if not any(a.id == alt for a in infos[i].alternatives) or isinstance(alt, bool):
-            raise tasks.InputError("that token is not one of the alternatives shown; generate again")
+            raise tasks.InputError("input.alt_gone")
         alt = int(alt)
         cfg = GenerationConfig.from_dict(state["config"])
         head = infos[:i] + [infos[i].chosen(alt)]
