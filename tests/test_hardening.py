@@ -252,6 +252,8 @@ def test_uploads_and_handed_out_files_are_deleted_after_an_hour(tiny_lm):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from llmdemo.errors import UserError  # noqa: E402
+
 _text = st.text(st.characters(), max_size=3000) | st.sampled_from(["", " ", "\x00", "\ud800", "a" * 30_000])
 _num = st.none() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True) | \
     st.sampled_from(["", "x", "1e9", "-0", True])
@@ -274,11 +276,15 @@ def test_handlers_give_a_result_or_a_clear_message(prompt, mnt, temp, top_p, top
             for out in call():
                 assert isinstance(out, tuple)
         except gr.Error as e:
-            assert str(e) and "Something went wrong" not in str(e), str(e)  # a user error, said plainly
+            # a user error, said plainly and by code: a bare ValueError from deep inside would be a bug shown
+            # to the visitor as their mistake (friendly() raises ``from None``: the original is the context)
+            assert str(e) and "Something went wrong" not in str(e), str(e)
+            assert isinstance(e.__context__, UserError), (type(e.__context__), str(e))
     try:
         h.undo(history)
     except gr.Error as e:
         assert "Something went wrong" not in str(e)
+        assert isinstance(e.__context__, UserError), (type(e.__context__), str(e))
 
 
 @settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.too_slow,
