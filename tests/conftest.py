@@ -3,6 +3,7 @@ and the bundled default model for the few end-to-end tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,6 +18,8 @@ os.environ.setdefault("LLMDEMO_DECODE_CANDIDATES", "float16")
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT / "benchmarks"))  # the shipped slices
 ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: the browser tests never download one
+SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -185,6 +188,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium from Debian's package (a clear failure where it is missing); screenshots go to
+    ARTIFACTS."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def launch(host, settings=None):

@@ -7,35 +7,24 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS, launch
+from conftest import ARTIFACTS, chromium, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
 def page(real_lm):
-    import os
-
-    from playwright.sync_api import sync_playwright
-
     from llmdemo.host import ModelHost
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
     host = ModelHost(real_lm)
     demo, url = launch(host)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         pg = browser.new_page(viewport={"width": 1200, "height": 1100})
         pg.goto(url, wait_until="domcontentloaded")
         pg.get_by_role("tab", name="Generation").wait_for(timeout=30_000)
         time.sleep(1)
         pg.host = host
         yield pg
-        browser.close()
     demo.close()
 
 

@@ -16,33 +16,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ARTIFACTS, launch
+from conftest import ARTIFACTS, SIZES, chromium, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-CHROMIUM = "/usr/bin/chromium"
-SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="module")
 def app(real_lm, benchmarks, tmp_path_factory):
-    import os
-
-    from playwright.sync_api import sync_playwright
-
     from llmdemo.host import ModelHost
     from webui.settings import AppSettings
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
     host = ModelHost(real_lm)
     settings = AppSettings(max_new_tokens=24, data_dir=benchmarks, output_dir=tmp_path_factory.mktemp("runs"))
     demo, url = launch(host, settings)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         yield SimpleNamespace(host=host, url=url, browser=browser)
-        browser.close()
     demo.close()
 
 

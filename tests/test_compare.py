@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from conftest import ARTIFACTS, free_port
+from conftest import ARTIFACTS, SIZES, free_port
 
 from llmdemo import arena
 from llmdemo.host import ModelHost
@@ -255,20 +255,11 @@ def test_compare_and_vote_from_gradio_client_and_hostile_votes_are_refused(api_a
 
 
 # ------------------------------------------------------------------ the tab in Chromium, on the bundled model
-CHROMIUM = "/usr/bin/chromium"
-SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
 @pytest.fixture(scope="module")
 def app(real_lm, tmp_path_factory):
-    import os
-
-    from playwright.sync_api import sync_playwright
-
+    from conftest import chromium
     from webui.layout import build_demo, launch_options
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
     host = ModelHost(real_lm)
     tmp = tmp_path_factory.mktemp("compare")
     settings = AppSettings(max_new_tokens=16, output_dir=tmp / "runs")
@@ -277,13 +268,9 @@ def app(real_lm, tmp_path_factory):
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **launch_options(settings))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         yield SimpleNamespace(host=host, url=f"http://127.0.0.1:{port}/", browser=browser, store=store,
                               db=tmp / "votes.sqlite3")
-        browser.close()
     demo.close()
 
 

@@ -350,29 +350,19 @@ def test_real_model_same_seed_same_tokens_with_recording_on_and_off(real_lm, k):
 
 
 # ------------------------------------------------------------------ in the browser
-SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+from conftest import SIZES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def browser_app(real_lm, tmp_path_factory):
-    import os
-
-    from playwright.sync_api import sync_playwright
-
-    from conftest import ARTIFACTS, launch
+    from conftest import ARTIFACTS, chromium, launch
     from llmdemo.host import ModelHost
     from webui.settings import AppSettings
 
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
     settings = AppSettings(max_new_tokens=24, output_dir=tmp_path_factory.mktemp("runs"))
     demo, url = launch(ModelHost(real_lm), settings)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         yield browser, url, ARTIFACTS
-        browser.close()
     demo.close()
 
 
