@@ -36,6 +36,13 @@ MESSAGES: dict[str, str] = {
     "busy.full": "the model's queue stayed full; try again in a moment",
     "aborted.unloaded": "this model was unloaded; try again",
     "aborted.changed": "{reason} while this request ran; try again",
+    # what a backend cannot do (llmdemo/interface.py, llmdemo/tokenprobs.py, llmdemo/internals.py)
+    "backend.unavailable": "{what} is not available with the {backend} backend (model {model!r})",
+    "backend.no_branch": "branching from a token is not available with the {backend} backend (model {model!r})",
+    "backend.encoder_decoder": "{model!r} is an encoder-decoder model: next-token probabilities, surprisal and "
+                               "attention are shown for decoder-only models; the tokenization above still applies",
+    "input.no_alternative": "token {token} is not one of the alternatives at this position",
+    "input.no_position": "no token at position {i} (the answer has {n})",
     # model names (llmdemo/presets.py)
     "model.unknown": "unknown model preset {name!r}; {hint}presets: {presets}; or give a hub id (owner/name) "
                      "or a local folder",
@@ -110,6 +117,14 @@ class UserError(Exception):
         self.code = code
         self.params = params
         super().__init__(MESSAGES[code].format(**params))
+
+
+class InputError(UserError, ValueError):
+    """User input that cannot be used (empty, unknown language, ...); the message says why."""
+
+
+class Unavailable(UserError, ValueError):
+    """Work the loaded model's backend cannot do (the message names the backend and the model)."""
 
 
 class ModelLoadError(RuntimeError):

@@ -18,7 +18,7 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
-from .errors import UserError
+from .errors import InputError, UserError
 from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
 from .tokenprobs import info_of, trim
 from .engine.stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
@@ -80,7 +80,7 @@ class ScheduledModel:
         config = config or GenerationConfig()
         ids = self.encode(prompt)
         if not ids:
-            raise ValueError("empty prompt")
+            raise InputError("input.empty_prompt")
         stats = Stats(prompt_tokens=len(ids), seed=config.seed if config.seed is not None else secrets.randbelow(2**31))
         budget = self._budget(len(ids), config, stats)
 
@@ -158,7 +158,7 @@ class ScheduledModel:
         """Stream the assistant's reply to a list of ``{"role", "content"}`` messages."""
         for m in messages:
             if not isinstance(m, dict) or "role" not in m or "content" not in m:
-                raise ValueError("each message needs 'role' and 'content'")
+                raise InputError("input.chat_message")
         return self.stream(list(messages), config, stop_event)
 
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
@@ -184,7 +184,7 @@ class ScheduledModel:
         encoded = [self.encode(p) for p in prompts]
         empty = [i for i, ids in enumerate(encoded) if not ids]
         if empty:
-            raise ValueError(f"empty prompt (number {empty[0]} of {len(encoded)})")
+            raise InputError("input.empty_prompt_of", i=empty[0], n=len(encoded))
         budgets = [min(self._budget(len(ids), config, Stats()),
                        max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
                    for i, ids in enumerate(encoded)]

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from .config import GenerationConfig
+from .errors import Unavailable
 from .engine.stream import Stream
 
 # what a backend may offer
@@ -65,7 +66,7 @@ def require(lm: Any, capability: str, what: str) -> None:
     caps = getattr(lm, "capabilities", None)
     if caps is not None and capability not in caps:
         backend = lm.info().get("backend", "this backend") if hasattr(lm, "info") else "this backend"
-        raise ValueError(f"{what} is not available with the {backend} backend (model {lm.name!r})")
+        raise Unavailable("backend.unavailable", what=what, backend=backend, model=lm.name)
 
 
 def loglikelihood_batch(lm: Any, pairs: Sequence[tuple[Any, str]], priority: Any = "batch") -> list[tuple[float, int]]:

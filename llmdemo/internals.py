@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import ConfigError
+from .errors import Unavailable
+
 MAX_ATTENTION_TOKENS = 256  # attention maps grow with T^2; longer texts are cut with a notice
 
 
@@ -26,8 +29,7 @@ class Token:
 
 def _decoder_only(lm) -> None:
     if lm.is_encoder_decoder:
-        raise ValueError(f"{lm.name!r} is an encoder-decoder model: next-token probabilities, surprisal and "
-                         "attention are shown for decoder-only models; the tokenization above still applies")
+        raise Unavailable("backend.encoder_decoder", model=lm.name)
 
 
 def tokens(lm, text: str) -> list[Token]:
@@ -102,13 +104,13 @@ def attention(lm, text: str, layer: int = -1, head: int | None = None,
     att = lm.call(eager_attention)
     n_layers = len(att)
     if not -n_layers <= layer < n_layers:
-        raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer}")
+        raise ConfigError("config.range", name="layer", range=f"[0, {n_layers - 1}]", value=layer)
     a = att[layer][0].float()  # (H, T, T)
     if head is None:
         m = a.mean(dim=0)
     else:
         if not 0 <= head < a.shape[0]:
-            raise ValueError(f"head must be in [0, {a.shape[0] - 1}], got {head}")
+            raise ConfigError("config.range", name="head", range=f"[0, {a.shape[0] - 1}]", value=head)
         m = a[head]
     first = Token(bos, lm.tokenizer.decode([bos], clean_up_tokenization_spaces=False))
     return [first] + toks, m.cpu(), notice

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .errors import UserError
+from .errors import InputError  # noqa: F401 (raised here; the app and the CLI catch it as tasks.InputError)
 
 TASKS = ("generation", "translation", "dialogue", "summarization")
 
@@ -67,10 +67,6 @@ STOPS: dict[tuple[str, str], tuple[str, ...]] = {
     ("base", "summarization"): ("\n\n",),
     ("base", "dialogue"): ("\nUser:", "\nAssistant:"),
 }
-
-
-class InputError(UserError, ValueError):
-    """User input that cannot be used (empty, unknown language, ...); the message says why."""
 
 
 @dataclass(frozen=True)

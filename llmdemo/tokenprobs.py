@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from .config import GenerationConfig
+from .errors import InputError, Unavailable
 from .interface import TOKEN_PROBS
 from .engine.stream import Stats, Stream
 
@@ -58,7 +59,7 @@ class TokenInfo:
         """This position as if ``token`` (one of the alternatives) had been picked: the branch's first token."""
         alt = next((a for a in self.alternatives if a.id == token), None)
         if alt is None:
-            raise ValueError(f"token {token} is not one of the alternatives at this position")
+            raise InputError("input.no_alternative", token=token)
         return replace(self, id=alt.id, text=alt.text, p_before=alt.p_before, p_after=alt.p_after,
                        alternatives=list(self.alternatives))
 
@@ -100,9 +101,9 @@ def branch_ids(lm, prompt: Any, tokens: Sequence[int], i: int, alternative: int,
     caps = getattr(lm, "capabilities", frozenset())
     if TOKEN_PROBS not in caps or getattr(lm, "is_encoder_decoder", False):
         backend = lm.info().get("backend", "this") if hasattr(lm, "info") else "this"
-        raise ValueError(f"branching from a token is not available with the {backend} backend (model {lm.name!r})")
+        raise Unavailable("backend.no_branch", backend=backend, model=lm.name)
     if not 0 <= i < len(tokens) + 1:
-        raise ValueError(f"no token at position {i} (the answer has {len(tokens)})")
+        raise InputError("input.no_position", i=i, n=len(tokens))
     ids = list(lm.encode(prompt)) + [int(t) for t in tokens[:i]] + [int(alternative)]
     left = config.max_new_tokens - (i + 1)
     return ids, (config.replace(max_new_tokens=left) if left >= 1 else None)

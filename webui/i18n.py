@@ -328,6 +328,11 @@ ERRORS_ZH: dict[str, str] = {
     "busy.full": "模型的队列一直是满的；请稍后再试",
     "aborted.unloaded": "这个模型已被卸载；请重试",
     "aborted.changed": "这个请求运行期间出了变化（{reason}）；请重试",
+    "backend.unavailable": "当前模型（{model!r}，{backend} 后端）不支持这项功能（{what}）",
+    "backend.no_branch": "当前模型（{model!r}，{backend} 后端）不支持从词元分支",
+    "backend.encoder_decoder": "{model!r} 是编码器-解码器模型：下一个词元的概率、意外度和注意力只对仅解码器模型显示；上面的分词结果仍然适用",
+    "input.no_alternative": "词元 {token} 不在这个位置的候选里",
+    "input.no_position": "第 {i} 个位置没有词元（回答只有 {n} 个）",
     "model.unknown": "未知的模型预设 {name!r}；{hint}可选预设：{presets}；也可以给出 hub id（owner/name）或本地文件夹",
     "model.presets_only": "未知的模型预设 {name!r}；{hint}可选预设：{presets}（本服务器只提供预设）",
     "model.operator_backend": "本服务器的 {backend} 模型由运营者选定，不能在这里更换",
@@ -422,14 +427,9 @@ _ERRORS_ZH: list[tuple[str, str]] = [
      "无法加载模型 {n}（{e}）。仍在使用 {m}。"),
     (r"could not load model (?P<n>.+?)(?: from | ?: )(?P<e>.*)", "无法加载模型 {n}：{e}"),
     (r"another model is being loaded; try again when it is done", "正在加载另一个模型；加载完成后请再试"),
-    (r"(?P<w>.+) is not available with the (?P<b>.+?) backend \(model (?P<m>.+)\)",
-     "当前模型（{m}，{b} 后端）不支持这项功能（{w}）"),
     # the Evaluation tab
     (r"run an evaluation first, then give a row number from the table", "请先运行评测，再填写表格中的行号"),
     (r"(?P<t>\w+) examples have no task tab to open them in", "{t} 任务的样例没有可以打开它们的任务标签页"),
-    # token probabilities (webui/tokenprobs.py, llmdemo/tokenprobs.py)
-    (r"branching from a token is not available with the (?P<b>.+?) backend \(model (?P<m>.+)\)",
-     "当前模型（{m}，{b} 后端）不支持从词元分支"),
     # notices (warnings)
     (r"(?P<m>.+) is an encoder-decoder model: only the tokenization applies here",
      "{m} 是编码器-解码器模型：这里只能显示分词结果"),
