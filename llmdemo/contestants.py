@@ -46,7 +46,7 @@ def contestant(name: str, task: str = "generation", max_new_tokens: int | None =
             raise ConfigError("contestant.unknown_close", name=str(name)[:80], close=close[0])
         raise ConfigError("contestant.unknown", name=str(name)[:80], choices=", ".join(CONTESTANTS))
     if task not in TASK_DEFAULTS:
-        raise ConfigError("contestant.task", task=str(task)[:80], choices=", ".join(TASK_DEFAULTS))
+        raise ConfigError("input.task", task=str(task)[:80], choices=", ".join(TASK_DEFAULTS))
     cfg = TASK_DEFAULTS[task].replace(**CONTESTANTS[name]).replace(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     base = TASK_DEFAULTS[task].replace(**CONTESTANTS[name])

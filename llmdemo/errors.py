@@ -38,7 +38,6 @@ MESSAGES: dict[str, str] = {
     "aborted.changed": "{reason} while this request ran; try again",
     # what a backend cannot do (llmdemo/interface.py, llmdemo/tokenprobs.py, llmdemo/internals.py)
     "backend.unavailable": "{what} is not available with the {backend} backend (model {model!r})",
-    "backend.no_branch": "branching from a token is not available with the {backend} backend (model {model!r})",
     "backend.encoder_decoder": "{model!r} is an encoder-decoder model: next-token probabilities, surprisal and "
                                "attention are shown for decoder-only models; the tokenization above still applies",
     "input.no_alternative": "token {token} is not one of the alternatives at this position",
@@ -100,7 +99,6 @@ MESSAGES: dict[str, str] = {
     # the Compare tab's contestants (llmdemo/contestants.py)
     "contestant.unknown_close": "unknown contestant {name!r}; did you mean {close!r}?",
     "contestant.unknown": "unknown contestant {name!r}; choose one of: {choices}",
-    "contestant.task": "unknown task {task!r}; choose one of: {choices}",
     # votes (llmdemo/votes.py): the detail says what was wrong with the payload
     **{f"vote.{c}": "[{kind}] {detail}" for c in ("bad_session", "unknown_comparison", "not_your_comparison",
                                          "already_voted", "bad_choice", "bad_type", "too_long", "bad_text",

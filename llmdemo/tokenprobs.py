@@ -101,7 +101,7 @@ def branch_ids(lm, prompt: Any, tokens: Sequence[int], i: int, alternative: int,
     caps = getattr(lm, "capabilities", frozenset())
     if TOKEN_PROBS not in caps or getattr(lm, "is_encoder_decoder", False):
         backend = lm.info().get("backend", "this") if hasattr(lm, "info") else "this"
-        raise Unavailable("backend.no_branch", backend=backend, model=lm.name)
+        raise Unavailable("backend.unavailable", what="branching from a token", backend=backend, model=lm.name)
     if not 0 <= i < len(tokens) + 1:
         raise InputError("input.no_position", i=i, n=len(tokens))
     ids = list(lm.encode(prompt)) + [int(t) for t in tokens[:i]] + [int(alternative)]

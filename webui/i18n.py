@@ -329,7 +329,6 @@ ERRORS_ZH: dict[str, str] = {
     "aborted.unloaded": "这个模型已被卸载；请重试",
     "aborted.changed": "这个请求运行期间出了变化（{reason}）；请重试",
     "backend.unavailable": "当前模型（{model!r}，{backend} 后端）不支持这项功能（{what}）",
-    "backend.no_branch": "当前模型（{model!r}，{backend} 后端）不支持从词元分支",
     "backend.encoder_decoder": "{model!r} 是编码器-解码器模型：下一个词元的概率、意外度和注意力只对仅解码器模型显示；上面的分词结果仍然适用",
     "input.no_alternative": "词元 {token} 不在这个位置的候选里",
     "input.no_position": "第 {i} 个位置没有词元（回答只有 {n} 个）",
@@ -382,11 +381,10 @@ ERRORS_ZH: dict[str, str] = {
     "input.eval_stopped": "评测已停止：完成了 {done} / {total} 个样例",
     "contestant.unknown_close": "未知的参赛者 {name!r}；是不是 {close!r}？",
     "contestant.unknown": "未知的参赛者 {name!r}；可选：{choices}",
-    "contestant.task": "未知的任务 {task!r}；可选：{choices}",
 }
 # votes: the page says what the visitor can do (the Compare tab's words), not the payload's detail
 _VOTE_PAGE = {code: "cmp_err_" + code.split(".", 1)[1] for code in MESSAGES if code.startswith("vote.")}
-_FIELD_WORDS_ZH = {"what": None}  # fields whose value is a thing's name, said through _WHAT_ZH
+_NAMED_FIELDS = ("what",)  # fields whose value is a thing's name, said through _WHAT_ZH
 
 
 def fields_of(template: str) -> set[str]:
@@ -401,7 +399,7 @@ def user_error_text(err: UserError, lang: str = "en") -> str:
     if lang != "zh":
         return str(err)
     params: dict[str, Any] = dict(err.params)
-    for k in _FIELD_WORDS_ZH:
+    for k in _NAMED_FIELDS:
         if isinstance(params.get(k), str):
             params[k] = _what(params[k])
     return ERRORS_ZH[err.code].format(**params)
@@ -412,7 +410,8 @@ def user_error_text(err: UserError, lang: str = "en") -> str:
 # keeps their English detail. One that none matches is shown after a Chinese lead-in.
 
 _WHAT_ZH = {"text": "文字", "source text": "原文", "message": "消息", "document": "文档", "prompt": "提示词",
-            "input": "输入", "edited message": "修改后的消息", "Looking inside the model": "查看模型内部"}
+            "input": "输入", "edited message": "修改后的消息", "Looking inside the model": "查看模型内部",
+            "branching from a token": "从词元分支"}
 
 
 def _what(w: str) -> str:
