@@ -611,6 +611,23 @@ def test_evaluation_stop_says_stopped_not_running(app):
         assert pg.locator("#eval-go").is_visible() and not pg.locator("#eval-stop").is_visible()
 
 
+def test_evaluation_stop_says_stopped_while_a_long_step_is_still_running(app):
+    """A step longer than Stop's wait (16 prompts read at once on a slow CPU took that in CI): Stop cancels
+    the handler before its own last update, so Stop itself must say "Stopped"."""
+    with page_in(app) as pg, slow(app.host, 6.0):
+        tab(pg, "evaluation")
+        pg.locator("#eval-limit input").fill("20")
+        pg.locator("#eval-go").click()
+        wait_text(md(pg, "#eval-status"), r"Running: 0 of 20 .* so far", timeout=60)
+        pg.locator("#eval-stop").click()
+        wait_text(md(pg, "#eval-status"), r"Stopped after 0 of 20", timeout=5)
+        time.sleep(1)
+        assert "Running" not in md(pg, "#eval-status").inner_text()
+        assert pg.locator("#eval-go").is_visible() and not pg.locator("#eval-stop").is_visible()
+        time.sleep(6)  # the run ends after its step: nothing of it reaches the page after Stop
+        assert "Stopped after 0 of 20" in md(pg, "#eval-status").inner_text()
+
+
 def test_ctrl_enter_runs_and_escape_stops(app):
     with page_in(app) as pg, slow(app.host, 0.15):
         pg.locator("#gen-in textarea").fill("Write a long story about a dragon.")

@@ -301,8 +301,8 @@ class Handlers:
 
     def stop(self, tab: str, line: str | None, request: gr.Request | None = None) -> str:
         """Stop: the visitor's run in ``tab`` ends at the model now; the stats line says "stopped"."""
-        self.live.stop(getattr(request, "session_hash", None), tab)
-        return stopped_line(line, request)
+        said = self.live.stop(getattr(request, "session_hash", None), tab)
+        return said if said is not None else stopped_line(line, request)
 
     # ------------------------------------------------------------ tabs
     @friendly
@@ -604,8 +604,9 @@ class EvalHandlers:
 
     @friendly
     def run(self, task: str, name: str | None, upload: str | None, limit: Any, stop_event=None, lang: str = "en",
-            session: str | None = None):
+            session: str | None = None, done: list | None = None):
         """Run an evaluation with the app's prompts on the loaded model; yields progress, then the results.
+        ``done``, if given, is kept as [examples done, examples in all] while it runs.
 
         The run works in a thread of its own at batch priority (visitors' requests go first). Stop,
         or the client leaving, closes this generator, which stops the run at its next step; what it
@@ -643,7 +644,8 @@ class EvalHandlers:
             cfg = d.replace(temperature=0.0, max_new_tokens=min(d.max_new_tokens, lm.context_length // 4))
         spec = RunSpec(task=task, data=str(path), output=str(out), limit=limit, batch_size="auto", config=cfg,
                        max_length=min(1024, lm.context_length), stride=512)
-        done = [0, limit]
+        done = done if done is not None else [0, 0]
+        done[:] = [0, limit]
         box: dict = {}
         stop = stop_event or threading.Event()
 
@@ -713,11 +715,15 @@ class EvalHandlers:
         yield (msg("eval_starting", lang), *[gr.skip()] * 7)
         result = None
         # the tab's Stop sets this (webui/streaming.py): the run ends at its next step and says so here
-        stop_event = self.live.stop_event(getattr(request, "session_hash", None), "evaluation")
+        session = getattr(request, "session_hash", None)
+        stop_event = self.live.stop_event(session, "evaluation")
+        # if the run's current step outlasts Stop's wait, Stop says this itself (and the run ends after it)
+        done = [0, 0]
+        self.live.when_stopped(session, "evaluation", lambda: msg("eval_stopped", lang, done=done[0], total=done[1]))
         stopped = [None]
         try:
             for result in self.run.__wrapped__(self, task, name, upload, limit, stop_event=stop_event, lang=lang,
-                                               session=getattr(request, "session_hash", None)):
+                                               session=session, done=done):
                 if _is_skip(result[1]):  # progress
                     yield (result[0], *[gr.skip()] * 7)
         except EvalStopped as e:  # Stop pressed: said in the status line, not as an error

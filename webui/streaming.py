@@ -16,6 +16,7 @@ import inspect
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 import gradio as gr
 
@@ -24,6 +25,9 @@ import gradio as gr
 class _Run:
     stop: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
+    # what the run's status line says once it is stopped (set by its handler): Stop shows it itself, since
+    # a run whose step outlasts Stop's wait (an evaluation's batch of prompts) is cancelled before it can
+    stopped_text: Callable[[], str] | None = None
 
 
 class LiveRuns:
@@ -57,18 +61,26 @@ class LiveRuns:
             runs = self._runs.get((session or "", tab))
             return runs[-1].stop if runs else None
 
-    def stop(self, session: str | None, tab: str, wait_s: float = 2.0) -> bool:
+    def when_stopped(self, session: str | None, tab: str, text: Callable[[], str]) -> None:
+        """Say what the page's run now in ``tab`` shows once stopped (``text()`` is called at Stop)."""
+        with self._lock:
+            runs = self._runs.get((session or "", tab))
+            if runs:
+                runs[-1].stopped_text = text
+
+    def stop(self, session: str | None, tab: str, wait_s: float = 2.0) -> str | None:
         """Stop the visitor's runs in ``tab``; wait until their handlers have sent their last update.
 
-        Returns whether a run was found (none: it had ended, or it is still queued, which Gradio's
-        own cancel removes)."""
+        Returns the stopped run's :meth:`when_stopped` text, if it gave one (else None: none was found, as
+        it had ended or is still queued, which Gradio's own cancel removes, or it gave no text)."""
         with self._lock:
             runs = list(self._runs.get((session or "", tab), []))
         for run in runs:
             run.stop.set()
         for run in runs:
             run.ended.wait(wait_s)
-        return bool(runs)
+        texts = [run.stopped_text() for run in runs if run.stopped_text is not None]
+        return texts[-1] if texts else None
 
     def running(self) -> int:
         with self._lock:
