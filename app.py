@@ -14,7 +14,7 @@ import sys
 
 from llmdemo.config import DECODE_MODES
 from llmdemo.host import ModelHost
-from llmdemo.model import LM
+from llmdemo.load import load
 from webui.layout import build_demo, launch_options
 from webui.settings import AppSettings
 
@@ -24,11 +24,11 @@ def make_demo(model: str | None = None, settings: AppSettings | None = None, dev
     settings = settings or AppSettings()
     decode = decode or os.environ.get("LLMDEMO_DECODE", "auto")
     # the operator's choice: a preset, a path, llamacpp:FILE or openai:NAME at --base-url / OPENAI_BASE_URL
-    lm = LM.load(model or os.environ.get("LLMDEMO_MODEL"), device=device,
-                 trust_remote_code=settings.trust_remote_code, decode=decode, base_url=base_url)
+    lm = load(model or os.environ.get("LLMDEMO_MODEL"), device=device,
+              trust_remote_code=settings.trust_remote_code, decode=decode, base_url=base_url)
     # models picked later in the Model tab load with the same decode mode
     host = ModelHost(lm, allow_paths=not settings.hosted, allow_hub_ids=not settings.hosted,
-                     loader=functools.partial(LM.load, decode=decode))
+                     loader=functools.partial(load, decode=decode))
     return build_demo(host, settings), settings
 
 

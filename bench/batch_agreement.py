@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llmdemo import tasks  # noqa: E402
 from llmdemo.config import DECODE_MODES, GenerationConfig  # noqa: E402
-from llmdemo.model import LM  # noqa: E402
+from llmdemo.load import load  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--decode", default="auto", choices=DECODE_MODES)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    lm = LM.load(a.model, decode=a.decode)
+    lm = load(a.model, decode=a.decode)
     rows = [json.loads(l) for l in open(a.data, encoding="utf-8")][: a.n]
     prompts = [tasks.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"], a.max_new_tokens).input
                for r in rows]

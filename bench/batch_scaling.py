@@ -25,10 +25,10 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from llmdemo.model import LM
+    from llmdemo.load import load
     from llmdemo.engine.runner import Sequence
 
-    lm = LM.load()
+    lm = load()
     out = {"threads": torch.get_num_threads(), "by_mode": {}}
     for mode in a.modes.split(","):
         lm.set_decode(mode)

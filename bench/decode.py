@@ -68,8 +68,8 @@ if mode == "llamacpp":
     fresh = lambda: once(reset=True)
 else:
     from llmdemo.config import GenerationConfig
-    from llmdemo.model import LM
-    lm = LM.load(decode="transformers" if mode == "hf-generate" else mode)
+    from llmdemo.load import load
+    lm = load(decode="transformers" if mode == "hf-generate" else mode)
     load_s = time.time() - t0
     cfg = GenerationConfig(temperature=0, max_new_tokens=new, stop=())
     ids = lm.encode(messages)

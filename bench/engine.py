@@ -38,10 +38,10 @@ QUESTIONS = ["Name three colours.", "What is the capital of France?", "Write one
              "Why is the sky blue?", "Tell me a joke.", "What do cats eat?"]
 
 
-def load(engine: str, decode: str):
-    from llmdemo.model import LM
+def load_engine(engine: str, decode: str):
+    from llmdemo.load import load
 
-    return LM.load(decode=decode if engine == "torch" else "auto")
+    return load(decode=decode if engine == "torch" else "auto")
 
 
 def bench_stream(lm, a) -> dict:
@@ -187,10 +187,10 @@ def bench_quality(a) -> dict:
 
     from llmdemo import tasks
     from llmdemo.config import GenerationConfig
-    from llmdemo.model import LM
+    from llmdemo.load import load
 
-    eng = LM.load()
-    ref = LM.load(decode="transformers")
+    eng = load()
+    ref = load(decode="transformers")
     recs = [json.loads(line) for line in
             (ROOT / "benchmarks" / "translation_flores200_devtest_en-fr.jsonl").read_text().splitlines()[:10]]
     cfg = GenerationConfig(temperature=0, max_new_tokens=48, stop=())
@@ -207,7 +207,7 @@ def bench_quality(a) -> dict:
     text = (ROOT / "benchmarks" / "wikitext2_raw_test.txt").read_text(encoding="utf-8")
     ids = ref._text_ids(text[:60000])[: a.ppl_tokens]
     text = ref.decode(ids)
-    cpp = LM.load("llamacpp:default")
+    cpp = load("llamacpp:default")
     s_ref, n_ref = ref.loglikelihood_rolling(text, 1024, 1024)
     s_cpp, n_cpp = cpp.loglikelihood_rolling(text, 1024, 1024)
     return {"greedy_identical": f"{same}/{len(prompts)}", "first_differing_char": first_diff,
@@ -229,7 +229,7 @@ def main() -> None:
     a = ap.parse_args()
     scen = a.scenarios.split(",")
     out: dict = {"cpu": _cpu(), "engine": a.engine}
-    lm = load(a.engine, a.decode) if set(scen) - {"quality"} else None
+    lm = load_engine(a.engine, a.decode) if set(scen) - {"quality"} else None
     if lm is not None:
         out["model"] = {k: lm.info().get(k) for k in ("backend", "decode", "threads", "thread_choice")}
     for name in scen:

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 from llmdemo import tasks  # noqa: E402
 from llmdemo.config import DECODE_MODES, TASK_DEFAULTS  # noqa: E402
+from llmdemo.load import load  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
 
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -115,7 +116,7 @@ def main() -> None:
     bench = Path(a.benchmarks)
     if not (bench / "wikitext2_raw_test.txt").exists():
         sys.exit(f"benchmarks not found in {bench}; pass --benchmarks or set LLMDEMO_BENCHMARKS")
-    lm = LM.load(a.model, decode=a.decode)
+    lm = load(a.model, decode=a.decode)
     out = {"model": lm.name, "decode": lm.decode_mode, "threads": torch.get_num_threads(),
            "runs": a.runs}
     if "translation" not in a.skip:

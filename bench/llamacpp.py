@@ -27,22 +27,22 @@ def main() -> None:
     from llama_cpp import Llama
 
     from llmdemo.config import GenerationConfig
-    from llmdemo.model import LM
+    from llmdemo.load import load
 
     cfg = GenerationConfig(temperature=0, max_new_tokens=a.tokens, stop=())
 
     def ours():
-        lm = LM.load("llamacpp:default")
+        lm = load("llamacpp:default")
         s = lm.stream(PROMPT, cfg)
         s.text()
         lm.close()
         return s.stats.tokens_per_s, s.stats.new_tokens
 
-    path = LM.load("llamacpp:default").path
+    path = load("llamacpp:default").path
 
     def theirs():
         llm = Llama(path, n_ctx=4096, verbose=False)
-        ids = LM.load("llamacpp:default").encode(PROMPT)
+        ids = load("llamacpp:default").encode(PROMPT)
         first, n = None, 0
         for _ in llm.create_completion(ids, max_tokens=a.tokens, temperature=0.0, stream=True):
             n += 1

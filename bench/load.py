@@ -206,10 +206,10 @@ def main() -> None:
 
     from conftest import launch
     from llmdemo.host import ModelHost
-    from llmdemo.model import LM
+    from llmdemo.load import load
     from webui.settings import AppSettings
 
-    host = ModelHost(LM.load(a.model, decode=a.decode, base_url=a.base_url, concurrency=a.streams))
+    host = ModelHost(load(a.model, decode=a.decode, base_url=a.base_url, concurrency=a.streams))
     demo, url = launch(host, AppSettings(queue_size=max(64, a.sessions * 2), max_running=a.max_running))
     rss0 = psutil.Process().memory_info().rss
     out = {"model": host.lm.name, "max_running": a.max_running, "decode": host.lm.decode_mode,

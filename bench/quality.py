@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from llmdemo import tasks  # noqa: E402
 from llmdemo.config import GenerationConfig  # noqa: E402
 from llmdemo.fast import KERNELS, FastLlama, kernel_unavailable  # noqa: E402
-from llmdemo.model import LM  # noqa: E402
+from llmdemo.load import load  # noqa: E402
 
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))
 QUESTIONS = ["What is the capital of France?", "Give me three tips for sleeping better.",
@@ -58,7 +58,7 @@ def main() -> None:
     a = ap.parse_args()
     bench = Path(a.benchmarks)
     kernels = [k for k in a.kernels.split(",") if k]
-    lm = LM.load(decode="transformers")
+    lm = load(decode="transformers")
     text = (bench / "wikitext2_raw_test.txt").read_text(encoding="utf-8")
     ids = lm.tokenizer(text[: a.tokens * 8], add_special_tokens=False)["input_ids"][: a.tokens]
     full = [lm.prefix_token()] + ids

@@ -1,4 +1,4 @@
-"""Where start-up time goes: importing torch, the first LM.load (cache warm), a second LM.load.
+"""Where start-up time goes: importing torch, the first load (cache warm), a second load.
 
     python bench/startup.py
 
@@ -17,13 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402,F401
 
 t1 = time.perf_counter()
-from llmdemo.model import LM  # noqa: E402
+from llmdemo.load import load  # noqa: E402
 
 t2 = time.perf_counter()
-LM.load()
+load()
 t3 = time.perf_counter()
-LM.load()
+load()
 t4 = time.perf_counter()
-print(f"import torch {t1 - t0:.2f} s; import llmdemo {t2 - t1:.2f} s; first LM.load {t3 - t2:.2f} s; "
-      f"second LM.load {t4 - t3:.2f} s; model ready {t3 - t0:.2f} s after the script started")
+print(f"import torch {t1 - t0:.2f} s; import llmdemo {t2 - t1:.2f} s; first load {t3 - t2:.2f} s; "
+      f"second load {t4 - t3:.2f} s; model ready {t3 - t0:.2f} s after the script started")
 print(f"transformers imported: {'transformers' in sys.modules}")

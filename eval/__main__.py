@@ -10,14 +10,16 @@ from pathlib import Path
 
 from llmdemo.cli import add_decoding_args, add_model_args, decoding_config
 from llmdemo.config import ConfigError
-from llmdemo.model import ModelLoadError
+from llmdemo.errors import ModelLoadError
+from llmdemo.load import load
 from llmdemo.presets import UnknownModelError
 from llmdemo.tasks import InputError
 
 from .datasets import DataError
 from .taskfile import TaskFileError
 from .tasks import UnknownTaskError
-from .runner import TASKS, RunError, RunSpec, check_output, run
+from .runfolder import RunError, RunSpec, check_output
+from .runner import TASKS, run
 
 
 def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
@@ -65,7 +67,7 @@ def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
 
 def list_text() -> str:
     """The registered tasks and the shipped benchmarks, as `python -m eval list` prints them."""
-    from .datasets import SHIPPED_DIR, shipped_list
+    from .shipped import SHIPPED_DIR, shipped_list
     from .tasks import TASKS as REGISTRY
 
     lines = ["Tasks (--task):"]
@@ -153,7 +155,6 @@ def main(argv=None) -> int:
         cfg = decoding_config(args, args.task if args.task != "perplexity" else "translation")
         if task.kind == "generate" and args.temperature is None:
             cfg = cfg.replace(temperature=0.0)  # evaluation is greedy unless asked otherwise
-        from llmdemo.model import LM
 
         from .datasets import load_records
 
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
         check_output(Path(args.output), args.overwrite)
         from llmdemo.cli import model_options
 
-        lm = LM.load(args.model, **model_options(args))
+        lm = load(args.model, **model_options(args))
         spec = RunSpec(task=args.task, data=args.data, output=args.output, model=args.model, config=cfg,
                        limit=args.limit, batch_size=args.batch_size, seed=args.seed or 0,
                        max_length=args.max_length, stride=args.stride, length=args.length, overwrite=args.overwrite)

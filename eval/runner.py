@@ -2,103 +2,32 @@
 
 A run writes into its output folder as it goes: ``run.json`` (the settings), then
 ``predictions.jsonl`` one flushed line per example, then ``results.json`` and the reports.
-Rerunning with the same settings skips the examples already in ``predictions.jsonl``.
+Rerunning with the same settings skips the examples already in ``predictions.jsonl``; the folder's
+rules (its lock, what must match to resume, what --overwrite may delete) are in eval/runfolder.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import platform
-import re
-import shutil
 import sys
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from llmdemo import tasks
-from llmdemo.config import TASK_DEFAULTS, GenerationConfig
+from llmdemo.config import TASK_DEFAULTS
 from llmdemo.interface import loglikelihood_batch, require
+
+from llmdemo.load import load
 
 from . import metrics
 from .datasets import DataError, load_records
+from .runfolder import RunError, RunSpec, claim, read_done
 from .tasks import TASKS as TASK_REGISTRY
 from .tasks import example_row, get_task
 
 TASKS = tuple(TASK_REGISTRY)  # the registered task names (eval/tasks.py)
-
-
-class RunError(ValueError):
-    """The run cannot start (settings clash with an earlier run in the folder, ...)."""
-
-
-RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "diff.md",
-             "run.lock"}
-
-
-def _is_run_file(name: str) -> bool:
-    return name in RUN_FILES or re.fullmatch(r"plot-\d+\.png", name) is not None
-
-
-def check_output(out: Path, overwrite: bool = False) -> None:
-    """Before any work: ``out`` can hold a run, and ``--overwrite`` would delete a run folder and nothing else."""
-    try:
-        out.resolve(strict=False)
-    except (RuntimeError, OSError) as e:  # a symbolic-link loop
-        raise RunError(f"{out}: cannot use this path for --output ({e})") from None
-    if out.is_symlink() and not out.exists():
-        raise RunError(f"{out}: a broken or looping symbolic link; choose another --output")
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out} is a file, not a folder; choose a folder for --output")
-    if overwrite and out.is_dir():
-        others = sorted(p.name for p in out.iterdir() if not _is_run_file(p.name))
-        if others:
-            raise RunError(f"--overwrite replaces run folders only, and {out} holds other files "
-                           f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose another --output")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextmanager
-def _lock(out: Path):
-    """One run per folder: run.lock holds the writer's pid; a lock left by a dead process is taken over."""
-    path = out / "run.lock"
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-                age = time.time() - path.stat().st_mtime
-            except (OSError, ValueError):
-                pid, age = 0, 0.0
-            # held: by a live process (this one too: another thread), or just created and its pid not yet written
-            if (pid and _pid_alive(pid)) or (not pid and age < 5):
-                raise RunError(f"another run (pid {pid or '?'}) is writing to {out}; wait for it or choose "
-                               "another --output") from None
-            path.unlink(missing_ok=True)  # its process is gone (killed): the run can resume
-            continue
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        break
-    else:
-        raise RunError(f"could not take the lock {path}")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
 
 
 class _Either:
@@ -120,49 +49,6 @@ class RunStopped(RuntimeError):
     """The run was stopped (Stop, or its client left); what it finished is kept and a rerun resumes."""
 
 
-@dataclass
-class RunSpec:
-    task: str
-    data: str | None
-    output: str
-    model: str | None = None
-    config: GenerationConfig | None = None
-    limit: int | None = None
-    batch_size: int | str = 8
-    seed: int = 0
-    max_length: int = 1024
-    stride: int = 512
-    length: str = "short"
-    overwrite: bool = False
-
-    def settings(self, lm) -> dict:
-        """What must match for a rerun to resume. Batch size and limit are left out: they do not change
-        any example's result, so a run can be resumed with a larger --limit."""
-        data = self.data
-        sha = None
-        if not data.startswith("hf:") and Path(data).is_file():
-            sha = hashlib.sha256(Path(data).read_bytes()).hexdigest()
-        d = {"task": self.task, "data": str(Path(data).name) if sha else data, "data_sha256": sha,
-             "model": lm.name, "model_file": lm.info().get("file_sha256") or lm.info().get("revision"),
-             "seed": self.seed}
-        info = lm.info()
-        if info.get("backend") not in (None, "transformers"):  # which engine answered (never the API key)
-            d.update(backend=info["backend"], base_url=info.get("base_url"), served_model=info.get("served_model"))
-        task = get_task(self.task)
-        kind = task.kind
-        if task.source_sha256:  # a task file: the same declaration, or no resume
-            d["task_file_sha256"] = task.source_sha256
-        if kind == "generate":  # generation goes through the decode forward; scoring does not
-            d["decode"] = getattr(lm, "decode_mode", None)
-            prefill = info.get("prefill")
-            if prefill and prefill != d["decode"]:  # prompts read by another kernel (tuning.py); older runs lack it
-                d["prefill"] = prefill
-            d.update(config=self.config.to_dict(), length=self.length if self.task == "summarization" else None)
-        elif kind == "perplexity":
-            d.update(max_length=self.max_length, stride=self.stride)
-        return d
-
-
 def _versions() -> dict:
     import importlib.metadata as md
 
@@ -176,26 +62,6 @@ def _versions() -> dict:
 
     out["llmdemo"] = __version__
     return out
-
-
-def _read_done(path: Path) -> list[dict]:
-    """Finished examples; a line cut short by a kill is dropped (and redone)."""
-    done = []
-    if not path.exists():
-        return done
-    good = 0
-    with open(path, "rb") as f:
-        for raw in f:
-            if not raw.endswith(b"\n"):  # cut before its newline (even if the JSON is whole): redone
-                break
-            try:
-                done.append(json.loads(raw))
-                good += len(raw)
-            except json.JSONDecodeError:
-                break
-    with open(path, "r+b") as f:  # drop a partial last line before appending to the file
-        f.truncate(good)
-    return done
 
 
 def _auto_batch(lm, task: str) -> int:
@@ -220,7 +86,6 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     is served between two of the run's steps. Setting ``stop_event`` ends the run at the next step
     with :class:`RunStopped`; the examples finished so far stay in predictions.jsonl.
     """
-    from llmdemo.model import LM
 
     try:
         task = get_task(spec.task)  # a task file (path/to/task.yaml) is read and registered by its name
@@ -231,7 +96,7 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
         if task.data_file is None:
             raise RunError(f"no data given for the {task.name} task")
         spec.data = task.data_file
-    from .datasets import resolve_data
+    from .shipped import resolve_data
 
     spec.data = resolve_data(spec.data)  # a shipped name becomes its file (its hash goes into the settings)
     records = load_records(spec.data, spec.task, spec.limit)
@@ -244,7 +109,7 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
             raise RunError(str(e)) from None
         if not records:
             raise DataError(f"{spec.data}: no example could be made (a conversation needs two turns or more)")
-    lm = lm or LM.load(spec.model)
+    lm = lm or load(spec.model)
     if task.needs:
         try:
             require(lm, task.needs, f"the {task.name} task ({task.kind}: it scores text)")
@@ -255,29 +120,14 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
     if task.kind == "generate":
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
-    check_output(out, spec.overwrite)
-    settings = spec.settings(lm)
-    run_file = out / "run.json"
-    out.mkdir(parents=True, exist_ok=True)
-    with _lock(out):  # first the lock: a live run's folder is neither compared nor overwritten under it
-        if run_file.exists() and not spec.overwrite:
-            old = json.loads(run_file.read_text())
-            if old != settings:
-                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-                raise RunError(f"{out} holds a run with other settings ({', '.join(diff)} differ); "
-                               "use another --output or pass --overwrite")
-        elif spec.overwrite:
-            for p in out.iterdir():  # check_output made sure these are a run's own files
-                if p.name != "run.lock":
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-        run_file.write_text(json.dumps(settings, indent=1))
+    with claim(out, spec.settings(lm), spec.overwrite):
         return _run_locked(spec, lm, records, out, progress_cb, stop_event)
 
 
 def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, stop_event) -> dict:
     task = get_task(spec.task)
     pred_file = out / "predictions.jsonl"
-    done = _read_done(pred_file)
+    done = read_done(pred_file)
     done_ids = {d["id"] for d in done}
     todo = [r for r in records if r["id"] not in done_ids]
     bs = _auto_batch(lm, spec.task) if spec.batch_size == "auto" else int(spec.batch_size)
@@ -331,18 +181,18 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
             template, new_tokens, failures = _run_generation(spec, lm, records, todo, bs, write, stop_event)
     bar.close()
     if len(failures) > failure_limit(len(todo)):
-        n = len(_read_done(pred_file))
+        n = len(read_done(pred_file))
         hint = ""
         if any("interrupt_requests" in msg for _, msg in failures):
             hint = " (llama-cpp-python's server: start it with --interrupt_requests false)"
         raise RunError(f"{len(failures)} examples failed, so the run stopped: {failures[0][1]}{hint}. "
                        f"The {n} finished are kept in {pred_file}; the same command retries the rest")
     if stop_event is not None and stop_event.is_set():
-        n = len(_read_done(pred_file))
+        n = len(read_done(pred_file))
         raise RunStopped(f"stopped after {n} of {len(records)} examples; they are kept in {pred_file}, "
                          "and the same command resumes the run")
     seconds = time.perf_counter() - t0
-    rows = {d["id"]: d for d in _read_done(pred_file)}
+    rows = {d["id"]: d for d in read_done(pred_file)}
     ordered = [rows[r["id"]] for r in records if r["id"] in rows]
     try:
         results = _score(spec, lm, ordered, records)

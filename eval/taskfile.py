@@ -119,7 +119,7 @@ def load_task_file(path: str | Path):
     fields -= set(constants)
 
     data = spec["data"]
-    from .datasets import SHIPPED
+    from .shipped import SHIPPED
 
     data_path = data if data in SHIPPED or data.startswith("hf:") else str((path.parent / data).resolve())
     if data not in SHIPPED and not data.startswith("hf:") and not Path(data_path).is_file():
@@ -130,7 +130,7 @@ def load_task_file(path: str | Path):
 
 def _build(spec, name, kind, metric, compiled, fields, constants, notes, mnt, data_path, sha, path):
     from . import metrics as M
-    from .tasks import Task
+    from .taskdef import Task
 
     def ctx(record: dict) -> dict:
         return {**constants, **record}

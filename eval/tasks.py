@@ -10,51 +10,19 @@ Evaluation tab read it; adding a task is one entry in :data:`TASKS`.
 >>> get_task("translate")
 Traceback (most recent call last):
 ...
-eval.tasks.UnknownTaskError: unknown task 'translate'; did you mean 'translation'? Tasks: ...
+eval.taskdef.UnknownTaskError: unknown task 'translate'; did you mean 'translation'? Tasks: ...
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import metrics
 
 
-class UnknownTaskError(ValueError):
-    """No task of that name; the message suggests close ones."""
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    description: str  # one line, for `python -m eval list` and the app
-    fields: dict[str, type]  # what each record must have
-    kind: str  # "generate" (prompt -> text), "perplexity" (score a text), "bias" (compare two texts)
-    main_metric: str
-    higher_is_better: bool
-    per_example: str  # the per-example score shown in tables and histograms
-    data_prefix: str  # benchmark files of this task start with this
-    reference: str | None = None  # the record field holding the reference text (generation tasks)
-    input_field: str | None = None  # the record field shown as the example's input
-    prepare: Callable[[list[dict]], list[dict]] | None = None  # records -> examples (e.g. one per conversation)
-    score_example: Callable[[dict, dict], dict] | None = None  # (row, record) -> per-example scores and settings
-    score_run: Callable[[list[dict]], dict] | None = None  # rows -> {"metrics", "signatures", "ci95", ...}
-    notes: tuple[str, ...] = field(default_factory=tuple)  # said in every report of this task
-    # the kind as data: a record's requests [(request kind, args), ...] and the row made from their answers;
-    # the runner answers each request kind in batches (lm-eval's evaluator) and knows nothing of the task
-    requests: Callable[[dict], list[tuple[str, tuple]]] | None = None
-    process: Callable[[dict, list], dict] | None = None
-    needs: str | None = None  # the backend capability the requests need (llmdemo.interface), refused without it
-    template: str = ""  # the prompt template, as reports print it
-    scoring: str = ""  # how requests are scored, as reports print it
-    summary_metrics: tuple[str, ...] = ()  # shown in the leaderboard (default: the main metric)
-    by_key: str | None = None  # a results key holding per-group scores (by_category, by_bias_type)
-    source: str | None = None  # the YAML file that declares it (eval/taskfile.py), None for tasks in Python
-    source_sha256: str | None = None  # that file's hash: a run resumes only under the same declaration
-    data_file: str | None = None  # the data a task file names (the default of --data)
+from .taskdef import Task, UnknownTaskError  # noqa: F401 (the registry's entry type; get_task raises the error)
 
 
 # ------------------------------------------------------------------ per-example scores

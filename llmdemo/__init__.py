@@ -1,7 +1,7 @@
 """llmdemo: try a language model and measure it honestly.
 
->>> from llmdemo import LM, GenerationConfig
->>> lm = LM.load()                                   # doctest: +SKIP
+>>> from llmdemo import GenerationConfig, load
+>>> lm = load()                                   # doctest: +SKIP
 >>> lm.generate("Name three colours.", GenerationConfig(temperature=0))  # doctest: +SKIP
 
 The package imports no gradio and nothing from eval/: the app and the evaluation
@@ -11,7 +11,7 @@ harness both sit on top of it.
 from .config import TASK_DEFAULTS, ConfigError, GenerationConfig
 from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 
-__all__ = ["LM", "GenerationConfig", "ConfigError", "TASK_DEFAULTS", "DEFAULT_MODEL", "PRESETS",
+__all__ = ["load", "LM", "GenerationConfig", "ConfigError", "TASK_DEFAULTS", "DEFAULT_MODEL", "PRESETS",
            "UnknownModelError"]
 __version__ = "0.1.0"
 
@@ -22,4 +22,8 @@ def __getattr__(name):
         from .model import LM
 
         return LM
+    if name == "load":
+        from .load import load
+
+        return load
     raise AttributeError(name)

@@ -15,6 +15,7 @@ from .config import DECODE_MODES, TASK_DEFAULTS, ConfigError, GenerationConfig
 from .backends.openai import ServerError
 from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from . import tasks
+from .load import load
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def model_options(args: argparse.Namespace) -> dict:
-    """LM.load's keyword arguments from the flags of add_model_args."""
+    """load()'s keyword arguments from the flags of add_model_args."""
     return dict(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, decode=args.decode,
                 base_url=args.base_url, tokenizer=args.tokenizer, concurrency=getattr(args, "concurrency", 4))
 
@@ -191,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _votes(args)
     task = {"generate": "generation", "translate": "translation", "chat": "dialogue",
             "summarize": "summarization"}[args.command]
-    from .model import ContextOverflowError, LM, ModelLoadError
+    from .errors import ModelLoadError
+    from .generation import ContextOverflowError
 
     try:
         config = decoding_config(args, task)
@@ -201,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks.language_code(args.source), tasks.language_code(args.target)  # fail before loading
         if text is not None:
             tasks.clean_text(text)
-        lm = LM.load(args.model, **model_options(args))
+        lm = load(args.model, **model_options(args))
         if interactive:
             _chat_loop(lm, args, config)
             return 0

@@ -26,7 +26,7 @@ MAX_NEW_TOKENS_LIMIT = 4096
 MAX_SEED = 2**32 - 1
 MAX_LOGPROBS = 20  # alternatives recorded per token at most (OpenAI's top_logprobs allows 20)
 
-# The forward pass used while generating (see LM.load and LM.set_decode): "auto" runs a GGUF file on
+# The forward pass used while generating (see llmdemo.load and LM.set_decode): "auto" runs a GGUF file on
 # llama.cpp when it is installed; otherwise it measures the lean Llama forward's kernels on this CPU
 # once and keeps the fastest (llmdemo/tuning.py), else the model's own forward. A kernel name forces
 # that kernel of the lean forward for prompts and decode steps; "transformers" the model's own.

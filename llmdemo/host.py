@@ -6,14 +6,15 @@ import gc
 import threading
 from typing import Callable
 
-from .model import LM
+from .interface import LanguageModel
+from .load import load
 
 
 class ModelHost:
-    """Holds the current :class:`LM`. ``swap`` loads a new one first and only then frees the old."""
+    """Holds the current model (any backend). ``swap`` loads a new one first and only then frees the old."""
 
-    def __init__(self, lm: LM | None = None, *, allow_paths: bool = True, allow_hub_ids: bool = True,
-                 loader: Callable[..., LM] = LM.load):
+    def __init__(self, lm: LanguageModel | None = None, *, allow_paths: bool = True, allow_hub_ids: bool = True,
+                 loader: Callable[..., LanguageModel] = load):
         self._lm = lm
         self._swap_lock = threading.Lock()
         self.allow_paths = allow_paths
@@ -31,13 +32,13 @@ class ModelHost:
             sched.max_running = self.max_running
 
     @property
-    def lm(self) -> LM:
+    def lm(self) -> LanguageModel:
         if self._lm is None:
             raise RuntimeError("no model is loaded yet")
         return self._lm
 
     def swap(self, name: str, *, device: str | None = None, dtype: str | None = None,
-             trust_remote_code: bool = False, progress: Callable[[str], None] | None = None) -> LM:
+             trust_remote_code: bool = False, progress: Callable[[str], None] | None = None) -> LanguageModel:
         """Load ``name`` and make it current. On any error the previous model stays and the error is raised."""
         if not self._swap_lock.acquire(blocking=False):
             raise RuntimeError("another model is being loaded; try again when it is done")

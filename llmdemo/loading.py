@@ -239,7 +239,7 @@ def load_weights(
 # A warm start used to spend ~1 s importing transformers, ~0.5 s building its tokenizer and ~1.5 s
 # in from_pretrained, none of which the lean forward needs. For the folders it can read itself
 # (a Llama model in one safetensors file, standard RoPE, a tokenizer.json read as transformers
-# reads it), LM.load reads the tensors and tokenizer directly; the transformers model is built
+# reads it), load() reads the tensors and tokenizer directly; the transformers model is built
 # only when a feature needs it (scoring, Inside the model, --decode transformers).
 
 

@@ -1,4 +1,6 @@
-"""The transformers backend (``LM``), and ``LM.load``: the factory that returns any of the three backends.
+"""The transformers backend (``LM``): a model and its tokenizer in torch, in-process.
+
+:func:`llmdemo.load.load` is the factory that returns this backend or another (llama.cpp, a server).
 
 Generation comes in layers over one decoding path (the mlx-lm shape):
 
@@ -15,7 +17,6 @@ messages (the tokenizer's chat template is applied), or a list of token ids.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -25,18 +26,11 @@ import torch
 from .config import DECODE_MODES
 from .fast import KERNELS
 from .kvcache import PrefixCache
-from .presets import resolve
-from .generation import ContextOverflowError, ScheduledModel, _env_int  # noqa: F401 (ContextOverflowError: part of the loading API)
+from .generation import ScheduledModel, _env_int
 from .errors import ModelLoadError  # noqa: F401 (raised here; importers take it from either)
 from .interface import BATCH as CAN_BATCH
 from .interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS
 from .engine.scheduler import RequestAborted, Scheduler
-
-def _has_llamacpp() -> bool:
-    """Whether llama-cpp-python is installed (setup.sh compiles it; --no-llamacpp leaves it out)."""
-    import importlib.util
-
-    return importlib.util.find_spec("llama_cpp") is not None and os.environ.get("LLMDEMO_ENGINE") != "torch"
 
 
 class LM(ScheduledModel):
@@ -181,47 +175,22 @@ class LM(ScheduledModel):
 
     # ----------------------------------------------------------------- loading
     @classmethod
-    def load(cls, name: str | None = None, *, device: str | None = None, dtype: str | None = None,
-             trust_remote_code: bool = False, allow_paths: bool = True, allow_hub_ids: bool = True,
-             progress: Callable[[str], None] | None = None, decode: str = "auto", **backend_options) -> "LM":
-        """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2).
-
-        ``decode`` chooses the forward pass used while generating (see :meth:`set_decode`).
-        ``llamacpp:PATH.gguf`` / ``llamacpp:default`` and ``openai:NAME`` / ``openai-base:NAME`` return
-        those backends instead (see :mod:`llmdemo.backends`); ``backend_options`` go to them
-        (``base_url``, ``api_key``, ``tokenizer``, ``concurrency``, ...).
-        """
-        if decode not in DECODE_MODES:
-            raise ModelLoadError(f"unknown decode mode {decode!r}; use one of {', '.join(DECODE_MODES)}")
+    def from_source(cls, source, *, device: str | None = None, dtype: str | None = None,
+                    trust_remote_code: bool = False, progress: Callable[[str], None] | None = None,
+                    decode: str = "auto") -> "LM":
+        """The transformers backend of a resolved :class:`~llmdemo.presets.ModelSource` (a hub id, a folder,
+        a .gguf file read into torch). :func:`llmdemo.load.load` is the factory that picks the backend."""
         from .loading import _stderr_progress, load_weights
 
-        source = resolve(name, allow_paths=allow_paths, allow_hub_ids=allow_hub_ids)
-        if source.kind in ("llamacpp", "openai", "openai-base"):
-            from .backends import load_backend
-
-            return load_backend(source, **backend_options)
-        if source.kind == "gguf" and decode == "auto" and (device or "cpu") in ("cpu", "auto") and _has_llamacpp():
-            # A GGUF file (the bundled default among them) generates on llama.cpp: it reads the
-            # quantized blocks as stored, 4-6x faster than a torch forward of the same weights on
-            # these CPUs, and maps the file in a fraction of a second. Scoring stays exact: the
-            # transformers model of the same weights in float32, built on first use.
-            from .backends.llamacpp import LlamaCppLM
-
-            try:
-                return LlamaCppLM(source.location, name=source.name, style=source.style,
-                                  pairs=source.preset.pairs if source.preset else (), exact_scoring=True,
-                                  progress=progress or _stderr_progress)
-            except (OSError, ValueError, RuntimeError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: {first}") from e
+        progress = progress or _stderr_progress
+        pairs = source.preset.pairs if source.preset else ()
         t0 = time.perf_counter()
         if decode != "transformers" and not trust_remote_code:
             # the lean start: tensors and tokenizer read directly, transformers imported only when needed
             from .loading import load_weights_lean
 
             try:
-                lean = load_weights_lean(source.kind, source.location, device=device, dtype=dtype,
-                                         progress=progress or _stderr_progress)
+                lean = load_weights_lean(source.kind, source.location, device=device, dtype=dtype, progress=progress)
             except (OSError, ValueError, RuntimeError, ImportError) as e:
                 raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: "
                                      f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
@@ -229,13 +198,13 @@ class LM(ScheduledModel):
                 weights, tokenizer, info = lean
                 try:
                     return cls(None, tokenizer, name=source.name, style=source.style, info=dict(info, name=source.name),
-                               load_s=time.perf_counter() - t0, pairs=source.preset.pairs if source.preset else (),
-                               decode=decode, progress=progress or _stderr_progress, lean=weights)
+                               load_s=time.perf_counter() - t0, pairs=pairs, decode=decode, progress=progress,
+                               lean=weights)
                 except ValueError as e:
                     raise ModelLoadError(str(e)) from e
         try:
             loaded = load_weights(source.kind, source.location, device=device, dtype=dtype,
-                                  trust_remote_code=trust_remote_code, progress=progress or _stderr_progress)
+                                  trust_remote_code=trust_remote_code, progress=progress)
         except (OSError, ValueError, RuntimeError, ImportError) as e:
             hint = ""
             if source.kind == "hub":
@@ -243,11 +212,10 @@ class LM(ScheduledModel):
                         "the bundled default 'smollm2-135m-instruct' works offline)")
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: {first}{hint}") from e
-        info = dict(loaded.info, name=source.name)
         try:
-            return cls(loaded.model, loaded.tokenizer, name=source.name, style=source.style, info=info,
-                       load_s=time.perf_counter() - t0, pairs=source.preset.pairs if source.preset else (),
-                       decode=decode, progress=progress or _stderr_progress)
+            return cls(loaded.model, loaded.tokenizer, name=source.name, style=source.style,
+                       info=dict(loaded.info, name=source.name), load_s=time.perf_counter() - t0, pairs=pairs,
+                       decode=decode, progress=progress)
         except ValueError as e:
             raise ModelLoadError(str(e)) from e
 

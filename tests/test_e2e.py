@@ -10,6 +10,7 @@ import torch
 
 from llmdemo import tasks
 from llmdemo.config import GenerationConfig
+from llmdemo.load import load
 
 pytestmark = pytest.mark.e2e
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=24)
@@ -54,11 +55,10 @@ def test_batched_greedy_matches_unbatched_on_real_prompts(real_lm, benchmarks):
 
 
 def test_cached_reload_gives_identical_logits(real_lm):
-    from llmdemo.model import LM
 
     ids = torch.tensor([real_lm.encode("The weather is nice today.")])
     first = real_lm.model(ids).logits  # builds the scorer first: on a fresh cache that converts the GGUF once
-    again = LM.load(decode="transformers")
+    again = load(decode="transformers")
     assert again.load_s < 10  # a warm-cache load; the timing target is measured by bench/decode.py
     assert torch.equal(first, again.model(ids).logits)
 

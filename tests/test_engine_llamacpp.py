@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from llmdemo.config import GenerationConfig
+from llmdemo.load import load
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +39,8 @@ CONFIGS = [GenerationConfig(temperature=0, max_new_tokens=20, stop=()),
 
 @pytest.fixture(scope="module")
 def engine():
-    from llmdemo.model import LM
 
-    lm = LM.load()  # the default: the bundled GGUF on llama.cpp
+    lm = load()  # the default: the bundled GGUF on llama.cpp
     yield lm
     lm.close()
 

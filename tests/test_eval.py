@@ -79,7 +79,7 @@ def test_missing_file(tmp_path):
 
 
 def test_shipped_benchmarks_load(benchmarks):
-    from eval.datasets import SHIPPED, shipped_list
+    from eval.shipped import SHIPPED, shipped_list
 
     # every shipped name loads for its task, with the row count SOURCES.md gives
     counts = {name: n for name, _, n, _ in shipped_list()}

@@ -5,7 +5,7 @@ import torch
 
 from llmdemo.config import GenerationConfig
 from llmdemo.fast import FastLlama, unsupported
-from llmdemo.model import LM
+from llmdemo.load import load
 
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
 
@@ -18,7 +18,7 @@ def test_full_sequence_logits_match_transformers(tiny_lm):
     model = tiny_lm.model
     ids = _ids(tiny_lm, "the cat sat on the mat and looked at the bird")
     fast = FastLlama(model, torch.float32)
-    cache = fast.new_cache(1, ids.shape[1])
+    cache = fast.new_kv(ids.shape[1])
     got = fast.forward(ids, torch.arange(ids.shape[1])[None], cache, 0, last_only=False)
     with torch.no_grad():
         want = model(input_ids=ids).logits
@@ -32,7 +32,7 @@ def test_cached_steps_match_transformers(tiny_lm):
     ids = _ids(tiny_lm, "a dog ran to the park with a red ball")
     n = ids.shape[1]
     fast = FastLlama(model, torch.float32)
-    cache = fast.new_cache(1, n)
+    cache = fast.new_kv(n)
     fast.forward(ids[:, :4], torch.arange(4)[None], cache, 0)
     with torch.no_grad():
         want = model(input_ids=ids).logits[0]
@@ -40,27 +40,34 @@ def test_cached_steps_match_transformers(tiny_lm):
         got = fast.forward(ids[:, t:t + 1], torch.tensor([[t]]), cache, t)
         torch.testing.assert_close(got[0], want[t], atol=1e-4, rtol=1e-4)
     # a chunk of several tokens after a cached prefix (the causal mask with an offset)
-    cache2 = fast.new_cache(1, n)
+    cache2 = fast.new_kv(n)
     fast.forward(ids[:, :3], torch.arange(3)[None], cache2, 0)
     got = fast.forward(ids[:, 3:], torch.arange(3, n)[None], cache2, 3, last_only=False)
     torch.testing.assert_close(got[0], want[3:], atol=1e-4, rtol=1e-4)
 
 
-def test_left_padded_rows_equal_single_rows(tiny_lm):
+def test_rows_of_different_lengths_decode_together_as_alone(tiny_lm):
+    """One decode step for sequences of three lengths (each row's attention over its own cache, no padding)
+    gives each row the logits it gets stepped alone."""
     fast = FastLlama(tiny_lm.model, torch.float32)
     rows = [tiny_lm.encode(t) for t in ("hello", "the quick brown fox jumps", "a b c")]
-    width = max(map(len, rows))
-    ids = torch.full((3, width), tiny_lm.pad_id)
-    mask = torch.zeros((3, width), dtype=torch.long)
+    nxt = torch.tensor([tiny_lm.encode(" the")[0]] * len(rows))
+
+    def prefilled():
+        caches = [fast.new_kv(4) for _ in rows]  # smaller than the rows: the caches grow
+        for r, c in zip(rows, caches):
+            fast.forward(torch.tensor([r]), torch.arange(len(r))[None], c, 0)
+        return caches
+
+    together = fast.decode(nxt, prefilled())
+    assert torch.isfinite(together).all()
+    alone = [fast.decode(nxt[i:i + 1], [c])[0] for i, c in enumerate(prefilled())]
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    batched = fast.forward(ids, pos, fast.new_cache(3, width), 0, key_mask=mask)
-    assert torch.isfinite(batched).all()
-    for i, r in enumerate(rows):
-        single = fast.forward(torch.tensor([r]), torch.arange(len(r))[None], fast.new_cache(1, len(r)), 0)
-        torch.testing.assert_close(batched[i], single[0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(together[i], alone[i], atol=1e-4, rtol=1e-4)
+        # and equal to a full forward of the row with the new token (an independent path)
+        with torch.no_grad():
+            want = tiny_lm.model(input_ids=torch.tensor([r + [int(nxt[i])]])).logits[0, -1]
+        torch.testing.assert_close(together[i], want, atol=1e-4, rtol=1e-4)
 
 
 def test_float32_lean_decoding_equals_transformers_decoding(tiny_lm):
@@ -85,8 +92,8 @@ def test_float16_weights_stay_close_to_float32(tiny_lm):
     ids = _ids(tiny_lm, "the cat sat on the mat")
     pos = torch.arange(ids.shape[1])[None]
     f32, f16 = FastLlama(tiny_lm.model, torch.float32), FastLlama(tiny_lm.model, torch.float16)
-    a = f32.forward(ids, pos, f32.new_cache(1, ids.shape[1]), 0, last_only=False)
-    b = f16.forward(ids, pos, f16.new_cache(1, ids.shape[1]), 0, last_only=False)
+    a = f32.forward(ids, pos, f32.new_kv(ids.shape[1]), 0, last_only=False)
+    b = f16.forward(ids, pos, f16.new_kv(ids.shape[1]), 0, last_only=False)
     assert b.dtype == torch.float32
     assert 0 < (a - b).abs().max() < 0.05  # rounded weights, yet close
     # the model's own weights are untouched: its output layer is shared, the rest copied
@@ -111,7 +118,7 @@ def test_auto_reports_the_kernel_it_chose_and_how(tiny_model_dir, monkeypatch, t
         return (1.0, 1.0) if fast.kernel == "float32" else (2.0, 2.0)
 
     monkeypatch.setattr(tuning, "_time", fake_time)
-    lm = LM.load(str(tiny_model_dir))
+    lm = load(str(tiny_model_dir))
     info = lm.info()
     assert "float16" in calls and "float32" in calls  # both were timed
     assert lm.decode_mode == info["decode"] == "float32" and info["decode_choice"]["source"] == "measured"
@@ -132,12 +139,12 @@ def test_unknown_decode_mode_is_refused(tiny_lm):
 
 
 def test_load_with_decode_option(tiny_model_dir):
-    lm = LM.load(str(tiny_model_dir), decode="float32")
+    lm = load(str(tiny_model_dir), decode="float32")
     assert lm.decode_mode == "float32"
-    from llmdemo.model import ModelLoadError
+    from llmdemo.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="unknown decode mode"):
-        LM.load(str(tiny_model_dir), decode="fast")
+        load(str(tiny_model_dir), decode="fast")
 
 
 def test_chunk_ends_and_boundaries():

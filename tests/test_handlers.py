@@ -199,7 +199,7 @@ def test_app_decode_mode_applies_to_later_model_swaps(monkeypatch):
         calls.append((name, kw.get("decode")))
         return FakeLM(name=name or "fake")
 
-    monkeypatch.setattr(app.LM, "load", fake_load)
+    monkeypatch.setattr(app, "load", fake_load)
     built = {}
     monkeypatch.setattr(app, "build_demo", lambda host, settings: built.setdefault("host", host))
     app.make_demo("first", Settings(), decode="float32")

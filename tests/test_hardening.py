@@ -120,7 +120,7 @@ def test_no_server_path_reaches_a_visitor(tmp_path):
 
 # 4. --overwrite and two runs in one folder
 def test_overwrite_replaces_run_folders_only(tmp_path):
-    from eval.runner import RunError, check_output
+    from eval.runfolder import RunError, check_output
 
     other = tmp_path / "project"
     other.mkdir()
@@ -144,16 +144,16 @@ def test_overwrite_replaces_run_folders_only(tmp_path):
 
 
 def test_two_runs_cannot_write_one_folder_and_a_dead_runs_lock_is_taken_over(tmp_path):
-    from eval.runner import RunError, _lock
+    from eval.runfolder import RunError, lock
 
     (tmp_path / "run.lock").write_text(str(os.getppid()))  # a live process that is not this one
     with pytest.raises(RunError, match=f"another run \\(pid {os.getppid()}\\)"):
-        with _lock(tmp_path):
+        with lock(tmp_path):
             pass
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "run.lock").write_text(str(dead.pid))
-    with _lock(tmp_path):
+    with lock(tmp_path):
         assert (tmp_path / "run.lock").read_text() == str(os.getpid())
     assert not (tmp_path / "run.lock").exists()
 
@@ -400,9 +400,9 @@ def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
 
 
 def test_a_whole_json_line_cut_before_its_newline_is_redone(tmp_path):
-    from eval.runner import _read_done
+    from eval.runfolder import read_done
 
     p = tmp_path / "predictions.jsonl"
     p.write_bytes(b'{"id": "1"}\n{"id": "2"}')  # killed between the line and its newline
-    assert [d["id"] for d in _read_done(p)] == ["1"]
+    assert [d["id"] for d in read_done(p)] == ["1"]
     assert p.read_bytes() == b'{"id": "1"}\n'

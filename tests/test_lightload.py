@@ -16,7 +16,7 @@ import torch
 from conftest import CORPUS, ROOT
 from llmdemo import loading
 from llmdemo.config import GenerationConfig
-from llmdemo.model import LM
+from llmdemo.load import load
 from llmdemo.tokenizer import LightTokenizer
 
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=12, stop=())
@@ -81,8 +81,8 @@ def test_rope_equals_transformers_rotary_embedding(tiny_model_dir):
 
 
 def test_lean_start_equals_the_transformers_start(tiny_model_dir, cache):
-    lean = LM.load(str(tiny_model_dir), decode="float32")
-    full = LM.load(str(tiny_model_dir), decode="transformers")
+    lean = load(str(tiny_model_dir), decode="float32")
+    full = load(str(tiny_model_dir), decode="transformers")
     assert lean._lean is not None and lean._model is None and full._lean is None
     assert lean.info()["start"] == "lean" and full.info()["start"] == "transformers"
     full.set_decode("float32")
@@ -99,7 +99,7 @@ def test_lean_start_equals_the_transformers_start(tiny_model_dir, cache):
 
 
 def test_converted_weights_are_written_once_then_mapped(tiny_model_dir, cache, monkeypatch):
-    first = LM.load(str(tiny_model_dir), decode="float16")
+    first = load(str(tiny_model_dir), decode="float16")
     files = list(cache.glob("lean-*/lean-float16.safetensors"))
     assert len(files) == 1
     want = first.generate("the cat", GREEDY)
@@ -107,13 +107,13 @@ def test_converted_weights_are_written_once_then_mapped(tiny_model_dir, cache, m
     def no_conversion(*a, **k):
         raise AssertionError("converted again instead of reading the cache")
     monkeypatch.setattr("llmdemo.fast.fused_weights", no_conversion)
-    again = LM.load(str(tiny_model_dir), decode="float16")
+    again = load(str(tiny_model_dir), decode="float16")
     assert again.generate("the cat", GREEDY) == want
     # a damaged cache file is converted again, not trusted
     files[0].write_bytes(b"not a safetensors file")
     monkeypatch.undo()
     monkeypatch.setenv("LLMDEMO_CACHE", str(cache))
-    assert LM.load(str(tiny_model_dir), decode="float16").generate("the cat", GREEDY) == want
+    assert load(str(tiny_model_dir), decode="float16").generate("the cat", GREEDY) == want
 
 
 def test_a_folder_the_lean_start_cannot_read_goes_through_transformers(tiny_model_dir, tmp_path, cache):
@@ -123,7 +123,7 @@ def test_a_folder_the_lean_start_cannot_read_goes_through_transformers(tiny_mode
     cfg["rope_parameters"] = {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}
     (d / "config.json").write_text(json.dumps(cfg))
     assert "RoPE" in loading.lean_unsupported(d)
-    lm = LM.load(str(d), decode="float32")
+    lm = load(str(d), decode="float32")
     assert lm._lean is None and lm.info()["start"] == "transformers"
     assert lm.generate("the cat", GREEDY)
 
@@ -133,8 +133,8 @@ def test_a_lean_start_never_imports_transformers(tiny_model_dir, cache):
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from llmdemo.config import GenerationConfig
-        from llmdemo.model import LM
-        lm = LM.load({str(tiny_model_dir)!r}, decode="float16")
+        from llmdemo.load import load
+        lm = load({str(tiny_model_dir)!r}, decode="float16")
         lm.generate([{{"role": "user", "content": "hi"}}], GenerationConfig(temperature=0, max_new_tokens=4))
         info = lm.info()
         print("transformers" in sys.modules, info["start"], info["transformers"] is not None)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from llmdemo.config import GenerationConfig
-from llmdemo.model import LM, ContextOverflowError
+from llmdemo.generation import ContextOverflowError
+from llmdemo.load import load
 from llmdemo.engine.stream import _holdback
 
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=20)
@@ -111,17 +112,17 @@ def test_context_overflow_is_clear(tiny_lm):
 
 
 def test_load_local_folder(tiny_model_dir):
-    lm = LM.load(str(tiny_model_dir))
+    lm = load(str(tiny_model_dir))
     assert lm.style == "chat" and lm.info()["kind"] == "local" and lm.info()["file_sha256"]
     assert lm.generate("Hello", GREEDY) == lm.generate("Hello", GREEDY)
 
 
 def test_unreachable_hub_model_is_a_clear_error(monkeypatch):
-    from llmdemo.model import ModelLoadError
+    from llmdemo.errors import ModelLoadError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="could not load model 'nobody/no-such-model'"):
-        LM.load("nobody/no-such-model")
+        load("nobody/no-such-model")
 
 
 # ---------------------------------------------------------------- perplexity
@@ -153,7 +154,7 @@ def test_single_window_perplexity_by_hand(tiny_lm):
 
 
 def test_zeroed_output_layer_gives_vocab_size_perplexity(tiny_model_dir):
-    lm = LM.load(str(tiny_model_dir))
+    lm = load(str(tiny_model_dir))
     with torch.no_grad():
         lm.model.lm_head.weight.zero_()
     ll, n = lm.loglikelihood_rolling("Hello, who are you? " * 20, max_length=32, stride=8)

@@ -15,6 +15,7 @@ import pytest
 from gradio_client import Client
 
 from conftest import BENCHMARKS, launch
+from llmdemo.load import load
 
 SETTINGS = [8, 0, 0.9, 0, 1.0, 1]  # max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed
 
@@ -131,7 +132,6 @@ def test_kill_9_during_gguf_conversion_never_leaves_a_loadable_half_cache(tmp_pa
 def test_security_defaults():
     import inspect as _inspect
 
-    from llmdemo.model import LM
     from webui.settings import AppSettings
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "LLMDEMO_", "SPACE_ID"))}
@@ -142,7 +142,7 @@ def test_security_defaults():
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, SPACE_ID="me/demo"), capture_output=True,
                          text=True, check=True).stdout
     assert out.split()[2] == "True"  # on a Space, the model picker offers presets only
-    assert _inspect.signature(LM.load).parameters["trust_remote_code"].default is False
+    assert _inspect.signature(load).parameters["trust_remote_code"].default is False
     assert AppSettings().max_new_tokens <= 4096
 
 

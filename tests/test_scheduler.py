@@ -15,6 +15,7 @@ import torch
 
 from llmdemo.config import GenerationConfig
 from llmdemo.engine.scheduler import BATCH, INTERACTIVE
+from llmdemo.load import load
 
 # eight requests with different settings and seeds (greedy, sampled, penalties, top-k/top-p)
 SETTINGS = [
@@ -268,9 +269,8 @@ def _rolling_by_hand(lm, text):
 
 
 def test_closing_the_model_ends_its_requests_with_a_message(tiny_model_dir):
-    from llmdemo.model import LM
 
-    lm = LM.load(str(tiny_model_dir))
+    lm = load(str(tiny_model_dir))
     ev = threading.Event()
     lm.scheduler.step_hook = lambda kind, rows: time.sleep(0.01)
     req = lm.submit(lm.encode("Hello"), GenerationConfig(temperature=0, max_new_tokens=200, stop=()),

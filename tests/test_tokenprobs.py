@@ -300,9 +300,8 @@ def fresh_engine():
     """A llama.cpp context of its own (the file maps in a fraction of a second): the session's shared one
     holds other tests' parked sequences, whose cells change where a new sequence lands and so the attention's
     rounding; at a near tie (p 0.07, entropy 5.1 in a CI run) that changed the greedy answer itself."""
-    from llmdemo.model import LM
 
-    lm = LM.load()
+    lm = load()
     yield lm
     lm.close()
 
@@ -351,6 +350,7 @@ def test_real_model_same_seed_same_tokens_with_recording_on_and_off(real_lm, k):
 
 # ------------------------------------------------------------------ in the browser
 from conftest import SIZES  # noqa: E402
+from llmdemo.load import load
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,7 @@ def test_empty_and_too_long_inputs_are_refused_in_chinese(h):
 
 
 def test_a_busy_server_and_a_model_that_failed_to_load_are_said_in_chinese(h, monkeypatch):
-    from llmdemo.model import ModelLoadError
+    from llmdemo.errors import ModelLoadError
     from llmdemo.engine.scheduler import SchedulerBusy
 
     def busy(*a, **k):

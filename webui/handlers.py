@@ -28,7 +28,7 @@ from llmdemo.config import TASK_DEFAULTS, ConfigError, GenerationConfig
 from llmdemo.host import ModelHost
 from llmdemo.interface import INSIDE, require
 from llmdemo.generation import ContextOverflowError
-from llmdemo.model import ModelLoadError
+from llmdemo.errors import ModelLoadError
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, UnknownModelError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.engine.scheduler import RequestAborted, SchedulerBusy
@@ -876,7 +876,7 @@ def _remove_old_runs(folder, hours: float) -> None:
     import shutil
     import time as _time
 
-    from eval.runner import _is_run_file
+    from eval.runfolder import is_run_file as _is_run_file
 
     if not folder.is_dir():
         return

@@ -404,9 +404,10 @@ class LlamaCppLM(ScheduledModel):
             with self._hf_lock:
                 if self._hf is None:
                     from ..model import LM
+                    from ..presets import resolve
 
                     t0 = time.perf_counter()
-                    hf = LM.load(self.path, decode="transformers", progress=self._progress)
+                    hf = LM.from_source(resolve(str(self.path)), decode="transformers", progress=self._progress)
                     own, hf.scheduler = hf.scheduler, self.scheduler
                     own.close("replaced by the llama.cpp model's scheduler")
                     hf.name = self.name
