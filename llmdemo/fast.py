@@ -120,7 +120,9 @@ class Rope:
 
 
 class FastLlama:
-    """Weights gathered from a loaded ``LlamaForCausalLM``; call :meth:`new_cache` then :meth:`forward`."""
+    """Weights gathered from a loaded ``LlamaForCausalLM``. A sequence's cache is :meth:`new_kv`; a prompt
+    chunk goes through :meth:`forward`, a step of many sequences through :meth:`decode` (the runner's two
+    calls, llmdemo/engine/runner.py)."""
 
     def __init__(self, model: Any, kernel: str | torch.dtype = "float32", batch_hint: int = 1,
                  fused: dict[str, torch.Tensor] | None = None):
@@ -245,24 +247,16 @@ class FastLlama:
         """An empty one-sequence cache with room for ``capacity`` tokens (it grows when needed)."""
         return KVCache(len(self.layers), self.n_kv, self.head_dim, capacity, self.embed.device)
 
-    def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Key/value buffers for ``batch`` rows of at most ``length`` tokens, written in place."""
-        dev = self.embed.device
-        shape = (batch, self.n_kv, length, self.head_dim)
-        return [(torch.empty(shape, device=dev), torch.empty(shape, device=dev)) for _ in self.layers]
-
     @torch.no_grad()
-    def forward(self, ids: torch.Tensor, pos: torch.Tensor, cache: list, start: int,
-                key_mask: torch.Tensor | None = None, last_only: bool = True) -> torch.Tensor:
-        """Logits (float32) for ``ids`` (B, T) at ``cache`` slots ``start..start+T-1``.
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, cache: KVCache, start: int,
+                last_only: bool = True) -> torch.Tensor:
+        """Logits (float32) for one sequence's ``ids`` (1, T) at ``cache`` slots ``start..start+T-1``.
 
-        ``pos`` (B, T) are the rotary positions; ``key_mask`` (B, start+T) is 1 for real tokens and
-        0 for padding (None: no padding). Returns (B, V) for the last position, or (B, T, V).
+        ``pos`` (1, T) are the rotary positions. Returns (1, V) for the last position, or (1, T, V).
         """
-        if isinstance(cache, KVCache):
-            cache.reserve(start + ids.shape[1])
-            cache.length = start + ids.shape[1]
-            cache = cache.layers
+        cache.reserve(start + ids.shape[1])
+        cache.length = start + ids.shape[1]
+        layers = cache.layers
         bsz, t = ids.shape
         end = start + t
         x = F.embedding(ids, self.embed).float()  # (B, T, H)
@@ -270,22 +264,13 @@ class FastLlama:
         half = self.head_dim // 2
         mask = None
         causal = False
-        if key_mask is not None and not bool(key_mask[:, :end].all()):
-            keys = key_mask[:, None, None, :end].bool()  # (B, 1, 1, S)
-            if t > 1:
-                q_at = torch.arange(start, end, device=ids.device)[:, None]
-                k_at = torch.arange(end, device=ids.device)[None, :]
-                # a padding query sees itself, so that no row of the mask is empty (that gives NaN,
-                # and NaN in a padding slot of the cache would reach real rows through 0 * NaN)
-                keys = (keys & (k_at <= q_at)) | (k_at == q_at)  # (B, 1, T, S)
-            mask = keys
-        elif t > 1:
+        if t > 1:
             if start == 0:
                 causal = True
             else:  # queries after a cached prefix: each sees the prefix and the new tokens up to itself
                 q_at = torch.arange(start, end, device=ids.device)[:, None]
                 mask = torch.arange(end, device=ids.device)[None, :] <= q_at
-        for (n1, e1, wqkv, bqkv, wo, bo, n2, e2, wgu, wd), (kc, vc) in zip(self.layers, cache):
+        for (n1, e1, wqkv, bqkv, wo, bo, n2, e2, wgu, wd), (kc, vc) in zip(self.layers, layers):
             h = self._rms(x, n1, e1)
             qkv = self._linear(h, wqkv, bqkv)  # (B, T, q + 2kv)
             # rotary embedding on q and k heads together: x * cos + rotate_half(x) * sin
