@@ -662,6 +662,8 @@ class EvalHandlers:
         try:
             while worker.is_alive():
                 worker.join(HEARTBEAT_S)
+                if stop.is_set():  # Stop's own answer says "Stopped": no progress line may land after it
+                    continue
                 yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang), gr.skip(), gr.skip(), gr.skip(),
                        gr.skip())
         finally:
