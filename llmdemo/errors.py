@@ -52,6 +52,14 @@ MESSAGES: dict[str, str] = {
     "model.paths_off": "local model paths are disabled on this server: {name!r}",
     "model.no_path": "no model folder or .gguf file at {name!r}",
     "model.hub_off": "hub ids are disabled on this server: {name!r}; choose a preset",
+    # loading a model (llmdemo/load.py, llmdemo/model.py, llmdemo/backends/): the detail is the cause's first line
+    "model.load": "could not load model {name!r} from {location}: {detail}",
+    "model.load_offline": "could not load model {name!r} from {location}: {detail} (this machine may be offline: "
+                          "the Hub is needed for this model; the bundled default 'smollm2-135m-instruct' works offline)",
+    "model.load_backend": "could not load model {name!r}: {detail}",
+    "model.decode_mode": "unknown decode mode {mode!r}; use one of {choices}",
+    "model.swap": "could not load {name!r}: {detail}. Still using {current}.",
+    "model.swap_busy": "another model is being loaded; try again when it is done",
     # inputs (llmdemo/tasks.py, the app's handlers, the CLI)
     "input.file": "cannot read {file}: {reason}",
     "input.no_text": "no text given: pass it as an argument, with --file, or on stdin",
@@ -125,5 +133,11 @@ class Unavailable(UserError, ValueError):
     """Work the loaded model's backend cannot do (the message names the backend and the model)."""
 
 
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says which and why."""
+class ModelLoadError(UserError, RuntimeError):
+    """A model could not be loaded; the message says which and why (``model.load*`` codes)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name: the ``detail`` of a loading error."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -6,6 +6,7 @@ import gc
 import threading
 from typing import Callable
 
+from .errors import ModelLoadError
 from .interface import LanguageModel
 from .load import load
 
@@ -41,7 +42,7 @@ class ModelHost:
              trust_remote_code: bool = False, progress: Callable[[str], None] | None = None) -> LanguageModel:
         """Load ``name`` and make it current. On any error the previous model stays and the error is raised."""
         if not self._swap_lock.acquire(blocking=False):
-            raise RuntimeError("another model is being loaded; try again when it is done")
+            raise ModelLoadError("model.swap_busy")
         try:
             new = self._loader(name, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                                allow_paths=self.allow_paths, allow_hub_ids=self.allow_hub_ids, progress=progress)

@@ -19,7 +19,7 @@ import os
 from typing import Callable
 
 from .config import DECODE_MODES
-from .errors import ModelLoadError
+from .errors import ModelLoadError, first_line
 from .interface import LanguageModel
 from .presets import resolve
 
@@ -41,7 +41,7 @@ def load(name: str | None = None, *, device: str | None = None, dtype: str | Non
     :class:`~llmdemo.errors.ModelLoadError` with the first line of the cause.
     """
     if decode not in DECODE_MODES:
-        raise ModelLoadError(f"unknown decode mode {decode!r}; use one of {', '.join(DECODE_MODES)}")
+        raise ModelLoadError("model.decode_mode", mode=decode, choices=", ".join(DECODE_MODES))
     from .loading import _stderr_progress
 
     source = resolve(name, allow_paths=allow_paths, allow_hub_ids=allow_hub_ids)
@@ -61,8 +61,8 @@ def load(name: str | None = None, *, device: str | None = None, dtype: str | Non
                               pairs=source.preset.pairs if source.preset else (), exact_scoring=True,
                               progress=progress or _stderr_progress)
         except (OSError, ValueError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: {first}") from e
+            raise ModelLoadError("model.load", name=source.name, location=str(source.location),
+                                 detail=first_line(e)) from e
     from .model import LM
 
     return LM.from_source(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code,

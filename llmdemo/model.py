@@ -27,7 +27,7 @@ from .config import DECODE_MODES
 from .fast import KERNELS
 from .kvcache import PrefixCache
 from .generation import ScheduledModel, _env_int
-from .errors import ModelLoadError  # noqa: F401 (raised here; importers take it from either)
+from .errors import ModelLoadError, first_line
 from .interface import BATCH as CAN_BATCH
 from .interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS
 from .engine.scheduler import RequestAborted, Scheduler
@@ -192,8 +192,8 @@ class LM(ScheduledModel):
             try:
                 lean = load_weights_lean(source.kind, source.location, device=device, dtype=dtype, progress=progress)
             except (OSError, ValueError, RuntimeError, ImportError) as e:
-                raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: "
-                                     f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
+                raise ModelLoadError("model.load", name=source.name, location=str(source.location),
+                                     detail=first_line(e)) from e
             if lean is not None:
                 weights, tokenizer, info = lean
                 try:
@@ -201,23 +201,21 @@ class LM(ScheduledModel):
                                load_s=time.perf_counter() - t0, pairs=pairs, decode=decode, progress=progress,
                                lean=weights)
                 except ValueError as e:
-                    raise ModelLoadError(str(e)) from e
+                    raise ModelLoadError("model.load", name=source.name, location=str(source.location),
+                                         detail=first_line(e)) from e
         try:
             loaded = load_weights(source.kind, source.location, device=device, dtype=dtype,
                                   trust_remote_code=trust_remote_code, progress=progress)
         except (OSError, ValueError, RuntimeError, ImportError) as e:
-            hint = ""
-            if source.kind == "hub":
-                hint = (" (this machine may be offline: the Hub is needed for this model; "
-                        "the bundled default 'smollm2-135m-instruct' works offline)")
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelLoadError(f"could not load model {source.name!r} from {source.location}: {first}{hint}") from e
+            raise ModelLoadError("model.load_offline" if source.kind == "hub" else "model.load", name=source.name,
+                                 location=str(source.location), detail=first_line(e)) from e
         try:
             return cls(loaded.model, loaded.tokenizer, name=source.name, style=source.style,
                        info=dict(loaded.info, name=source.name), load_s=time.perf_counter() - t0, pairs=pairs,
                        decode=decode, progress=progress)
         except ValueError as e:
-            raise ModelLoadError(str(e)) from e
+            raise ModelLoadError("model.load", name=source.name, location=str(source.location),
+                                 detail=first_line(e)) from e
 
     def _infer_style(self) -> str:
         if self.is_encoder_decoder:

@@ -196,7 +196,7 @@ def test_a_busy_server_and_a_model_that_failed_to_load_are_said_in_chinese(h, mo
     assert "the server is busy (7 requests waiting)" in _error(lambda: h.generate("hi", request=EN))
 
     def broken(name, **k):
-        raise ModelLoadError("could not load model 'broken': out of memory")
+        raise ModelLoadError("model.load_backend", name="broken", detail="out of memory")
 
     monkeypatch.setattr(h.host, "swap", broken)
     h = Handlers(h.host, AppSettings(max_input_chars=1000, max_new_tokens=512, hosted=False))

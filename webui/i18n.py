@@ -340,6 +340,13 @@ ERRORS_ZH: dict[str, str] = {
     "model.paths_off": "本服务器不允许本地模型路径：{name!r}",
     "model.no_path": "{name!r} 处没有模型文件夹或 .gguf 文件",
     "model.hub_off": "本服务器不允许 hub id：{name!r}；请选择一个预设",
+    "model.load": "无法从 {location} 加载模型 {name!r}：{detail}",
+    "model.load_offline": "无法从 {location} 加载模型 {name!r}：{detail}（这台机器可能没有联网：这个模型需要 Hub；"
+                          "内置的默认模型 'smollm2-135m-instruct' 离线可用）",
+    "model.load_backend": "无法加载模型 {name!r}：{detail}",
+    "model.decode_mode": "未知的解码方式 {mode!r}；可选：{choices}",
+    "model.swap": "无法加载 {name!r}：{detail}。仍在使用 {current}。",
+    "model.swap_busy": "正在加载另一个模型；加载完成后请再试",
     "input.file": "无法读取 {file}：{reason}",
     "input.no_text": "没有给出文字：作为参数传入、用 --file，或从标准输入",
     "input.not_text": "{what}必须是文字，收到的是 {kind}",
@@ -399,6 +406,9 @@ def user_error_text(err: UserError, lang: str = "en") -> str:
     if lang != "zh":
         return str(err)
     params: dict[str, Any] = dict(err.params)
+    for k, v in params.items():  # an error given as another's detail ("could not load X: <why>") is said by its code
+        if isinstance(v, UserError):
+            params[k] = user_error_text(v, lang)
     for k in _NAMED_FIELDS:
         if isinstance(params.get(k), str):
             params[k] = _what(params[k])
@@ -424,8 +434,6 @@ _ERRORS_ZH: list[tuple[str, str]] = [
     # the server and the model
     (r"could not load (?P<n>.+?): (?P<e>.*)\. Still using (?P<m>.+)\.",
      "无法加载模型 {n}（{e}）。仍在使用 {m}。"),
-    (r"could not load model (?P<n>.+?)(?: from | ?: )(?P<e>.*)", "无法加载模型 {n}：{e}"),
-    (r"another model is being loaded; try again when it is done", "正在加载另一个模型；加载完成后请再试"),
     # the Evaluation tab
     (r"run an evaluation first, then give a row number from the table", "请先运行评测，再填写表格中的行号"),
     (r"(?P<t>\w+) examples have no task tab to open them in", "{t} 任务的样例没有可以打开它们的任务标签页"),

@@ -15,7 +15,7 @@ from typing import Any
 def load_backend(source, *, base_url: str | None = None, api_key: str | None = None, tokenizer: str | None = None,
                  concurrency: int = 4, context_length: int | None = None, **ignored: Any):
     """Load a resolved :class:`llmdemo.presets.ModelSource` of kind llamacpp / openai / openai-base."""
-    from ..errors import ModelLoadError
+    from ..errors import ModelLoadError, first_line
 
     try:
         if source.kind == "llamacpp":
@@ -28,5 +28,4 @@ def load_backend(source, *, base_url: str | None = None, api_key: str | None = N
         return OpenAILM(source.location, base_url=base_url, api_key=api_key, chat=source.kind == "openai",
                         tokenizer=tokenizer, concurrency=concurrency, context_length=context_length)
     except (OSError, ValueError, RuntimeError, ImportError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"could not load model {source.name!r}: {first}") from e
+        raise ModelLoadError("model.load_backend", name=source.name, detail=first_line(e)) from e
