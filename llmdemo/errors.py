@@ -104,6 +104,13 @@ MESSAGES: dict[str, str] = {
     "input.runs_two": "choose two runs to line up",
     "input.run_not_yours": "that run is not one of yours (or it is gone): refresh the list",
     "input.eval_stopped": "the evaluation was stopped after {done} of {total} examples",
+    # notices: not errors, what the app did to an input (Notice below)
+    "notice.cut": "The {what} was cut from {have:,} to {keep:,} tokens to fit the model's {context:,}-token context "
+                  "(with {new} new tokens).",
+    "notice.dropped": "Dropped the {n} oldest message(s) to fit the model's {context:,}-token context.",
+    "notice.dropped_cut": "Dropped the {n} oldest message(s) to fit the model's {context:,}-token context. {cut}",
+    "notice.budget": "max new tokens lowered from {asked} to {budget} to fit the {context}-token context",
+    "notice.attention": "attention shown for the first {n} tokens only",
     # the Compare tab's contestants (llmdemo/contestants.py)
     "contestant.unknown_close": "unknown contestant {name!r}; did you mean {close!r}?",
     "contestant.unknown": "unknown contestant {name!r}; choose one of: {choices}",
@@ -123,6 +130,24 @@ class UserError(Exception):
         self.code = code
         self.params = params
         super().__init__(MESSAGES[code].format(**params))
+
+
+class Notice(str):
+    """Not an error: what the app did to a user's input (cut it to fit, ...), by code like a :class:`UserError`.
+
+    A ``str`` of its English text wherever text is wanted (reports, JSON rows, the CLI); the page says the
+    code in the visitor's language.
+    """
+
+    code: str
+    params: dict
+
+    def __new__(cls, code: str, /, **params: Any):
+        if code not in MESSAGES:
+            raise KeyError(f"unknown notice code {code!r}")
+        self = super().__new__(cls, MESSAGES[code].format(**params))
+        self.code, self.params = code, params
+        return self
 
 
 class InputError(UserError, ValueError):

@@ -18,7 +18,7 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
-from .errors import InputError, UserError
+from .errors import InputError, Notice, UserError
 from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
 from .tokenprobs import info_of, trim
 from .engine.stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
@@ -55,8 +55,8 @@ class ScheduledModel:
                 raise ContextOverflowError("context.prompt", n=n_prompt, model=self.name, limit=self.context_length)
             budget = min(config.max_new_tokens, room)
         if budget < config.max_new_tokens:
-            stats.notices.append(f"max new tokens lowered from {config.max_new_tokens} to {budget} "
-                                 f"to fit the {self.context_length}-token context")
+            stats.notices.append(Notice("notice.budget", asked=config.max_new_tokens, budget=budget,
+                                        context=self.context_length))
         return budget
 
     def submit(self, ids: list[int], config: GenerationConfig, *, budget: int, seed: int,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ConfigError
-from .errors import Unavailable
+from .errors import Notice, Unavailable
 
 MAX_ATTENTION_TOKENS = 256  # attention maps grow with T^2; longer texts are cut with a notice
 
@@ -88,7 +88,7 @@ def attention(lm, text: str, layer: int = -1, head: int | None = None,
     notice = None
     if len(toks) > max_tokens - 1:
         toks = toks[: max_tokens - 1]
-        notice = f"attention shown for the first {max_tokens - 1} tokens only"
+        notice = Notice("notice.attention", n=max_tokens - 1)
     bos = lm.prefix_token()
     ids = torch.tensor([[bos] + [t.id for t in toks]], device=lm.device)
     model = lm.model

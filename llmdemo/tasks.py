@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .errors import InputError  # noqa: F401 (raised here; the app and the CLI catch it as tasks.InputError)
+from .errors import InputError, Notice  # noqa: F401 (InputError: the app and the CLI catch it as tasks.InputError)
 
 TASKS = ("generation", "translation", "dialogue", "summarization")
 
@@ -139,8 +139,8 @@ def _fit(lm, build: Callable[[str], Any], text: str, max_new_tokens: int, what: 
     cut, _ = lm.truncate_text(text, keep)
     if not cut.strip():
         raise InputError("input.no_room", what=what, n=lm.context_length)
-    return build(cut), (f"The {what} was cut from {have:,} to {keep:,} tokens to fit the model's "
-                        f"{lm.context_length:,}-token context (with {max_new_tokens} new tokens).")
+    return build(cut), Notice("notice.cut", what=what, have=have, keep=keep, context=lm.context_length,
+                              new=max_new_tokens)
 
 
 def generation_prompt(lm, text: str, max_new_tokens: int = 256) -> TaskPrompt:
@@ -238,8 +238,8 @@ def dialogue_prompt(lm, message: str, history: Sequence[Any] | None = None,
             over = len(lm.encode(build(turns, message))) - room
     prompt, notice = _fit(lm, lambda m: build(turns, m), message, max_new_tokens, "message")
     if dropped:
-        notice = (f"Dropped the {dropped} oldest message(s) to fit the model's "
-                  f"{lm.context_length:,}-token context.") + (" " + notice if notice else "")
+        notice = Notice("notice.dropped_cut", n=dropped, context=lm.context_length, cut=notice) if notice else \
+            Notice("notice.dropped", n=dropped, context=lm.context_length)
     template = "chat template of the tokenizer (system + history + user)" if lm.style == "chat" else TEMPLATES.get(key, "{text}")
     return TaskPrompt("dialogue", prompt, STOPS.get(key, ()), notice, template)
 

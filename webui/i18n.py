@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo.errors import MESSAGES, UserError
+from llmdemo.errors import MESSAGES, Notice, UserError
 
 EN: dict[str, str] = {
     "intro": "# llmdemo\nTry a language model in your browser. Every output streams; **Stop** ends it at once.",
@@ -386,6 +386,11 @@ ERRORS_ZH: dict[str, str] = {
     "input.runs_two": "请选择两次评测来对比",
     "input.run_not_yours": "那次评测不是你的（或已不在）：请刷新列表",
     "input.eval_stopped": "评测已停止：完成了 {done} / {total} 个样例",
+    "notice.cut": "为适应模型 {context:,} 个词元的上下文（留出 {new} 个新词元），{what}从 {have:,} 个词元截短到了 {keep:,} 个。",
+    "notice.dropped": "为适应模型 {context:,} 个词元的上下文，删去了最早的 {n} 条消息。",
+    "notice.dropped_cut": "为适应模型 {context:,} 个词元的上下文，删去了最早的 {n} 条消息。{cut}",
+    "notice.budget": "为适应 {context} 个词元的上下文，最大新词元数从 {asked} 降到了 {budget}",
+    "notice.attention": "只显示了前 {n} 个词元的注意力",
     "contestant.unknown_close": "未知的参赛者 {name!r}；是不是 {close!r}？",
     "contestant.unknown": "未知的参赛者 {name!r}；可选：{choices}",
 }
@@ -399,15 +404,15 @@ def fields_of(template: str) -> set[str]:
     return {f for _, f, _, _ in string.Formatter().parse(template) if f}
 
 
-def user_error_text(err: UserError, lang: str = "en") -> str:
-    """A :class:`UserError` in ``lang``, by its code (English: the page's words where they differ)."""
+def user_error_text(err: UserError | Notice, lang: str = "en") -> str:
+    """A :class:`UserError` or :class:`Notice` in ``lang``, by its code (English: the page's words where they differ)."""
     if err.code in _VOTE_PAGE:
         return text(_VOTE_PAGE[err.code], lang)
     if lang != "zh":
         return str(err)
     params: dict[str, Any] = dict(err.params)
     for k, v in params.items():  # an error given as another's detail ("could not load X: <why>") is said by its code
-        if isinstance(v, UserError):
+        if isinstance(v, (UserError, Notice)):
             params[k] = user_error_text(v, lang)
     for k in _NAMED_FIELDS:
         if isinstance(params.get(k), str):
@@ -440,12 +445,6 @@ _ERRORS_ZH: list[tuple[str, str]] = [
     # notices (warnings)
     (r"(?P<m>.+) is an encoder-decoder model: only the tokenization applies here",
      "{m} 是编码器-解码器模型：这里只能显示分词结果"),
-    (r"attention shown for the first (?P<n>\d+) tokens only", "只显示了前 {n} 个词元的注意力"),
-    (r"Dropped the (?P<n>\d+) oldest message\(s\) to fit the model's (?P<c>[\d,]+)-token context\.(?: (?P<rest>.+))?",
-     "为适应模型 {c} 个词元的上下文，删去了最早的 {n} 条消息。{rest}"),
-    (r"The (?P<w>[\w ]+) was cut from (?P<a>[\d,]+) to (?P<b>[\d,]+) tokens to fit the model's (?P<c>[\d,]+)-token "
-     r"context \(with (?P<n>\d+) new tokens\)\.",
-     "为适应模型 {c} 个词元的上下文（留出 {n} 个新词元），{w}从 {a} 个词元截短到了 {b} 个。"),
 ]
 _ERRORS_RE = [(re.compile(p, re.DOTALL), z) for p, z in _ERRORS_ZH]
 
@@ -457,7 +456,7 @@ def error_text(message: str | BaseException, lang: str = "en", lead: str = "出�
     matching pattern's Chinese text with the English detail (values, names, limits) kept; a message no
     pattern knows gets ``lead`` before its English text.
     """
-    if isinstance(message, UserError):
+    if isinstance(message, (UserError, Notice)):
         return user_error_text(message, lang)
     message = str(message)
     if lang != "zh" or not message:
