@@ -32,7 +32,10 @@ from llmdemo.config import ConfigError
 from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR, contestant
 from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
-from .handlers import HEARTBEAT_S, _Starting, _Waiting, check_length, friendly, stats_line
+from .errors import friendly
+from .safety import check_length
+from .stats import _Starting, _Waiting, stats_line
+from .streaming import HEARTBEAT_S
 from .i18n import error_text, lang_of, t
 from .i18n import text as msg
 
@@ -359,7 +362,7 @@ def render_leaderboard(board: arena.Leaderboard, lang: str = "en") -> str:
 def build(host, settings, live, store: VoteStore | None, light_events: dict, model_events: dict, private: dict,
           error_title) -> CompareHandlers:
     """The tab's components and events (called inside its ``gr.Tab``)."""
-    from .layout import LANG_CHOICES
+    from .controls import LANG_CHOICES
     from .streaming import page_run
 
     h = CompareHandlers(host, settings, live, store if store is not None else open_store(

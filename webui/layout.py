@@ -6,18 +6,19 @@ import gradio as gr
 
 from eval.tasks import TASKS as EVAL_TASKS
 from llmdemo import tasks
-from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 from llmdemo.presets import DEFAULT_MODEL
 
 from . import compare, tokenprobs
-from .handlers import EvalHandlers, Handlers, InsideHandlers, in_lang
+from .controls import LANG_CHOICES, decoding_controls
+from .errors import in_lang
+from .evaluation import EvalHandlers
+from .handlers import Handlers
+from .inside import InsideHandlers
 from .streaming import page_run
 from .i18n import EN, I18N, lang_of, switch_js, t
 from .i18n import text as msg
 from .settings import AppSettings
-
-LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
 
 GENERATION_EXAMPLES = [
     ["Explain in two sentences why the sky is blue."],
@@ -96,7 +97,7 @@ KEYS_JS = """() => {
 def launch_options(settings: AppSettings) -> dict:
     """Keyword arguments for ``demo.launch`` shared by app.py and the tests."""
     # eval runs are written to the output folder, which is never served: results reach a visitor as
-    # private copies (handlers.py)
+    # private copies (webui/files.py)
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     # show_error: Gradio's own input checks (e.g. "Expected a float") reach the user; our handlers
     # already turn every other exception into a short message without a traceback
@@ -106,23 +107,6 @@ def launch_options(settings: AppSettings) -> dict:
 
     return {"css": CSS + tokenprobs.CSS + compare.CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
             "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
-
-
-def decoding_controls(task: str, settings: AppSettings, max_new_tokens: int | None = None) -> list:
-    """The collapsible panel of decoding settings, with this task's defaults."""
-    d = TASK_DEFAULTS[task].replace(max_new_tokens=max_new_tokens)
-    with gr.Accordion(t("decoding"), open=False):
-        with gr.Row():
-            max_new = gr.Slider(1, settings.max_new_tokens, value=min(d.max_new_tokens, settings.max_new_tokens),
-                                step=1, label=t("max_new"))
-            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label=t("temperature"))
-            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label=t("top_p"))
-        with gr.Row():
-            top_k = gr.Slider(0, 200, value=d.top_k, step=1, label=t("top_k"))
-            rep = gr.Slider(1.0, 2.0, value=d.repetition_penalty, step=0.05, label=t("rep"))
-            # a text box: gr.Number turned "empty" into 0 when the panel opened, fixing every run's seed
-            seed = gr.Textbox(value="", label=t("seed"), placeholder=t("seed_ph"), max_lines=1, elem_classes="seed")
-    return [max_new, temperature, top_p, top_k, rep, seed]
 
 
 def export_row(name: str, fn, inputs: list, settings_light: dict):
