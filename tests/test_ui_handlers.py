@@ -251,7 +251,7 @@ def test_the_evaluation_tab_refuses_and_explains_in_chinese(benchmarks, tmp_path
 
 
 def test_export_with_nothing_to_export_says_so_in_chinese(h):
-    from webui.layout import _exporter
+    from webui.tabs.context import _exporter
 
     export = _exporter(h.export_chat, "md", 2)
     assert _error(lambda: export([], "x", request=ZH)) == "还没有可导出的内容"
