@@ -4,7 +4,8 @@ import gradio as gr
 import pytest
 
 from llmdemo.host import ModelHost
-from webui.handlers import Handlers, safe_markdown
+from webui.handlers import Handlers
+from webui.safety import safe_markdown
 from webui.settings import AppSettings
 
 from fakes import FakeLM
@@ -154,7 +155,7 @@ def test_server_errors_reach_the_visitor_as_messages(setup):
 
 
 def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
-    from webui.handlers import EvalHandlers
+    from webui.evaluation import EvalHandlers
 
     e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     names = e.benchmarks("translation")
@@ -169,7 +170,7 @@ def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", "nope.jsonl"])
 def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
-    from webui.handlers import EvalHandlers
+    from webui.evaluation import EvalHandlers
 
     e = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     with pytest.raises(gr.Error, match="no benchmark named"):
@@ -177,7 +178,7 @@ def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
 
 
 def test_inside_handlers_on_tiny_model(tiny_lm):
-    from webui.handlers import InsideHandlers
+    from webui.inside import InsideHandlers
 
     ins = InsideHandlers(ModelHost(tiny_lm), AppSettings())
     chips, summary, labels, choice, heat, fig = ins.analyze("The weather is nice <b>today</b>", 1, -1)

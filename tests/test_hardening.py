@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from llmdemo.host import ModelHost
-from webui.handlers import EvalHandlers, Handlers, safe_markdown
+from webui.evaluation import EvalHandlers
+from webui.handlers import Handlers
+from webui.safety import safe_markdown
 from webui.settings import AppSettings
 
 from conftest import launch
@@ -360,7 +362,7 @@ def test_errors_from_an_uploaded_runs_data_name_no_server_path(tmp_path):
 
 
 def test_the_inside_tab_looks_at_a_bounded_number_of_tokens(tiny_lm):
-    from webui.handlers import INSIDE_MAX_TOKENS, InsideHandlers
+    from webui.inside import INSIDE_MAX_TOKENS, InsideHandlers
 
     calls = []
     real = tiny_lm.call
@@ -384,7 +386,7 @@ def test_the_inside_tab_looks_at_a_bounded_number_of_tokens(tiny_lm):
 def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
     import time as _time
 
-    from webui.handlers import _remove_old_runs
+    from webui.files import _remove_old_runs
 
     old_run, new_run, other = tmp_path / "translation-x-old", tmp_path / "translation-x-new", tmp_path / "mine"
     for d in (old_run, new_run, other):

@@ -20,6 +20,8 @@ from typing import Callable
 
 import gradio as gr
 
+HEARTBEAT_S = 0.5  # how often a waiting handler yields (Gradio can only close a generator between yields)
+
 
 @dataclass
 class _Run:

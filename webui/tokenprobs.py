@@ -21,7 +21,8 @@ from llmdemo.config import GenerationConfig
 from llmdemo.interface import SERVER_TOKEN_PROBS, TOKEN_PROBS
 from llmdemo.tokenprobs import TokenInfo, branch_ids
 
-from .handlers import friendly, stats_line
+from .errors import friendly
+from .stats import stats_line
 from .i18n import lang_of, text as msg
 
 TOP = 10  # alternatives recorded and shown per token

@@ -1,0 +1,90 @@
+"""What every handler group shares: the model host, the settings, the live runs, and the one stream loop.
+
+The task tabs' handlers are mixins of :class:`HandlerBase` (webui/text_tasks.py, chat.py, model.py),
+joined into one ``Handlers`` object in webui/handlers.py. Generation runs in the model's scheduler
+(llmdemo/engine/scheduler.py); :meth:`HandlerBase._stream` submits a request and yields its text as
+tokens arrive. Stop sets the request's stop event (webui/streaming.py) and a closed browser tab
+closes the handler's generator; either way the row leaves the batch before the next step. While a
+request waits for the model the handler still yields every half second, so Gradio can close it at
+any time and the visitor sees that it waits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.config import GenerationConfig
+from llmdemo.host import ModelHost
+
+from .controls import decoding_config
+from .errors import warn
+from .i18n import lang_of, text as msg
+from .safety import check_length
+from .settings import AppSettings
+from .stats import _Starting, _Waiting, stopped_line
+from .streaming import HEARTBEAT_S, LiveRuns
+
+
+class HandlerBase:
+    """The host and settings every handler uses; ``live`` holds the runs in progress (every tab's Stop)."""
+
+    def __init__(self, host: ModelHost, settings: AppSettings):
+        self.host = host
+        self.settings = settings
+        self.live = LiveRuns()
+
+    def config(self, task: str, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
+               repetition_penalty: Any, seed: Any) -> GenerationConfig:
+        return decoding_config(task, self.settings, max_new_tokens, temperature, top_p, top_k, repetition_penalty,
+                               seed)
+
+    def check_length(self, text: Any, what: str = "text") -> str:
+        return check_length(text, self.settings.max_input_chars, what)
+
+    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
+                request: gr.Request | None = None, on_stream=None) -> Iterator[tuple[str, Any]]:
+        """(text so far, stats); the first yield is empty text, so a new run clears the last one's output.
+
+        A page's run (registered under the visitor's session and ``tab`` by ``streaming.page_run``) ends
+        at the model when the tab's Stop is pressed (:meth:`stop`); this loop then ends by itself.
+        ``on_stream(stream)`` is called once the model's Stream exists (webui/tokenprobs.py reads its
+        ``token_info``)."""
+        if prompt.notice:
+            warn(prompt.notice, lang)
+        yield "", _Starting()
+        lm = self.host.lm
+        stop_event = self.live.stop_event(getattr(request, "session_hash", None), tab)
+        stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S, stop_event=stop_event)
+        if on_stream is not None:
+            on_stream(stream)
+        text = ""
+        try:
+            for chunk in stream:
+                if not chunk:  # no token yet: say that it waits (the generator stays closable)
+                    if not text:
+                        yield text, _Waiting(lm, stream)
+                    continue
+                text += chunk
+                self.host.count(1)
+                yield text, stream.stats
+        finally:
+            stream.close()
+        yield text, stream.stats
+
+    def stop(self, tab: str, line: str | None, request: gr.Request | None = None) -> str:
+        """Stop: the visitor's run in ``tab`` ends at the model now; the stats line says "stopped"."""
+        said = self.live.stop(getattr(request, "session_hash", None), tab)
+        return said if said is not None else stopped_line(line, request)
+
+    def count_tokens(self, text: Any, request: gr.Request = None) -> str:
+        """The input's length in the model's tokens (the first max_input_chars characters)."""
+        if not isinstance(text, str) or not text:
+            return ""
+        try:
+            n = self.host.lm.count_tokens(text[: self.settings.max_input_chars])
+        except Exception:  # noqa: BLE001 - a backend that cannot count: no counter
+            return ""
+        return msg("tokens_count", lang_of(request), n=f"{n:,}")

@@ -1,0 +1,94 @@
+"""User errors as messages in the page's language; anything else as an internal error with an id.
+
+Every handler is wrapped in :func:`friendly`: a visitor never sees a stack trace, and the server never
+dies of a bad input. ``USER_ERRORS`` says which exceptions are the visitor's to fix (shown as they are);
+any other exception is a bug or an outage, logged whole under a short id the visitor can report.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import secrets
+import traceback
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.backends.openai import LogprobsUnreliable, ServerError
+from llmdemo.config import ConfigError
+from llmdemo.engine.scheduler import RequestAborted, SchedulerBusy
+from llmdemo.generation import ContextOverflowError
+from llmdemo.errors import ModelLoadError
+from llmdemo.presets import UnknownModelError
+
+from .i18n import error_text, lang_of, text as msg
+
+log = logging.getLogger("llmdemo.app")
+
+USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
+               TypeError, SchedulerBusy, RequestAborted, ServerError, LogprobsUnreliable)
+
+
+def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:
+    if isinstance(e, USER_ERRORS):
+        return gr.Error(error_text(e, lang))
+    # not the visitor's mistake: a bug or an outage, logged whole under an id they can report
+    error_id = secrets.token_hex(4)
+    log.error("unexpected error [%s]: %s", error_id, traceback.format_exc())
+    return gr.Error(msg("internal_error", lang, kind=type(e).__name__, id=error_id))
+
+
+def in_lang(err: gr.Error, lang: str) -> gr.Error:
+    """A handler's own ``gr.Error`` in the page's language (English: the error itself)."""
+    if lang != "zh" or not isinstance(getattr(err, "message", None), str):
+        return err
+    return gr.Error(error_text(err.message, lang), duration=err.duration, visible=err.visible, title=err.title,
+                    print_exception=getattr(err, "print_exception", True))
+
+
+def _request_lang(fn, args, kwargs) -> str:
+    """The page's language for a call of ``fn`` (its ``request`` argument; English when it has none)."""
+    try:
+        request = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("request")
+    except TypeError:
+        request = kwargs.get("request")
+    return lang_of(request)
+
+
+def warn(message: str, lang: str = "en") -> None:
+    """A notice (``gr.Warning``) in the page's language."""
+    gr.Warning(error_text(message, lang, lead="注意："))
+
+
+def friendly(fn):
+    """Turn user errors into a clear message in the UI; never a stack trace, never a dead server.
+
+    The message is in the page's language (the handler's ``request``), keeping the English detail."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error as e:
+                said = in_lang(e, _request_lang(fn, args, kwargs))
+                if said is e:
+                    raise
+                raise said from None
+            except Exception as e:  # noqa: BLE001 - every error becomes a message
+                raise _as_gr_error(e, _request_lang(fn, args, kwargs)) from None
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as e:
+            said = in_lang(e, _request_lang(fn, args, kwargs))
+            if said is e:
+                raise
+            raise said from None
+        except Exception as e:  # noqa: BLE001
+            raise _as_gr_error(e, _request_lang(fn, args, kwargs)) from None
+    return plain

@@ -1,0 +1,395 @@
+"""The Evaluation tab's handlers: run eval/ on the shared model, show and hand out the results.
+
+A run works in a thread of its own at batch priority (visitors' requests go first); its status line
+shows the progress (:func:`progress_line`) and Stop ends it at its next step (:class:`EvalStopped`).
+The leaderboard and the side-by-side diff read the run folders this visitor may see.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.config import TASK_DEFAULTS
+from llmdemo.host import ModelHost
+
+from .errors import friendly
+from .files import _private_copy, _remove_old_runs
+from .i18n import lang_of, text as msg
+from .settings import AppSettings
+from .streaming import HEARTBEAT_S, LiveRuns
+
+class EvalStopped(tasks.InputError):
+    """An evaluation ended by Stop; what it finished is kept in its folder."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__("input.eval_stopped", done=done, total=total)
+        self.done, self.total = done, total
+
+
+def progress_line(done: int, total: int, elapsed_s: float, lang: str = "en") -> str:
+    """The Evaluation tab's status while a run goes: examples done, time so far, and an estimate once
+    one example is done (from the pace so far; batches finish together, so it moves in steps)."""
+    left = msg("eval_left", lang, left=_duration(elapsed_s / done * (total - done), lang)) if 0 < done < total else ""
+    return msg("eval_running", lang, done=done, total=total, pct=f" ({100 * done / total:.0f}%)" if total else "",
+               elapsed=_duration(elapsed_s, lang), left=left)
+
+
+def _duration(s: float, lang: str = "en") -> str:
+    s = int(round(s))
+    if lang == "zh":
+        return f"{s} 秒" if s < 60 else f"{s // 60} 分 {s % 60:02d} 秒"
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
+
+
+class EvalHandlers:
+    """The Evaluation tab: run eval/ on the shared model over a benchmark file, show and download the results."""
+
+    # what a task needs comes from the registry (eval/tasks.py): file prefix, per-example score
+
+    def __init__(self, host: ModelHost, settings: AppSettings, live: LiveRuns | None = None):
+        self.host = host
+        self.settings = settings
+        self.live = live or LiveRuns()
+        self._runs: dict[str, list] = {}  # run folders by visitor session (hosted: a visitor sees only theirs)
+
+    def benchmarks(self, task: str) -> list[str]:
+        """Benchmark files in the data folder for a task (names only: nothing outside that folder is offered)."""
+        d = self.settings.data_dir
+        if not d.is_dir():
+            return []
+        from eval.tasks import TASKS
+
+        prefix = TASKS[task].data_prefix if task in TASKS else ""
+        return sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".txt")
+                      and p.name.startswith(prefix))
+
+    def default(self, task: str) -> str | None:
+        names = self.benchmarks(task)
+        preferred = [n for n in names if "flores200_devtest_en-fr" in n or "xsum" in n or n.endswith(".txt")
+                     or "crowspairs" in n]
+        return (preferred or names or [None])[0]
+
+    def choices(self, task: str):
+        return gr.update(choices=self.benchmarks(task), value=self.default(task))
+
+    def _data_path(self, name: str | None, upload: str | None):
+        from pathlib import Path
+
+        if upload:
+            return Path(upload)  # a file Gradio stored in its own upload folder
+        if not name:
+            raise tasks.InputError("input.no_benchmark_choice")
+        base = self.settings.data_dir.resolve()
+        path = (base / name).resolve()
+        if path.parent != base or not path.is_file():  # no path traversal out of the data folder
+            raise tasks.InputError("input.no_benchmark", name=name)
+        return path
+
+    @friendly
+    def run(self, task: str, name: str | None, upload: str | None, limit: Any, stop_event=None, lang: str = "en",
+            session: str | None = None, done: list | None = None):
+        """Run an evaluation with the app's prompts on the loaded model; yields progress, then the results.
+        ``done``, if given, is kept as [examples done, examples in all] while it runs.
+
+        The run works in a thread of its own at batch priority (visitors' requests go first). Stop,
+        or the client leaving, closes this generator, which stops the run at its next step; what it
+        finished stays in its folder.
+        """
+        import json as _json
+        import threading
+        import time as _time
+
+        from eval.runner import RunSpec, RunStopped, run
+
+        from eval.tasks import TASKS
+
+        if task not in TASKS:
+            raise tasks.InputError("input.eval_task", task=task)
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise tasks.InputError("input.limit_whole") from None
+        if not 1 <= limit <= 1000:
+            raise tasks.InputError("input.limit_app")
+        if limit > self.settings.eval_examples_cap:
+            raise tasks.InputError("input.limit_server", n=self.settings.eval_examples_cap)
+        path = self._data_path(name, upload)
+        if upload:  # a visitor's file: the same size rules as the task tabs, before any work
+            self._check_upload(path, task, limit)
+        _remove_old_runs(self.settings.output_dir, self.settings.keep_runs_hours)
+        stamp = _time.strftime("%Y%m%d-%H%M%S")
+        # an unguessable name: run folders are never served as a folder, and no visitor can find another's
+        out = self.settings.output_dir / f"{task}-{stamp}-{secrets.token_hex(8)}"
+        lm = self.host.lm
+        cfg = None
+        if TASKS[task].kind == "generate":  # greedy, as python -m eval; leave room for the input in small contexts
+            d = TASK_DEFAULTS[task]
+            cfg = d.replace(temperature=0.0, max_new_tokens=min(d.max_new_tokens, lm.context_length // 4))
+        spec = RunSpec(task=task, data=str(path), output=str(out), limit=limit, batch_size="auto", config=cfg,
+                       max_length=min(1024, lm.context_length), stride=512)
+        done = done if done is not None else [0, 0]
+        done[:] = [0, limit]
+        box: dict = {}
+        stop = stop_event or threading.Event()
+
+        def work():
+            try:
+                box["res"] = run(spec, lm, progress_cb=lambda d, t: done.__setitem__(slice(0, 2), [d, t]),
+                                 stop_event=stop)
+            except BaseException as e:  # noqa: BLE001 - handed to the handler's thread
+                box["err"] = e
+
+        worker = threading.Thread(target=work, name="eval-run", daemon=True)
+        worker.start()
+        t0 = _time.monotonic()
+        try:
+            while worker.is_alive():
+                worker.join(HEARTBEAT_S)
+                if stop.is_set():  # Stop's own answer says "Stopped": no progress line may land after it
+                    continue
+                yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang), gr.skip(), gr.skip(), gr.skip(),
+                       gr.skip())
+        finally:
+            stop.set()  # Stop pressed or the client left: the run ends at its next step
+        if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
+            raise EvalStopped(done[0], done[1])
+        if "err" in box:
+            err = box["err"]
+            if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
+                raise tasks.InputError("input.data", detail=str(err).replace(str(path), "the uploaded file" if upload else name)) from None
+            raise err
+        res = box["res"]
+        rows = _in_data_order([_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
+                              path, task, limit)
+        key = TASKS[task].per_example
+        # row number first (what "Row (0 = first)" counts), texts cut short: the table is read on a phone too
+        table = [[i, _short(_row_input(r)), _short(_row_reference(r)), _short(_row_answer(r)),
+                  round(r.get(key) or 0.0, 2)] for i, r in enumerate(rows)]
+        self._runs.setdefault(session or "", []).append(out)
+        metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
+            f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
+        # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
+        # content hash, served to this visitor's page only; the output folder itself is not served
+        share = _private_copy(out, ["plot-1.png", "report.html", "report.md", "results.json", "predictions.jsonl"])
+        plot = share.get("plot-1.png")
+        files = [share[f] for f in ("report.html", "report.md", "results.json", "predictions.jsonl") if f in share]
+        yield metrics_md, plot, table, files, rows
+
+    def _check_upload(self, path, task: str, limit: int) -> None:
+        from eval.datasets import DataError, load_records
+
+        try:
+            records = load_records(str(path), task, limit)
+        except DataError as e:
+            raise tasks.InputError("input.data", detail=str(e).replace(str(path), "the uploaded file")) from None
+        cap = self.settings.max_input_chars
+        for r in records:
+            size = sum(len(v) if isinstance(v, str) else sum(len(x) for x in v if isinstance(x, str))
+                       for k, v in r.items() if k != "id" and isinstance(v, (str, list)))
+            if size > cap:
+                raise tasks.InputError("input.example_long", id=str(r.get("id"))[:40], n=size, limit=cap)
+
+    @friendly
+    def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any, request: gr.Request = None):
+        """:meth:`run` for the page: one status line for the progress (not one per output), the report shown
+        in the page, and the "open this example" button usable once there are rows."""
+        import time as _time
+
+        t0 = _time.time()
+        lang = lang_of(request)
+        yield (msg("eval_starting", lang), *[gr.skip()] * 7)
+        result = None
+        # the tab's Stop sets this (webui/streaming.py): the run ends at its next step and says so here
+        session = getattr(request, "session_hash", None)
+        stop_event = self.live.stop_event(session, "evaluation")
+        # if the run's current step outlasts Stop's wait, Stop says this itself (and the run ends after it)
+        done = [0, 0]
+        self.live.when_stopped(session, "evaluation", lambda: msg("eval_stopped", lang, done=done[0], total=done[1]))
+        stopped = [None]
+        try:
+            for result in self.run.__wrapped__(self, task, name, upload, limit, stop_event=stop_event, lang=lang,
+                                               session=session, done=done):
+                if _is_skip(result[1]):  # progress
+                    yield (result[0], *[gr.skip()] * 7)
+        except EvalStopped as e:  # Stop pressed: said in the status line, not as an error
+            stopped[0] = e
+        if stopped[0] is not None:
+            yield (msg("eval_stopped", lang, done=stopped[0].done, total=stopped[0].total), *[gr.skip()] * 7)
+            return
+        md, plot, table, files, rows = result
+        report = next((f for f in files if f.endswith("report.md")), None)
+        report_md = _report_for_page(report) if report else ""
+        yield (msg("eval_done", lang, n=len(rows), s=f"{_time.time() - t0:.0f}"), md, plot, table, files, rows,
+               report_md, gr.update(interactive=bool(rows)))
+
+    def visible_runs(self, request: gr.Request | None = None) -> list:
+        """The run folders this visitor may compare: their own runs; on a local app every run in the folder."""
+        own = list(self._runs.get(getattr(request, "session_hash", None) or "", []))
+        if self.settings.hosted:
+            return [d for d in own if (d / "results.json").exists()]
+        folder = self.settings.output_dir
+        every = sorted((d for d in folder.iterdir() if (d / "results.json").exists()), key=lambda d: d.name) \
+            if folder.is_dir() else []
+        return every
+
+    @friendly
+    def leaderboard(self, request: gr.Request = None):
+        """The leaderboard of the runs this visitor can see (eval/leaderboard.py), and the runs to line up."""
+        from eval.leaderboard import leaderboard_rows
+
+        lang = lang_of(request)
+        runs = self.visible_runs(request)
+        rows = leaderboard_rows(runs)
+        if not rows:
+            return msg("board_empty", lang), gr.update(choices=[]), gr.update(choices=[])
+        lines = ["| task | data | model | engine | n | metrics (95% CI) | date |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            cells = ", ".join(f"{k} {v:.3g} [{r['ci95'][k][0]:.3g}, {r['ci95'][k][1]:.3g}]" if r.get("ci95", {}).get(k)
+                              else f"{k} {v:.3g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
+            lines.append("| " + " | ".join(html.escape(str(x)).replace("|", "\\|") for x in (
+                r["task"], r["data"], r["model"], r.get("engine") or r.get("backend") or "", r["n"], cells,
+                r["date"])) + " |")
+        names = [(f"{Path(r['run']).name[:40]} ({r['task']})", Path(r["run"]).name) for r in rows]
+        return "\n".join(lines), gr.update(choices=names, value=None), gr.update(choices=names, value=None)
+
+    @friendly
+    def diff(self, a: str | None, b: str | None, request: gr.Request = None):
+        """Two of the visitor's runs side by side, example by example (changed ones first)."""
+        from eval.leaderboard import diff_rows
+
+        if not a or not b:
+            raise tasks.InputError("input.runs_two")
+        runs = {d.name: d for d in self.visible_runs(request)}
+        if a not in runs or b not in runs:
+            raise tasks.InputError("input.run_not_yours")
+        key, rows = diff_rows(runs[a], runs[b])
+        return [[_short(str(r.get("id")), 40), _short(str(r.get("input") or "")), _short(str(r.get("a") or "")),
+                 _short(str(r.get("b") or "")), r.get("score_a"), r.get("score_b"), "✱" if r.get("changed") else ""]
+                for r in rows]
+
+    @friendly
+    def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None,
+                    request: gr.Request = None):
+        """:meth:`send`, and for translation the example's languages in From/To (from the row, else the file name)."""
+        out = self.send(rows, index, task)
+        if task != "translation":
+            return (*out, gr.skip(), gr.skip())
+        r = rows[int(index)]
+        m = re.search(r"([a-z]{2,3})-([a-z]{2,3})\.jsonl$", name or "")
+        src = r.get("src_lang") or (m.group(1) if m else None)
+        tgt = r.get("tgt_lang") or (m.group(2) if m else None)
+        langs = set(tasks.LANGUAGES)
+        return (*out, src if src in langs else gr.skip(), tgt if tgt in langs else gr.skip())
+
+    @staticmethod
+    def send(rows: list | None, index: Any, task: str):
+        """Put example ``index`` (0-based row of the table) into its task tab, from the row's stored raw input.
+
+        Returns (tabs, translation text, document, chat message); the fields of other tabs are left as they are.
+        """
+        try:
+            i = int(index)
+            r = (rows or [])[i]
+        except (TypeError, ValueError, IndexError):
+            raise gr.Error("run an evaluation first, then give a row number from the table") from None
+        text = str(r.get("input") or r.get("source") or "")
+        skip = gr.skip()  # the other tabs' fields keep what they hold (they were emptied before)
+        if task == "translation":
+            return gr.update(selected="translation"), text, skip, skip
+        if task == "summarization":
+            return gr.update(selected="summarization"), skip, text, skip
+        if task == "dialogue":
+            return gr.update(selected="dialogue"), skip, skip, text
+        raise gr.Error(f"{task} examples have no task tab to open them in")
+
+    def help(self, task: str, lang: str = "en") -> str:
+        """What the tab offers for a task: the benchmark files, or why there are none, and the fields an upload needs.
+
+        In Chinese the task's description stays English (it names the benchmark and its metric)."""
+        from eval.tasks import TASKS
+
+        t = TASKS.get(task)
+        if t is None:
+            return ""
+        fields = ", ".join(f"`{f}`" for f in t.fields)
+        lines = [f"**{task}**: {t.description}"]
+        if not self.benchmarks(task):
+            lines.append(msg("eval_help_none", lang, prefix=t.data_prefix))
+        if t.kind == "perplexity":
+            lines.append(msg("eval_help_txt", lang))
+        else:
+            lines.append(msg("eval_help_jsonl", lang, fields=fields))
+        return "  \n".join(lines)
+
+
+def _row_input(r: dict) -> str:
+    return str(r.get("input") or r.get("source") or r.get("context") or "")
+
+
+def _row_reference(r: dict) -> str:
+    """The right answer: the reference text, the less stereotyping sentence, or the right choice."""
+    if "reference" in r or "sent_less" in r:
+        return str(r.get("reference", r.get("sent_less", "")))
+    choices, gold = r.get("choices"), r.get("gold")
+    if isinstance(choices, list) and isinstance(gold, list) and gold and isinstance(gold[0], int) \
+            and 0 <= gold[0] < len(choices):
+        return str(choices[gold[0]])
+    return ""
+
+
+def _row_answer(r: dict) -> str:
+    """What the model answered: its text, its pick, or a pair's two log-likelihoods."""
+    if "prediction" in r:
+        return str(r["prediction"])
+    if "chosen" in r:
+        return str(r["chosen"])
+    return f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}"
+
+
+def _is_skip(v) -> bool:
+    return isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1
+
+
+def _short(v: Any, n: int = 160) -> str:
+    v = str(v)
+    return v if len(v) <= n else v[: n - 1] + "…"
+
+
+def _in_data_order(rows: list[dict], path, task: str, limit: int) -> list[dict]:
+    """Rows in the benchmark's order (predictions.jsonl is in the order examples finished in a batch)."""
+    try:
+        from eval.datasets import load_records
+        from eval.tasks import TASKS
+
+        records = load_records(str(path), task, limit)
+        if TASKS[task].prepare is not None:
+            records = TASKS[task].prepare(records)
+        pos = {str(r["id"]): i for i, r in enumerate(records)}
+    except Exception:  # noqa: BLE001 - order is a nicety: the rows as written
+        return rows
+    for r in rows:  # the languages, for "open this example in its task tab" (rows store the target only)
+        i = pos.get(str(r.get("id")))
+        if i is not None:
+            for k in ("src_lang", "tgt_lang"):
+                if k in records[i] and k not in r:
+                    r[k] = records[i][k]
+    return sorted(rows, key=lambda r: pos.get(str(r.get("id")), len(pos)))
+
+
+def _report_for_page(path: str) -> str:
+    """report.md for a Markdown component: its images are files next to it, so they are left out (the plot is shown)."""
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    return re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+
+def _ci(res: dict, k: str) -> str:
+    ci = res.get("ci95", {}).get(k)
+    return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci else ""

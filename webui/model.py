@@ -1,0 +1,74 @@
+"""The Model tab's handlers: what the loaded model is, and loading another one."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from llmdemo import tasks
+from llmdemo.presets import DEFAULT_MODEL, PRESETS
+from llmdemo.tuning import describe as describe_forward
+
+from .base import HandlerBase
+from .errors import friendly
+from .i18n import lang_of
+
+MODEL_INFO_ZH = {"Model": "模型", "Source": "来源", "Backend": "后端", "Parameters": "参数量",
+                 "Device / dtype": "设备 / 数据类型", "Generation forward": "生成所用前向", "Context length": "上下文长度",
+                 "Load time": "加载时间", "File sha256 / revision": "文件 sha256 / 版本"}
+
+
+def _display_location(info: dict) -> str:
+    from pathlib import PurePath
+
+    loc = str(info.get("location", ""))
+    return PurePath(loc).name if info.get("kind") in ("gguf", "local") or loc.startswith("/") else loc
+
+
+class ModelHandlers(HandlerBase):
+    """The Model tab: the model's details, the presets, loading another model (local apps only)."""
+
+    def model_info(self, request: gr.Request = None) -> str:
+        info = self.host.lm.info()
+        src = info.get("file_sha256") or info.get("revision") or ""
+        rows = [
+            ("Model", f"`{html.escape(info['name'])}` ({info.get('model_type')}, {info['style']} prompts)"),
+            # the file or folder name only: no server path reaches a visitor
+            ("Source", f"{info.get('kind')}: `{html.escape(_display_location(info))}`"),
+            ("Backend", {"llamacpp": "llama.cpp (in-process)", "openai": f"OpenAI-compatible server "
+                         f"(`{html.escape(str(info.get('served_model')))}`)"}.get(info.get("backend"), "transformers")),
+            ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
+            ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
+            ("Generation forward", describe_forward(info)),
+            *([("Scoring", html.escape(info["engine"]["scoring"]))] if info.get("engine") else []),
+            ("Context length", f"{info['context_length']:,} tokens"),
+            ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),
+        ]
+        if src:
+            rows.append(("File sha256 / revision", f"`{src[:16]}…`"))
+        # a list, not a table: a two-column table had an empty header row and, on a phone, one letter per line
+        names = MODEL_INFO_ZH if lang_of(request) == "zh" else {}
+        return "\n".join(f"- **{names.get(k, k)}**: {v}" for k, v in rows)
+
+    def preset_choices(self) -> list[tuple[str, str]]:
+        return [(f"{p.name}: {p.description}", p.name) for p in PRESETS.values()]
+
+    @friendly
+    def load_model(self, preset: str, custom: str = "", progress=gr.Progress(), request: gr.Request = None):
+        """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure.
+
+        The box wins when filled in (its label says so); choosing a preset empties it, and the box is emptied
+        after every attempt (layout.py), so a failed name never silently overrides the next preset.
+        """
+        name = (custom or "").strip() or preset or DEFAULT_MODEL
+        if self.settings.hosted:  # one shared model, chosen by the operator: a visitor swapping it swaps everyone's
+            raise tasks.InputError("input.operator_model")
+        progress(0.05, desc=f"loading {name}…")
+        try:
+            self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
+                           progress=lambda msg: progress(None, desc=msg))
+        except Exception as e:
+            raise gr.Error(f"could not load {name!r}: {e}. Still using {self.host.lm.name}.") from None
+        progress(1.0, desc="ready")
+        return self.model_info(request)

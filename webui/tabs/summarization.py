@@ -1,0 +1,48 @@
+"""The Summarization tab: a document in a short, medium or long summary."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from llmdemo import tasks
+
+from ..controls import decoding_controls
+from ..i18n import t
+from .context import TabContext, examples
+
+SUMMARY_EXAMPLES = [[
+    "The city council voted on Tuesday to approve a new bridge across the river, ending a debate that lasted "
+    "more than ten years. The bridge will cost about 20 million dollars and is expected to take three years to "
+    "build. Supporters say it will cut commuting times in half for people living on the east bank, while "
+    "opponents worry about noise and the loss of a park near the water. Construction is planned to start next "
+    "spring, and the council promised to plant new trees to replace those that are removed.",
+    "short",
+]]
+
+
+def build(ctx: TabContext) -> gr.Tab:
+    h, settings = ctx.h, ctx.settings
+    with gr.Tab(t("tab_summarization"), id="summarization", elem_id="tab-summarization") as tab:
+        s_in = gr.Textbox(label=t("document"), lines=10, placeholder=t("document_ph"),
+                          info=t("document_info"), elem_id="sum-in")
+        s_count = gr.Markdown(elem_classes="stats", elem_id="sum-count")
+        s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label=t("length"))
+        with gr.Row():
+            s_go = gr.Button(t("summarize"), variant="primary", elem_id="sum-go")
+            s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop", visible=False)
+        s_out = gr.Textbox(label=t("summary"), lines=5, buttons=["copy"], elem_id="sum-out")
+        s_stats = gr.Markdown(elem_classes="stats", elem_id="sum-stats")
+        ctx.export_row("sum", lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
+                       [s_in, s_out, s_stats])
+        ctx.inputs["sum-in"] = s_in  # an Evaluation row is sent here
+        s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
+        # each length has its own token budget; choosing a length sets it
+        s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
+                     **ctx.private, queue=False)
+        examples(SUMMARY_EXAMPLES, [s_in, s_len])
+        s_evs = ctx.page_event([s_go.click, s_in.submit], h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats],
+                               "summarization", s_go, s_stop)
+        ctx.api_endpoint(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], "summarize")
+        ctx.stop_button("summarization", s_stop, s_go, s_stats, s_evs)
+        ctx.counter(s_in, s_count)
+    return tab

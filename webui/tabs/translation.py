@@ -1,0 +1,52 @@
+"""The Translation tab: a text from one language into another."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..controls import LANG_CHOICES, decoding_controls
+from ..i18n import t
+from .context import TabContext, examples
+
+TRANSLATION_EXAMPLES = [
+    ["The weather is nice today.", "en", "fr"],
+    ["The library opens at nine o'clock every morning.", "en", "zh"],
+    ["Where is the nearest train station?", "en", "de"],
+    ["Le musée est fermé le lundi.", "fr", "en"],
+]
+
+
+def build(ctx: TabContext) -> gr.Tab:
+    h, settings = ctx.h, ctx.settings
+    with gr.Tab(t("tab_translation"), id="translation", elem_id="tab-translation") as tab:
+        with gr.Row():
+            t_src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="tr-src")
+            t_swap = gr.Button(t("swap"), scale=0, min_width=80, elem_id="tr-swap")
+            t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label=t("to"), elem_id="tr-tgt")
+        # the default model cannot write Chinese: said whenever Chinese is one of the two languages
+        t_note = gr.Markdown(t("zh_note"), visible=False, elem_id="tr-zh-note")
+        with gr.Row():
+            with gr.Column():
+                t_in = gr.Textbox(label=t("text"), lines=6, placeholder=t("text_ph"), info=t("text_info"),
+                                  elem_id="tr-in")
+                t_count = gr.Markdown(elem_classes="stats", elem_id="tr-count")
+            t_out = gr.Textbox(label=t("translation"), lines=6, buttons=["copy"], elem_id="tr-out")
+        with gr.Row():
+            t_go = gr.Button(t("translate"), variant="primary", elem_id="tr-go")
+            t_stop = gr.Button(t("stop"), variant="stop", elem_id="tr-stop", visible=False)
+        t_stats = gr.Markdown(elem_classes="stats", elem_id="tr-stats")
+        ctx.export_row("tr", lambda a, b, c, fmt: h.export_output("translation", a, b, c, fmt),
+                       [t_in, t_out, t_stats])
+        ctx.inputs.update({"tr-in": t_in, "tr-src": t_src, "tr-tgt": t_tgt})  # an Evaluation row is sent here
+        t_dec = decoding_controls("translation", settings)
+        examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
+        for dd in (t_src, t_tgt):
+            dd.change(lambda a, b: gr.update(visible="zh" in (a, b)), [t_src, t_tgt], [t_note],
+                      queue=False, show_progress="hidden", **ctx.private)
+        t_swap.click(h.swap, [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out], **ctx.private, queue=False)
+        t_evs = ctx.page_event([t_go.click, t_in.submit], h.translate, [t_in, t_src, t_tgt, *t_dec],
+                               [t_out, t_stats], "translation", t_go, t_stop)
+        ctx.api_endpoint(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], "translate")
+        ctx.stop_button("translation", t_stop, t_go, t_stats, t_evs)
+        ctx.counter(t_in, t_count)
+    return tab

@@ -1,0 +1,79 @@
+"""The one-shot text tasks' handlers: Generation, Translation and Summarization.
+
+Each builds its task's prompt (llmdemo/tasks.py), streams the model's text through
+:meth:`HandlerBase._stream` and yields (text so far, stats line); the last yield is the finished text.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from llmdemo import tasks
+
+from .base import HandlerBase
+from .errors import friendly
+from .files import _export_file
+from .i18n import lang_of, text as msg
+from .stats import stats_line
+
+
+class TextTaskHandlers(HandlerBase):
+    """Generate, translate, summarize; export one output; swap the translation's languages."""
+
+    @friendly
+    def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
+                 repetition_penalty=None, seed=None, request: gr.Request = None):
+        """Continue a text (base models) or answer an instruction (chat models). Streams text."""
+        cfg = self.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        p = tasks.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
+        lang, text, stats = lang_of(request), "", None
+        for text, stats in self._stream(p, cfg, lang, "generation", request):
+            yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang)
+
+    @friendly
+    def translate(self, text: str, source: str = "en", target: str = "fr", max_new_tokens=None, temperature=None,
+                  top_p=None, top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
+        """Translate text from the source to the target language (codes or names). Streams text."""
+        cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        p = tasks.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
+        out, stats, lang = "", None, lang_of(request)
+        for out, stats in self._stream(p, cfg, lang, "translation", request):
+            yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield tasks.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
+
+    @friendly
+    def summarize(self, document: str, length: str = "short", max_new_tokens=None, temperature=None, top_p=None,
+                  top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
+        """Summarize a document; length is short, medium or long. Streams text."""
+        if max_new_tokens in (None, "") and length in tasks.SUMMARY_LENGTHS:
+            max_new_tokens = tasks.SUMMARY_LENGTHS[length][1]
+        cfg = self.config("summarization", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        p = tasks.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
+                                       cfg.max_new_tokens)
+        out, stats, lang = "", None, lang_of(request)
+        n_doc = len(document.split())
+        for out, stats in self._stream(p, cfg, lang, "summarization", request):
+            yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        out = tasks.postprocess("summarization", out)
+        n_sum = max(1, len(out.split()))
+        yield out, stats_line(stats, msg("compression", lang, x=n_doc / n_sum, a=n_doc, b=len(out.split())),
+                              cfg=cfg, lang=lang)
+
+    @staticmethod
+    def export_output(task: str, source: str, output: str, stats: str, fmt: str) -> str:
+        """One generation (input, output, stats line) as a Markdown or JSON file to download."""
+        if not (output or "").strip():
+            raise gr.Error("nothing to export yet")
+        if fmt == "json":
+            return _export_file(f"{task}.json", json.dumps(
+                {"task": task, "input": source, "output": output, "stats": stats}, ensure_ascii=False, indent=2))
+        return _export_file(f"{task}.md", f"# {task}\n\n## Input\n\n{source}\n\n## Output\n\n{output}\n\n"
+                                          f"---\n{stats}\n")
+
+    @staticmethod
+    def swap(source: str, target: str, text: str, translation: str):
+        """Swap the languages; the translation (if there is one) becomes the new text, and the output is cleared."""
+        return target, source, (translation if (translation or "").strip() else text), ""
