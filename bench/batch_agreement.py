@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmdemo import tasks  # noqa: E402
+from llmdemo import prompts  # noqa: E402
 from llmdemo.config import DECODE_MODES, GenerationConfig  # noqa: E402
 from llmdemo.load import load  # noqa: E402
 
@@ -32,7 +32,7 @@ def main() -> None:
     a = ap.parse_args()
     lm = load(a.model, decode=a.decode)
     rows = [json.loads(l) for l in open(a.data, encoding="utf-8")][: a.n]
-    prompts = [tasks.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"], a.max_new_tokens).input
+    prompts = [prompts.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"], a.max_new_tokens).input
                for r in rows]
     cfg = GenerationConfig(temperature=0, max_new_tokens=a.max_new_tokens)
     t0 = time.perf_counter()

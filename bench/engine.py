@@ -165,19 +165,19 @@ def raw_batched(lm, prompts, n_tokens: int) -> float:
 
 
 def bench_eval(lm, a) -> dict:
-    from llmdemo import tasks
+    from llmdemo import prompts
     from llmdemo.config import TASK_DEFAULTS
 
     recs = [json.loads(line) for line in
             (ROOT / "benchmarks" / "translation_flores200_devtest_en-fr.jsonl").read_text().splitlines()[: a.eval_n]]
     cfg = TASK_DEFAULTS["translation"]
-    prompts, caps = [], []
+    built, caps = [], []
     for r in recs:
-        p = tasks.translation_prompt(lm, r["source"], "en", "fr", cfg.max_new_tokens)
-        prompts.append(p.input)
+        p = prompts.translation_prompt(lm, r["source"], "en", "fr", cfg.max_new_tokens)
+        built.append(p.input)
         caps.append(min(cfg.max_new_tokens, 4 * lm.count_tokens(r["source"]) + 16))
     t = time.perf_counter()
-    outs = lm.generate_batch(prompts, cfg, batch_size=16, max_new_tokens=caps)
+    outs = lm.generate_batch(built, cfg, batch_size=16, max_new_tokens=caps)
     return {"sentences": len(recs), "batch": 16, "seconds": round(time.perf_counter() - t, 1),
             "empty": sum(not o.strip() for o in outs)}
 
@@ -185,7 +185,7 @@ def bench_eval(lm, a) -> dict:
 def bench_quality(a) -> dict:
     import math
 
-    from llmdemo import tasks
+    from llmdemo import prompts
     from llmdemo.config import GenerationConfig
     from llmdemo.load import load
 
@@ -194,10 +194,10 @@ def bench_quality(a) -> dict:
     recs = [json.loads(line) for line in
             (ROOT / "benchmarks" / "translation_flores200_devtest_en-fr.jsonl").read_text().splitlines()[:10]]
     cfg = GenerationConfig(temperature=0, max_new_tokens=48, stop=())
-    prompts = [tasks.translation_prompt(ref, r["source"], "en", "fr", 48).input for r in recs]
-    prompts += [[{"role": "user", "content": q}] for q in QUESTIONS]
+    built = [prompts.translation_prompt(ref, r["source"], "en", "fr", 48).input for r in recs]
+    built += [[{"role": "user", "content": q}] for q in QUESTIONS]
     same, first_diff = 0, []
-    for p in prompts:
+    for p in built:
         x, y = eng.encode(p), ref.encode(p)
         assert x == y, "the two tokenizers disagree on a prompt"
         a_, b_ = eng.generate(p, cfg), ref.generate(p, cfg)
@@ -210,7 +210,7 @@ def bench_quality(a) -> dict:
     cpp = load("llamacpp:default")
     s_ref, n_ref = ref.loglikelihood_rolling(text, 1024, 1024)
     s_cpp, n_cpp = cpp.loglikelihood_rolling(text, 1024, 1024)
-    return {"greedy_identical": f"{same}/{len(prompts)}", "first_differing_char": first_diff,
+    return {"greedy_identical": f"{same}/{len(built)}", "first_differing_char": first_diff,
             "ppl_transformers_fp32": round(math.exp(-s_ref / n_ref), 4), "ppl_llama_cpp_q4_1": round(math.exp(-s_cpp / n_cpp), 4),
             "tokens": n_ref}
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from llmdemo import tasks  # noqa: E402
+from llmdemo import prompts  # noqa: E402
 from llmdemo.config import DECODE_MODES, TASK_DEFAULTS  # noqa: E402
 from llmdemo.load import load  # noqa: E402
 from llmdemo.model import LM  # noqa: E402
@@ -47,7 +47,7 @@ def median_time(fn, runs: int, warmup=None) -> tuple[float, object]:
 def translation(lm: LM, bench: Path, n: int, batch_sizes: list[int], runs: int) -> dict:
     rows = [json.loads(line) for line in open(bench / "translation_flores200_devtest_en-fr.jsonl", encoding="utf-8")][:n]
     cfg0 = TASK_DEFAULTS["translation"].replace(seed=0)
-    prompts = [tasks.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows]
+    prompts = [prompts.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows]
     cfg = prompts[0].config(cfg0).replace(max_new_tokens=cfg0.max_new_tokens)
     caps = [p.config(cfg0).max_new_tokens for p in prompts]
     inputs = [p.input for p in prompts]

@@ -160,7 +160,7 @@ def ttft(client):
 def eval_interactive(url, host, a):
     from gradio_client import Client
 
-    from llmdemo import tasks
+    from llmdemo import prompts
     from llmdemo.config import TASK_DEFAULTS
 
     lm = host.lm
@@ -169,7 +169,7 @@ def eval_interactive(url, host, a):
     idle = statistics.median(ttft(c) for _ in range(3))
     rows = [json.loads(line) for line in open(BENCH / "translation_flores200_devtest_en-fr.jsonl", encoding="utf-8")]
     cfg0 = TASK_DEFAULTS["translation"].replace(seed=0)
-    prompts = [tasks.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows[:200]]
+    prompts = [prompts.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows[:200]]
     stop = threading.Event()
     bg = threading.Thread(target=lm.generate_batch, args=([p.input for p in prompts], cfg0),
                           kwargs=dict(batch_size=a.eval_batch, stop_event=stop, priority="batch",

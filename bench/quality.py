@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from llmdemo import tasks  # noqa: E402
+from llmdemo import prompts  # noqa: E402
 from llmdemo.config import GenerationConfig  # noqa: E402
 from llmdemo.fast import KERNELS, FastLlama, kernel_unavailable  # noqa: E402
 from llmdemo.load import load  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
 
     rows = [json.loads(line) for line in open(bench / "translation_flores200_devtest_en-fr.jsonl", encoding="utf-8")]
     n_tr = a.greedy - a.greedy // 2
-    prompts = [tasks.translation_prompt(lm, r["source"], "en", "fr", 48).input for r in rows[:n_tr]]
+    prompts = [prompts.translation_prompt(lm, r["source"], "en", "fr", 48).input for r in rows[:n_tr]]
     prompts += [[{"role": "user", "content": q}] for q in QUESTIONS[: a.greedy - n_tr]]
     cfg = GenerationConfig(temperature=0, max_new_tokens=48, stop=())
     outs = {}

@@ -13,7 +13,7 @@ from llmdemo.config import ConfigError
 from llmdemo.errors import ModelLoadError
 from llmdemo.load import load
 from llmdemo.presets import UnknownModelError
-from llmdemo.tasks import InputError
+from llmdemo.errors import InputError
 
 from .datasets import DataError
 from .taskfile import TaskFileError

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import TASK_DEFAULTS
 from llmdemo.interface import loglikelihood_batch, require
 
@@ -232,15 +232,15 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
 def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write,
                     stop_event=None) -> tuple[str, int]:
     """Generate and write each example; returns the prompt template and the number of tokens generated."""
-    prompts = []
+    built = []
     for r in todo:
-        p = tasks.build_prompt(lm, spec.task, r, max_new_tokens=spec.config.max_new_tokens, length=spec.length)
-        prompts.append(p)
-    template = prompts[0].template if prompts else tasks.TEMPLATES.get((lm.style, spec.task), "")
-    if not prompts:
+        p = prompts.build_prompt(lm, spec.task, r, max_new_tokens=spec.config.max_new_tokens, length=spec.length)
+        built.append(p)
+    template = built[0].template if built else prompts.TEMPLATES.get((lm.style, spec.task), "")
+    if not built:
         return template, 0, []
-    cfg = prompts[0].config(spec.config).replace(max_new_tokens=spec.config.max_new_tokens)
-    caps = [p.config(spec.config).max_new_tokens for p in prompts]  # per-prompt caps, as the app applies them
+    cfg = built[0].config(spec.config).replace(max_new_tokens=spec.config.max_new_tokens)
+    caps = [p.config(spec.config).max_new_tokens for p in built]  # per-prompt caps, as the app applies them
     task = get_task(spec.task)
     generated = [0]
 
@@ -254,9 +254,9 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
             give_up.set()
 
     def done(i: int, text: str) -> None:
-        r, p = todo[i], prompts[i]
+        r, p = todo[i], built[i]
         generated[0] += lm.count_tokens(text) if text else 0
-        row = example_row(task, r, p.input, tasks.postprocess(spec.task, text))
+        row = example_row(task, r, p.input, prompts.postprocess(spec.task, text))
         row["finish_reason"] = getattr(text, "finish_reason", None)
         if spec.task == "dialogue":
             ll, n = lm.loglikelihood(p.input, r["reference"], priority="batch")
@@ -266,7 +266,7 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
         write(row)
 
     # bs examples run at once; as each finishes it is written and the next one takes its row
-    lm.generate_batch([p.input for p in prompts], cfg, batch_size=bs, on_done=done,
+    lm.generate_batch([p.input for p in built], cfg, batch_size=bs, on_done=done,
                       stop_event=_Either(stop_event, give_up), max_new_tokens=caps, priority="batch", on_error=failed)
     return template, generated[0], failures
 

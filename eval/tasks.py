@@ -1,7 +1,7 @@
 """The task registry: everything eval knows about a task, in one entry (lm-evaluation-harness's shape).
 
 A :class:`Task` says which fields a record needs, how a record becomes the app's prompt (through
-``llmdemo.tasks``), where the reference is, how one example is scored and how the run is scored, the
+``llmdemo.prompts``), where the reference is, how one example is scored and how the run is scored, the
 main metric and whether higher is better. The runner, the reports, ``compare``, the CLI and the app's
 Evaluation tab read it; adding a task is one entry in :data:`TASKS`.
 

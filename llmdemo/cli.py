@@ -14,7 +14,7 @@ from typing import Sequence
 from .config import DECODE_MODES, TASK_DEFAULTS, ConfigError, GenerationConfig
 from .backends.openai import ServerError
 from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
-from . import tasks
+from . import prompts
 from .load import load
 
 
@@ -58,7 +58,7 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
 def decoding_config(args: argparse.Namespace, task: str) -> GenerationConfig:
     base = TASK_DEFAULTS.get(task, GenerationConfig())
     if task == "summarization" and getattr(args, "length", None) and args.max_new_tokens is None:
-        base = base.replace(max_new_tokens=tasks.SUMMARY_LENGTHS[args.length][1])
+        base = base.replace(max_new_tokens=prompts.SUMMARY_LENGTHS[args.length][1])
     return base.replace(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                         top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed,
                         stop=tuple(args.stop) if args.stop else None)
@@ -70,15 +70,15 @@ def _read_text(args: argparse.Namespace) -> str:
             with open(args.file, encoding="utf-8", errors="replace") as f:
                 return f.read()
         except OSError as e:
-            raise tasks.InputError("input.file", file=args.file, reason=e.strerror) from None
+            raise prompts.InputError("input.file", file=args.file, reason=e.strerror) from None
     if args.text:
         return " ".join(args.text)
     if not sys.stdin.isatty():
         return sys.stdin.read()
-    raise tasks.InputError("input.no_text")
+    raise prompts.InputError("input.no_text")
 
 
-def _run(lm, prompt: tasks.TaskPrompt, config: GenerationConfig, quiet: bool) -> str:
+def _run(lm, prompt: prompts.TaskPrompt, config: GenerationConfig, quiet: bool) -> str:
     if prompt.notice:
         print(f"note: {prompt.notice}", file=sys.stderr)
     stream = lm.stream(prompt.input, prompt.config(config))
@@ -110,7 +110,7 @@ def _chat_loop(lm, args, config: GenerationConfig) -> None:
             return
         if not msg.strip():
             return
-        prompt = tasks.dialogue_prompt(lm, msg, history, args.system, config.max_new_tokens)
+        prompt = prompts.dialogue_prompt(lm, msg, history, args.system, config.max_new_tokens)
         sys.stdout.write("bot> ")
         reply = _run(lm, prompt, config, args.quiet)
         history += [{"role": "user", "content": msg}, {"role": "assistant", "content": reply.strip()}]
@@ -135,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--source", "-s", default="en", help="source language code (en, zh, fr, de, es, ja, ...)")
     t.add_argument("--target", "-t", default="fr", help="target language code")
     c = command("chat", "one chat turn; interactive when no message is given on a terminal")
-    c.add_argument("--system", default=tasks.DEFAULT_SYSTEM_PROMPT, help="system prompt")
+    c.add_argument("--system", default=prompts.DEFAULT_SYSTEM_PROMPT, help="system prompt")
     s = command("summarize", "summarize a document")
-    s.add_argument("--length", choices=list(tasks.SUMMARY_LENGTHS), default="short")
+    s.add_argument("--length", choices=list(prompts.SUMMARY_LENGTHS), default="short")
     sub.add_parser("models", help="list the model presets")
     v = sub.add_parser("votes", help="the blind votes: leaderboard, export")
     vsub = v.add_subparsers(dest="votes_command", required=True)
@@ -200,24 +200,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         interactive = task == "dialogue" and not args.text and not args.file and sys.stdin.isatty()
         text = None if interactive else _read_text(args)
         if task == "translation":
-            tasks.language_code(args.source), tasks.language_code(args.target)  # fail before loading
+            prompts.language_code(args.source), prompts.language_code(args.target)  # fail before loading
         if text is not None:
-            tasks.clean_text(text)
+            prompts.clean_text(text)
         lm = load(args.model, **model_options(args))
         if interactive:
             _chat_loop(lm, args, config)
             return 0
         if task == "generation":
-            prompt = tasks.generation_prompt(lm, text, config.max_new_tokens)
+            prompt = prompts.generation_prompt(lm, text, config.max_new_tokens)
         elif task == "translation":
-            prompt = tasks.translation_prompt(lm, text, args.source, args.target, config.max_new_tokens)
+            prompt = prompts.translation_prompt(lm, text, args.source, args.target, config.max_new_tokens)
         elif task == "dialogue":
-            prompt = tasks.dialogue_prompt(lm, text, None, args.system, config.max_new_tokens)
+            prompt = prompts.dialogue_prompt(lm, text, None, args.system, config.max_new_tokens)
         else:
-            prompt = tasks.summarization_prompt(lm, text, args.length, config.max_new_tokens)
+            prompt = prompts.summarization_prompt(lm, text, args.length, config.max_new_tokens)
         _run(lm, prompt, config, args.quiet)
         return 0
-    except (ConfigError, tasks.InputError, UnknownModelError, ModelLoadError, ContextOverflowError, ServerError) as e:
+    except (ConfigError, prompts.InputError, UnknownModelError, ModelLoadError, ContextOverflowError, ServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

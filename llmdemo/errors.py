@@ -60,7 +60,7 @@ MESSAGES: dict[str, str] = {
     "model.decode_mode": "unknown decode mode {mode!r}; use one of {choices}",
     "model.swap": "could not load {name!r}: {detail}. Still using {current}.",
     "model.swap_busy": "another model is being loaded; try again when it is done",
-    # inputs (llmdemo/tasks.py, the app's handlers, the CLI)
+    # inputs (llmdemo/prompts.py, the app's handlers, the CLI)
     "input.file": "cannot read {file}: {reason}",
     "input.no_text": "no text given: pass it as an argument, with --file, or on stdin",
     "input.not_text": "{what} must be text, got {kind}",

@@ -43,11 +43,11 @@ def llamacpp_lm():
 
 def test_prompts_are_the_transformers_backends(llamacpp_lm, real_hf_lm):
     real_lm = real_hf_lm
-    from llmdemo import tasks
+    from llmdemo import prompts
 
-    for build in (lambda lm: tasks.dialogue_prompt(lm, "Hello, who are you?", [], "Be brief.", 64),
-                  lambda lm: tasks.translation_prompt(lm, "The weather is nice today.", "en", "fr", 64),
-                  lambda lm: tasks.summarization_prompt(lm, "The council voted to build a bridge. " * 5, "short", 64)):
+    for build in (lambda lm: prompts.dialogue_prompt(lm, "Hello, who are you?", [], "Be brief.", 64),
+                  lambda lm: prompts.translation_prompt(lm, "The weather is nice today.", "en", "fr", 64),
+                  lambda lm: prompts.summarization_prompt(lm, "The council voted to build a bridge. " * 5, "short", 64)):
         assert llamacpp_lm.encode(build(llamacpp_lm).input) == real_lm.encode(build(real_lm).input)
     assert llamacpp_lm.encode("Hello world, 你好") == real_lm.encode("Hello world, 你好")
     assert llamacpp_lm.info()["file_sha256"] == real_lm.info()["file_sha256"]

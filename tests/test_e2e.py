@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import GenerationConfig
 from llmdemo.load import load
 
@@ -17,15 +17,15 @@ GREEDY = GenerationConfig(temperature=0, max_new_tokens=24)
 
 
 def test_each_task_gives_real_text(real_lm):
-    prompts = [
-        tasks.generation_prompt(real_lm, "Name three colours.", 24),
-        tasks.translation_prompt(real_lm, "The weather is nice today.", "en", "fr", 24),
-        tasks.dialogue_prompt(real_lm, "Hello, who are you?", [], max_new_tokens=24),
-        tasks.summarization_prompt(real_lm, "The city council voted on Tuesday to build a new bridge over the river. "
+    built = [
+        prompts.generation_prompt(real_lm, "Name three colours.", 24),
+        prompts.translation_prompt(real_lm, "The weather is nice today.", "en", "fr", 24),
+        prompts.dialogue_prompt(real_lm, "Hello, who are you?", [], max_new_tokens=24),
+        prompts.summarization_prompt(real_lm, "The city council voted on Tuesday to build a new bridge over the river. "
                                    "It will cost 20 million dollars and take three years.", "short", 24),
     ]
-    for p in prompts:
-        out = tasks.postprocess(p.task, real_lm.generate(p.input, p.config(GREEDY)))
+    for p in built:
+        out = prompts.postprocess(p.task, real_lm.generate(p.input, p.config(GREEDY)))
         assert len(out.split()) >= 2, (p.task, out)
 
 
@@ -41,14 +41,14 @@ def test_stream_join_and_seed(real_lm):
 
 def test_batched_greedy_matches_unbatched_on_real_prompts(real_lm, benchmarks):
     rows = [json.loads(l) for l in open(benchmarks / "translation_flores200_devtest_en-fr.jsonl")][:6]
-    prompts = [tasks.translation_prompt(real_lm, r["source"], "en", "fr", 24).input for r in rows]
+    built = [prompts.translation_prompt(real_lm, r["source"], "en", "fr", 24).input for r in rows]
     clear = lambda: real_lm.call(lambda: [real_lm.runner._drop(s) for s in list(real_lm.runner.parked)])  # noqa: E731
     single = []
-    for p in prompts:
+    for p in built:
         clear()  # each alone in an empty context: other tests' parked sequences change the rounding
         single.append(real_lm.generate(p, GREEDY))
     clear()
-    batched = real_lm.generate_batch(prompts, GREEDY, batch_size=6)
+    batched = real_lm.generate_batch(built, GREEDY, batch_size=6)
     # llama.cpp's attention can round differently over a longer key/value range (tests/test_engine_llamacpp.py)
     agree = sum(a == b for a, b in zip(single, batched))
     assert agree >= 5, list(zip(single, batched))

@@ -293,16 +293,16 @@ def test_handlers_give_a_result_or_a_clear_message(prompt, mnt, temp, top_p, top
                                                                  HealthCheck.function_scoped_fixture])
 @given(text=_text, n=st.integers(1, 300), length=st.sampled_from(["short", "long", "huge"]))
 def test_prompt_builders_fit_the_context_or_refuse(tiny_lm, text, n, length):
-    from llmdemo import tasks
+    from llmdemo import prompts
     from llmdemo.config import ConfigError
 
-    for build in (lambda: tasks.generation_prompt(tiny_lm, text, n),
-                  lambda: tasks.translation_prompt(tiny_lm, text, "en", "fr", n),
-                  lambda: tasks.summarization_prompt(tiny_lm, text, length, n),
-                  lambda: tasks.dialogue_prompt(tiny_lm, text, [{"role": "user", "content": text}] * 3, "s", n)):
+    for build in (lambda: prompts.generation_prompt(tiny_lm, text, n),
+                  lambda: prompts.translation_prompt(tiny_lm, text, "en", "fr", n),
+                  lambda: prompts.summarization_prompt(tiny_lm, text, length, n),
+                  lambda: prompts.dialogue_prompt(tiny_lm, text, [{"role": "user", "content": text}] * 3, "s", n)):
         try:
             p = build()
-        except (tasks.InputError, ConfigError):
+        except (prompts.InputError, ConfigError):
             continue
         assert len(tiny_lm.encode(p.input)) <= tiny_lm.context_length - (0 if tiny_lm.is_encoder_decoder else n)
 

@@ -330,13 +330,13 @@ def test_a_user_error_reads_by_its_code_in_both_languages(raise_it, en, zh):
 def test_a_notice_reads_by_its_code_and_a_nested_one_too(tiny_lm):
     """A chat too long for the context: messages dropped and the message cut. The notice is text (its English)
     for the CLI and reports, and the page says both parts in Chinese by their codes, with no English left."""
-    from llmdemo import tasks
+    from llmdemo import prompts
     from llmdemo.errors import Notice
     from webui.i18n import error_text
 
     long = "word " * 3000
     history = [{"role": "user", "content": "hello " * 50}, {"role": "assistant", "content": "hi " * 50}] * 3
-    p = tasks.dialogue_prompt(tiny_lm, long, history, "Be brief.", max_new_tokens=32)
+    p = prompts.dialogue_prompt(tiny_lm, long, history, "Be brief.", max_new_tokens=32)
     assert isinstance(p.notice, Notice) and p.notice.code == "notice.dropped_cut"
     assert p.notice.startswith("Dropped the 6 oldest message(s)") and "The message was cut from" in p.notice
     zh = error_text(p.notice, "zh")

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import GenerationConfig
 from llmdemo.host import ModelHost
 
@@ -44,7 +44,7 @@ class HandlerBase:
     def check_length(self, text: Any, what: str = "text") -> str:
         return check_length(text, self.settings.max_input_chars, what)
 
-    def _stream(self, prompt: tasks.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
+    def _stream(self, prompt: prompts.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
                 request: gr.Request | None = None, on_stream=None) -> Iterator[tuple[str, Any]]:
         """(text so far, stats); the first yield is empty text, so a new run clears the last one's output.
 

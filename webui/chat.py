@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import GenerationConfig
 
 from .base import HandlerBase
@@ -53,9 +53,9 @@ class ChatHandlers(HandlerBase):
         if history is None:
             history = []
         if not isinstance(history, (list, tuple)):
-            raise tasks.InputError("input.history_type")
+            raise prompts.InputError("input.history_type")
         if len(history) > MAX_HISTORY_MESSAGES:
-            raise tasks.InputError("input.history_long", n=len(history), limit=MAX_HISTORY_MESSAGES)
+            raise prompts.InputError("input.history_long", n=len(history), limit=MAX_HISTORY_MESSAGES)
         limit = self.settings.max_input_chars
         total = sum(len(t) for t in texts if isinstance(t, str))
         for m in history:
@@ -67,7 +67,7 @@ class ChatHandlers(HandlerBase):
             if total > limit:
                 break
         if total > limit:
-            raise tasks.InputError("input.conversation_long", limit=limit)
+            raise prompts.InputError("input.conversation_long", limit=limit)
 
     def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig, lang: str = "en",
                      keep_box: bool = False, request: gr.Request | None = None):
@@ -76,8 +76,8 @@ class ChatHandlers(HandlerBase):
         The message box is emptied once, when the turn starts; with ``keep_box`` later updates leave it
         alone (``gr.skip()``), so a message typed while the reply streams stays in the box.
         """
-        shown = _shown_history(tasks.normalise_history(history))
-        p = tasks.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
+        shown = _shown_history(prompts.normalise_history(history))
+        p = prompts.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
                                   cfg.max_new_tokens)
         shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
         yield shown, "", msg("starting", lang)
@@ -89,7 +89,7 @@ class ChatHandlers(HandlerBase):
         yield shown, box, stats_line(stats, cfg=cfg, lang=lang)
 
     @friendly
-    def chat(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
+    def chat(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
              max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None,
              request: gr.Request = None):
         """One chat turn: returns the history with the new user message and the streamed reply."""
@@ -98,7 +98,7 @@ class ChatHandlers(HandlerBase):
         yield from self._chat_stream(message, list(history or []), system, cfg, lang_of(request), request=request)
 
     @friendly
-    def chat_ui(self, message: str, history: list | None = None, system: str = tasks.DEFAULT_SYSTEM_PROMPT,
+    def chat_ui(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
                 max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None,
                 request: gr.Request = None):
         """The page's chat turn: as :meth:`chat`, but the message box is emptied only when the turn starts."""
@@ -112,11 +112,11 @@ class ChatHandlers(HandlerBase):
               top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Answer the last user message again."""
         self.check_chat(history, system)
-        history = tasks.normalise_history(history)
+        history = prompts.normalise_history(history)
         while history and history[-1]["role"] == "assistant":
             history.pop()
         if not history:
-            raise tasks.InputError("input.no_retry")
+            raise prompts.InputError("input.no_retry")
         last = plain_text(history.pop()["content"])
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request), request=request):
@@ -127,14 +127,14 @@ class ChatHandlers(HandlerBase):
              top_k=None, repetition_penalty=None, seed=None, edit: gr.EditData = None, request: gr.Request = None):
         """A user message edited in the chat: the conversation is cut there and answered again from the new text."""
         self.check_chat(history, system)
-        history = tasks.normalise_history(history)
+        history = prompts.normalise_history(history)
         index = edit.index if edit is not None else len(history) - 1
         index = index[0] if isinstance(index, (list, tuple)) else index
         if not 0 <= index < len(history) or history[index]["role"] != "user":
-            raise tasks.InputError("input.edit_own")
+            raise prompts.InputError("input.edit_own")
         message = plain_text(_block_text(edit.value if edit is not None else history[index]["content"]))
         if not message.strip():
-            raise tasks.InputError("input.edit_empty")
+            raise prompts.InputError("input.edit_empty")
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         for shown, _box, stats in self._chat_stream(message, history[:index], system, cfg, lang_of(request),
                                                     request=request):
@@ -145,7 +145,7 @@ class ChatHandlers(HandlerBase):
         so a hand-edited storage entry is as safe as one of ours; one that is not a chat becomes empty."""
         try:
             self.check_chat(history)
-            return _shown_history(tasks.normalise_history(history))
+            return _shown_history(prompts.normalise_history(history))
         except Exception:  # noqa: BLE001 - a broken saved entry is dropped, not shown
             return []
 
@@ -153,7 +153,7 @@ class ChatHandlers(HandlerBase):
     def edit_undone(history: list | None = None, edit: gr.EditData = None, **_arguments):
         """The chat after a failed edit: as it was before it (the page already shows the edited text)."""
         try:
-            shown = _shown_history(tasks.normalise_history(history))
+            shown = _shown_history(prompts.normalise_history(history))
         except Exception:  # noqa: BLE001 - a history too broken to show is left as it is
             return gr.skip(), gr.skip(), gr.skip()
         index = edit.index if edit is not None else None
@@ -165,7 +165,7 @@ class ChatHandlers(HandlerBase):
     @staticmethod
     def export_chat(history: list | None, system: str, fmt: str) -> str:
         """The conversation as a Markdown or JSON file to download."""
-        msgs = _plain_history(tasks.normalise_history(history)) if history else []
+        msgs = _plain_history(prompts.normalise_history(history)) if history else []
         if not msgs:
             raise gr.Error("nothing to export yet")
         if fmt == "json":
@@ -180,7 +180,7 @@ class ChatHandlers(HandlerBase):
     def undo(self, history: list | None, request: gr.Request = None):
         """Remove the last exchange and put its message back in the textbox."""
         self.check_chat(history)
-        history = tasks.normalise_history(history)
+        history = prompts.normalise_history(history)
         while history and history[-1]["role"] == "assistant":
             history.pop()
         last = plain_text(history.pop()["content"]) if history else ""

@@ -28,7 +28,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import arena, tasks
+from llmdemo import arena, prompts
 from llmdemo.config import ConfigError
 from llmdemo.contestants import DEFAULT_PAIR, contestant
 from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
@@ -108,15 +108,15 @@ class CompareHandlers:
         self.host, self.settings, self.live, self.store = host, settings, live, store
 
     # ------------------------------------------------------------ running a comparison
-    def _prompt(self, task: str, text: str, source: str, target: str, length: str, max_new: int) -> tasks.TaskPrompt:
+    def _prompt(self, task: str, text: str, source: str, target: str, length: str, max_new: int) -> prompts.TaskPrompt:
         lm = self.host.lm
         if task == "generation":
-            return tasks.generation_prompt(lm, text, max_new)
+            return prompts.generation_prompt(lm, text, max_new)
         if task == "translation":
-            return tasks.translation_prompt(lm, text, source, target, max_new)
+            return prompts.translation_prompt(lm, text, source, target, max_new)
         if task == "dialogue":
-            return tasks.dialogue_prompt(lm, text, [], tasks.DEFAULT_SYSTEM_PROMPT, max_new)
-        return tasks.summarization_prompt(lm, text, length, max_new)
+            return prompts.dialogue_prompt(lm, text, [], prompts.DEFAULT_SYSTEM_PROMPT, max_new)
+        return prompts.summarization_prompt(lm, text, length, max_new)
 
     @friendly
     def compare(self, task: str = "generation", prompt: str = "", source: str = "en", target: str = "fr",
@@ -128,12 +128,12 @@ class CompareHandlers:
         """Answer one prompt with 2-4 contestants at once; yields Progress, the last with the comparison's id."""
         lang = lang_of(request)
         if not isinstance(task, str) or task not in TASKS:
-            raise tasks.InputError("input.task", task=str(task)[:40], choices=", ".join(TASKS))
+            raise prompts.InputError("input.task", task=str(task)[:40], choices=", ".join(TASKS))
         n = _number(contestants, "the number", 0, int) if not isinstance(contestants, int) else contestants
         if n is None or not 2 <= n <= MAX_SIDES:
-            raise tasks.InputError("input.sides", max=MAX_SIDES, got=str(contestants)[:20])
+            raise prompts.InputError("input.sides", max=MAX_SIDES, got=str(contestants)[:20])
         if not isinstance(blind, bool):
-            raise tasks.InputError("input.blind")
+            raise prompts.InputError("input.blind")
         max_new = _number(max_new_tokens, "max_new_tokens", 0, int) or DEFAULT_MAX_NEW
         if max_new > self.settings.max_new_tokens:
             raise ConfigError("config.range_server", name="max_new_tokens", range=f"[1, {self.settings.max_new_tokens}]",
@@ -146,7 +146,7 @@ class CompareHandlers:
             name, cfg = contestant(preset, task, max_new, _number(temp, "temperature", k),
                                    _number(top_p, "top_p", k), _number(seed, "seed", k, int))
             if name in [c[0] for c in chosen]:
-                raise tasks.InputError("input.twice", name=name)
+                raise prompts.InputError("input.twice", name=name)
             chosen.append((name, cfg, preset))
         text = check_length(prompt, self.settings.max_input_chars, "prompt")
         p = self._prompt(task, text, source, target, length, max_new)
@@ -158,7 +158,7 @@ class CompareHandlers:
         yield from self._run(p, sides, blind, lang, request)
         lm = self.host.lm
         task_options = {"generation": {}, "translation": {"source": source, "target": target},
-                        "dialogue": {"system": tasks.DEFAULT_SYSTEM_PROMPT}, "summarization": {"length": length}}[task]
+                        "dialogue": {"system": prompts.DEFAULT_SYSTEM_PROMPT}, "summarization": {"length": length}}[task]
         records, outputs = [None] * n, [None] * n
         for k, side in enumerate(sides):  # back in the contestants' order, with the seed each one used
             settings = p.config(side.cfg).to_dict()
@@ -171,7 +171,7 @@ class CompareHandlers:
         cid = self.store.new_comparison(session_id, text, task, records, outputs, blind, order)
         yield Progress(sides, blind, lang, done=True, state={"session_id": session_id, "comparison_id": cid})
 
-    def _run(self, p: tasks.TaskPrompt, sides: list[_Side], blind: bool, lang: str, request):
+    def _run(self, p: prompts.TaskPrompt, sides: list[_Side], blind: bool, lang: str, request):
         """Stream every side at once; each side's Stop (its own event) ends that side alone."""
         lm, session = self.host.lm, getattr(request, "session_hash", None)
         if p.notice:
@@ -236,7 +236,7 @@ class CompareHandlers:
             for _, stop in runs:
                 stop.set()
         for side in sides:
-            side.text = side.text.lstrip() if p.task == "generation" else tasks.postprocess(p.task, side.text)
+            side.text = side.text.lstrip() if p.task == "generation" else prompts.postprocess(p.task, side.text)
 
     def stop_side(self, letter: str, request: gr.Request = None) -> None:
         self.live.stop(getattr(request, "session_hash", None), f"compare-{letter}")

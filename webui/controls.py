@@ -10,13 +10,13 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import TASK_DEFAULTS, ConfigError, GenerationConfig
 
 from .i18n import t
 from .settings import AppSettings
 
-LANG_CHOICES = [(f"{name} ({code})", code) for code, name in tasks.LANGUAGES.items()]
+LANG_CHOICES = [(f"{name} ({code})", code) for code, name in prompts.LANGUAGES.items()]
 
 
 def decoding_config(task: str, settings: AppSettings, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,

@@ -15,7 +15,7 @@ import traceback
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.config import ConfigError
 from llmdemo.engine.scheduler import RequestAborted, SchedulerBusy
@@ -27,7 +27,7 @@ from .i18n import error_text, lang_of, text as msg
 
 log = logging.getLogger("llmdemo.app")
 
-USER_ERRORS = (ConfigError, tasks.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
+USER_ERRORS = (ConfigError, prompts.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
                TypeError, SchedulerBusy, RequestAborted, ServerError, LogprobsUnreliable)
 
 

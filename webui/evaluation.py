@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 
@@ -25,7 +25,7 @@ from .i18n import lang_of, text as msg
 from .settings import AppSettings
 from .streaming import HEARTBEAT_S, LiveRuns
 
-class EvalStopped(tasks.InputError):
+class EvalStopped(prompts.InputError):
     """An evaluation ended by Stop; what it finished is kept in its folder."""
 
     def __init__(self, done: int, total: int):
@@ -85,11 +85,11 @@ class EvalHandlers:
         if upload:
             return Path(upload)  # a file Gradio stored in its own upload folder
         if not name:
-            raise tasks.InputError("input.no_benchmark_choice")
+            raise prompts.InputError("input.no_benchmark_choice")
         base = self.settings.data_dir.resolve()
         path = (base / name).resolve()
         if path.parent != base or not path.is_file():  # no path traversal out of the data folder
-            raise tasks.InputError("input.no_benchmark", name=name)
+            raise prompts.InputError("input.no_benchmark", name=name)
         return path
 
     @friendly
@@ -111,15 +111,15 @@ class EvalHandlers:
         from eval.tasks import TASKS
 
         if task not in TASKS:
-            raise tasks.InputError("input.eval_task", task=task)
+            raise prompts.InputError("input.eval_task", task=task)
         try:
             limit = int(limit)
         except (TypeError, ValueError):
-            raise tasks.InputError("input.limit_whole") from None
+            raise prompts.InputError("input.limit_whole") from None
         if not 1 <= limit <= 1000:
-            raise tasks.InputError("input.limit_app")
+            raise prompts.InputError("input.limit_app")
         if limit > self.settings.eval_examples_cap:
-            raise tasks.InputError("input.limit_server", n=self.settings.eval_examples_cap)
+            raise prompts.InputError("input.limit_server", n=self.settings.eval_examples_cap)
         path = self._data_path(name, upload)
         if upload:  # a visitor's file: the same size rules as the task tabs, before any work
             self._check_upload(path, task, limit)
@@ -163,7 +163,7 @@ class EvalHandlers:
         if "err" in box:
             err = box["err"]
             if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
-                raise tasks.InputError("input.data", detail=str(err).replace(str(path), "the uploaded file" if upload else name)) from None
+                raise prompts.InputError("input.data", detail=str(err).replace(str(path), "the uploaded file" if upload else name)) from None
             raise err
         res = box["res"]
         rows = _in_data_order([_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
@@ -188,13 +188,13 @@ class EvalHandlers:
         try:
             records = load_records(str(path), task, limit)
         except DataError as e:
-            raise tasks.InputError("input.data", detail=str(e).replace(str(path), "the uploaded file")) from None
+            raise prompts.InputError("input.data", detail=str(e).replace(str(path), "the uploaded file")) from None
         cap = self.settings.max_input_chars
         for r in records:
             size = sum(len(v) if isinstance(v, str) else sum(len(x) for x in v if isinstance(x, str))
                        for k, v in r.items() if k != "id" and isinstance(v, (str, list)))
             if size > cap:
-                raise tasks.InputError("input.example_long", id=str(r.get("id"))[:40], n=size, limit=cap)
+                raise prompts.InputError("input.example_long", id=str(r.get("id"))[:40], n=size, limit=cap)
 
     @friendly
     def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any, request: gr.Request = None):
@@ -265,10 +265,10 @@ class EvalHandlers:
         from eval.leaderboard import diff_rows
 
         if not a or not b:
-            raise tasks.InputError("input.runs_two")
+            raise prompts.InputError("input.runs_two")
         runs = {d.name: d for d in self.visible_runs(request)}
         if a not in runs or b not in runs:
-            raise tasks.InputError("input.run_not_yours")
+            raise prompts.InputError("input.run_not_yours")
         key, rows = diff_rows(runs[a], runs[b])
         return [[_short(str(r.get("id")), 40), _short(str(r.get("input") or "")), _short(str(r.get("a") or "")),
                  _short(str(r.get("b") or "")), r.get("score_a"), r.get("score_b"), "✱" if r.get("changed") else ""]
@@ -285,7 +285,7 @@ class EvalHandlers:
         m = re.search(r"([a-z]{2,3})-([a-z]{2,3})\.jsonl$", name or "")
         src = r.get("src_lang") or (m.group(1) if m else None)
         tgt = r.get("tgt_lang") or (m.group(2) if m else None)
-        langs = set(tasks.LANGUAGES)
+        langs = set(prompts.LANGUAGES)
         return (*out, src if src in langs else gr.skip(), tgt if tgt in langs else gr.skip())
 
     @staticmethod

@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.host import ModelHost
 from llmdemo.interface import INSIDE, require
 
@@ -47,7 +47,7 @@ class InsideHandlers:
 
         lm = self.host.lm
         require(lm, INSIDE, "Looking inside the model")
-        text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
+        text = prompts.clean_text(check_length(text, self.settings.max_input_chars))
         toks = internals.tokens(lm, text)
         summary = f"{len(toks):,} tokens for {len(text):,} characters ({len(text) / max(1, len(toks)):.1f} characters per token)"
         if len(toks) > INSIDE_MAX_TOKENS:
@@ -115,12 +115,12 @@ class InsideHandlers:
 
         lm = self.host.lm
         require(lm, INSIDE, "Looking inside the model")
-        text = tasks.clean_text(check_length(text, self.settings.max_input_chars))
+        text = prompts.clean_text(check_length(text, self.settings.max_input_chars))
         if lm.count_tokens(text) > INSIDE_MAX_TOKENS:
-            raise tasks.InputError("input.step_long", n=INSIDE_MAX_TOKENS)
+            raise prompts.InputError("input.step_long", n=INSIDE_MAX_TOKENS)
         if mode == "chosen":
             if choice in (None, ""):
-                raise tasks.InputError("input.analyze_first")
+                raise prompts.InputError("input.analyze_first")
             tok_id = int(choice)
         else:
             top, _ = internals.next_token_distribution(lm, text, k=50)

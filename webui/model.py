@@ -6,7 +6,7 @@ import html
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.presets import DEFAULT_MODEL, PRESETS
 from llmdemo.tuning import describe as describe_forward
 
@@ -63,7 +63,7 @@ class ModelHandlers(HandlerBase):
         """
         name = (custom or "").strip() or preset or DEFAULT_MODEL
         if self.settings.hosted:  # one shared model, chosen by the operator: a visitor swapping it swaps everyone's
-            raise tasks.InputError("input.operator_model")
+            raise prompts.InputError("input.operator_model")
         progress(0.05, desc=f"loading {name}…")
         try:
             self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from llmdemo import tasks
+from llmdemo import prompts
 
 _REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]*)\)")
 
@@ -21,7 +21,7 @@ def safe_markdown(text: str) -> str:
     (``<img>``, ``<picture>``, ``<video poster>``, ...) reaches the page. Scripts never ran anyway:
     Gradio's Chatbot sanitizes HTML; this stops remote fetches, which it lets through."""
     # lone surrogates cannot be sent to the browser at all (Gradio's event stream fails on them)
-    text = tasks.clean_text(text) if text.strip() else text
+    text = prompts.clean_text(text) if text.strip() else text
     text = text.replace("&", "&amp;").replace("<", "&lt;")
     text = _REMOTE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'link'}]({m.group(2)})", text)
     return text.replace("![", "!\\[")
@@ -35,5 +35,5 @@ def plain_text(shown: str) -> str:
 def check_length(text: Any, limit: int, what: str = "text") -> Any:
     """Refuse text longer than the server's input limit, with a message that says the limit."""
     if isinstance(text, str) and len(text) > limit:
-        raise tasks.InputError("input.too_long", what=what, n=len(text), limit=limit)
+        raise prompts.InputError("input.too_long", what=what, n=len(text), limit=limit)
     return text

@@ -1,6 +1,6 @@
 """The one-shot text tasks' handlers: Generation, Translation and Summarization.
 
-Each builds its task's prompt (llmdemo/tasks.py), streams the model's text through
+Each builds its task's prompt (llmdemo/prompts.py), streams the model's text through
 :meth:`HandlerBase._stream` and yields (text so far, stats line); the last yield is the finished text.
 """
 
@@ -10,7 +10,7 @@ import json
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 
 from .base import HandlerBase
 from .errors import friendly
@@ -27,7 +27,7 @@ class TextTaskHandlers(HandlerBase):
                  repetition_penalty=None, seed=None, request: gr.Request = None):
         """Continue a text (base models) or answer an instruction (chat models). Streams text."""
         cfg = self.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        p = tasks.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
+        p = prompts.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
         lang, text, stats = lang_of(request), "", None
         for text, stats in self._stream(p, cfg, lang, "generation", request):
             yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
@@ -38,26 +38,26 @@ class TextTaskHandlers(HandlerBase):
                   top_p=None, top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Translate text from the source to the target language (codes or names). Streams text."""
         cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        p = tasks.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
+        p = prompts.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
         for out, stats in self._stream(p, cfg, lang, "translation", request):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
-        yield tasks.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
+        yield prompts.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
 
     @friendly
     def summarize(self, document: str, length: str = "short", max_new_tokens=None, temperature=None, top_p=None,
                   top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Summarize a document; length is short, medium or long. Streams text."""
-        if max_new_tokens in (None, "") and length in tasks.SUMMARY_LENGTHS:
-            max_new_tokens = tasks.SUMMARY_LENGTHS[length][1]
+        if max_new_tokens in (None, "") and length in prompts.SUMMARY_LENGTHS:
+            max_new_tokens = prompts.SUMMARY_LENGTHS[length][1]
         cfg = self.config("summarization", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        p = tasks.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
+        p = prompts.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
                                        cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
         n_doc = len(document.split())
         for out, stats in self._stream(p, cfg, lang, "summarization", request):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
-        out = tasks.postprocess("summarization", out)
+        out = prompts.postprocess("summarization", out)
         n_sum = max(1, len(out.split()))
         yield out, stats_line(stats, msg("compression", lang, x=n_doc / n_sum, a=n_doc, b=len(out.split())),
                               cfg=cfg, lang=lang)

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import GenerationConfig
 from llmdemo.interface import SERVER_TOKEN_PROBS, TOKEN_PROBS
 from llmdemo.tokenprobs import TokenInfo, branch_ids
@@ -169,7 +169,7 @@ def render_detail(infos: list[TokenInfo], i: int | None, lang: str = "en", can_b
 def _index(value: Any, n: int) -> int:
     """A position sent by the page, checked: a whole number in [0, n)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value < n:
-        raise tasks.InputError("input.token_gone")
+        raise prompts.InputError("input.token_gone")
     return int(value)
 
 
@@ -183,7 +183,7 @@ class TokenProbHandlers:
         return {"model": lm.name, "prompt": ids, "config": cfg.to_dict(), "kind": kind,
                 "info": [i.to_dict() for i in infos]}
 
-    def _run(self, p: tasks.TaskPrompt, cfg: GenerationConfig, lang: str, request, head: list[TokenInfo],
+    def _run(self, p: prompts.TaskPrompt, cfg: GenerationConfig, lang: str, request, head: list[TokenInfo],
              prompt_ids: list[int], kind: str, extra: str = "", selected: int | None = None):
         """Stream ``p`` with probabilities: (output, stats line, tokens, detail, state), ``head`` before its tokens."""
         lm = self.h.host.lm
@@ -215,7 +215,7 @@ class TokenProbHandlers:
         cfg = h.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         if kind != "none":
             cfg = cfg.replace(logprobs=TOP)
-        p = tasks.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
+        p = prompts.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
         ids = lm.encode(p.input) if kind == "full" else []
         yield from self._run(p, cfg, lang, request, [], ids, kind)
 
@@ -227,7 +227,7 @@ class TokenProbHandlers:
         infos = [TokenInfo.from_dict(d) for d in state["info"]]
         try:
             i = _index(getattr(evt, "_data", {}).get("index") if evt is not None else None, len(infos))
-        except tasks.InputError:
+        except prompts.InputError:
             return gr.skip(), gr.skip()
         return (render_tokens(infos, i, lang, state.get("kind", "full")),
                 render_detail(infos, i, lang, state.get("kind") == "full"))
@@ -237,15 +237,15 @@ class TokenProbHandlers:
         """An alternative clicked: the answer again from that token, with it, under the same settings."""
         h, lm, lang = self.h, self.h.host.lm, lang_of(request)
         if not state or not state.get("info") or state.get("kind") != "full":
-            raise tasks.InputError("input.probs_first")
+            raise prompts.InputError("input.probs_first")
         if state.get("model") != lm.name:
-            raise tasks.InputError("input.model_changed")
+            raise prompts.InputError("input.model_changed")
         infos = [TokenInfo.from_dict(d) for d in state["info"]]
         data = getattr(evt, "_data", None) or {}
         i = _index(data.get("index"), len(infos))
         alt = data.get("alt")
         if not any(a.id == alt for a in infos[i].alternatives) or isinstance(alt, bool):
-            raise tasks.InputError("input.alt_gone")
+            raise prompts.InputError("input.alt_gone")
         alt = int(alt)
         cfg = GenerationConfig.from_dict(state["config"])
         head = infos[:i] + [infos[i].chosen(alt)]
@@ -257,7 +257,7 @@ class TokenProbHandlers:
             yield out, extra, render_tokens(head, i, lang), render_detail(head, i, lang), new_state
             return
         # the branch's prompt is ids: no template, no stop strings or caps of its own (cfg has the task's already)
-        p = tasks.TaskPrompt("generation", ids)
+        p = prompts.TaskPrompt("generation", ids)
         for out in self._run(p, bcfg, lang, request, head, state["prompt"], "full", extra, selected=i):
             *shown, st = out
             if isinstance(st, dict):  # the final state keeps the original settings and token limit
@@ -272,7 +272,7 @@ class TokenProbHandlers:
         kind = kind_of(lm)
         cfg = h.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         cfg = cfg.replace(logprobs=TOP) if kind != "none" else cfg
-        p = tasks.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
+        p = prompts.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
         holder: list = []
         text, stats = "", None
         for text, stats in h._stream(p, cfg, "en", "generation-api", request, on_stream=holder.append):

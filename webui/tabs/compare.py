@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR
 from llmdemo.votes import SIDES, TASKS
 
@@ -36,7 +36,7 @@ def build(ctx: TabContext) -> gr.Tab:
         with gr.Row(visible=False) as tr_row:
             src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="cmp-src")
             tgt = gr.Dropdown(LANG_CHOICES, value="fr", label=t("to"), elem_id="cmp-tgt")
-        length = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label=t("length"), visible=False,
+        length = gr.Radio(list(prompts.SUMMARY_LENGTHS), value="short", label=t("length"), visible=False,
                           elem_id="cmp-length")
         prompt = gr.Textbox(label=t("prompt"), lines=3, placeholder=t("cmp_prompt_ph"), elem_id="cmp-in")
         with gr.Row():

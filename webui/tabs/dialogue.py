@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 
 from ..controls import decoding_controls
 from ..i18n import t
@@ -16,7 +16,7 @@ CHAT_EXAMPLES = ["Hello, who are you?", "What is the capital of France?", "Can y
 def build(ctx: TabContext) -> gr.Tab:
     h, settings = ctx.h, ctx.settings
     with gr.Tab(t("tab_dialogue"), id="dialogue", elem_id="tab-dialogue") as tab:
-        c_system = gr.Textbox(tasks.DEFAULT_SYSTEM_PROMPT, label=t("system"), lines=1)
+        c_system = gr.Textbox(prompts.DEFAULT_SYSTEM_PROMPT, label=t("system"), lines=1)
         c_bot = gr.Chatbot(label=t("chat"), height=380, sanitize_html=True, buttons=["copy"], editable="user",
                            elem_id="chat-bot")
         with gr.Row(equal_height=True):

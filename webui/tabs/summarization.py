@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from llmdemo import tasks
+from llmdemo import prompts
 
 from ..controls import decoding_controls
 from ..i18n import t
@@ -26,7 +26,7 @@ def build(ctx: TabContext) -> gr.Tab:
         s_in = gr.Textbox(label=t("document"), lines=10, placeholder=t("document_ph"),
                           info=t("document_info"), elem_id="sum-in")
         s_count = gr.Markdown(elem_classes="stats", elem_id="sum-count")
-        s_len = gr.Radio(list(tasks.SUMMARY_LENGTHS), value="short", label=t("length"))
+        s_len = gr.Radio(list(prompts.SUMMARY_LENGTHS), value="short", label=t("length"))
         with gr.Row():
             s_go = gr.Button(t("summarize"), variant="primary", elem_id="sum-go")
             s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop", visible=False)
@@ -35,9 +35,9 @@ def build(ctx: TabContext) -> gr.Tab:
         ctx.export_row("sum", lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
                        [s_in, s_out, s_stats])
         ctx.inputs["sum-in"] = s_in  # an Evaluation row is sent here
-        s_dec = decoding_controls("summarization", settings, tasks.SUMMARY_LENGTHS["short"][1])
+        s_dec = decoding_controls("summarization", settings, prompts.SUMMARY_LENGTHS["short"][1])
         # each length has its own token budget; choosing a length sets it
-        s_len.change(lambda n: gr.update(value=tasks.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
+        s_len.change(lambda n: gr.update(value=prompts.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
                      **ctx.private, queue=False)
         examples(SUMMARY_EXAMPLES, [s_in, s_len])
         s_evs = ctx.page_event([s_go.click, s_in.submit], h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats],

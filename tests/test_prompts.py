@@ -1,54 +1,54 @@
 import pytest
 
-from llmdemo import tasks
+from llmdemo import prompts
 from llmdemo.config import GenerationConfig
-from llmdemo.tasks import InputError
+from llmdemo.errors import InputError
 
 
 def test_translation_prompt_for_each_style(tiny_lm, tiny_base_lm, tiny_seq2seq_lm):
-    chat = tasks.translation_prompt(tiny_lm, "The weather is nice today.", "en", "fr", 64)
+    chat = prompts.translation_prompt(tiny_lm, "The weather is nice today.", "en", "fr", 64)
     assert chat.input[-1]["role"] == "user" and "into French" in chat.input[-1]["content"]
-    base = tasks.translation_prompt(tiny_base_lm, "The weather is nice today.", "en", "zh", 64)
+    base = prompts.translation_prompt(tiny_base_lm, "The weather is nice today.", "en", "zh", 64)
     assert base.input == "English: The weather is nice today.\nChinese:" and base.stop == ("\n",)
-    s2s = tasks.translation_prompt(tiny_seq2seq_lm, "The weather is nice today.", "en", "fr", 64)
+    s2s = prompts.translation_prompt(tiny_seq2seq_lm, "The weather is nice today.", "en", "fr", 64)
     assert s2s.input == "The weather is nice today."
 
 
 def test_translation_language_errors(tiny_lm):
     with pytest.raises(InputError, match="unknown language 'xx'"):
-        tasks.translation_prompt(tiny_lm, "Hi", "en", "xx")
+        prompts.translation_prompt(tiny_lm, "Hi", "en", "xx")
     with pytest.raises(InputError, match="both English"):
-        tasks.translation_prompt(tiny_lm, "Hi", "en", "English")
+        prompts.translation_prompt(tiny_lm, "Hi", "en", "English")
     for code in ("en", "zh", "fr", "de", "es", "ja"):
-        assert code in tasks.LANGUAGES
+        assert code in prompts.LANGUAGES
 
 
 def test_pair_restricted_model(tiny_seq2seq_lm, monkeypatch):
     monkeypatch.setattr(tiny_seq2seq_lm, "pairs", (("en", "fr"),))
     with pytest.raises(InputError, match="only translates en->fr"):
-        tasks.translation_prompt(tiny_seq2seq_lm, "Hi", "en", "de")
+        prompts.translation_prompt(tiny_seq2seq_lm, "Hi", "en", "de")
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t", None, "\x00\x01"])
 def test_empty_input_rejected(tiny_lm, bad):
     with pytest.raises(InputError, match="empty"):
-        tasks.generation_prompt(tiny_lm, bad)
+        prompts.generation_prompt(tiny_lm, bad)
 
 
 def test_clean_text_drops_control_chars_and_lone_surrogates():
-    assert tasks.clean_text("a\x00b\x07c\ud800d\u200fe") == "abc\ufffdd\u200fe"
+    assert prompts.clean_text("a\x00b\x07c\ud800d\u200fe") == "abc\ufffdd\u200fe"
     with pytest.raises(InputError, match="must be text"):
-        tasks.clean_text(5)
+        prompts.clean_text(5)
 
 
 def test_long_document_is_truncated_with_notice(tiny_lm):
     doc = "The city council voted to build a new bridge over the river next year. " * 40
-    p = tasks.summarization_prompt(tiny_lm, doc, "short", max_new_tokens=64)
+    p = prompts.summarization_prompt(tiny_lm, doc, "short", max_new_tokens=64)
     assert p.notice and "was cut" in p.notice
     assert len(tiny_lm.encode(p.input)) + 64 <= tiny_lm.context_length
-    assert tasks.summarization_prompt(tiny_lm, "A short text.", "short", 64).notice is None
+    assert prompts.summarization_prompt(tiny_lm, "A short text.", "short", 64).notice is None
     with pytest.raises(InputError, match="length"):
-        tasks.summarization_prompt(tiny_lm, doc, "huge")
+        prompts.summarization_prompt(tiny_lm, doc, "huge")
 
 
 def test_dialogue_drops_oldest_turns(tiny_lm):
@@ -56,7 +56,7 @@ def test_dialogue_drops_oldest_turns(tiny_lm):
     for i in range(30):
         history += [{"role": "user", "content": f"Tell me fact {i} about rivers."},
                     {"role": "assistant", "content": [{"type": "text", "text": f"Fact {i}: rivers flow."}]}]
-    p = tasks.dialogue_prompt(tiny_lm, "And the last one?", history, "Be brief.", max_new_tokens=64)
+    p = prompts.dialogue_prompt(tiny_lm, "And the last one?", history, "Be brief.", max_new_tokens=64)
     assert p.notice and "oldest" in p.notice
     assert len(tiny_lm.encode(p.input)) + 64 <= tiny_lm.context_length
     msgs = p.input
@@ -67,7 +67,7 @@ def test_dialogue_drops_oldest_turns(tiny_lm):
 
 
 def test_dialogue_base_model_transcript(tiny_base_lm):
-    p = tasks.dialogue_prompt(tiny_base_lm, "How are you?", [{"role": "user", "content": "Hi"},
+    p = prompts.dialogue_prompt(tiny_base_lm, "How are you?", [{"role": "user", "content": "Hi"},
                                                           {"role": "assistant", "content": "Hello!"}], max_new_tokens=64)
     assert p.input.endswith("User: Hi\nAssistant: Hello!\nUser: How are you?\nAssistant:")
     assert "\nUser:" in p.stop
@@ -83,19 +83,19 @@ def test_dialogue_base_model_transcript(tiny_base_lm):
     ('He said "hi" and "bye"', 'He said "hi" and "bye"'),
 ])
 def test_postprocess_translation(raw, clean):
-    assert tasks.postprocess("translation", raw) == clean
+    assert prompts.postprocess("translation", raw) == clean
 
 
 def test_build_prompt_matches_ui_builders(tiny_lm):
     rec = {"source": "Hello", "src_lang": "en", "tgt_lang": "fr"}
-    assert tasks.build_prompt(tiny_lm, "translation", rec, max_new_tokens=64) == \
-        tasks.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
+    assert prompts.build_prompt(tiny_lm, "translation", rec, max_new_tokens=64) == \
+        prompts.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
     with pytest.raises(InputError, match="unknown task"):
-        tasks.build_prompt(tiny_lm, "poetry", {}, max_new_tokens=8)
+        prompts.build_prompt(tiny_lm, "poetry", {}, max_new_tokens=8)
 
 
 def test_translation_caps_new_tokens_by_source_length(tiny_lm):
-    p = tasks.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
+    p = prompts.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
     cap = 4 * tiny_lm.count_tokens("Hello") + 16
     assert p.max_new_tokens == cap and p.config(GenerationConfig(max_new_tokens=64)).max_new_tokens == cap
     assert p.config(GenerationConfig(max_new_tokens=5)).max_new_tokens == 5
@@ -121,7 +121,7 @@ def test_history_bomb_is_trimmed_in_linear_time(tiny_lm):
             calls["count"] += 1
             return tiny_lm.count_tokens(text)
 
-    p = tasks.dialogue_prompt(Counting(), "And tomorrow?", history, "Be brief.", max_new_tokens=32)
+    p = prompts.dialogue_prompt(Counting(), "And tomorrow?", history, "Be brief.", max_new_tokens=32)
     assert calls["encode"] <= 12 and calls["count"] <= len(history) + 10
     n = len(tiny_lm.encode(p.input))
     assert n <= tiny_lm.context_length - 32
@@ -129,7 +129,7 @@ def test_history_bomb_is_trimmed_in_linear_time(tiny_lm):
     assert kept == history[len(history) - len(kept):] and kept[0]["role"] == "user"  # the newest turns, whole
     # as few turns as possible were dropped: one more exchange would not have fitted
     more = history[len(history) - len(kept) - 2:]
-    bigger = tasks.dialogue_prompt(tiny_lm, "And tomorrow?", [], "Be brief.", 32).input[:1] + more + \
+    bigger = prompts.dialogue_prompt(tiny_lm, "And tomorrow?", [], "Be brief.", 32).input[:1] + more + \
         [{"role": "user", "content": "And tomorrow?"}]
     assert len(tiny_lm.encode(bigger)) > tiny_lm.context_length - 32
     assert "Dropped the" in p.notice

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .errors import InputError, Notice  # noqa: F401 (InputError: the app and the CLI catch it as tasks.InputError)
+from .errors import InputError, Notice  # noqa: F401 (InputError: the app and the CLI catch it as prompts.InputError)
 
 TASKS = ("generation", "translation", "dialogue", "summarization")
 
