@@ -15,20 +15,21 @@ import traceback
 
 import gradio as gr
 
-from llmdemo import prompts
+from eval.datasets import DataError
+from eval.runfolder import RunError
+from eval.taskdef import UnknownTaskError
+from eval.taskfile import TaskFileError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
-from llmdemo.config import ConfigError
-from llmdemo.engine.scheduler import RequestAborted, SchedulerBusy
-from llmdemo.generation import ContextOverflowError
-from llmdemo.errors import ModelLoadError
-from llmdemo.presets import UnknownModelError
+from llmdemo.errors import UserError
 
 from .i18n import error_text, lang_of, text as msg
 
 log = logging.getLogger("llmdemo.app")
 
-USER_ERRORS = (ConfigError, prompts.InputError, ContextOverflowError, UnknownModelError, ModelLoadError, ValueError,
-               TypeError, SchedulerBusy, RequestAborted, ServerError, LogprobsUnreliable)
+# what the visitor can act on: their input or choice (UserError: settings, inputs, context, queue, models,
+# contestants, votes), a server's answer (it names the server and what it said), an evaluation's data or
+# task file. A ValueError or TypeError from anywhere else is a bug: logged with its traceback, shown by id.
+USER_ERRORS = (UserError, ServerError, LogprobsUnreliable, DataError, RunError, TaskFileError, UnknownTaskError)
 
 
 def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:
