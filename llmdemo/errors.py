@@ -104,6 +104,9 @@ MESSAGES: dict[str, str] = {
     "input.runs_two": "choose two runs to line up",
     "input.run_not_yours": "that run is not one of yours (or it is gone): refresh the list",
     "input.eval_stopped": "the evaluation was stopped after {done} of {total} examples",
+    "input.open_first": "run an evaluation first, then give a row number from the table",
+    "input.no_task_tab": "{task} examples have no task tab to open them in",
+    "input.nothing_to_export": "nothing to export yet",
     # notices: not errors, what the app did to an input (Notice below)
     "notice.cut": "The {what} was cut from {have:,} to {keep:,} tokens to fit the model's {context:,}-token context "
                   "(with {new} new tokens).",
@@ -111,6 +114,7 @@ MESSAGES: dict[str, str] = {
     "notice.dropped_cut": "Dropped the {n} oldest message(s) to fit the model's {context:,}-token context. {cut}",
     "notice.budget": "max new tokens lowered from {asked} to {budget} to fit the {context}-token context",
     "notice.attention": "attention shown for the first {n} tokens only",
+    "notice.encoder_decoder": "{model} is an encoder-decoder model: only the tokenization applies here",
     # the Compare tab's contestants (llmdemo/contestants.py)
     "contestant.unknown_close": "unknown contestant {name!r}; did you mean {close!r}?",
     "contestant.unknown": "unknown contestant {name!r}; choose one of: {choices}",

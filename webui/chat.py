@@ -167,7 +167,7 @@ class ChatHandlers(HandlerBase):
         """The conversation as a Markdown or JSON file to download."""
         msgs = _plain_history(prompts.normalise_history(history)) if history else []
         if not msgs:
-            raise gr.Error("nothing to export yet")
+            raise prompts.InputError("input.nothing_to_export")
         if fmt == "json":
             return _export_file("conversation.json", json.dumps(
                 {"system": system, "messages": msgs}, ensure_ascii=False, indent=2))

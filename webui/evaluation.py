@@ -298,7 +298,7 @@ class EvalHandlers:
             i = int(index)
             r = (rows or [])[i]
         except (TypeError, ValueError, IndexError):
-            raise gr.Error("run an evaluation first, then give a row number from the table") from None
+            raise prompts.InputError("input.open_first") from None
         text = str(r.get("input") or r.get("source") or "")
         skip = gr.skip()  # the other tabs' fields keep what they hold (they were emptied before)
         if task == "translation":
@@ -307,7 +307,7 @@ class EvalHandlers:
             return gr.update(selected="summarization"), skip, text, skip
         if task == "dialogue":
             return gr.update(selected="dialogue"), skip, skip, text
-        raise gr.Error(f"{task} examples have no task tab to open them in")
+        raise prompts.InputError("input.no_task_tab", task=str(task)[:40])
 
     def help(self, task: str, lang: str = "en") -> str:
         """What the tab offers for a task: the benchmark files, or why there are none, and the fields an upload needs.

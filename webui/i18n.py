@@ -12,7 +12,6 @@ Keys are identifiers without dots (svelte-i18n reads dots as nesting); the page 
 
 from __future__ import annotations
 
-import re
 import string
 from pathlib import Path
 from typing import Any
@@ -386,11 +385,15 @@ ERRORS_ZH: dict[str, str] = {
     "input.runs_two": "请选择两次评测来对比",
     "input.run_not_yours": "那次评测不是你的（或已不在）：请刷新列表",
     "input.eval_stopped": "评测已停止：完成了 {done} / {total} 个样例",
+    "input.open_first": "请先运行评测，再填写表格中的行号",
+    "input.no_task_tab": "{task} 任务的样例没有可以打开它们的任务标签页",
+    "input.nothing_to_export": "还没有可导出的内容",
     "notice.cut": "为适应模型 {context:,} 个词元的上下文（留出 {new} 个新词元），{what}从 {have:,} 个词元截短到了 {keep:,} 个。",
     "notice.dropped": "为适应模型 {context:,} 个词元的上下文，删去了最早的 {n} 条消息。",
     "notice.dropped_cut": "为适应模型 {context:,} 个词元的上下文，删去了最早的 {n} 条消息。{cut}",
     "notice.budget": "为适应 {context} 个词元的上下文，最大新词元数从 {asked} 降到了 {budget}",
     "notice.attention": "只显示了前 {n} 个词元的注意力",
+    "notice.encoder_decoder": "{model} 是编码器-解码器模型：这里只能显示分词结果",
     "contestant.unknown_close": "未知的参赛者 {name!r}；是不是 {close!r}？",
     "contestant.unknown": "未知的参赛者 {name!r}；可选：{choices}",
 }
@@ -420,10 +423,7 @@ def user_error_text(err: UserError | Notice, lang: str = "en") -> str:
     return ERRORS_ZH[err.code].format(**params)
 
 
-# Messages not yet said by code (inputs, model loading, the Evaluation tab, servers: still plain exceptions)
-# are raised in English; on a Chinese page :func:`error_text` matches them against the patterns below and
-# keeps their English detail. One that none matches is shown after a Chinese lead-in.
-
+# a field naming a thing ("the {what} is empty") is said through this table
 _WHAT_ZH = {"text": "文字", "source text": "原文", "message": "消息", "document": "文档", "prompt": "提示词",
             "input": "输入", "edited message": "修改后的消息", "Looking inside the model": "查看模型内部",
             "branching from a token": "从词元分支"}
@@ -433,42 +433,15 @@ def _what(w: str) -> str:
     return _WHAT_ZH.get(w, w)
 
 
-_ERRORS_ZH: list[tuple[str, str]] = [
-    # exports
-    (r"nothing to export yet", "还没有可导出的内容"),
-    # the server and the model
-    (r"could not load (?P<n>.+?): (?P<e>.*)\. Still using (?P<m>.+)\.",
-     "无法加载模型 {n}（{e}）。仍在使用 {m}。"),
-    # the Evaluation tab
-    (r"run an evaluation first, then give a row number from the table", "请先运行评测，再填写表格中的行号"),
-    (r"(?P<t>\w+) examples have no task tab to open them in", "{t} 任务的样例没有可以打开它们的任务标签页"),
-    # notices (warnings)
-    (r"(?P<m>.+) is an encoder-decoder model: only the tokenization applies here",
-     "{m} 是编码器-解码器模型：这里只能显示分词结果"),
-]
-_ERRORS_RE = [(re.compile(p, re.DOTALL), z) for p, z in _ERRORS_ZH]
-
-
 def error_text(message: str | BaseException, lang: str = "en", lead: str = "出错了：") -> str:
     """A message shown when something goes wrong (or needs explaining), in ``lang``.
 
-    A :class:`UserError` is said by its code. Other text: English is the message as it is; Chinese, the
-    matching pattern's Chinese text with the English detail (values, names, limits) kept; a message no
-    pattern knows gets ``lead`` before its English text.
+    A :class:`UserError` or :class:`Notice` is said by its code. Other text (a server's own words, Gradio's,
+    an internal error's) is English as it is; on a Chinese page it comes after ``lead``.
     """
     if isinstance(message, (UserError, Notice)):
         return user_error_text(message, lang)
     message = str(message)
     if lang != "zh" or not message:
         return message
-    for pattern, zh in _ERRORS_RE:
-        m = pattern.fullmatch(message)
-        if m:
-            parts = {k: ("" if v is None else v) for k, v in m.groupdict().items()}
-            for k in ("w",):
-                if k in parts:
-                    parts[k] = _what(parts[k])
-            if parts.get("rest"):
-                parts["rest"] = error_text(parts["rest"], lang, lead="")
-            return zh.format(**parts).strip()
     return lead + message

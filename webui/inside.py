@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from llmdemo import prompts
+from llmdemo.errors import Notice
 from llmdemo.host import ModelHost
 from llmdemo.interface import INSIDE, require
 
@@ -56,7 +57,7 @@ class InsideHandlers:
             text = "".join(t.text for t in toks[:INSIDE_MAX_TOKENS])
             summary += f" · the model looks at the first {INSIDE_MAX_TOKENS} tokens"
         if lm.is_encoder_decoder:
-            warn(f"{lm.name} is an encoder-decoder model: only the tokenization applies here", lang_of(request))
+            warn(Notice("notice.encoder_decoder", model=lm.name), lang_of(request))
             return token_chips(toks), summary, {}, gr.update(choices=[]), [], None
         top, _ = internals.next_token_distribution(lm, text, k=10)
         labels = {f"{t.text!r} ({t.id})": p for t, p in top}

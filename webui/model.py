@@ -7,6 +7,7 @@ import html
 import gradio as gr
 
 from llmdemo import prompts
+from llmdemo.errors import ModelLoadError, UserError, first_line
 from llmdemo.presets import DEFAULT_MODEL, PRESETS
 from llmdemo.tuning import describe as describe_forward
 
@@ -68,7 +69,8 @@ class ModelHandlers(HandlerBase):
         try:
             self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
                            progress=lambda msg: progress(None, desc=msg))
-        except Exception as e:
-            raise gr.Error(f"could not load {name!r}: {e}. Still using {self.host.lm.name}.") from None
+        except Exception as e:  # noqa: BLE001 - the old model stays; the visitor is told why the new one did not load
+            raise ModelLoadError("model.swap", name=name, detail=e if isinstance(e, UserError) else first_line(e),
+                                 current=self.host.lm.name) from None
         progress(1.0, desc="ready")
         return self.model_info(request)

@@ -10,7 +10,7 @@ import gradio as gr
 
 from llmdemo.config import GenerationConfig
 
-from .i18n import lang_of, text as msg
+from .i18n import error_text, lang_of, text as msg
 
 class _Waiting:
     """Stands in for Stats while a request waits for the model: the stats line says so."""
@@ -56,7 +56,8 @@ def stats_line(stats, extra: str = "", cfg: GenerationConfig | None = None, lang
     state = (_ending(stats, lang) or "") if done else msg("generating", lang)
     ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "n/a"
     speed = msg("speed", lang, n=stats.new_tokens, tps=stats.tokens_per_s, ttft=ttft)
-    parts = [speed] + stats.notices + [p for p in (extra, _seed_part(stats, cfg, lang), state) if p]
+    notices = [error_text(n, lang, lead="") for n in stats.notices]  # "max new tokens lowered...": by code
+    parts = [speed] + notices + [p for p in (extra, _seed_part(stats, cfg, lang), state) if p]
     return " · ".join(parts)
 
 

@@ -66,7 +66,7 @@ class TextTaskHandlers(HandlerBase):
     def export_output(task: str, source: str, output: str, stats: str, fmt: str) -> str:
         """One generation (input, output, stats line) as a Markdown or JSON file to download."""
         if not (output or "").strip():
-            raise gr.Error("nothing to export yet")
+            raise prompts.InputError("input.nothing_to_export")
         if fmt == "json":
             return _export_file(f"{task}.json", json.dumps(
                 {"task": task, "input": source, "output": output, "stats": stats}, ensure_ascii=False, indent=2))

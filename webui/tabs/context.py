@@ -13,11 +13,11 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from llmdemo.errors import UserError
 from llmdemo.host import ModelHost
 
-from ..errors import in_lang
 from ..handlers import Handlers
-from ..i18n import lang_of, t
+from ..i18n import error_text, lang_of, t
 from ..i18n import text as msg
 from ..settings import AppSettings
 from ..streaming import page_run
@@ -99,11 +99,8 @@ def _exporter(fn, fmt: str, n_inputs: int):
     def run(args, request):
         try:
             return gr.update(value=fn(*args, fmt), visible=True)
-        except gr.Error as e:
-            said = in_lang(e, lang_of(request))
-            if said is e:
-                raise
-            raise said from None
+        except UserError as e:  # "nothing to export yet"
+            raise gr.Error(error_text(e, lang_of(request))) from None
 
     if n_inputs == 2:
         def export(a, b, request: gr.Request = None):
