@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import gradio as gr
 import httpx
@@ -244,10 +246,24 @@ def test_chat_history_round_trips_through_the_escapes():
 
 
 # 8. clean-up
-def test_uploads_and_handed_out_files_are_deleted_after_an_hour(tiny_lm):
-    from webui.layout import build_demo
-
-    assert build_demo(ModelHost(tiny_lm), AppSettings()).delete_cache == (3600, 3600)
+def test_an_upload_is_deleted_once_older_than_keep_files_s(tiny_lm, tmp_path):
+    """Files the server keeps for a visitor in Gradio's cache (uploads; files handed out go to the same cache
+    under the same rule) are deleted once older than ``keep_files_s`` (an hour by default; 2 s here)."""
+    assert AppSettings().keep_files_s == 3600
+    demo, url = launch(ModelHost(tiny_lm), AppSettings(keep_files_s=2, output_dir=tmp_path / "runs"))
+    try:
+        src = tmp_path / "mine.jsonl"
+        src.write_text('{"id": "1"}\n', encoding="utf-8")
+        with open(src, "rb") as f:
+            r = httpx.post(f"{url}gradio_api/upload", files={"files": ("mine.jsonl", f)})
+        (uploaded,) = [Path(p) for p in r.json()]
+        assert uploaded.is_file()
+        deadline = time.time() + 20
+        while time.time() < deadline and uploaded.exists():
+            time.sleep(0.5)
+        assert not uploaded.exists()  # deleted by the running server
+    finally:
+        demo.close()
 
 
 # random input: a result or a clear error, never a crash or an unbounded wait

@@ -96,8 +96,8 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
     def model_line_text(request: gr.Request = None) -> str:
         return msg("model_line", lang_of(request), name=host.lm.name, device=host.lm.device)
 
-    # uploads and files handed out are deleted after an hour (checked every hour)
-    with gr.Blocks(title="llmdemo", delete_cache=(3600, 3600)) as demo:
+    # uploads and files handed out are deleted after settings.keep_files_s (an hour), checked as often
+    with gr.Blocks(title="llmdemo", delete_cache=(settings.keep_files_s, settings.keep_files_s)) as demo:
         with gr.Row(equal_height=True):
             gr.Markdown(t("intro"), elem_id="intro")
             with gr.Row(elem_id="lang-switch", scale=0):

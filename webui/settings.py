@@ -44,6 +44,8 @@ class AppSettings:
     max_upload_mb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_UPLOAD_MB", 10))  # larger uploads refused
     # examples one Evaluation-tab run may score (python -m eval has no such limit); None = 1000, or 100 when hosted
     max_eval_examples: int | None = field(default_factory=lambda: _int("LLMDEMO_MAX_EVAL_EXAMPLES", 0) or None)
+    # uploads and files handed out (Gradio's cache) older than this are deleted, checked as often
+    keep_files_s: int = field(default_factory=lambda: _int("LLMDEMO_KEEP_FILES_S", 3600))
     # Evaluation-tab run folders older than this are deleted when a new run starts
     keep_runs_hours: float = field(default_factory=lambda: float(_int("LLMDEMO_KEEP_RUNS_HOURS", 24)))
     # request bodies over this are refused before Gradio parses them (uploads have their own limit)
