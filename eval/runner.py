@@ -150,33 +150,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
             new_tokens = _run_requests(task, lm, todo, bs, write, stop_event, spec)
         elif task.kind == "perplexity":
             template = "BOS + text (no special tokens); rolling windows"
-            # a long text is one example: show progress over its windows too
-            wbar = _progress(0, 0, "windows") if len(todo) == 1 else None
-            if wbar is not None:
-                wbar.unit = "win"
-
-            def on_windows(done: int, total: int) -> None:
-                if stop_event is not None and stop_event.is_set():
-                    raise RunStopped("stopped")
-                if wbar is not None:
-                    wbar.total = total
-                    wbar.update(done - wbar.n)
-
-            for r in todo:
-                if stop_event is not None and stop_event.is_set():
-                    break
-                try:
-                    ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs,
-                                                 progress=on_windows, priority="batch")
-                except RunStopped:
-                    break
-                lp = math.fsum(lps)
-                new_tokens += len(ids)
-                write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(r["text"]),
-                       "n_bytes": len(r["text"].encode("utf-8")), "logprob": lp,
-                       "perplexity": math.exp(-lp / len(lps)) if lps else None})
-            if wbar is not None:
-                wbar.close()
+            new_tokens = _run_perplexity(spec, lm, todo, bs, write, stop_event)
         else:
             template, new_tokens, failures = _run_generation(spec, lm, records, todo, bs, write, stop_event)
     bar.close()
@@ -227,6 +201,40 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         raise RunError(f"scoring failed ({results['scoring_error']}); the predictions are kept in {pred_file} and "
                        f"{out / 'report.md'} says so; the same command scores them again without generating")
     return results
+
+
+def _run_perplexity(spec: RunSpec, lm, todo: list[dict], bs: int, write, stop_event) -> int:
+    """Score each text in rolling windows and write its row; returns the number of tokens scored. Stop is
+    seen between windows (a long text is one example); a stopped text is not written, and redone on resume."""
+    new_tokens = 0
+    # a long text is one example: show progress over its windows too
+    wbar = _progress(0, 0, "windows") if len(todo) == 1 else None
+    if wbar is not None:
+        wbar.unit = "win"
+
+    def on_windows(done: int, total: int) -> None:
+        if stop_event is not None and stop_event.is_set():
+            raise RunStopped("stopped")
+        if wbar is not None:
+            wbar.total = total
+            wbar.update(done - wbar.n)
+
+    for r in todo:
+        if stop_event is not None and stop_event.is_set():
+            break
+        try:
+            ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs,
+                                         progress=on_windows, priority="batch")
+        except RunStopped:
+            break
+        lp = math.fsum(lps)
+        new_tokens += len(ids)
+        write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(r["text"]),
+               "n_bytes": len(r["text"].encode("utf-8")), "logprob": lp,
+               "perplexity": math.exp(-lp / len(lps)) if lps else None})
+    if wbar is not None:
+        wbar.close()
+    return new_tokens
 
 
 def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write,
