@@ -165,6 +165,19 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     best, worst = best_worst(results, rows)
     key = _per_example_key(results["task"])
     kind = TASKS[results["task"]].kind if results["task"] in TASKS else "generate"
+    lines += _md_examples(kind, key, best, worst)
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    plots = _plots(results, rows)
+    for i, (_, png) in enumerate(plots):
+        (out / f"plot-{i + 1}.png").write_bytes(base64.b64decode(png))  # for the app and for slides
+    (out / "report.html").write_text(_html_report(results, lines, by_type, by_cat, task_notes, best, worst, key,
+                                                  kind, plots), encoding="utf-8")
+
+
+def _md_examples(kind: str, key: str, best: list[dict], worst: list[dict]) -> list[str]:
+    """The report's best and worst examples as Markdown tables (generation and multiple-choice tasks)."""
+    lines: list[str] = []
     if kind == "generate":
         for title, group in (("Best examples", best), ("Worst examples", worst)):
             lines += ["", f"## {title} (by {key})", "", "| id | input | reference | prediction | score |",
@@ -183,8 +196,12 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
                          ", ".join(f"{c}: {ll:.2f}" for c, ll in list(zip(r["choices"], r["loglikelihoods"]))[:4])
                          + (", ..." if len(r["choices"]) > 4 else ""), "yes" if r["acc"] else "no", _fmt(r[key])]
                 lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in map(str, cells)) + " |")
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lines
 
+
+def _html_report(results: dict, lines: list[str], by_type, by_cat, task_notes, best, worst, key: str, kind: str,
+                 plots: list[tuple[str, str]]) -> str:
+    """report.html: the Markdown report's content as one self-contained page, with the plots inlined."""
     body = [f"<h1>{html.escape(lines[0][2:])}</h1>", f"<p>{_bold(html.escape(lines[2]))}</p>", "<table><tr><th>metric</th>"
             "<th>value</th><th>95% CI</th></tr>"]
     for k, v in results["metrics"].items():
@@ -201,8 +218,7 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     if by_cat:
         body.append(_md_table_html(_by_category_md(by_cat)))
     body += [f"<p class='note'>{html.escape(n)}</p>" for n in [*task_notes, *results.get("notes", [])]]
-    for i, (title, png) in enumerate(_plots(results, rows)):
-        (out / f"plot-{i + 1}.png").write_bytes(base64.b64decode(png))  # for the app and for slides
+    for title, png in plots:
         body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")
     if kind == "generate":
         body.append("<h2>Best and worst examples</h2><div class='cols'>")
@@ -233,8 +249,8 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     css = ("body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:4px 8px}.cols{display:flex;gap:1em}.cols>div{flex:1}"
            ".ex{border:1px solid #ddd;padding:6px;margin:6px 0}pre{white-space:pre-wrap}")
-    (out / "report.html").write_text(f"<!doctype html><meta charset='utf-8'><title>llmdemo report</title>"
-                                     f"<style>{css}</style>" + "\n".join(body), encoding="utf-8")
+    return (f"<!doctype html><meta charset='utf-8'><title>llmdemo report</title>"
+            f"<style>{css}</style>" + "\n".join(body))
 
 
 def _bold(escaped: str) -> str:
