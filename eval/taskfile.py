@@ -129,9 +129,6 @@ def load_task_file(path: str | Path):
 
 
 def _build(spec, name, kind, metric, compiled, fields, constants, notes, mnt, data_path, sha, path):
-    from . import metrics as M
-    from .taskdef import Task
-
     def ctx(record: dict) -> dict:
         return {**constants, **record}
 
@@ -151,69 +148,83 @@ def _build(spec, name, kind, metric, compiled, fields, constants, notes, mnt, da
                   notes=tuple(notes), template=spec["prompt"], source=str(path), source_sha256=sha,
                   data_file=data_path)
     if kind == "multiple_choice":
-        from .multiple_choice import MultipleChoice, choice_metrics
+        return _multiple_choice_task(spec, metric, path, render, prompt, common)
+    return _generation_task(metric, mnt, path, render, prompt, common)
 
-        def choices(record: dict) -> list[str]:
-            got = render("choices", record)
-            if not isinstance(got, (list, tuple)) or not got or not all(isinstance(c, str) for c in got):
-                raise TaskFileError(f"{path}: key 'choices': record {record.get('id')!r}: must give a list of "
-                                    f"strings, got {got!r}"[:300])
-            return list(got)
 
-        def gold(record: dict) -> list[int]:
-            got, chs = render("answer", record), choices(record)
-            items = list(got) if isinstance(got, (list, tuple, range)) else [got]
-            out = []
-            for g in items:
-                if isinstance(g, bool) or not isinstance(g, (int, str)):
-                    raise TaskFileError(f"{path}: key 'answer': record {record.get('id')!r}: must give an index or "
-                                        f"a choice's text, got {g!r}"[:300])
-                if isinstance(g, int):
-                    if not 0 <= g < len(chs):
-                        raise TaskFileError(f"{path}: key 'answer': record {record.get('id')!r}: index {g} is not "
-                                            f"among the {len(chs)} choices")
-                    out.append(g)
-                else:
-                    hits = [i for i, c in enumerate(chs) if c == g]
-                    if not hits:
-                        raise TaskFileError(f"{path}: key 'answer': record {record.get('id')!r}: {g!r} is not one "
-                                            "of the choices"[:300])
-                    out += hits
-            return sorted(set(out))
+def _multiple_choice_task(spec, metric, path, render, prompt, common):
+    """A multiple-choice task from a file: its choices and right answers rendered per record, each checked."""
+    from .taskdef import Task
 
-        extra = score_run = prepare = None
-        if metric == "bbq":
-            from . import bbq
+    from .multiple_choice import MultipleChoice, choice_metrics
 
-            extra, score_run, prepare = bbq.extra, bbq.bbq_run, bbq.prepare
-            common["fields"] = {**common["fields"], **bbq.FIELDS}  # what the bias columns read
-            common["notes"] = (bbq.SIGN, *common["notes"])  # every BBQ report says what the sign means
-        first = prepare
+    def choices(record: dict) -> list[str]:
+        got = render("choices", record)
+        if not isinstance(got, (list, tuple)) or not got or not all(isinstance(c, str) for c in got):
+            raise TaskFileError(f"{path}: key 'choices': record {record.get('id')!r}: must give a list of "
+                                f"strings, got {got!r}"[:300])
+        return list(got)
 
-        def check(records: list[dict]) -> list[dict]:
-            """Every record's prompt, choices and right answers, before the model loads: a template that
-            fails on a record is one line naming the key."""
-            records = first(records) if first is not None else records
-            for r in records:
-                prompt(r), gold(r)
-            return records
+    def gold(record: dict) -> list[int]:
+        got, chs = render("answer", record), choices(record)
+        items = list(got) if isinstance(got, (list, tuple, range)) else [got]
+        out = []
+        for g in items:
+            if isinstance(g, bool) or not isinstance(g, (int, str)):
+                raise TaskFileError(f"{path}: key 'answer': record {record.get('id')!r}: must give an index or "
+                                    f"a choice's text, got {g!r}"[:300])
+            if isinstance(g, int):
+                if not 0 <= g < len(chs):
+                    raise TaskFileError(f"{path}: key 'answer': record {record.get('id')!r}: index {g} is not "
+                                        f"among the {len(chs)} choices")
+                out.append(g)
+            else:
+                hits = [i for i, c in enumerate(chs) if c == g]
+                if not hits:
+                    raise TaskFileError(f"{path}: key 'answer': record {record.get('id')!r}: {g!r} is not one "
+                                        "of the choices"[:300])
+                out += hits
+        return sorted(set(out))
 
-        prepare = check
-        mc = MultipleChoice(prompt=prompt, choices=choices, gold=gold,
-                            target_delimiter=spec.get("target_delimiter", " "), extra=extra)
+    extra = score_run = prepare = None
+    if metric == "bbq":
+        from . import bbq
 
-        def _mc_run(rows):
-            return choice_metrics(rows)
+        extra, score_run, prepare = bbq.extra, bbq.bbq_run, bbq.prepare
+        common["fields"] = {**common["fields"], **bbq.FIELDS}  # what the bias columns read
+        common["notes"] = (bbq.SIGN, *common["notes"])  # every BBQ report says what the sign means
+    first = prepare
 
-        bbq_like = metric == "bbq"
-        return Task(kind="multiple_choice", main_metric="acc" if bbq_like else metric, higher_is_better=True,
-                    per_example="margin", prepare=prepare, score_run=score_run or _mc_run, requests=mc.requests,
-                    process=mc.process, needs="score",
-                    scoring=f"each choice scored as {spec.get('target_delimiter', ' ')!r} + choice after the "
-                            "prompt; pick = argmax",
-                    summary_metrics=(("acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score",
-                                      "disamb_bias_score") if bbq_like else ("acc", "acc_norm")),
-                    by_key="by_category" if bbq_like else None, **common)
+    def check(records: list[dict]) -> list[dict]:
+        """Every record's prompt, choices and right answers, before the model loads: a template that
+        fails on a record is one line naming the key."""
+        records = first(records) if first is not None else records
+        for r in records:
+            prompt(r), gold(r)
+        return records
+
+    prepare = check
+    mc = MultipleChoice(prompt=prompt, choices=choices, gold=gold,
+                        target_delimiter=spec.get("target_delimiter", " "), extra=extra)
+
+    def _mc_run(rows):
+        return choice_metrics(rows)
+
+    bbq_like = metric == "bbq"
+    return Task(kind="multiple_choice", main_metric="acc" if bbq_like else metric, higher_is_better=True,
+                per_example="margin", prepare=prepare, score_run=score_run or _mc_run, requests=mc.requests,
+                process=mc.process, needs="score",
+                scoring=f"each choice scored as {spec.get('target_delimiter', ' ')!r} + choice after the "
+                        "prompt; pick = argmax",
+                summary_metrics=(("acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score",
+                                  "disamb_bias_score") if bbq_like else ("acc", "acc_norm")),
+                by_key="by_category" if bbq_like else None, **common)
+
+
+def _generation_task(metric, mnt, path, render, prompt, common):
+    """A generation task from a file: greedy generation scored against the rendered reference."""
+    from . import metrics as M
+    from .taskdef import Task
 
     def reference(record: dict) -> str:
         got = render("reference", record)
