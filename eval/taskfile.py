@@ -154,9 +154,8 @@ def _build(spec, name, kind, metric, compiled, fields, constants, notes, mnt, da
 
 def _multiple_choice_task(spec, metric, path, render, prompt, common):
     """A multiple-choice task from a file: its choices and right answers rendered per record, each checked."""
-    from .taskdef import Task
-
     from .multiple_choice import MultipleChoice, choice_metrics
+    from .taskdef import Task
 
     def choices(record: dict) -> list[str]:
         got = render("choices", record)
