@@ -102,7 +102,6 @@ class EvalHandlers:
         or the client leaving, closes this generator, which stops the run at its next step; what it
         finished stays in its folder.
         """
-        import json as _json
         import threading
         import time as _time
 
@@ -110,16 +109,7 @@ class EvalHandlers:
 
         from eval.tasks import TASKS
 
-        if task not in TASKS:
-            raise prompts.InputError("input.eval_task", task=task)
-        try:
-            limit = int(limit)
-        except (TypeError, ValueError):
-            raise prompts.InputError("input.limit_whole") from None
-        if not 1 <= limit <= 1000:
-            raise prompts.InputError("input.limit_app")
-        if limit > self.settings.eval_examples_cap:
-            raise prompts.InputError("input.limit_server", n=self.settings.eval_examples_cap)
+        limit = self._check_limit(task, limit)
         path = self._data_path(name, upload)
         if upload:  # a visitor's file: the same size rules as the task tabs, before any work
             self._check_upload(path, task, limit)
@@ -165,8 +155,31 @@ class EvalHandlers:
             if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
                 raise prompts.InputError("input.data", detail=str(err).replace(str(path), "the uploaded file" if upload else name)) from None
             raise err
-        res = box["res"]
-        rows = _in_data_order([_json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
+        yield self._results(box["res"], out, path, task, limit, session)
+
+    def _check_limit(self, task: str, limit: Any) -> int:
+        """The task is known and ``limit`` a whole number within the app's and this server's caps."""
+        from eval.tasks import TASKS
+
+        if task not in TASKS:
+            raise prompts.InputError("input.eval_task", task=task)
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise prompts.InputError("input.limit_whole") from None
+        if not 1 <= limit <= 1000:
+            raise prompts.InputError("input.limit_app")
+        if limit > self.settings.eval_examples_cap:
+            raise prompts.InputError("input.limit_server", n=self.settings.eval_examples_cap)
+        return limit
+
+    def _results(self, res: dict, out: Path, path: Path, task: str, limit: int, session: str | None) -> tuple:
+        """A finished run for the page: the metrics table, the plot, the examples table, the files, the rows."""
+        import json
+
+        from eval.tasks import TASKS
+
+        rows = _in_data_order([json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
                               path, task, limit)
         key = TASKS[task].per_example
         # row number first (what "Row (0 = first)" counts), texts cut short: the table is read on a phone too
@@ -180,7 +193,7 @@ class EvalHandlers:
         share = _private_copy(out, ["plot-1.png", "report.html", "report.md", "results.json", "predictions.jsonl"])
         plot = share.get("plot-1.png")
         files = [share[f] for f in ("report.html", "report.md", "results.json", "predictions.jsonl") if f in share]
-        yield metrics_md, plot, table, files, rows
+        return metrics_md, plot, table, files, rows
 
     def _check_upload(self, path, task: str, limit: int) -> None:
         from eval.datasets import DataError, load_records
