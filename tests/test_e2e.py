@@ -22,7 +22,7 @@ def test_each_task_gives_real_text(real_lm):
         prompts.translation_prompt(real_lm, "The weather is nice today.", "en", "fr", 24),
         prompts.dialogue_prompt(real_lm, "Hello, who are you?", [], max_new_tokens=24),
         prompts.summarization_prompt(real_lm, "The city council voted on Tuesday to build a new bridge over the river. "
-                                   "It will cost 20 million dollars and take three years.", "short", 24),
+                                     "It will cost 20 million dollars and take three years.", "short", 24),
     ]
     for p in built:
         out = prompts.postprocess(p.task, real_lm.generate(p.input, p.config(GREEDY)))

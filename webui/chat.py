@@ -78,7 +78,7 @@ class ChatHandlers(HandlerBase):
         """
         shown = _shown_history(prompts.normalise_history(history))
         p = prompts.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
-                                  cfg.max_new_tokens)
+                                    cfg.max_new_tokens)
         shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
         yield shown, "", msg("starting", lang)
         box = gr.skip() if keep_box else ""

@@ -52,7 +52,7 @@ class TextTaskHandlers(HandlerBase):
             max_new_tokens = prompts.SUMMARY_LENGTHS[length][1]
         cfg = self.config("summarization", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         p = prompts.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
-                                       cfg.max_new_tokens)
+                                         cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
         n_doc = len(document.split())
         for out, stats in self._stream(p, cfg, lang, "summarization", request):
