@@ -60,7 +60,7 @@ if [ "$LLAMACPP" = 1 ]; then
   else
     # Portable build (no -march=native: a native build crashed in its AMX path on an Intel CPU here);
     # it still has AVX2/FMA/F16C and llamafile's kernels. pip caches the wheel it builds.
-    say "llama.cpp: compiling it once (5-12 minutes on 2 cores; pip keeps the wheel, so later setups take seconds)"
+    say "llama.cpp: installing (the first time it compiles: 5-12 minutes on 2 cores; pip keeps the wheel, so later setups take seconds)"
     CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install -q "llama-cpp-python[server]==0.3.36"
     say "llama.cpp: installed"
   fi
