@@ -246,3 +246,61 @@ def test_concurrent_requests_and_scoring_do_not_share_llama_cpps_context():
         assert lm.scheduler.stats()["running"] == 0
     finally:
         lm.close()
+
+
+def test_server_logprobs_equal_the_in_process_recorded_ones(llama_server):
+    """Token probabilities from a real server (llama.cpp's, same GGUF, same kernel settings) against the
+    in-process engine's recorded ones on the same greedy answer: the same tokens, the same top
+    alternatives, the same probabilities before the settings; the server gives no "after" nor entropy."""
+    _, url = llama_server
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    cfg = GREEDY.replace(max_new_tokens=12, logprobs=10)
+    remote, ours = load("openai:smollm2", base_url=url), _fresh()
+    try:
+        got, want = remote.stream(msgs, cfg), ours.stream(msgs, cfg)
+        got_text, want_text = got.text(), want.text()
+    finally:
+        ours.close()
+        remote.close()
+    assert got_text == want_text and len(got.token_info) == len(want.token_info) > 5
+    assert "".join(i.text for i in got.token_info) == got_text
+    worst = 0.0
+    for g, w in zip(got.token_info, want.token_info):
+        assert g.text == w.text and g.p_after is None and g.entropy is None and g.id is None
+        theirs = {a.text: a.p_before for a in g.alternatives}
+        # tokens of one text (half characters) collapse on a server; two of nearly equal probability may swap
+        shared = [a for a in w.alternatives if a.text in theirs]
+        assert len(shared) >= len(w.alternatives) - 2, ([a.text for a in w.alternatives], list(theirs))
+        worst = max(worst, abs(g.p_before - w.p_before), *(abs(a.p_before - theirs[a.text]) for a in shared))
+    assert worst <= 2e-3, worst
+
+
+def test_compare_and_token_probabilities_through_the_app_on_the_server(llama_server, tmp_path):
+    """Both features of issue 24 on a server backend: /compare with two presets and a vote, and
+    /generate_with_probs saying its probabilities are the server's."""
+    from gradio_client import Client
+
+    from conftest import launch
+    from llmdemo.host import ModelHost
+    from llmdemo.votes import VoteStore
+    from webui.settings import AppSettings
+
+    _, url = llama_server
+    lm = load("openai:smollm2", base_url=url)
+    demo, app_url = launch(ModelHost(lm), AppSettings(output_dir=tmp_path))
+    try:
+        c = Client(app_url, verbose=False)
+        shown = c.predict(task="generation", prompt="Name three colours.", contestant_1="greedy",
+                          contestant_2="temperature 1.0", blind=True, max_new_tokens=16, api_name="/compare")
+        assert len(shown["sides"]) == 2 and all(s["output"] for s in shown["sides"])
+        reveal = c.predict("tie", "", api_name="/vote")
+        assert sorted(reveal["sides"]) == ["greedy", "temperature 1.0"]
+        (row,) = VoteStore(tmp_path / "votes.sqlite3").votes()
+        assert row["choice"] == "tie" and "smollm2" in str(row["contestants"])
+        probs = c.predict("Name three colours.", 12, 0, 0.9, 50, 1.0, None, api_name="/generate_with_probs")
+        assert probs["probabilities"] == "server" and len(probs["tokens"]) > 3
+        assert "".join(t["text"] for t in probs["tokens"]) .lstrip() == probs["text"]
+        assert all(0 < t["p_before"] <= 1 and t["p_after"] is None for t in probs["tokens"])
+    finally:
+        demo.close()
+        lm.close()
