@@ -93,6 +93,7 @@ MESSAGES: dict[str, str] = {
     "input.alt_gone": "that token is not one of the alternatives shown; generate again",
     # the Evaluation tab
     "input.no_benchmark_choice": "choose a benchmark file or upload a JSONL file",
+    "input.reply_changed": "the conversation changed since that reply; send or retry again",
     "input.no_benchmark": "no benchmark named {name!r} in the data folder",
     "input.eval_task": "unknown task {task!r}",
     "input.limit_whole": "limit must be a whole number",

@@ -294,6 +294,45 @@ def test_the_tab_refuses_a_forged_click_and_escapes_token_text(handlers):
         assert "<img" not in html_out and "<b>" not in html_out and "${" not in html_out and "{{" not in html_out
 
 
+def test_the_dialogue_turn_records_its_reply_and_a_branch_replaces_only_that_reply(handlers, exact_lm):
+    """Dialogue: the reply's probabilities are a separate forward's on the turn's own prompt ids, the
+    tokens join to the reply shown, a branch keeps the conversation before the reply and continues from
+    the chosen token; a branch after the conversation changed is refused; off: the tab's own turn."""
+    import re
+
+    import gradio as gr
+
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    dec = (12, 0, 0.9, 50, 1.0, "")
+    bot, box, line, tokens, detail, state = _last(handlers.chat("The weather is", history, "Be brief.", *dec, True))
+    assert [m["role"] for m in bot] == ["user", "assistant", "user", "assistant"] and bot[:2] == history
+    assert 'class="tp-tok tp-b' in tokens and state["kind"] == "full" and len(state["info"]) > 3
+    joined = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", "".join(d["text"] for d in state["info"]))
+    assert state["reply"] == bot[-1]["content"] == joined.strip()  # (the chat drops control characters)
+    gen = [d["id"] for d in state["info"]]
+    probs = _forward_probs(exact_lm.model, state["prompt"] + gen)
+    for k, d in enumerate(state["info"]):
+        p = probs[len(state["prompt"]) - 1 + k]
+        assert d["id"] == int(p.argmax()) and d["p_before"] == pytest.approx(float(p[d["id"]]), abs=1e-5)
+    info = state["info"][1]
+    alt = next(a for a in info["alternatives"] if a["id"] != info["id"])
+    b_bot, b_line, _, _, b_state = _last(handlers.chat_branch(state, bot, _Evt(index=1, alt=alt["id"])))
+    assert b_bot[:3] == bot[:3] and len(b_bot) == 4 and "branched at token 2" in b_line
+    head = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", state["info"][0]["text"] + alt["text"])
+    assert b_bot[-1]["content"].startswith(head.strip())
+    assert [d["id"] for d in b_state["info"][:2]] == [gen[0], alt["id"]] and b_state["reply"] == b_bot[-1]["content"]
+    # the conversation changed since (Undo, an edit): refused, nothing generated
+    for changed in (bot[:2], bot[:3], [*bot[:3], {"role": "assistant", "content": "something else"}]):
+        with pytest.raises(gr.Error, match="conversation changed"):
+            _last(handlers.chat_branch(state, changed, _Evt(index=1, alt=alt["id"])))
+    # Retry with probabilities answers the same message again (greedy: the same reply)
+    r_bot, _, _, _, _, r_state = _last(handlers.retry(bot, "Be brief.", *dec, True))
+    assert r_bot == bot and [d["id"] for d in r_state["info"]] == gen
+    # switched off: the tab's own turn, the panels emptied
+    off = _last(handlers.chat("The weather is", history, "Be brief.", *dec, False))
+    assert off[0] == bot and off[3:] == ("", "", None)
+
+
 # ------------------------------------------------------------------ the bundled model on llama.cpp
 @pytest.fixture
 def fresh_engine():
@@ -429,6 +468,57 @@ def test_browser_tokens_show_a_click_shows_the_alternatives_and_a_branch_regener
         assert new != out
         _wait(lambda: pg.locator("#gen-tp-tokens .tp-tok").count() >= 3, "the branch's tokens")
         pg.screenshot(path=str(artifacts / f"ui-tokenprobs-{name}-branched.png"), full_page=True)
+    finally:
+        ctx.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.browser
+@pytest.mark.parametrize("size, dark, locale", [("desktop", False, "en-US"), ("phone", True, "zh-CN")])
+def test_browser_dialogue_reply_tokens_show_alternatives_and_a_branch_replaces_the_reply(browser_app, size, dark,
+                                                                                       locale):
+    import re
+    import time
+
+    browser, url, artifacts = browser_app
+    name = f"{size}-{'dark' if dark else 'light'}-{locale[:2]}"
+    ctx = browser.new_context(viewport=SIZES[size], color_scheme="dark" if dark else "light", locale=locale)
+    pg = ctx.new_page()
+    ended = r"(ended: |结束)"
+    try:
+        pg.goto(url + ("?__theme=dark" if dark else "?__theme=light"), wait_until="domcontentloaded")
+        pg.locator("#tab-dialogue-button").wait_for(timeout=30_000)
+        time.sleep(1.5)
+        pg.locator("#tab-dialogue-button").click()
+        pg.locator("#chat-tp-show input[type=checkbox]").check()
+        pg.locator("#chat-in textarea").fill("What is the capital of France?")
+        stats = pg.locator("#chat-stats [data-testid=markdown]")
+        pg.locator("#chat-send").click()
+        _wait(lambda: re.search(ended, stats.inner_text()), "the reply's end")
+        toks = pg.locator("#chat-tp-tokens .tp-tok")
+        _wait(lambda: toks.count() > 3, "coloured tokens")
+        bot = pg.locator('[data-testid="bot"]')
+        reply = bot.last.inner_text()
+        joined = "".join(toks.nth(k).inner_text() for k in range(toks.count()))
+        assert " ".join(joined.split()) == " ".join(reply.split())  # the spans are the reply, token by token
+        fg = toks.first.evaluate("e => getComputedStyle(e).color")
+        assert (fg == "rgb(243, 244, 246)") == dark, fg
+        assert pg.evaluate("document.documentElement.scrollWidth") <= SIZES[size]["width"] + 1
+        toks.nth(1).click()
+        alts = pg.locator("#chat-tp-detail .tp-alt")
+        _wait(lambda: alts.count() > 0, "the alternatives")
+        assert ("Token 2" if locale == "en-US" else "第 2 个词元") in pg.locator("#chat-tp-detail").inner_text()
+        pg.locator("#chat-tp-detail").scroll_into_view_if_needed()
+        pg.screenshot(path=str(artifacts / f"ui-chat-tokenprobs-{name}-alternatives.png"), full_page=False)
+        prefix = toks.first.inner_text()
+        alt_text = alts.first.inner_text().replace("␣", " ").replace("↵", "\n")
+        alts.first.click()
+        branched = r"(branched at token 2|从第 2 个词元分支).*" + ended
+        _wait(lambda: re.search(branched, stats.inner_text()), "the branch's end")
+        new = bot.last.inner_text()
+        assert " ".join(new.split()).startswith(" ".join((prefix + alt_text).split())), (prefix, alt_text, new)
+        assert new != reply and bot.count() == 1 and pg.locator('[data-testid="user"]').count() == 1
+        pg.screenshot(path=str(artifacts / f"ui-chat-tokenprobs-{name}-branched.png"), full_page=True)
     finally:
         ctx.close()
 

@@ -70,20 +70,24 @@ class ChatHandlers(HandlerBase):
             raise prompts.InputError("input.conversation_long", limit=limit)
 
     def _chat_stream(self, message: str, history: list, system: str, cfg: GenerationConfig, lang: str = "en",
-                     keep_box: bool = False, request: gr.Request | None = None):
+                     keep_box: bool = False, request: gr.Request | None = None, on_stream=None, on_prompt=None):
         """(history, message box, stats) as the reply streams.
 
         The message box is emptied once, when the turn starts; with ``keep_box`` later updates leave it
         alone (``gr.skip()``), so a message typed while the reply streams stays in the box.
+        ``on_prompt(prompt)`` and ``on_stream(stream)`` let the token probabilities (webui/tokenprobs.py)
+        see the turn's prompt and the model's Stream.
         """
         shown = _shown_history(prompts.normalise_history(history))
         p = prompts.dialogue_prompt(self.host.lm, self.check_length(message, "message"), _plain_history(shown), system,
                                     cfg.max_new_tokens)
+        if on_prompt is not None:
+            on_prompt(p)
         shown += [{"role": "user", "content": safe_markdown(message)}, {"role": "assistant", "content": ""}]
         yield shown, "", msg("starting", lang)
         box = gr.skip() if keep_box else ""
         stats = None
-        for text, stats in self._stream(p, cfg, lang, "dialogue", request):
+        for text, stats in self._stream(p, cfg, lang, "dialogue", request, on_stream=on_stream):
             shown[-1]["content"] = safe_markdown(text.strip())
             yield shown, box, stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield shown, box, stats_line(stats, cfg=cfg, lang=lang)
@@ -112,21 +116,24 @@ class ChatHandlers(HandlerBase):
               top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
         """Answer the last user message again."""
         self.check_chat(history, system)
+        last, history = self.retry_turn(history)
+        cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request), request=request):
+            yield shown, gr.skip(), stats
+
+    @staticmethod
+    def retry_turn(history: list | None) -> tuple[str, list[dict]]:
+        """What Retry answers again: the last user message, and the conversation before it."""
         history = prompts.normalise_history(history)
         while history and history[-1]["role"] == "assistant":
             history.pop()
         if not history:
             raise prompts.InputError("input.no_retry")
-        last = plain_text(history.pop()["content"])
-        cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        for shown, _box, stats in self._chat_stream(last, history, system, cfg, lang_of(request), request=request):
-            yield shown, gr.skip(), stats
+        return plain_text(history.pop()["content"]), history
 
-    @friendly
-    def edit(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
-             top_k=None, repetition_penalty=None, seed=None, edit: gr.EditData = None, request: gr.Request = None):
-        """A user message edited in the chat: the conversation is cut there and answered again from the new text."""
-        self.check_chat(history, system)
+    @staticmethod
+    def edit_turn(history: list | None, edit: gr.EditData | None) -> tuple[str, list[dict]]:
+        """What an edit answers: the edited user message, and the conversation before it."""
         history = prompts.normalise_history(history)
         index = edit.index if edit is not None else len(history) - 1
         index = index[0] if isinstance(index, (list, tuple)) else index
@@ -135,8 +142,16 @@ class ChatHandlers(HandlerBase):
         message = plain_text(_block_text(edit.value if edit is not None else history[index]["content"]))
         if not message.strip():
             raise prompts.InputError("input.edit_empty")
+        return message, history[:index]
+
+    @friendly
+    def edit(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
+             top_k=None, repetition_penalty=None, seed=None, edit: gr.EditData = None, request: gr.Request = None):
+        """A user message edited in the chat: the conversation is cut there and answered again from the new text."""
+        self.check_chat(history, system)
+        message, before = self.edit_turn(history, edit)
         cfg = self.config("dialogue", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        for shown, _box, stats in self._chat_stream(message, history[:index], system, cfg, lang_of(request),
+        for shown, _box, stats in self._chat_stream(message, before, system, cfg, lang_of(request),
                                                     request=request):
             yield shown, gr.skip(), stats
 

@@ -384,6 +384,7 @@ ERRORS_ZH: dict[str, str] = {
     "input.example_long": "上传文件中的样例 {id!r} 有 {n:,} 个字符，本服务器每个样例最多接受 {limit:,} 个",
     "input.runs_two": "请选择两次评测来对比",
     "input.run_not_yours": "那次评测不是你的（或已不在）：请刷新列表",
+    "input.reply_changed": "那条回答之后对话已经改变；请重新发送或重试",
     "input.eval_stopped": "评测已停止：完成了 {done} / {total} 个样例",
     "input.open_first": "请先运行评测，再填写表格中的行号",
     "input.no_task_tab": "{task} 任务的样例没有可以打开它们的任务标签页",

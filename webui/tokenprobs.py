@@ -21,7 +21,9 @@ from llmdemo.config import GenerationConfig
 from llmdemo.interface import SERVER_TOKEN_PROBS, TOKEN_PROBS
 from llmdemo.tokenprobs import TokenInfo, branch_ids
 
+from .chat import _shown_history
 from .errors import friendly
+from .safety import plain_text, safe_markdown
 from .stats import stats_line
 from .i18n import lang_of, text as msg
 
@@ -173,8 +175,14 @@ def _index(value: Any, n: int) -> int:
     return int(value)
 
 
+def _reply(history: list) -> str:
+    """The conversation's last answer as plain text (what a Dialogue branch checks it still branches from)."""
+    msgs = prompts.normalise_history(history)
+    return plain_text(msgs[-1]["content"]).strip() if msgs and msgs[-1]["role"] == "assistant" else ""
+
+
 class TokenProbHandlers:
-    """The Generation tab's token probabilities, over the tab's own :class:`~webui.handlers.Handlers`."""
+    """The token probabilities of the Generation and Dialogue tabs, over the app's :class:`~webui.handlers.Handlers`."""
 
     def __init__(self, h):
         self.h = h
@@ -183,24 +191,34 @@ class TokenProbHandlers:
         return {"model": lm.name, "prompt": ids, "config": cfg.to_dict(), "kind": kind,
                 "info": [i.to_dict() for i in infos]}
 
+    def _setup(self, task: str, dec: tuple) -> tuple[GenerationConfig, str]:
+        """The run's settings (recording ``TOP`` alternatives when the backend has any) and the backend's kind."""
+        kind = kind_of(self.h.host.lm)
+        cfg = self.h.config(task, *dec)
+        return (cfg.replace(logprobs=TOP) if kind != "none" else cfg), kind
+
     def _run(self, p: prompts.TaskPrompt, cfg: GenerationConfig, lang: str, request, head: list[TokenInfo],
-             prompt_ids: list[int], kind: str, extra: str = "", selected: int | None = None):
-        """Stream ``p`` with probabilities: (output, stats line, tokens, detail, state), ``head`` before its tokens."""
+             prompt_ids: list[int], kind: str, extra: str = "", selected: int | None = None, tab: str = "generation",
+             frame=None):
+        """Stream ``p`` with probabilities: (*frame(text, stats line), tokens, detail, state), ``head`` before
+        its tokens. ``frame`` makes the tab's own outputs (Generation: the text; Dialogue: the conversation)."""
+        frame = frame or (lambda full, line: (full.lstrip(), line))
         lm = self.h.host.lm
         holder: list = []
         infos, text, stats = list(head), "", None
         lead = "".join(i.text for i in head)
         backend = lm.info().get("backend", "") if kind == "none" else ""
-        for text, stats in self.h._stream(p, cfg, lang, "generation", request, on_stream=holder.append):
+        for text, stats in self.h._stream(p, cfg, lang, tab, request, on_stream=holder.append):
             infos = head + (list(holder[0].token_info) if holder else [])
-            yield ((lead + text).lstrip(), stats_line(stats, extra, cfg=cfg, lang=lang, done=False),
+            yield (*frame(lead + text, stats_line(stats, extra, cfg=cfg, lang=lang, done=False)),
                    render_tokens(infos, selected, lang, kind, backend), gr.skip(), gr.skip())
         infos = head + (list(holder[0].token_info) if holder else [])
         state = self._state(lm, prompt_ids, p.config(cfg), infos, kind) if kind != "none" else None
-        yield ((lead + text).lstrip(), stats_line(stats, extra, cfg=cfg, lang=lang),
+        yield (*frame(lead + text, stats_line(stats, extra, cfg=cfg, lang=lang)),
                render_tokens(infos, selected, lang, kind, backend),
                render_detail(infos, selected, lang, kind == "full"), state)
 
+    # ------------------------------------------------------------------ Generation
     @friendly
     def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
                  repetition_penalty=None, seed=None, show: bool = False, request: gr.Request = None):
@@ -211,10 +229,7 @@ class TokenProbHandlers:
                 yield out, line, "", "", None
             return
         h, lm, lang = self.h, self.h.host.lm, lang_of(request)
-        kind = kind_of(lm)
-        cfg = h.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        if kind != "none":
-            cfg = cfg.replace(logprobs=TOP)
+        cfg, kind = self._setup("generation", (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed))
         p = prompts.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
         ids = lm.encode(p.input) if kind == "full" else []
         yield from self._run(p, cfg, lang, request, [], ids, kind)
@@ -232,10 +247,9 @@ class TokenProbHandlers:
         return (render_tokens(infos, i, lang, state.get("kind", "full")),
                 render_detail(infos, i, lang, state.get("kind") == "full"))
 
-    @friendly
-    def branch(self, state: dict | None, evt: gr.EventData = None, request: gr.Request = None):
+    def _branch(self, state: dict | None, evt, lang: str, request, tab: str, frame):
         """An alternative clicked: the answer again from that token, with it, under the same settings."""
-        h, lm, lang = self.h, self.h.host.lm, lang_of(request)
+        lm = self.h.host.lm
         if not state or not state.get("info") or state.get("kind") != "full":
             raise prompts.InputError("input.probs_first")
         if state.get("model") != lm.name:
@@ -252,17 +266,120 @@ class TokenProbHandlers:
         ids, bcfg = branch_ids(lm, state["prompt"], [t.id for t in infos], i, alt, cfg)
         extra = msg("tp_branched", lang, i=i + 1)
         if bcfg is None or alt in getattr(lm, "eos_ids", ()):  # nothing after it: the limit, or end of text chosen
-            out = "".join(t.text for t in head).lstrip()
             new_state = self._state(lm, state["prompt"], cfg, head, "full")
-            yield out, extra, render_tokens(head, i, lang), render_detail(head, i, lang), new_state
+            yield (*frame("".join(t.text for t in head), extra), render_tokens(head, i, lang),
+                   render_detail(head, i, lang), new_state)
             return
         # the branch's prompt is ids: no template, no stop strings or caps of its own (cfg has the task's already)
-        p = prompts.TaskPrompt("generation", ids)
-        for out in self._run(p, bcfg, lang, request, head, state["prompt"], "full", extra, selected=i):
+        p = prompts.TaskPrompt(tab, ids)
+        for out in self._run(p, bcfg, lang, request, head, state["prompt"], "full", extra, selected=i, tab=tab,
+                             frame=frame):
             *shown, st = out
             if isinstance(st, dict):  # the final state keeps the original settings and token limit
                 st["config"] = cfg.to_dict()
             yield (*shown, st)
+
+    @friendly
+    def branch(self, state: dict | None, evt: gr.EventData = None, request: gr.Request = None):
+        """The Generation tab's branch: the output box gets the new answer."""
+        yield from self._branch(state, evt, lang_of(request), request, "generation", None)
+
+    # ------------------------------------------------------------------ Dialogue
+    def _chat_turn(self, turn, cfg: GenerationConfig, kind: str, lang: str, box_after=None):
+        """A Dialogue turn (``turn(on_stream, on_prompt)`` is ChatHandlers._chat_stream) with its tokens:
+        (conversation, message box, stats, tokens, detail, state). ``box_after``: what later updates put
+        in the message box (Retry and an edit leave it alone)."""
+        lm = self.h.host.lm
+        holder, prompt = [], []
+        backend = lm.info().get("backend", "") if kind == "none" else ""
+        shown, box, line, infos = None, "", "", []
+        for k, (shown, box, line) in enumerate(turn(holder.append, prompt.append)):
+            box = box if box_after is None or k == 0 else box_after
+            infos = list(holder[0].token_info) if holder else []
+            # the first update empties the detail and forgets the last answer's state (a branch needs this one)
+            yield (shown, box, line, render_tokens(infos, None, lang, kind, backend),
+                   "" if k == 0 else gr.skip(), None if k == 0 else gr.skip())
+        state = None
+        if kind != "none" and prompt:
+            ids = lm.encode(prompt[0].input) if kind == "full" else []
+            state = self._state(lm, ids, prompt[0].config(cfg), infos, kind)
+            state["reply"] = _reply(shown)
+        yield (shown, gr.skip() if box_after is not None else box, line,
+               render_tokens(infos, None, lang, kind, backend), "", state)
+
+    @friendly
+    def chat(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
+             max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None,
+             show: bool = False, request: gr.Request = None):
+        """The Dialogue tab's turn: as ``Handlers.chat_ui``, with the reply's token probabilities when ``show``."""
+        h, dec = self.h, (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        if not show:
+            for out in h.chat_ui(message, history, system, *dec, request=request):
+                yield (*out, "", "", None)
+            return
+        h.check_chat(history, message, system)
+        cfg, kind = self._setup("dialogue", dec)
+        lang = lang_of(request)
+        yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
+            message, list(history or []), system, cfg, lang, keep_box=True, request=request, on_stream=on_s,
+            on_prompt=on_p), cfg, kind, lang, box_after=gr.skip())
+
+    @friendly
+    def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
+              top_k=None, repetition_penalty=None, seed=None, show: bool = False, request: gr.Request = None):
+        """Retry, with the new reply's token probabilities when ``show``."""
+        h, dec = self.h, (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        if not show:
+            for out in h.retry(history, system, *dec, request=request):
+                yield (*out, "", "", None)
+            return
+        h.check_chat(history, system)
+        last, before = h.retry_turn(history)
+        cfg, kind = self._setup("dialogue", dec)
+        lang = lang_of(request)
+        yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
+            last, before, system, cfg, lang, request=request, on_stream=on_s, on_prompt=on_p),
+            cfg, kind, lang, box_after=gr.skip())
+
+    @friendly
+    def edit(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
+             top_k=None, repetition_penalty=None, seed=None, show: bool = False, edit: gr.EditData = None,
+             request: gr.Request = None):
+        """An edited message answered again, with the reply's token probabilities when ``show``."""
+        h, dec = self.h, (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        if not show:
+            for out in h.edit(history, system, *dec, edit=edit, request=request):
+                yield (*out, "", "", None)
+            return
+        h.check_chat(history, system)
+        message, before = h.edit_turn(history, edit)
+        cfg, kind = self._setup("dialogue", dec)
+        lang = lang_of(request)
+        yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
+            message, before, system, cfg, lang, request=request, on_stream=on_s, on_prompt=on_p),
+            cfg, kind, lang, box_after=gr.skip())
+
+    def edit_undone(self, **named):
+        """A failed edit: the conversation as it was (ChatHandlers.edit_undone); the panels as they were."""
+        return (*self.h.edit_undone(**named), gr.skip(), gr.skip(), gr.skip())
+
+    @friendly
+    def chat_branch(self, state: dict | None, history: list | None, evt: gr.EventData = None,
+                    request: gr.Request = None):
+        """A Dialogue alternative clicked: the last reply again from that token, the conversation before it kept."""
+        self.h.check_chat(history)
+        shown = _shown_history(prompts.normalise_history(history))
+        if state and (not shown or shown[-1]["role"] != "assistant" or _reply(shown) != state.get("reply")):
+            raise prompts.InputError("input.reply_changed")  # Undo, Clear, an edit or a reload since that reply
+
+        def frame(full: str, line: str):
+            shown[-1] = {"role": "assistant", "content": safe_markdown(full.strip())}
+            return shown, line
+
+        for out in self._branch(state, evt, lang_of(request), request, "dialogue", frame):
+            if isinstance(out[-1], dict):
+                out[-1]["reply"] = _reply(shown)
+            yield out
 
     @friendly
     def generate_json(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
@@ -287,11 +404,23 @@ class TokenProbHandlers:
                          "none": "this backend gives no token probabilities"}[kind]}
 
 
-def switch() -> gr.Checkbox:
-    """The Generation tab's "show token probabilities" switch (placed by layout.py)."""
+def switch(prefix: str = "gen") -> gr.Checkbox:
+    """A tab's "show token probabilities" switch (``prefix``: the tab's elem_id prefix, gen or chat)."""
     from .i18n import t
 
-    return gr.Checkbox(False, label=t("tp_show"), info=t("tp_show_info"), elem_id="gen-tp-show")
+    return gr.Checkbox(False, label=t("tp_show"), info=t("tp_show_info"), elem_id=f"{prefix}-tp-show")
+
+
+def panels(prefix: str, show: gr.Checkbox, tp: TokenProbHandlers, light_events: dict):
+    """A tab's token panels (placed where this is called): the tokens, a token's alternatives, and the
+    server-side state a branch needs; shown while ``show`` is on. A click on a token shows its alternatives."""
+    tokens = gr.HTML("", js_on_load=TOKENS_JS, elem_id=f"{prefix}-tp-tokens", visible=False)
+    detail = gr.HTML("", js_on_load=DETAIL_JS, elem_id=f"{prefix}-tp-detail", visible=False)
+    state = gr.State(None)
+    show.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [show], [tokens, detail],
+                queue=False, api_visibility="private")
+    tokens.click(tp.show, [state], [tokens, detail], api_visibility="private", **light_events)
+    return tokens, detail, state
 
 
 def build(h, show, g_out, g_stats, page_event, light_events: dict):
@@ -301,12 +430,7 @@ def build(h, show, g_out, g_stats, page_event, light_events: dict):
     handlers, the outputs of a run with probabilities (the tab's Go uses them too) and the branch's events
     (for the tab's Stop)."""
     tp = TokenProbHandlers(h)
-    tokens = gr.HTML("", js_on_load=TOKENS_JS, elem_id="gen-tp-tokens", visible=False)
-    detail = gr.HTML("", js_on_load=DETAIL_JS, elem_id="gen-tp-detail", visible=False)
-    state = gr.State(None)
-    show.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [show], [tokens, detail],
-                queue=False, api_visibility="private")
+    tokens, detail, state = panels("gen", show, tp, light_events)
     outs = [g_out, g_stats, tokens, detail, state]
-    tokens.click(tp.show, [state], [tokens, detail], api_visibility="private", **light_events)
     events = page_event([detail.click], tp.branch, [state], outs)
     return tp, outs, events
