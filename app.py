@@ -13,6 +13,7 @@ import os
 import sys
 
 from llmdemo.config import DECODE_MODES
+from llmdemo.contestants import parse_list
 from llmdemo.host import ModelHost
 from llmdemo.load import load
 from webui.layout import build_demo, launch_options
@@ -48,7 +49,8 @@ def settings_from_args(args) -> tuple[AppSettings, tuple[str, str] | None, list[
     """Settings, login and the notes to print, from the flags: exposing the app turns hosted mode on."""
     base = AppSettings()
     settings = AppSettings(**{**base.__dict__, **{k: v for k, v in {
-        "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None}.items()
+        "host": args.host, "port": args.port, "share": args.share or None, "hosted": args.hosted or None,
+        "contestants": parse_list(args.contestants) if getattr(args, "contestants", None) is not None else None}.items()
         if v is not None}})
     auth, notes = None, []
     if args.auth:
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                         "CPU (cached per CPU); otherwise transformers: the model's own)")
     p.add_argument("--allow-local-models", action="store_true",
                    help="keep the model picker open (hub ids, local paths) even when the app is exposed")
+    p.add_argument("--contestants", default=None,
+                   help="the Compare tab's contestants, comma-separated: PRESET or PRESET @ MODEL (e.g. \"greedy, "
+                        "top-p 0.95, greedy @ llamacpp:default\"); visitors pick among these only (or "
+                        "LLMDEMO_CONTESTANTS)")
     p.add_argument("--auth", default=os.environ.get("LLMDEMO_AUTH"),
                    help="USER:PASSWORD required to use the app (Gradio's login; or LLMDEMO_AUTH)")
     args = p.parse_args(argv)

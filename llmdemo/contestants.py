@@ -14,6 +14,15 @@ a seed does not (a seed is one draw of the same settings, not another contestant
 Traceback (most recent call last):
 ...
 llmdemo.config.ConfigError: unknown contestant 'greedyy'; did you mean 'greedy'?
+
+An entry may name a model besides the preset, ``"PRESET @ MODEL"`` (any name the Model tab loads): that
+contestant is the preset on that model, loaded beside the loaded one (``llmdemo/companions.py``). An
+operator names the allowed entries at start (``LLMDEMO_CONTESTANTS`` / ``--contestants``, comma-separated):
+
+>>> parse_list("greedy, top-p 0.95 @ llamacpp:default")
+('greedy', 'top-p 0.95 @ llamacpp:default')
+>>> split_entry("top-p 0.95 @ llamacpp:default")
+('top-p 0.95', 'llamacpp:default')
 """
 
 from __future__ import annotations
@@ -34,6 +43,26 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "repetition penalty 1.3": {"temperature": 0.0, "repetition_penalty": 1.3},
 }
 DEFAULT_PAIR = ("greedy", "temperature 1.0")
+
+
+def split_entry(entry: str) -> tuple[str, str]:
+    """``"PRESET @ MODEL"`` -> (preset, model); a bare preset -> (preset, "")."""
+    preset, _, model = str(entry).partition("@")
+    return preset.strip(), model.strip()
+
+
+def parse_list(text: str | None) -> tuple[str, ...]:
+    """An operator's contestants (comma-separated entries), each checked now: a typo fails the start, not a visitor."""
+    out = []
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        preset, model = split_entry(entry)
+        contestant(preset)  # raises ConfigError with the closest name
+        out.append(f"{preset} @ {model}" if model else preset)
+    if len(out) == 1 or len(set(out)) != len(out):
+        raise ConfigError("contestant.list", given=str(text)[:200])
+    return tuple(out)
 
 
 def contestant(name: str, task: str = "generation", max_new_tokens: int | None = None,

@@ -60,6 +60,8 @@ MESSAGES: dict[str, str] = {
     "model.decode_mode": "unknown decode mode {mode!r}; use one of {choices}",
     "model.swap": "could not load {name!r}: {detail}. Still using {current}.",
     "model.swap_busy": "another model is being loaded; try again when it is done",
+    "model.budget": "{name} needs about {need} MB, over the memory budget for models beside the loaded one "
+                    "({budget} MB, LLMDEMO_COMPARE_MEMORY_MB)",
     # inputs (llmdemo/prompts.py, the app's handlers, the CLI)
     "input.file": "cannot read {file}: {reason}",
     "input.no_text": "no text given: pass it as an argument, with --file, or on stdin",
@@ -91,9 +93,9 @@ MESSAGES: dict[str, str] = {
     "input.probs_first": "generate with token probabilities first, then pick an alternative",
     "input.model_changed": "the model changed since this answer; generate again",
     "input.alt_gone": "that token is not one of the alternatives shown; generate again",
+    "input.reply_changed": "the conversation changed since that reply; send or retry again",
     # the Evaluation tab
     "input.no_benchmark_choice": "choose a benchmark file or upload a JSONL file",
-    "input.reply_changed": "the conversation changed since that reply; send or retry again",
     "input.no_benchmark": "no benchmark named {name!r} in the data folder",
     "input.eval_task": "unknown task {task!r}",
     "input.limit_whole": "limit must be a whole number",
@@ -119,6 +121,12 @@ MESSAGES: dict[str, str] = {
     # the Compare tab's contestants (llmdemo/contestants.py)
     "contestant.unknown_close": "unknown contestant {name!r}; did you mean {close!r}?",
     "contestant.unknown": "unknown contestant {name!r}; choose one of: {choices}",
+    "contestant.list": "LLMDEMO_CONTESTANTS / --contestants needs two or more different contestants, comma-separated "
+                       "(PRESET or PRESET @ MODEL); got {given!r}",
+    "contestant.not_allowed": "{name!r} is not one of this app's contestants; choose one of: {choices}",
+    "contestant.model_hosted": "this app compares only the contestants its operator named; no other model can be "
+                               "loaded here",
+    "contestant.model_twice": "one contestant names a model twice ({a!r} and {b!r})",
     # votes (llmdemo/votes.py): the detail says what was wrong with the payload
     **{f"vote.{c}": "[{kind}] {detail}" for c in ("bad_session", "unknown_comparison", "not_your_comparison",
                                          "already_voted", "bad_choice", "bad_type", "too_long", "bad_text",

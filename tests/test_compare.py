@@ -182,6 +182,96 @@ def test_four_contestants_and_every_task(cmp):
     assert cmp.vote_page("D", p.state, request())[0].startswith("Vote saved: D is better")
 
 
+# ------------------------------------------------------------------ another model, the budget, the operator's list
+def test_a_second_model_runs_beside_the_loaded_one_and_is_recorded_with_its_name(cmp, tiny_lm, tiny_model_dir):
+    """Local mode: a contestant on a model loaded beside the loaded one (a folder, as the Model tab takes),
+    its own prompt, its output that model's own; the loaded model stays; the model is kept for the next run."""
+    from llmdemo.load import load
+
+    folder = str(tiny_model_dir)
+    p = run(cmp, blind=False, contestant_1="greedy", contestant_2="greedy", model_2=folder, max_new_tokens=6)[-1]
+    a, b = p.sides
+    other = cmp.companions.get(folder)
+    assert a.lm is tiny_lm and b.lm is other and other is not tiny_lm and cmp.host.lm is tiny_lm
+    assert b.name == f"greedy @ {other.name}" and a.name == "greedy"
+    ref = load(folder)  # the same folder on its own: what that side must have said
+    try:
+        want = ref.generate(b.prompt.input, b.prompt.config(b.cfg))
+    finally:
+        ref.close()
+    assert b.text == want.lstrip()
+    rows = list(cmp.store.votes()) or None
+    assert rows is None  # recorded on a vote only; the comparison is there
+    assert cmp.vote_page("B", p.state, request())[0].startswith("Vote saved")
+    (row,) = cmp.store.votes()
+    assert [c["model"] for c in row["contestants"]] == [tiny_lm.name, other.name] and row["winner"] == b.name
+    st = cmp.companions.status()
+    assert list(st["models"]) == [folder] and 0 < st["used_mb"] <= st["budget_mb"]
+    assert run(cmp, contestant_2="greedy", model_2=folder)[-1].sides  # kept: the same one, not loaded again
+    assert cmp.companions.get(folder) is other
+
+
+def test_the_memory_budget_refuses_a_model_that_does_not_fit_and_makes_room_for_one_that_does(tiny_lm, tmp_path):
+    from llmdemo.companions import Companions
+
+    loaded, closed = [], []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+            loaded.append(name)
+
+        def close(self, why=""):
+            closed.append(self.name)
+
+    host = ModelHost(tiny_lm)
+    sizes = {"small-a": 300, "small-b": 300, "big": 900, "huge": 5000}
+    c = Companions(host, budget_mb=1000, loader=lambda name, **kw: Fake(name), estimate=lambda name, **kw: sizes[name])
+    cmp = CompareHandlers(host, AppSettings(output_dir=tmp_path), LiveRuns(), VoteStore(tmp_path / "v.db"), c)
+    with pytest.raises(gr.Error, match=r"huge needs about 5000 MB.*budget.*1000 MB"):
+        run(cmp, contestant_2="greedy", model_2="huge")
+    assert loaded == [] and cmp.store.counts()["comparisons"] == 0
+    c.get("small-a"), c.get("small-b")
+    assert closed == [] and c.status()["used_mb"] >= 600
+    c.get("small-a")  # used again: small-b is now the least recently used
+    c.get("big")  # 300 + 300 + 900 > 1000: both small ones go, oldest use first
+    assert closed == ["small-b", "small-a"] and list(c.status()["models"]) == ["big"]
+    assert c.get("") is tiny_lm and c.get(tiny_lm.name) is tiny_lm  # the loaded model is never loaded again
+    assert "1000 MB" in cmp.budget_line(request()) and "big" in cmp.budget_line(request())
+
+
+def test_the_operators_list_is_all_a_visitor_can_pick(tiny_lm, tiny_model_dir, tmp_path, monkeypatch):
+    from llmdemo.config import ConfigError
+    from llmdemo.contestants import parse_list
+
+    folder = str(tiny_model_dir)
+    listed = parse_list(f"greedy, top-p 0.95, greedy @ {folder}")
+    settings = AppSettings(output_dir=tmp_path, hosted=True, contestants=listed)
+    cmp = CompareHandlers(ModelHost(tiny_lm), settings, LiveRuns(), VoteStore(tmp_path / "v.db"))
+    assert cmp.choices() == ["greedy", "top-p 0.95", f"greedy @ {folder}"]
+    p = run(cmp, contestant_1="greedy", contestant_2=f"greedy @ {folder}", blind=False)[-1]
+    assert p.sides[1].lm is not tiny_lm and p.sides[1].name.startswith("greedy @ ")
+    for bad in ({"contestant_2": "temperature 1.0"},  # a preset not on the list
+                {"contestant_2": "top-p 0.95", "temperature_2": "0.3"},  # own settings: another contestant
+                {"contestant_2": "greedy", "model_2": "/etc"},  # a model not on the list
+                {"contestant_2": "top-p 0.95 @ " + folder}):  # a preset on the list, but not on that model
+        with pytest.raises(gr.Error, match="not one of this app's contestants"):
+            run(cmp, **bad)
+    # hosted without a list: presets of the loaded model only
+    hosted = CompareHandlers(ModelHost(tiny_lm), AppSettings(output_dir=tmp_path, hosted=True), LiveRuns(),
+                             VoteStore(tmp_path / "v2.db"))
+    with pytest.raises(gr.Error, match="no other model can be loaded"):
+        run(hosted, contestant_2="greedy", model_2=folder)
+    assert hosted.companions.status()["models"] == {}
+    # a typo in the operator's list fails the start, with the closest name
+    for text, msg in (("greedy, top-p 0.59", "did you mean 'top-p 0.5'"), ("greedy", "two or more"),
+                      ("greedy, greedy", "two or more")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_list(text)
+    monkeypatch.setenv("LLMDEMO_CONTESTANTS", "greedy, top-p 0.5")
+    assert AppSettings().contestants == ("greedy", "top-p 0.5")
+
+
 # ------------------------------------------------------------------ the leaderboard
 def test_the_leaderboard_shown_is_arena_leaderboard_of_the_same_votes(cmp):
     store = cmp.store
@@ -387,3 +477,71 @@ def test_four_contestants_not_blind_read_in_both_themes(app, size, dark, locale)
         width = pg.evaluate("document.documentElement.scrollWidth")
         assert width <= SIZES[size]["width"] + 1, f"the page is {width} px wide"
         shot(pg, f"four-{size}-{'dark' if dark else 'light'}")
+
+
+# ------------------------------------------------------------------ a vote outlives the app
+@pytest.mark.e2e
+@pytest.mark.browser
+def test_a_vote_saved_survives_killing_the_app_and_shows_in_the_restarted_apps_leaderboard(app, tiny_model_dir, tmp_path):
+    """`python app.py` as an operator runs it: a comparison and a vote through gradio_client ("vote
+    saved" is the reveal coming back), the app killed with SIGKILL (no shutdown), started again on the
+    same database: its Compare tab's leaderboard has that vote, and a vote on the old comparison is refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    from gradio_client import Client
+
+    from conftest import ROOT
+
+    env = {**os.environ, "LLMDEMO_OUTPUT_DIR": str(tmp_path), "LLMDEMO_VOTES_DB": str(tmp_path / "votes.sqlite3")}
+
+    def start():
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "app.py", "--model", str(tiny_model_dir), "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        proc.kill()
+        pytest.fail(f"app.py did not start (exit {proc.poll()})")
+
+    proc, url = start()
+    try:
+        c = Client(url, verbose=False)
+        shown = c.predict(task="generation", prompt="Once upon a time", contestant_1="greedy",
+                          contestant_2="top-p 0.5", blind=True, max_new_tokens=4, api_name="/compare")
+        reveal = c.predict("A", "", api_name="/vote")
+        assert reveal["winner"] in ("greedy", "top-p 0.5")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    proc, url = start()
+    try:
+        c = Client(url, verbose=False)
+        with pytest.raises(Exception, match="vote refused"):  # this new session was shown nothing
+            c.predict("B", shown["comparison_id"], api_name="/vote")
+        # the module's Chromium: one sync Playwright per thread
+        pg = app.browser.new_page(viewport=SIZES["desktop"])
+        pg.goto(url, wait_until="domcontentloaded")
+        pg.locator("#tab-compare-button").click()
+        pg.locator("#cmp-board").get_by_text(re.compile("Leaderboard")).first.click()
+        table = pg.locator("#cmp-board-table")
+        wait_for(lambda: "greedy" in table.inner_text() and "top-p 0.5" in table.inner_text(), "the leaderboard")
+        text = table.inner_text()
+        pg.screenshot(path=str(ARTIFACTS / "ui-compare-after-restart.png"), full_page=True)
+        pg.close()
+        assert re.search(r"\b1 vote\(s\)", text), text
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert db_rows(tmp_path / "votes.sqlite3") == {"comparisons": 1, "votes": 1}

@@ -30,7 +30,8 @@ import gradio as gr
 
 from llmdemo import arena, prompts
 from llmdemo.config import ConfigError
-from llmdemo.contestants import DEFAULT_PAIR, contestant
+from llmdemo.companions import Companions
+from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
 from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
 from .errors import friendly
@@ -69,6 +70,8 @@ class _Side:
     name: str  # the contestant's name (hidden until the vote when blind)
     cfg: Any  # GenerationConfig
     preset: str
+    lm: Any = None  # the model it runs on: the loaded one, or one loaded beside it (llmdemo/companions.py)
+    prompt: Any = None  # prompts.TaskPrompt, built for that model (its own chat template)
     text: str = ""
     stats: Any = field(default_factory=_Starting)
     running: bool = True
@@ -104,12 +107,39 @@ def _number(value: Any, what: str, k: int, kind=float):
 
 
 class CompareHandlers:
-    def __init__(self, host, settings, live, store: VoteStore):
+    def __init__(self, host, settings, live, store: VoteStore, companions: Companions | None = None):
         self.host, self.settings, self.live, self.store = host, settings, live, store
+        self.companions = companions or Companions(host, settings.compare_memory_mb)
+
+    def choices(self) -> list[str]:
+        """What the contestant pickers offer: the operator's list, else every preset."""
+        return list(self.settings.contestants or CONTESTANTS)
+
+    def budget_line(self, request: gr.Request = None) -> str:
+        """The tab's statement of the memory budget for other models, with what they take now."""
+        st = self.companions.status()
+        loaded = ", ".join(f"{html.escape(name)} ({mb} MB)" for name, mb in st["models"].items())
+        return msg("cmp_budget", lang_of(request), budget=st["budget_mb"], used=st["used_mb"],
+                   loaded=f": {loaded}" if loaded else "")
+
+    def _model_of(self, entry: str, model: Any) -> tuple[str, Any]:
+        """A contestant's preset and the model it runs on, checked against what this app allows."""
+        preset, named = split_entry(entry) if isinstance(entry, str) else (entry, "")
+        model = model.strip() if isinstance(model, str) else ""
+        if named and model and named != model:
+            raise prompts.InputError("contestant.model_twice", a=named[:80], b=model[:80])
+        model = named or model
+        allowed = self.settings.contestants
+        if allowed and (f"{preset} @ {model}" if model else preset) not in allowed:
+            raise ConfigError("contestant.not_allowed", name=str(entry)[:80] + (f" @ {model[:80]}" if model else ""),
+                              choices=", ".join(allowed))
+        if model and self.settings.hosted and not allowed:
+            raise ConfigError("contestant.model_hosted")
+        return preset, (self.companions.get(model) if model else self.host.lm)
 
     # ------------------------------------------------------------ running a comparison
-    def _prompt(self, task: str, text: str, source: str, target: str, length: str, max_new: int) -> prompts.TaskPrompt:
-        lm = self.host.lm
+    def _prompt(self, lm, task: str, text: str, source: str, target: str, length: str,
+                max_new: int) -> prompts.TaskPrompt:
         if task == "generation":
             return prompts.generation_prompt(lm, text, max_new)
         if task == "translation":
@@ -124,7 +154,8 @@ class CompareHandlers:
                 contestant_1: str = DEFAULT_PAIR[0], contestant_2: str = DEFAULT_PAIR[1], contestant_3: str = "",
                 contestant_4: str = "", temperature_1="", top_p_1="", seed_1="", temperature_2="", top_p_2="",
                 seed_2="", temperature_3="", top_p_3="", seed_3="", temperature_4="", top_p_4="", seed_4="",
-                state: dict | None = None, request: gr.Request = None):
+                model_1="", model_2="", model_3="", model_4="", state: dict | None = None,
+                request: gr.Request = None):
         """Answer one prompt with 2-4 contestants at once; yields Progress, the last with the comparison's id."""
         lang = lang_of(request)
         if not isinstance(task, str) or task not in TASKS:
@@ -141,48 +172,55 @@ class CompareHandlers:
         presets = [contestant_1, contestant_2, contestant_3, contestant_4][:n]
         own = [(temperature_1, top_p_1, seed_1), (temperature_2, top_p_2, seed_2),
                (temperature_3, top_p_3, seed_3), (temperature_4, top_p_4, seed_4)][:n]
-        chosen = []
-        for k, (preset, (temp, top_p, seed)) in enumerate(zip(presets, own), 1):
+        models = [model_1, model_2, model_3, model_4][:n]
+        text = check_length(prompt, self.settings.max_input_chars, "prompt")
+        chosen, built = [], {}
+        for k, (entry, (temp, top_p, seed), model) in enumerate(zip(presets, own, models), 1):
+            preset, lm = self._model_of(entry, model)
             name, cfg = contestant(preset, task, max_new, _number(temp, "temperature", k),
                                    _number(top_p, "top_p", k), _number(seed, "seed", k, int))
+            if self.settings.contestants and name != preset:  # own settings make a contestant not on the list
+                raise ConfigError("contestant.not_allowed", name=name, choices=", ".join(self.settings.contestants))
+            if lm is not self.host.lm:
+                name = f"{name} @ {lm.name}"
             if name in [c[0] for c in chosen]:
                 raise prompts.InputError("input.twice", name=name)
-            chosen.append((name, cfg, preset))
-        text = check_length(prompt, self.settings.max_input_chars, "prompt")
-        p = self._prompt(task, text, source, target, length, max_new)
+            if id(lm) not in built:  # one prompt per model: each has its own chat template
+                built[id(lm)] = self._prompt(lm, task, text, source, target, length, max_new)
+            chosen.append((name, cfg, preset, lm, built[id(lm)]))
         order = list(range(n))  # side k shows chosen[order[k]]
         if blind:
             _shuffle(order)
         session_id = (state or {}).get("session_id") or new_session_id()
         sides = [_Side(SIDES[k], *chosen[order[k]]) for k in range(n)]
-        yield from self._run(p, sides, blind, lang, request)
-        lm = self.host.lm
+        yield from self._run(task, sides, blind, lang, request)
         task_options = {"generation": {}, "translation": {"source": source, "target": target},
                         "dialogue": {"system": prompts.DEFAULT_SYSTEM_PROMPT}, "summarization": {"length": length}}[task]
         records, outputs = [None] * n, [None] * n
         for k, side in enumerate(sides):  # back in the contestants' order, with the seed each one used
-            settings = p.config(side.cfg).to_dict()
+            settings = side.prompt.config(side.cfg).to_dict()
             if side.cfg.temperature != 0:
                 settings["seed"] = getattr(side.stats, "seed", None)
-            records[order[k]] = {"name": side.name, "preset": side.preset, "model": lm.name, **settings,
+            records[order[k]] = {"name": side.name, "preset": side.preset, "model": side.lm.name, **settings,
                                  "task_options": task_options,
                                  "finish_reason": getattr(side.stats, "finish_reason", None)}
             outputs[order[k]] = side.text
         cid = self.store.new_comparison(session_id, text, task, records, outputs, blind, order)
         yield Progress(sides, blind, lang, done=True, state={"session_id": session_id, "comparison_id": cid})
 
-    def _run(self, p: prompts.TaskPrompt, sides: list[_Side], blind: bool, lang: str, request):
+    def _run(self, task: str, sides: list[_Side], blind: bool, lang: str, request):
         """Stream every side at once; each side's Stop (its own event) ends that side alone."""
-        lm, session = self.host.lm, getattr(request, "session_hash", None)
-        if p.notice:
-            gr.Warning(html.escape(p.notice))
+        session = getattr(request, "session_hash", None)
+        for notice in dict.fromkeys(side.prompt.notice for side in sides if side.prompt.notice):
+            gr.Warning(html.escape(notice))
         updates: queue.Queue = queue.Queue()
         runs = []  # (the LiveRuns registration, its stop event), one per side
         try:
             for side in sides:
                 reg = self.live.run(session, f"compare-{side.letter}")
                 runs.append((reg, reg.__enter__()))
-                side.stream = lm.stream(p.input, p.config(side.cfg), heartbeat=HEARTBEAT_S, stop_event=runs[-1][1])
+                side.stream = side.lm.stream(side.prompt.input, side.prompt.config(side.cfg), heartbeat=HEARTBEAT_S,
+                                             stop_event=runs[-1][1])
         except BaseException:
             for reg, stop in runs:
                 stop.set()
@@ -230,13 +268,13 @@ class CompareHandlers:
                         side.stats = side.stream.stats
                         self.host.count(1)
                     elif not side.text:
-                        side.stats = _Waiting(lm, side.stream)
+                        side.stats = _Waiting(side.lm, side.stream)
                 yield Progress(sides, blind, lang)
         finally:  # finished, failed, or the visitor left: no side keeps running
             for _, stop in runs:
                 stop.set()
         for side in sides:
-            side.text = side.text.lstrip() if p.task == "generation" else prompts.postprocess(p.task, side.text)
+            side.text = side.text.lstrip() if task == "generation" else prompts.postprocess(task, side.text)
 
     def stop_side(self, letter: str, request: gr.Request = None) -> None:
         self.live.stop(getattr(request, "session_hash", None), f"compare-{letter}")

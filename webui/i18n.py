@@ -109,13 +109,18 @@ EN: dict[str, str] = {
     "tp_branched": "branched at token {i} (the counts are of the tokens after it)",
     # the Compare tab (webui/compare.py)
     "tab_compare": "Compare",
-    "cmp_intro": ("One prompt, answered by two to four contestants at once: decoding settings of the same model, "
-                  "streamed side by side. With **blind** on, the names are hidden and the sides shuffled until you "
+    "cmp_intro": ("One prompt, answered by two to four contestants at once: decoding settings of the same model "
+                  "(or of another model, loaded beside it), streamed side by side. With **blind** on, the names are hidden and the sides shuffled until you "
                   "vote; the votes make the leaderboard below."),
     "cmp_n": "Contestants", "cmp_blind": "Blind (hide the names, shuffle the sides)",
     "cmp_prompt_ph": "A prompt, a text to translate, a chat message or a document",
     "cmp_c1": "Contestant 1", "cmp_c2": "Contestant 2", "cmp_c3": "Contestant 3", "cmp_c4": "Contestant 4",
     "cmp_own": "Your own settings per contestant (empty = the preset's)", "cmp_preset_ph": "preset",
+    "cmp_model": "Model", "cmp_model_ph": "the loaded one",
+    "cmp_budget": ("**Another model**: name it under Model (a preset, a hub id, a folder or a .gguf file, as in the "
+                   "Model tab). It loads beside the loaded model, which stays; the models loaded so may take "
+                   "**{budget} MB** together (LLMDEMO_COMPARE_MEMORY_MB; in use now: {used} MB{loaded}); "
+                   "the least recently used one is unloaded to make room."),
     "cmp_go": "Compare", "cmp_stop_all": "Stop all",
     "cmp_vote_a": "A is better", "cmp_vote_b": "B is better", "cmp_vote_c": "C is better", "cmp_vote_d": "D is better",
     "cmp_vote_tie": "Tie", "cmp_vote_both_bad": "Both bad",
@@ -215,12 +220,16 @@ ZH: dict[str, str] = {
     "tp_no_branch": "分支需要进程内的后端（llama.cpp 或 transformers）。",
     "tp_branched": "从第 {i} 个词元分支（计数只算它之后的词元）",
     "tab_compare": "比较",
-    "cmp_intro": "同一个提示词，由两到四个参赛者同时回答：同一个模型的不同解码设置，并排流式输出。打开**盲评**时，"
+    "cmp_intro": "同一个提示词，由两到四个参赛者同时回答：同一个模型（或加载在它旁边的另一个模型）的不同解码设置，并排流式输出。打开**盲评**时，"
                  "投票之前隐藏名字并打乱左右顺序；投票汇成下面的排行榜。",
     "cmp_n": "参赛者数量", "cmp_blind": "盲评（隐藏名字，打乱顺序）",
     "cmp_prompt_ph": "提示词、要翻译的文字、一条对话消息或一篇文档",
     "cmp_c1": "参赛者 1", "cmp_c2": "参赛者 2", "cmp_c3": "参赛者 3", "cmp_c4": "参赛者 4",
     "cmp_own": "为每个参赛者自定设置（留空 = 预设的值）", "cmp_preset_ph": "预设",
+    "cmp_model": "模型", "cmp_model_ph": "已加载的模型",
+    "cmp_budget": ("**其他模型**：在“模型”里写上它的名字（预设、Hub ID、文件夹或 .gguf 文件，与模型页相同）。它加载在已加载的模型"
+                   "旁边，原模型保留；这样加载的模型合计最多 **{budget} MB**（LLMDEMO_COMPARE_MEMORY_MB；现已使用 {used} MB{loaded}）；"
+                   "需要空间时卸载最久未用的那个。"),
     "cmp_go": "比较", "cmp_stop_all": "全部停止",
     "cmp_vote_a": "A 更好", "cmp_vote_b": "B 更好", "cmp_vote_c": "C 更好", "cmp_vote_d": "D 更好",
     "cmp_vote_tie": "平局", "cmp_vote_both_bad": "都不好",
@@ -346,6 +355,7 @@ ERRORS_ZH: dict[str, str] = {
     "model.decode_mode": "未知的解码方式 {mode!r}；可选：{choices}",
     "model.swap": "无法加载 {name!r}：{detail}。仍在使用 {current}。",
     "model.swap_busy": "正在加载另一个模型；加载完成后请再试",
+    "model.budget": "{name} 约需 {need} MB，超过了与已加载模型并存的模型的内存预算（{budget} MB，LLMDEMO_COMPARE_MEMORY_MB）",
     "input.file": "无法读取 {file}：{reason}",
     "input.no_text": "没有给出文字：作为参数传入、用 --file，或从标准输入",
     "input.not_text": "{what}必须是文字，收到的是 {kind}",
@@ -374,6 +384,7 @@ ERRORS_ZH: dict[str, str] = {
     "input.probs_first": "请先勾选显示词元概率并生成，再选一个候选",
     "input.model_changed": "这个回答之后模型已更换；请重新生成",
     "input.alt_gone": "这个词元不在所显示的候选里；请重新生成",
+    "input.reply_changed": "那条回答之后对话已经改变；请重新发送或重试",
     "input.no_benchmark_choice": "请选择一个基准文件，或上传 JSONL 文件",
     "input.no_benchmark": "数据文件夹里没有名为 {name!r} 的基准文件",
     "input.eval_task": "未知的任务 {task!r}",
@@ -384,7 +395,6 @@ ERRORS_ZH: dict[str, str] = {
     "input.example_long": "上传文件中的样例 {id!r} 有 {n:,} 个字符，本服务器每个样例最多接受 {limit:,} 个",
     "input.runs_two": "请选择两次评测来对比",
     "input.run_not_yours": "那次评测不是你的（或已不在）：请刷新列表",
-    "input.reply_changed": "那条回答之后对话已经改变；请重新发送或重试",
     "input.eval_stopped": "评测已停止：完成了 {done} / {total} 个样例",
     "input.open_first": "请先运行评测，再填写表格中的行号",
     "input.no_task_tab": "{task} 任务的样例没有可以打开它们的任务标签页",
@@ -397,6 +407,10 @@ ERRORS_ZH: dict[str, str] = {
     "notice.encoder_decoder": "{model} 是编码器-解码器模型：这里只能显示分词结果",
     "contestant.unknown_close": "未知的参赛者 {name!r}；是不是 {close!r}？",
     "contestant.unknown": "未知的参赛者 {name!r}；可选：{choices}",
+    "contestant.list": "LLMDEMO_CONTESTANTS / --contestants 需要两个或更多不同的参赛者，用逗号分隔（预设 或 预设 @ 模型）；收到 {given!r}",
+    "contestant.not_allowed": "{name!r} 不是本应用的参赛者；可选：{choices}",
+    "contestant.model_hosted": "本应用只比较运营者指定的参赛者；这里不能加载其他模型",
+    "contestant.model_twice": "一个参赛者指定了两个模型（{a!r} 和 {b!r}）",
 }
 # votes: the page says what the visitor can do (the Compare tab's words), not the payload's detail
 _VOTE_PAGE = {code: "cmp_err_" + code.split(".", 1)[1] for code in MESSAGES if code.startswith("vote.")}

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmdemo.contestants import parse_list
+
 
 def _bool(name: str, default: bool) -> bool:
     v = os.environ.get(name)
@@ -54,4 +56,9 @@ class AppSettings:
     @property
     def eval_examples_cap(self) -> int:
         return self.max_eval_examples or (100 if self.hosted else 1000)
+    # the Compare tab's contestants, named by the operator ("PRESET" or "PRESET @ MODEL", comma-separated):
+    # visitors pick among these only; empty = every preset of the loaded model (and, unless hosted, any model)
+    contestants: tuple[str, ...] = field(default_factory=lambda: parse_list(os.environ.get("LLMDEMO_CONTESTANTS")))
+    # what the models loaded beside the loaded one (Compare) may take together
+    compare_memory_mb: int = field(default_factory=lambda: _int("LLMDEMO_COMPARE_MEMORY_MB", 4096))
     trust_remote_code: bool = field(default_factory=lambda: _bool("LLMDEMO_TRUST_REMOTE_CODE", False))

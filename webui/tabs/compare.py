@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from llmdemo import prompts
-from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR
+from llmdemo.contestants import DEFAULT_PAIR
 from llmdemo.votes import SIDES, TASKS
 
 from ..compare import CHOICES, DEFAULT_MAX_NEW, MAX_SIDES, CompareHandlers, open_store
@@ -26,7 +26,11 @@ def build(ctx: TabContext) -> gr.Tab:
     with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare") as tab:
         h = CompareHandlers(ctx.host, settings, live, ctx.votes if ctx.votes is not None else open_store(
             output_dir=settings.output_dir))
-        names = list(CONTESTANTS)
+        names = h.choices()  # the operator's list (LLMDEMO_CONTESTANTS), else every preset
+        listed = bool(settings.contestants)
+        firsts = names[:MAX_SIDES] if listed else [*DEFAULT_PAIR, "top-p 0.5", "repetition penalty 1.3"]
+        firsts += [names[0]] * (MAX_SIDES - len(firsts))
+        other_models = not settings.hosted and not listed  # local mode: any model the Model tab loads
         gr.Markdown(t("cmp_intro"), elem_classes="stats")
         with gr.Row():
             task = gr.Radio([(t(f"tab_{k}"), k) for k in TASKS], value="generation", label=t("task"),
@@ -42,16 +46,24 @@ def build(ctx: TabContext) -> gr.Tab:
         with gr.Row():
             picks = [gr.Dropdown(names, value=v, label=t(f"cmp_c{k + 1}"), visible=k < 2, elem_id=f"cmp-c{k + 1}",
                                  min_width=200)  # one a line on a phone: a name is not cut off
-                     for k, v in enumerate([*DEFAULT_PAIR, "top-p 0.5", "repetition penalty 1.3"])]
+                     for k, v in enumerate(firsts)]
             max_new = gr.Slider(1, settings.max_new_tokens, value=min(DEFAULT_MAX_NEW, settings.max_new_tokens), step=1,
                                 label=t("max_new"), elem_id="cmp-max-new", min_width=200)
-        own, own_rows = [], []
+        own, own_rows, models = [], [], []
         with gr.Accordion(t("cmp_own"), open=False, elem_id="cmp-own"):
+            if other_models:  # the memory budget of the models loaded beside the loaded one (llmdemo/companions.py)
+                budget = gr.Markdown(elem_classes="stats", elem_id="cmp-budget")  # its text: in the page's language
+                ctx.demo.load(h.budget_line, None, [budget], queue=False,
+                              show_progress="hidden", **ctx.private)
             for k in range(MAX_SIDES):
                 with gr.Row(visible=k < 2) as row:
                     gr.Markdown(t(f"cmp_c{k + 1}"), elem_classes="stats", min_height=0)
+                    # an operator's list names whole contestants: a visitor's own temperature or top-p is not on it
                     own += [gr.Textbox("", label=t(key), placeholder=t("cmp_preset_ph"), max_lines=1, min_width=100,
-                                       elem_id=f"cmp-{key}-{k + 1}") for key in ("temperature", "top_p", "seed")]
+                                       visible=key == "seed" or not listed, elem_id=f"cmp-{key}-{k + 1}")
+                            for key in ("temperature", "top_p", "seed")]
+                    models.append(gr.Textbox("", label=t("cmp_model"), placeholder=t("cmp_model_ph"), max_lines=1,
+                                             min_width=160, visible=other_models, elem_id=f"cmp-model-{k + 1}"))
                 own_rows.append(row)
         with gr.Row():
             go = gr.Button(t("cmp_go"), variant="primary", elem_id="cmp-go")
@@ -74,13 +86,15 @@ def build(ctx: TabContext) -> gr.Tab:
 
         n.change(n_changed, [n], [*picks, *own_rows, *columns], queue=False, show_progress="hidden", **ctx.private)
 
-        inputs = [task, prompt, src, tgt, length, n, blind, max_new, *picks, *own, state]
+        inputs = [task, prompt, src, tgt, length, n, blind, max_new, *picks, *own, *models, state]
         outputs = [state, *titles, *outs, *lines, *stops, *vote_buttons, result]
         run = page_run(h.page, len(outputs), live, "compare", ctx.error_title)
         event = go.click(run, inputs, [*outputs, go, stop], **ctx.private, **ctx.model_events)
         # the buttons' end state once more, from the state, in an event of its own: the streamed updates of a
         # button were sometimes lost in Gradio's diffs (four sides ending in one step left Stop shown, votes off)
         event.then(after_run, [state, n], [*stops, *vote_buttons], queue=False, show_progress="hidden", **ctx.private)
+        if other_models:  # what the other models take now
+            event.then(h.budget_line, None, [budget], queue=False, show_progress="hidden", **ctx.private)
 
         def stop_all(request: gr.Request):
             for side in SIDES[:MAX_SIDES]:
