@@ -479,6 +479,31 @@ def test_four_contestants_not_blind_read_in_both_themes(app, size, dark, locale)
         shot(pg, f"four-{size}-{'dark' if dark else 'light'}")
 
 
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_a_second_model_typed_in_the_tab_loads_beside_and_the_budget_line_says_what_it_takes(app):
+    with page_in(app, "desktop") as pg:
+        pg.locator("#cmp-blind input").uncheck()
+        pg.locator("#cmp-in textarea").fill("Name three colours.")
+        pg.locator("#cmp-own").get_by_text("Your own settings").click()
+        budget = md(pg, "#cmp-budget")
+        wait_for(lambda: "MB together" in budget.inner_text(), "the budget line")
+        assert "4096 MB" in budget.inner_text() and "in use now: 0 MB" in budget.inner_text()
+        model = pg.locator("#cmp-model-2 input, #cmp-model-2 textarea").first
+        model.click()
+        model.type("llamacpp:default", delay=20)
+        model.press("Tab")
+        wait_for(lambda: model.input_value() == "llamacpp:default", "the model typed")
+        time.sleep(1.0)
+        pg.locator("#cmp-go").click()
+        for s in "AB":
+            wait_for(lambda s=s: re.search(ENDED, md(pg, f"#cmp-stats-{s}").inner_text()), f"{s} ended")
+        assert md(pg, "#cmp-title-B").inner_text().endswith("temperature 1.0 @ llamacpp:default")
+        wait_for(lambda: "llamacpp:default (" in budget.inner_text(), "the budget line's model")
+        assert app.host.lm.name != "llamacpp:default"  # the loaded model stayed
+        shot(pg, "second-model-desktop-light")
+
+
 # ------------------------------------------------------------------ a vote outlives the app
 @pytest.mark.e2e
 @pytest.mark.browser

@@ -1,7 +1,8 @@
 """The Compare tab: one prompt, two to four contestants streaming at once, a blind vote, the leaderboard.
 
-Contestants are decoding-settings presets of the one loaded model (``llmdemo/contestants.py``), so
-their requests share the model's scheduler and are stepped in one batch. One handler consumes every
+Contestants are decoding-settings presets (``llmdemo/contestants.py``) of the loaded model, whose
+requests share its scheduler and are stepped in one batch, or of a model loaded beside it
+(``llmdemo/companions.py``, within the app's memory budget), which steps its own. One handler consumes every
 side's stream (a thread per stream feeds one queue, so a slow side never holds back the others);
 each side has its own stop event, registered in ``LiveRuns`` as tab ``compare-A``, ``compare-B``...,
 so each side's Stop ends that side alone. The comparison (what the visitor was shown) is written to
