@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmdemo.companions import  Companions, _rss_mb
+from llmdemo.companions import Companions, rss_mb  # noqa: E402
 from llmdemo.host import ModelHost
 from llmdemo.load import load
 from llmdemo.votes import VoteStore
@@ -36,11 +36,11 @@ def main() -> None:
     import tempfile
 
     tmp = tempfile.mkdtemp()
-    rss0 = _rss_mb()
+    rss0 = rss_mb()
     t0 = time.perf_counter()
     host = ModelHost(load())
     print(f"loaded model: {host.lm.name} ({host.lm.info().get('backend')}) in {time.perf_counter() - t0:.2f} s, "
-          f"rss +{_rss_mb() - rss0:.0f} MB")
+          f"rss +{rss_mb() - rss0:.0f} MB")
     settings = AppSettings(output_dir=tmp)
     cmp = CompareHandlers(host, settings, LiveRuns(), VoteStore(f"{tmp}/votes.sqlite3"),
                           Companions(host, settings.compare_memory_mb))

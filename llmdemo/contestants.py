@@ -59,6 +59,10 @@ def parse_list(text: str | None) -> tuple[str, ...]:
             continue
         preset, model = split_entry(entry)
         contestant(preset)  # raises ConfigError with the closest name
+        if model:  # a model that cannot be found fails now too (resolving loads nothing)
+            from .presets import resolve
+
+            resolve(model, allow_paths=True, allow_hub_ids=True)
         out.append(f"{preset} @ {model}" if model else preset)
     if len(out) == 1 or len(set(out)) != len(out):
         raise ConfigError("contestant.list", given=str(text)[:200])

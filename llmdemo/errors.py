@@ -60,6 +60,8 @@ MESSAGES: dict[str, str] = {
     "model.decode_mode": "unknown decode mode {mode!r}; use one of {choices}",
     "model.swap": "could not load {name!r}: {detail}. Still using {current}.",
     "model.swap_busy": "another model is being loaded; try again when it is done",
+    "model.budget_busy": "the models beside the loaded one are in use by other comparisons ({used} of {budget} MB); "
+                         "try again when they end",
     "model.budget": "{name} needs about {need} MB, over the memory budget for models beside the loaded one "
                     "({budget} MB, LLMDEMO_COMPARE_MEMORY_MB)",
     # inputs (llmdemo/prompts.py, the app's handlers, the CLI)

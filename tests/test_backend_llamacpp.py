@@ -299,7 +299,7 @@ def test_compare_and_token_probabilities_through_the_app_on_the_server(llama_ser
         assert row["choice"] == "tie" and "smollm2" in str(row["contestants"])
         probs = c.predict("Name three colours.", 12, 0, 0.9, 50, 1.0, None, api_name="/generate_with_probs")
         assert probs["probabilities"] == "server" and len(probs["tokens"]) > 3
-        assert "".join(t["text"] for t in probs["tokens"]) .lstrip() == probs["text"]
+        assert "".join(t["text"] for t in probs["tokens"]).lstrip() == probs["text"]
         assert all(0 < t["p_before"] <= 1 and t["p_after"] is None for t in probs["tokens"])
     finally:
         demo.close()

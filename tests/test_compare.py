@@ -200,8 +200,7 @@ def test_a_second_model_runs_beside_the_loaded_one_and_is_recorded_with_its_name
     finally:
         ref.close()
     assert b.text == want.lstrip()
-    rows = list(cmp.store.votes()) or None
-    assert rows is None  # recorded on a vote only; the comparison is there
+    assert list(cmp.store.votes()) == [] and cmp.store.counts()["comparisons"] == 1  # no vote yet
     assert cmp.vote_page("B", p.state, request())[0].startswith("Vote saved")
     (row,) = cmp.store.votes()
     assert [c["model"] for c in row["contestants"]] == [tiny_lm.name, other.name] and row["winner"] == b.name
@@ -225,8 +224,15 @@ def test_the_memory_budget_refuses_a_model_that_does_not_fit_and_makes_room_for_
             closed.append(self.name)
 
     host = ModelHost(tiny_lm)
-    sizes = {"small-a": 300, "small-b": 300, "big": 900, "huge": 5000}
-    c = Companions(host, budget_mb=1000, loader=lambda name, **kw: Fake(name), estimate=lambda name, **kw: sizes[name])
+    sizes = {"small-a": 300, "small-b": 300, "big": 900, "huge": 5000, "hub-model": 0}  # a hub id: nothing to read
+    rss = [0.0]
+
+    def loader(name, **kw):
+        rss[0] += 1200 if name == "hub-model" else 0  # what its load is measured to take
+        return Fake(name)
+
+    c = Companions(host, budget_mb=1000, loader=loader, estimate=lambda name, **kw: sizes[name],
+                   measure=lambda: rss[0])
     cmp = CompareHandlers(host, AppSettings(output_dir=tmp_path), LiveRuns(), VoteStore(tmp_path / "v.db"), c)
     with pytest.raises(gr.Error, match=r"huge needs about 5000 MB.*budget.*1000 MB"):
         run(cmp, contestant_2="greedy", model_2="huge")
@@ -236,18 +242,33 @@ def test_the_memory_budget_refuses_a_model_that_does_not_fit_and_makes_room_for_
     c.get("small-a")  # used again: small-b is now the least recently used
     c.get("big")  # 300 + 300 + 900 > 1000: both small ones go, oldest use first
     assert closed == ["small-b", "small-a"] and list(c.status()["models"]) == ["big"]
-    assert c.get("") is tiny_lm and c.get(tiny_lm.name) is tiny_lm  # the loaded model is never loaded again
     assert "1000 MB" in cmp.budget_line(request()) and "big" in cmp.budget_line(request())
+    assert c.get("") is tiny_lm and c.get(tiny_lm.name) is tiny_lm  # the loaded model is never loaded again
+    # the models one comparison needs must fit together: refused before anything loads
+    with pytest.raises(gr.Error, match=r"small-a \+ big needs about 1200 MB"):
+        run(cmp, contestants=3, contestant_2="greedy", model_2="small-a", contestant_3="top-p 0.5", model_3="big")
+    assert loaded == ["small-a", "small-b", "big"]
+    # a model in use by a running comparison is never unloaded for another: that one is refused
+    with c.use(["big"]):
+        with pytest.raises(Exception, match="in use by other comparisons"):
+            c.get("small-a")
+        assert "big" not in closed
+    # larger than estimated once loaded (a hub model): the others make room, else it is closed and refused
+    closed.clear()
+    with pytest.raises(Exception, match="hub-model needs about 1200 MB"):
+        c.get("hub-model")
+    assert closed == ["big", "hub-model"] and c.status()["models"] == {}
 
 
 def test_the_operators_list_is_all_a_visitor_can_pick(tiny_lm, tiny_model_dir, tmp_path, monkeypatch):
-    from llmdemo.config import ConfigError
     from llmdemo.contestants import parse_list
 
     folder = str(tiny_model_dir)
     listed = parse_list(f"greedy, top-p 0.95, greedy @ {folder}")
     settings = AppSettings(output_dir=tmp_path, hosted=True, contestants=listed)
-    cmp = CompareHandlers(ModelHost(tiny_lm), settings, LiveRuns(), VoteStore(tmp_path / "v.db"))
+    # as app.py builds a hosted app: no paths, no hub ids for visitors (the operator's list may name them)
+    hosted_host = ModelHost(tiny_lm, allow_paths=False, allow_hub_ids=False)
+    cmp = CompareHandlers(hosted_host, settings, LiveRuns(), VoteStore(tmp_path / "v.db"))
     assert cmp.choices() == ["greedy", "top-p 0.95", f"greedy @ {folder}"]
     p = run(cmp, contestant_1="greedy", contestant_2=f"greedy @ {folder}", blind=False)[-1]
     assert p.sides[1].lm is not tiny_lm and p.sides[1].name.startswith("greedy @ ")
@@ -265,8 +286,8 @@ def test_the_operators_list_is_all_a_visitor_can_pick(tiny_lm, tiny_model_dir, t
     assert hosted.companions.status()["models"] == {}
     # a typo in the operator's list fails the start, with the closest name
     for text, msg in (("greedy, top-p 0.59", "did you mean 'top-p 0.5'"), ("greedy", "two or more"),
-                      ("greedy, greedy", "two or more")):
-        with pytest.raises(ConfigError, match=msg):
+                      ("greedy, greedy", "two or more"), ("greedy, greedy @ /no/such/model.gguf", "model.gguf")):
+        with pytest.raises(ValueError, match=msg):  # ConfigError, or the model's UnknownModelError
             parse_list(text)
     monkeypatch.setenv("LLMDEMO_CONTESTANTS", "greedy, top-p 0.5")
     assert AppSettings().contestants == ("greedy", "top-p 0.5")

@@ -326,8 +326,12 @@ def test_the_dialogue_turn_records_its_reply_and_a_branch_replaces_only_that_rep
         with pytest.raises(gr.Error, match="conversation changed"):
             _last(handlers.chat_branch(state, changed, _Evt(index=1, alt=alt["id"])))
     # Retry with probabilities answers the same message again (greedy: the same reply)
-    r_bot, _, _, _, _, r_state = _last(handlers.retry(bot, "Be brief.", *dec, True))
+    retried = list(handlers.retry(bot, "Be brief.", *dec, True))
+    r_bot, _, _, _, _, r_state = retried[-1]
     assert r_bot == bot and [d["id"] for d in r_state["info"]] == gen
+    assert all(out[1] == gr.skip() for out in retried)  # Retry never touches the message box (a typed message stays)
+    sent = list(handlers.chat("The weather is", history, "Be brief.", *dec, True))
+    assert sent[0][1] == "" and all(out[1] == gr.skip() for out in sent[1:])  # Send empties it once, at the start
     # switched off: the tab's own turn, the panels emptied
     off = _last(handlers.chat("The weather is", history, "Be brief.", *dec, False))
     assert off[0] == bot and off[3:] == ("", "", None)

@@ -123,8 +123,9 @@ class CompareHandlers:
         return msg("cmp_budget", lang_of(request), budget=st["budget_mb"], used=st["used_mb"],
                    loaded=f": {loaded}" if loaded else "")
 
-    def _model_of(self, entry: str, model: Any) -> tuple[str, Any]:
-        """A contestant's preset and the model it runs on, checked against what this app allows."""
+    def _model_of(self, entry: str, model: Any) -> tuple[str, str]:
+        """A contestant's preset and the name of the model it runs on ("": the loaded one), checked against
+        what this app allows (nothing is loaded yet)."""
         preset, named = split_entry(entry) if isinstance(entry, str) else (entry, "")
         model = model.strip() if isinstance(model, str) else ""
         if named and model and named != model:
@@ -136,7 +137,8 @@ class CompareHandlers:
                               choices=", ".join(allowed))
         if model and self.settings.hosted and not allowed:
             raise ConfigError("contestant.model_hosted")
-        return preset, (self.companions.get(model) if model else self.host.lm)
+        contestant(preset)  # an unknown preset is refused before any model loads
+        return preset, model
 
     # ------------------------------------------------------------ running a comparison
     def _prompt(self, lm, task: str, text: str, source: str, target: str, length: str,
@@ -175,9 +177,17 @@ class CompareHandlers:
                (temperature_3, top_p_3, seed_3), (temperature_4, top_p_4, seed_4)][:n]
         models = [model_1, model_2, model_3, model_4][:n]
         text = check_length(prompt, self.settings.max_input_chars, "prompt")
-        chosen, built = [], {}
-        for k, (entry, (temp, top_p, seed), model) in enumerate(zip(presets, own, models), 1):
-            preset, lm = self._model_of(entry, model)
+        specs = [self._model_of(entry, model) for entry, model in zip(presets, models)]
+        # the models stay loaded (none is unloaded for another comparison) until this one is recorded
+        with self.companions.use([m for _, m in specs], trusted=bool(self.settings.contestants)) as lms:
+            yield from self._compare(task, text, source, target, length, blind, max_new, specs, own, lms, state,
+                                     lang, request)
+
+    def _compare(self, task, text, source, target, length, blind, max_new, specs, own, lms, state, lang, request):
+        """The comparison itself, its models loaded (``lms``: model name -> model): the sides, the run, the record."""
+        n, chosen, built = len(specs), [], {}
+        for k, ((preset, model), (temp, top_p, seed)) in enumerate(zip(specs, own), 1):
+            lm = lms[model]
             name, cfg = contestant(preset, task, max_new, _number(temp, "temperature", k),
                                    _number(top_p, "top_p", k), _number(seed, "seed", k, int))
             if self.settings.contestants and name != preset:  # own settings make a contestant not on the list

@@ -355,6 +355,7 @@ ERRORS_ZH: dict[str, str] = {
     "model.decode_mode": "未知的解码方式 {mode!r}；可选：{choices}",
     "model.swap": "无法加载 {name!r}：{detail}。仍在使用 {current}。",
     "model.swap_busy": "正在加载另一个模型；加载完成后请再试",
+    "model.budget_busy": "与已加载模型并存的模型正被其他比较使用（{used} / {budget} MB）；请等它们结束后再试",
     "model.budget": "{name} 约需 {need} MB，超过了与已加载模型并存的模型的内存预算（{budget} MB，LLMDEMO_COMPARE_MEMORY_MB）",
     "input.file": "无法读取 {file}：{reason}",
     "input.no_text": "没有给出文字：作为参数传入、用 --file，或从标准输入",

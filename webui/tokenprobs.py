@@ -285,16 +285,17 @@ class TokenProbHandlers:
         yield from self._branch(state, evt, lang_of(request), request, "generation", None)
 
     # ------------------------------------------------------------------ Dialogue
-    def _chat_turn(self, turn, cfg: GenerationConfig, kind: str, lang: str, box_after=None):
+    def _chat_turn(self, turn, cfg: GenerationConfig, kind: str, lang: str, empties_box: bool = True):
         """A Dialogue turn (``turn(on_stream, on_prompt)`` is ChatHandlers._chat_stream) with its tokens:
-        (conversation, message box, stats, tokens, detail, state). ``box_after``: what later updates put
-        in the message box (Retry and an edit leave it alone)."""
+        (conversation, message box, stats, tokens, detail, state). The message box is emptied by the first
+        update of a sent message and left alone after it (a message typed meanwhile stays); Retry and an
+        edit (``empties_box=False``) never touch it, as without the probabilities."""
         lm = self.h.host.lm
         holder, prompt = [], []
         backend = lm.info().get("backend", "") if kind == "none" else ""
         shown, box, line, infos = None, "", "", []
         for k, (shown, box, line) in enumerate(turn(holder.append, prompt.append)):
-            box = box if box_after is None or k == 0 else box_after
+            box = box if empties_box and k == 0 else gr.skip()
             infos = list(holder[0].token_info) if holder else []
             # the first update empties the detail and forgets the last answer's state (a branch needs this one)
             yield (shown, box, line, render_tokens(infos, None, lang, kind, backend),
@@ -304,7 +305,7 @@ class TokenProbHandlers:
             ids = lm.encode(prompt[0].input) if kind == "full" else []
             state = self._state(lm, ids, prompt[0].config(cfg), infos, kind)
             state["reply"] = _reply(shown)
-        yield (shown, gr.skip() if box_after is not None else box, line,
+        yield (shown, gr.skip(), line,
                render_tokens(infos, None, lang, kind, backend), "", state)
 
     @friendly
@@ -322,7 +323,7 @@ class TokenProbHandlers:
         lang = lang_of(request)
         yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
             message, list(history or []), system, cfg, lang, keep_box=True, request=request, on_stream=on_s,
-            on_prompt=on_p), cfg, kind, lang, box_after=gr.skip())
+            on_prompt=on_p), cfg, kind, lang)
 
     @friendly
     def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
@@ -339,7 +340,7 @@ class TokenProbHandlers:
         lang = lang_of(request)
         yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
             last, before, system, cfg, lang, request=request, on_stream=on_s, on_prompt=on_p),
-            cfg, kind, lang, box_after=gr.skip())
+            cfg, kind, lang, empties_box=False)
 
     @friendly
     def edit(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
@@ -357,7 +358,7 @@ class TokenProbHandlers:
         lang = lang_of(request)
         yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
             message, before, system, cfg, lang, request=request, on_stream=on_s, on_prompt=on_p),
-            cfg, kind, lang, box_after=gr.skip())
+            cfg, kind, lang, empties_box=False)
 
     def edit_undone(self, **named):
         """A failed edit: the conversation as it was (ChatHandlers.edit_undone); the panels as they were."""
