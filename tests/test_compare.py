@@ -525,6 +525,42 @@ def test_a_second_model_typed_in_the_tab_loads_beside_and_the_budget_line_says_w
         shot(pg, "second-model-desktop-light")
 
 
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_a_hosted_app_offers_only_the_operators_contestants(app, tiny_lm, tiny_model_dir, tmp_path):
+    from conftest import launch
+    from llmdemo.contestants import parse_list
+
+    folder = str(tiny_model_dir)
+    listed = parse_list(f"greedy, top-p 0.95, greedy @ {folder}")
+    host = ModelHost(tiny_lm, allow_paths=False, allow_hub_ids=False)  # as app.py builds a hosted app
+    demo, url = launch(host, AppSettings(output_dir=tmp_path, hosted=True, contestants=listed))
+    pg = app.browser.new_page(viewport=SIZES["phone"])
+    try:
+        pg.goto(url, wait_until="domcontentloaded")
+        pg.locator("#tab-compare-button").click()
+        pg.locator("#cmp-c2 input").click()
+        time.sleep(0.3)
+        options = [o.inner_text().replace("✓", "").strip() for o in pg.locator("[role=option]").all()]  # ✓: picked
+        assert options == list(listed), options
+        pg.locator("[role=option]", has_text=f"greedy @ {folder}").first.click()
+        pg.locator("#cmp-own").get_by_text("Your own settings").click()
+        time.sleep(0.5)
+        assert pg.locator("#cmp-seed-2").is_visible()  # a seed is one draw of the same contestant: allowed
+        for hidden in ("#cmp-temperature-2", "#cmp-top_p-2", "#cmp-model-2", "#cmp-budget"):
+            assert not pg.locator(hidden).is_visible(), hidden
+        pg.locator("#cmp-blind input").uncheck()
+        pg.locator("#cmp-in textarea").fill("Once upon a time")
+        pg.locator("#cmp-go").click()
+        for side in "AB":
+            wait_for(lambda side=side: re.search(ENDED, md(pg, f"#cmp-stats-{side}").inner_text()), f"{side} ended")
+        assert md(pg, "#cmp-title-B").inner_text().startswith("B: greedy @ ")
+        shot(pg, "hosted-operators-list-phone")
+    finally:
+        pg.close()
+        demo.close()
+
+
 # ------------------------------------------------------------------ a vote outlives the app
 @pytest.mark.e2e
 @pytest.mark.browser
