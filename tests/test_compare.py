@@ -543,6 +543,7 @@ def test_a_hosted_app_offers_only_the_operators_contestants(app, tiny_lm, tiny_m
         time.sleep(0.3)
         options = [o.inner_text().replace("✓", "").strip() for o in pg.locator("[role=option]").all()]  # ✓: picked
         assert options == list(listed), options
+        assert [r.inner_text().strip() for r in pg.locator("#cmp-n label").all()] == ["2", "3"]  # three listed
         pg.locator("[role=option]", has_text=f"greedy @ {folder}").first.click()
         pg.locator("#cmp-own").get_by_text("Your own settings").click()
         time.sleep(0.5)

@@ -523,6 +523,8 @@ def test_browser_dialogue_reply_tokens_show_alternatives_and_a_branch_replaces_t
         assert " ".join(new.split()).startswith(" ".join((prefix + alt_text).split())), (prefix, alt_text, new)
         assert new != reply and bot.count() == 1 and pg.locator('[data-testid="user"]').count() == 1
         pg.screenshot(path=str(artifacts / f"ui-chat-tokenprobs-{name}-branched.png"), full_page=True)
+        pg.locator("#chat-undo").click()  # the reply is gone: so are its tokens and its stats line
+        _wait(lambda: bot.count() == 0 and toks.count() == 0 and not stats.inner_text().strip(), "Undo's clean-up")
     finally:
         ctx.close()
 

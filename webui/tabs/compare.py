@@ -35,7 +35,9 @@ def build(ctx: TabContext) -> gr.Tab:
         with gr.Row():
             task = gr.Radio([(t(f"tab_{k}"), k) for k in TASKS], value="generation", label=t("task"),
                             elem_id="cmp-task")
-            n = gr.Radio([2, 3, 4], value=2, label=t("cmp_n"), elem_id="cmp-n", min_width=160)
+            # an operator's list of three offers no fourth side (it would repeat one)
+            n = gr.Radio([k for k in (2, 3, 4) if k <= len(names)], value=2, label=t("cmp_n"), elem_id="cmp-n",
+                         min_width=160)
             blind = gr.Checkbox(True, label=t("cmp_blind"), elem_id="cmp-blind", min_width=200)
         with gr.Row(visible=False) as tr_row:
             src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="cmp-src")

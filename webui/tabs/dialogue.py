@@ -60,8 +60,8 @@ def build(ctx: TabContext) -> gr.Tab:
         ctx.stop_button("dialogue", c_stop, c_go, c_stats, c_events)
         c_undo_ev = c_undo.click(h.undo, [c_bot], [c_bot, c_in], **ctx.private, **ctx.light_events)
         c_clear_ev = c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **ctx.private, queue=False)
-        for btn in (c_undo, c_clear):  # the panels were of a reply that is gone
-            btn.click(lambda: ("", "", None), None, panels, **ctx.private, queue=False)
+        for btn in (c_undo, c_clear):  # the panels and the stats line were of a reply that is gone
+            btn.click(lambda: ("", "", None, ""), None, [*panels, c_stats], **ctx.private, queue=False)
         # the conversation survives a reload: kept in this browser's own storage (never on the server),
         # saved when a turn, Undo or Clear ends, put back when the page loads
         save_js = "(h) => { try { localStorage.setItem('llmdemo-chat', JSON.stringify(h || [])); } " \
