@@ -414,6 +414,18 @@ def wait_for(fn, what: str, timeout: float = 90):
     raise AssertionError(f"{what} never happened")
 
 
+def type_into(pg, field_id: str, text: str) -> None:
+    """Type into a Compare text field as a visitor does (key by key), then leave it with Tab: the value commits
+    on change; a fill then Go sent the old value twice in CI, on a loaded machine."""
+    field = pg.locator(f"{field_id} input, {field_id} textarea").first
+    field.click()
+    field.press("Control+a")
+    field.type(text, delay=30)
+    field.press("Tab")
+    wait_for(lambda: field.input_value() == text, f"{text!r} typed into {field_id}")
+    time.sleep(1.0)
+
+
 def shot(pg, name: str):
     pg.screenshot(path=str(ARTIFACTS / f"ui-compare-{name}.png"), full_page=True)
 
@@ -476,15 +488,7 @@ def test_four_contestants_not_blind_read_in_both_themes(app, size, dark, locale)
         pg.locator("#cmp-blind input").uncheck()
         pg.locator("#cmp-in textarea").fill("Name three colours. <b>not bold</b>")
         pg.locator("#cmp-own").get_by_text("Your own settings").click()
-        own = pg.locator("#cmp-temperature-2 input, #cmp-temperature-2 textarea").first
-        # typed as a visitor types it (key by key), then left with Tab: the number commits on change; a fill then
-        # Go sent the old value twice in CI, on a loaded machine
-        own.click()
-        own.press("Control+a")
-        own.type("1.5", delay=30)
-        own.press("Tab")
-        wait_for(lambda: own.input_value() == "1.5", "the own temperature typed")
-        time.sleep(1.0)
+        type_into(pg, "#cmp-temperature-2", "1.5")
         pg.locator("#cmp-go").click()
         for s in "ABCD":
             wait_for(lambda s=s: re.search(ENDED, md(pg, f"#cmp-stats-{s}").inner_text()), f"{s} ended")
@@ -510,12 +514,7 @@ def test_a_second_model_typed_in_the_tab_loads_beside_and_the_budget_line_says_w
         budget = md(pg, "#cmp-budget")
         wait_for(lambda: "MB together" in budget.inner_text(), "the budget line")
         assert "4096 MB" in budget.inner_text() and "in use now: 0 MB" in budget.inner_text()
-        model = pg.locator("#cmp-model-2 input, #cmp-model-2 textarea").first
-        model.click()
-        model.type("llamacpp:default", delay=20)
-        model.press("Tab")
-        wait_for(lambda: model.input_value() == "llamacpp:default", "the model typed")
-        time.sleep(1.0)
+        type_into(pg, "#cmp-model-2", "llamacpp:default")
         pg.locator("#cmp-go").click()
         for s in "AB":
             wait_for(lambda s=s: re.search(ENDED, md(pg, f"#cmp-stats-{s}").inner_text()), f"{s} ended")
