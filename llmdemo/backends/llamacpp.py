@@ -365,7 +365,9 @@ class LlamaCppLM(ScheduledModel):
     def encode(self, prompt: Any) -> list[int]:
         """Token ids: text as is; chat messages through the GGUF's chat template (as transformers renders it)."""
         if isinstance(prompt, str):
-            return self._text_ids(prompt)
+            # BOS first where the GGUF asks for it (add_bos_token: Gemma, not SmolLM2), as transformers' tokenizer
+            # adds it: without it Gemma 3 270M copied its few-shot examples instead of translating
+            return list(self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)) if prompt else []
         prompt = list(prompt)
         if prompt and isinstance(prompt[0], dict):
             if not self.chat_template:

