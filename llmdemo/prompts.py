@@ -50,7 +50,7 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("t5", "generation"): "{text}",
     ("chat", "translation"): "Translate the following {source} text into {target}. "
                               "Reply with the translation only.\n\n{text}",
-    ("base", "translation"): "{source}: {text}\n{target}:",
+    ("base", "translation"): "{shots}{source}: {text}\n{target}:",  # shots: SHOTS below, one pair a line
     ("seq2seq", "translation"): "{text}",
     ("t5", "translation"): "translate {source} to {target}: {text}",
     ("chat", "summarization"): "Summarize the following text {length}.\n\n{text}",
@@ -60,6 +60,36 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("base", "dialogue"): "The following is a conversation between a User and a helpful Assistant.\n"
                           "{system}\n\n{history}User: {text}\nAssistant:",
 }
+
+# A base model is not told what to do: it is shown. Its translation prompt opens with two fixed example
+# pairs (written for this table, not taken from any benchmark), the same two sentences in every language,
+# so that any pair of these languages has its examples: "English: <en 1>\nChinese: <zh 1>\n...".
+SHOTS: dict[str, tuple[str, str]] = {
+    "en": ("The museum opens at ten in the morning.", "Could you tell me where the train station is?"),
+    "zh": ("博物馆早上十点开门。", "你能告诉我火车站在哪里吗？"),
+    "fr": ("Le musée ouvre à dix heures du matin.", "Pourriez-vous me dire où se trouve la gare ?"),
+    "de": ("Das Museum öffnet um zehn Uhr morgens.", "Könnten Sie mir sagen, wo der Bahnhof ist?"),
+    "es": ("El museo abre a las diez de la mañana.", "¿Podría decirme dónde está la estación de tren?"),
+    "ja": ("博物館は朝十時に開館します。", "駅がどこにあるか教えていただけますか？"),
+    "it": ("Il museo apre alle dieci del mattino.", "Potrebbe dirmi dov'è la stazione ferroviaria?"),
+    "pt": ("O museu abre às dez da manhã.", "Poderia me dizer onde fica a estação de trem?"),
+    "ru": ("Музей открывается в десять часов утра.", "Не могли бы вы сказать, где находится вокзал?"),
+    "ko": ("박물관은 오전 열 시에 문을 엽니다.", "기차역이 어디에 있는지 알려 주시겠어요?"),
+}
+
+
+def shots(source: str, target: str) -> str:
+    """The example lines that open a base model's translation prompt.
+
+    >>> print(shots("en", "fr"), end="")
+    English: The museum opens at ten in the morning.
+    French: Le musée ouvre à dix heures du matin.
+    English: Could you tell me where the train station is?
+    French: Pourriez-vous me dire où se trouve la gare ?
+    """
+    return "".join(f"{LANGUAGES[source]}: {a}\n{LANGUAGES[target]}: {b}\n"
+                   for a, b in zip(SHOTS[source], SHOTS[target]))
+
 
 # Stop strings a style needs so a base model does not run on into the next line or turn.
 STOPS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -162,12 +192,14 @@ def translation_prompt(lm, text: str, source: str = "en", target: str = "fr",
         pairs = ", ".join(f"{a}->{b}" for a, b in lm.pairs)
         raise InputError("input.pair", model=lm.name, pairs=pairs, src=src, tgt=tgt)
     key = (lm.style, "translation")
-    fill = dict(source=LANGUAGES[src], target=LANGUAGES[tgt])
+    fill = dict(source=LANGUAGES[src], target=LANGUAGES[tgt], shots=shots(src, tgt))
     prompt, notice = _fit(lm, lambda t: _wrap(lm, lm.style, "translation", TEMPLATES[key].format(text=t, **fill)),
                           text, max_new_tokens, "source text")
     # small models sometimes run on after the translation; no translation needs 4x the source's tokens
     cap = 4 * lm.count_tokens(text) + 16
-    return TaskPrompt("translation", prompt, STOPS.get(key, ()), notice, TEMPLATES[key], max_new_tokens=cap)
+    # the template as reports print it: the examples filled in, the text left as {text}
+    template = TEMPLATES[key].replace("{shots}", fill["shots"]) if "{shots}" in TEMPLATES[key] else TEMPLATES[key]
+    return TaskPrompt("translation", prompt, STOPS.get(key, ()), notice, template, max_new_tokens=cap)
 
 
 def summarization_prompt(lm, text: str, length: str = "short", max_new_tokens: int = 160) -> TaskPrompt:

@@ -9,9 +9,20 @@ def test_translation_prompt_for_each_style(tiny_lm, tiny_base_lm, tiny_seq2seq_l
     chat = prompts.translation_prompt(tiny_lm, "The weather is nice today.", "en", "fr", 64)
     assert chat.input[-1]["role"] == "user" and "into French" in chat.input[-1]["content"]
     base = prompts.translation_prompt(tiny_base_lm, "The weather is nice today.", "en", "zh", 64)
-    assert base.input == "English: The weather is nice today.\nChinese:" and base.stop == ("\n",)
+    # a base model is shown two fixed example pairs of the same languages first, then the text
+    assert base.input == ("English: The museum opens at ten in the morning.\nChinese: 博物馆早上十点开门。\n"
+                          "English: Could you tell me where the train station is?\nChinese: 你能告诉我火车站在哪里吗？\n"
+                          "English: The weather is nice today.\nChinese:") and base.stop == ("\n",)
+    assert "{text}" in base.template and "博物馆" in base.template  # reports print the examples it was shown
     s2s = prompts.translation_prompt(tiny_seq2seq_lm, "The weather is nice today.", "en", "fr", 64)
     assert s2s.input == "The weather is nice today."
+
+
+def test_every_language_has_the_base_examples():
+    # a pair of any two languages the tab offers has its example lines, each line one line
+    assert set(prompts.SHOTS) == set(prompts.LANGUAGES)
+    for pair in prompts.SHOTS.values():
+        assert len(pair) == 2 and all(s.strip() and "\n" not in s for s in pair)
 
 
 def test_translation_language_errors(tiny_lm):

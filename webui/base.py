@@ -16,8 +16,10 @@ from typing import Any, Iterator
 import gradio as gr
 
 from llmdemo import prompts
+from llmdemo.companions import Companions
 from llmdemo.config import GenerationConfig
 from llmdemo.host import ModelHost
+from llmdemo.presets import BUNDLED, PRESETS, TASK_MODELS, is_installed
 
 from .controls import decoding_config
 from .errors import warn
@@ -35,6 +37,30 @@ class HandlerBase:
         self.host = host
         self.settings = settings
         self.live = LiveRuns()
+        # models loaded beside the host's own, within the app's memory budget: a tab's own model (the
+        # Translation tab's multilingual one) and the Compare tab's contestants share them
+        self.companions = Companions(host, settings.compare_memory_mb)
+
+    def task_models(self, task: str) -> tuple[list[str], str]:
+        """The models a task tab offers (the loaded one and the bundled ones installed) and its default: the
+        task's preferred bundled model (``presets.TASK_MODELS``) when the app runs a bundled model and that one
+        is installed; a model the operator chose (``--model``) stays every tab's default."""
+        loaded = self.host.lm.name
+        offered = [n for n in BUNDLED if is_installed(PRESETS[n])]
+        if loaded not in offered:
+            offered.insert(0, loaded)
+        best = TASK_MODELS.get(task)
+        return offered, (best if best in offered and loaded in BUNDLED else loaded)
+
+    def task_lm(self, task: str, name: Any):
+        """The model a task tab's run uses: one it offers (anything else is refused, whatever a client sends)."""
+        offered, default = self.task_models(task)
+        name = name.strip() if isinstance(name, str) and name.strip() else default
+        if name not in offered:
+            raise prompts.InputError("input.task_model", name=str(name)[:80], choices=", ".join(offered))
+        if name == self.host.lm.name:
+            return self.host.lm
+        return self.companions.get(name, trusted=True)  # a bundled preset: offered in hosted mode too
 
     def config(self, task: str, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
                repetition_penalty: Any, seed: Any) -> GenerationConfig:
@@ -45,17 +71,17 @@ class HandlerBase:
         return check_length(text, self.settings.max_input_chars, what)
 
     def _stream(self, prompt: prompts.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
-                request: gr.Request | None = None, on_stream=None) -> Iterator[tuple[str, Any]]:
+                request: gr.Request | None = None, on_stream=None, lm=None) -> Iterator[tuple[str, Any]]:
         """(text so far, stats); the first yield is empty text, so a new run clears the last one's output.
 
         A page's run (registered under the visitor's session and ``tab`` by ``streaming.page_run``) ends
         at the model when the tab's Stop is pressed (:meth:`stop`); this loop then ends by itself.
         ``on_stream(stream)`` is called once the model's Stream exists (webui/tokenprobs.py reads its
-        ``token_info``)."""
+        ``token_info``). ``lm``: the model the prompt was built for (default: the host's)."""
         if prompt.notice:
             warn(prompt.notice, lang)
         yield "", _Starting()
-        lm = self.host.lm
+        lm = lm or self.host.lm
         stop_event = self.live.stop_event(getattr(request, "session_hash", None), tab)
         stream = lm.stream(prompt.input, prompt.config(cfg), heartbeat=HEARTBEAT_S, stop_event=stop_event)
         if on_stream is not None:

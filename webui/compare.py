@@ -33,6 +33,7 @@ from llmdemo import arena, prompts
 from llmdemo.config import ConfigError
 from llmdemo.companions import Companions
 from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
+from llmdemo.presets import BUNDLED, PRESETS, is_installed
 from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
 from .errors import friendly
@@ -43,6 +44,7 @@ from .stats import _Starting, _Waiting, stats_line
 from .streaming import HEARTBEAT_S
 
 MAX_SIDES = 4
+BUNDLED_CONTESTANTS = ("greedy", "top-p 0.95")  # offered on each other bundled model
 CHOICES = [*SIDES[:MAX_SIDES], "tie", "both_bad"]  # what the vote buttons send
 LEADERBOARD_ROUNDS = 1000  # bootstrap rounds, as `python -m llmdemo votes leaderboard`
 DEFAULT_MAX_NEW = 64
@@ -113,8 +115,15 @@ class CompareHandlers:
         self.companions = companions or Companions(host, settings.compare_memory_mb)
 
     def choices(self) -> list[str]:
-        """What the contestant pickers offer: the operator's list, else every preset."""
-        return list(self.settings.contestants or CONTESTANTS)
+        """What the contestant pickers offer: the operator's list, else every preset on the loaded model and
+        two on each other bundled model installed (so that two models meet offline, hosted too)."""
+        if self.settings.contestants:
+            return list(self.settings.contestants)
+        return [*CONTESTANTS, *(f"{p} @ {m}" for m in self.other_bundled() for p in BUNDLED_CONTESTANTS)]
+
+    def other_bundled(self) -> list[str]:
+        """The bundled models installed here, other than the loaded one."""
+        return [m for m in BUNDLED if m != self.host.lm.name and is_installed(PRESETS[m])]
 
     def budget_line(self, request: gr.Request = None) -> str:
         """The tab's statement of the memory budget for other models, with what they take now."""
@@ -135,7 +144,7 @@ class CompareHandlers:
         if allowed and (f"{preset} @ {model}" if model else preset) not in allowed:
             raise ConfigError("contestant.not_allowed", name=str(entry)[:80] + (f" @ {model[:80]}" if model else ""),
                               choices=", ".join(allowed))
-        if model and self.settings.hosted and not allowed:
+        if model and self.settings.hosted and not allowed and model not in self.other_bundled():
             raise ConfigError("contestant.model_hosted")
         contestant(preset)  # an unknown preset is refused before any model loads
         return preset, model
@@ -179,7 +188,9 @@ class CompareHandlers:
         text = check_length(prompt, self.settings.max_input_chars, "prompt")
         specs = [self._model_of(entry, model) for entry, model in zip(presets, models)]
         # the models stay loaded (none is unloaded for another comparison) until this one is recorded
-        with self.companions.use([m for _, m in specs], trusted=bool(self.settings.contestants)) as lms:
+        # the operator's contestants and the bundled models load in hosted mode too (a bundled one is a preset)
+        trusted = bool(self.settings.contestants) or all(not m or m in BUNDLED for _, m in specs)
+        with self.companions.use([m for _, m in specs], trusted=trusted) as lms:
             yield from self._compare(task, text, source, target, length, blind, max_new, specs, own, lms, state,
                                      lang, request)
 

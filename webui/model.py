@@ -8,7 +8,7 @@ import gradio as gr
 
 from llmdemo import prompts
 from llmdemo.errors import ModelLoadError, UserError, first_line
-from llmdemo.presets import DEFAULT_MODEL, PRESETS
+from llmdemo.presets import DEFAULT_MODEL, PRESETS, is_installed
 from llmdemo.tuning import describe as describe_forward
 
 from .base import HandlerBase
@@ -17,7 +17,8 @@ from .i18n import lang_of
 
 MODEL_INFO_ZH = {"Model": "模型", "Source": "来源", "Backend": "后端", "Parameters": "参数量",
                  "Device / dtype": "设备 / 数据类型", "Generation forward": "生成所用前向", "Context length": "上下文长度",
-                 "Load time": "加载时间", "File sha256 / revision": "文件 sha256 / 版本"}
+                 "Load time": "加载时间", "File sha256 / revision": "文件 sha256 / 版本",
+                 "Translation tab": "翻译标签页", "Licence": "许可"}
 
 
 def _display_location(info: dict) -> str:
@@ -48,6 +49,16 @@ class ModelHandlers(HandlerBase):
         ]
         if src:
             rows.append(("File sha256 / revision", f"`{src[:16]}…`"))
+        # the models beside it: the bundled ones a tab runs on (Translation: Gemma), within the memory budget
+        offered, default = self.task_models("translation")
+        if default != self.host.lm.name:
+            st = self.companions.status()
+            rows.append(("Translation tab", f"`{default}` (loaded when first used; models beside the loaded one "
+                                            f"take {st['used_mb']} of {st['budget_mb']} MB)"))
+        for name in dict.fromkeys([self.host.lm.name, *offered]):
+            preset = PRESETS.get(name)
+            if preset is not None and preset.terms and is_installed(preset):
+                rows.append(("Licence", f"`{name}` is used under its terms: [{preset.terms}]({preset.terms})"))
         # a list, not a table: a two-column table had an empty header row and, on a phone, one letter per line
         names = MODEL_INFO_ZH if lang_of(request) == "zh" else {}
         return "\n".join(f"- **{names.get(k, k)}**: {v}" for k, v in rows)

@@ -35,12 +35,15 @@ class TextTaskHandlers(HandlerBase):
 
     @friendly
     def translate(self, text: str, source: str = "en", target: str = "fr", max_new_tokens=None, temperature=None,
-                  top_p=None, top_k=None, repetition_penalty=None, seed=None, request: gr.Request = None):
-        """Translate text from the source to the target language (codes or names). Streams text."""
+                  top_p=None, top_k=None, repetition_penalty=None, seed=None, model=None, request: gr.Request = None):
+        """Translate text from the source to the target language (codes or names). Streams text.
+
+        ``model``: one of the bundled models (default: the multilingual one, see ``task_models``)."""
         cfg = self.config("translation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        p = prompts.translation_prompt(self.host.lm, self.check_length(text), source, target, cfg.max_new_tokens)
+        lm = self.task_lm("translation", model)
+        p = prompts.translation_prompt(lm, self.check_length(text), source, target, cfg.max_new_tokens)
         out, stats, lang = "", None, lang_of(request)
-        for out, stats in self._stream(p, cfg, lang, "translation", request):
+        for out, stats in self._stream(p, cfg, lang, "translation", request, lm=lm):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         yield prompts.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
 

@@ -17,7 +17,7 @@ from ..compare import CHOICES, DEFAULT_MAX_NEW, MAX_SIDES, CompareHandlers, open
 from ..controls import LANG_CHOICES
 from ..i18n import t
 from ..streaming import page_run
-from .context import TabContext
+from .context import TabContext, examples
 
 
 def build(ctx: TabContext) -> gr.Tab:
@@ -25,7 +25,7 @@ def build(ctx: TabContext) -> gr.Tab:
     settings, live = ctx.settings, ctx.h.live
     with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare") as tab:
         h = CompareHandlers(ctx.host, settings, live, ctx.votes if ctx.votes is not None else open_store(
-            output_dir=settings.output_dir))
+            output_dir=settings.output_dir), companions=ctx.h.companions)  # the models the task tabs load too
         names = h.choices()  # the operator's list (LLMDEMO_CONTESTANTS), else every preset
         listed = bool(settings.contestants)
         firsts = names[:MAX_SIDES] if listed else [*DEFAULT_PAIR, "top-p 0.5", "repetition penalty 1.3"]
@@ -51,6 +51,11 @@ def build(ctx: TabContext) -> gr.Tab:
                      for k, v in enumerate(firsts)]
             max_new = gr.Slider(1, settings.max_new_tokens, value=min(DEFAULT_MAX_NEW, settings.max_new_tokens), step=1,
                                 label=t("max_new"), elem_id="cmp-max-new", min_width=200)
+        others = h.other_bundled()
+        if others and not listed:  # the first thing to try: two bundled models, blind, on a translation
+            sentence = "Please book a table for four people at eight o'clock tonight."
+            examples([["translation", sentence, "en", tgt_lang, "greedy", f"greedy @ {others[0]}"]
+                      for tgt_lang in ("zh", "fr")], [task, prompt, src, tgt, picks[0], picks[1]])
         own, own_rows, models = [], [], []
         with gr.Accordion(t("cmp_own"), open=False, elem_id="cmp-own"):
             if other_models:  # the memory budget of the models loaded beside the loaded one (llmdemo/companions.py)

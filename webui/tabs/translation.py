@@ -5,11 +5,14 @@ from __future__ import annotations
 import gradio as gr
 
 from ..controls import LANG_CHOICES, decoding_controls
+from llmdemo.presets import TASK_MODELS
+
 from ..i18n import t
 from .context import TabContext, examples
 
 TRANSLATION_EXAMPLES = [
-    ["The weather is nice today.", "en", "fr"],
+    ["Please book a table for four people at eight o'clock tonight.", "en", "zh"],
+    ["Please book a table for four people at eight o'clock tonight.", "en", "fr"],
     ["The library opens at nine o'clock every morning.", "en", "zh"],
     ["Where is the nearest train station?", "en", "de"],
     ["Le musée est fermé le lundi.", "fr", "en"],
@@ -23,8 +26,12 @@ def build(ctx: TabContext) -> gr.Tab:
             t_src = gr.Dropdown(LANG_CHOICES, value="en", label=t("from"), elem_id="tr-src")
             t_swap = gr.Button(t("swap"), scale=0, min_width=80, elem_id="tr-swap")
             t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label=t("to"), elem_id="tr-tgt")
-        # the default model cannot write Chinese: said whenever Chinese is one of the two languages
-        t_note = gr.Markdown(t("zh_note"), visible=False, elem_id="tr-zh-note")
+        # the tab's own model (the multilingual bundled one by default), and why: said on the page
+        offered, default = h.task_models("translation")
+        with gr.Row():
+            t_model = gr.Dropdown(offered, value=default, label=t("tr_model"), scale=1, elem_id="tr-model")
+            t_note = gr.Markdown(t("tr_model_note" if default == TASK_MODELS["translation"] else "tr_model_missing"),
+                                 elem_id="tr-model-note")
         with gr.Row():
             with gr.Column():
                 t_in = gr.Textbox(label=t("text"), lines=6, placeholder=t("text_ph"), info=t("text_info"),
@@ -40,13 +47,10 @@ def build(ctx: TabContext) -> gr.Tab:
         ctx.inputs.update({"tr-in": t_in, "tr-src": t_src, "tr-tgt": t_tgt})  # an Evaluation row is sent here
         t_dec = decoding_controls("translation", settings)
         examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
-        for dd in (t_src, t_tgt):
-            dd.change(lambda a, b: gr.update(visible="zh" in (a, b)), [t_src, t_tgt], [t_note],
-                      queue=False, show_progress="hidden", **ctx.private)
         t_swap.click(h.swap, [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out], **ctx.private, queue=False)
-        t_evs = ctx.page_event([t_go.click, t_in.submit], h.translate, [t_in, t_src, t_tgt, *t_dec],
+        t_evs = ctx.page_event([t_go.click, t_in.submit], h.translate, [t_in, t_src, t_tgt, *t_dec, t_model],
                                [t_out, t_stats], "translation", t_go, t_stop)
-        ctx.api_endpoint(h.translate, [t_in, t_src, t_tgt, *t_dec], [t_out, t_stats], "translate")
+        ctx.api_endpoint(h.translate, [t_in, t_src, t_tgt, *t_dec, t_model], [t_out, t_stats], "translate")
         ctx.stop_button("translation", t_stop, t_go, t_stats, t_evs)
         ctx.counter(t_in, t_count)
     return tab
