@@ -80,10 +80,21 @@ def main() -> int:
                 print(f"the page did not answer within {args.timeout:.0f} s\n{out[-2000:]}")
                 return 1
             print(f"python app.py (hosted, empty model cache) -> page answers: {up:.1f} s")
-            engine = "llamacpp" in page
-            print(f"engine on the page: {'llama.cpp' if engine else 'NOT llama.cpp'}; "
-                  f"hosted mode: {'yes' if 'hosted' in page.lower() else 'not said'}")
-            return 0 if engine else 1
+            # through the page's API, as a visitor: a translation into Chinese on the tab's default model
+            code = ("import sys; from gradio_client import Client; c = Client(sys.argv[1], verbose=False); "
+                    "print(c.predict('Please book a table for four people at eight o\\'clock tonight.', 'en', 'zh', "
+                    "api_name='/translate')[0])")
+            t1 = time.perf_counter()
+            out = subprocess.run([str(py), "-c", code, f"http://127.0.0.1:{port}/"], env=env, capture_output=True,
+                                 text=True, timeout=300)
+            print(f"/translate en->zh: {out.stdout.strip() or out.stderr.strip()[-500:]} "
+                  f"({time.perf_counter() - t1:.1f} s, the first use loads Gemma)")
+            # what the app loaded, by the same load() in the same environment
+            info = subprocess.run([str(py), "-c", "from llmdemo.load import load; i = load().info(); "
+                                   "print(i.get('backend'), i.get('name'))"], cwd=ROOT, env=env, capture_output=True,
+                                  text=True, timeout=300).stdout.strip()
+            print(f"the default model's backend: {info}")
+            return 0 if info.startswith("llamacpp") and out.returncode == 0 else 1
         finally:
             proc.terminate()
             proc.wait(timeout=30)
