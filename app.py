@@ -13,7 +13,7 @@ import os
 import sys
 
 from llmdemo.config import DECODE_MODES
-from llmdemo.contestants import parse_list
+from llmdemo.compare.contestants import parse_list
 from llmdemo.host import ModelHost
 from llmdemo.load import load
 from webui.layout import build_demo, launch_options

@@ -18,11 +18,11 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmdemo.companions import Companions, rss_mb  # noqa: E402
+from llmdemo.compare.models import Companions, rss_mb  # noqa: E402
 from llmdemo.host import ModelHost
 from llmdemo.load import load
-from llmdemo.votes import VoteStore
-from webui.compare import CompareHandlers
+from llmdemo.compare.votes import VoteStore
+from webui.tabs.compare.handlers import CompareHandlers
 from webui.settings import AppSettings
 from webui.streaming import LiveRuns
 

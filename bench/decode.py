@@ -9,7 +9,7 @@ decoding ``--runs`` times; medians are reported. Settings:
 - ``hf-generate``: plain ``transformers`` ``model.generate()`` in float32 (the baseline);
 - ``transformers``: llmdemo's decode loop over the model's own forward (float32);
 - ``auto``: the default: the lean Llama forward with the kernels measured fastest on this CPU
-  (llmdemo/tuning.py; the choice is cached, so this is a warm start; the row says which);
+  (llmdemo/backends/hf/lean/tuning.py; the choice is cached, so this is a warm start; the row says which);
 - ``float32``, ``float16``, ``bfloat16``, ``bfloat16-onednn``, ``float16-onednn``: the lean
   forward forced to one kernel for prompts and decode steps;
 - ``llamacpp`` (with ``--vs-llamacpp``): llama-cpp-python on the same GGUF file, when importable.

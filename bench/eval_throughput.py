@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from llmdemo import prompts  # noqa: E402
 from llmdemo.config import DECODE_MODES, TASK_DEFAULTS  # noqa: E402
 from llmdemo.load import load  # noqa: E402
-from llmdemo.model import LM  # noqa: E402
+from llmdemo.backends.hf.model import LM  # noqa: E402
 
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

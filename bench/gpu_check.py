@@ -19,8 +19,8 @@ import torch  # noqa: E402
 from conftest import _tiny_decoder, _tiny_seq2seq  # noqa: E402
 from llmdemo import internals  # noqa: E402
 from llmdemo.config import GenerationConfig  # noqa: E402
-from llmdemo.loading import pick_device, pick_dtype  # noqa: E402
-from llmdemo.model import LM  # noqa: E402
+from llmdemo.backends.hf.loading import pick_device, pick_dtype  # noqa: E402
+from llmdemo.backends.hf.model import LM  # noqa: E402
 
 PROMPTS = ["The weather is", "Once upon a time there was a small", "Hello", "The city council voted to build a new"]
 G = GenerationConfig(temperature=0, max_new_tokens=24)

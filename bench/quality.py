@@ -4,8 +4,8 @@
 
 1. Perplexity on the first ``--tokens`` tokens of WikiText-2 (raw, test), BOS-prefixed, in
    non-overlapping 1024-token windows, through (a) the transformers forward in float32 (what eval
-   reports) and (b) llmdemo's lean forward with each kernel (llmdemo/fast.py KERNELS; ``--decode
-   auto`` chooses among them by speed, llmdemo/tuning.py). Target: within 0.5% of (a).
+   reports) and (b) llmdemo's lean forward with each kernel (llmdemo/backends/hf/lean/fast.py KERNELS; ``--decode
+   auto`` chooses among them by speed, llmdemo/backends/hf/lean/tuning.py). Target: within 0.5% of (a).
 2. Greedy outputs (48 new tokens) for ``--greedy`` prompts (FLORES-200 en-fr sentences through the
    app's translation prompt, and chat questions), each decoded with the transformers forward in
    float32 and with each kernel: how many match exactly. Target: at least 19 of 20.
@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from llmdemo import prompts  # noqa: E402
 from llmdemo.config import GenerationConfig  # noqa: E402
-from llmdemo.fast import KERNELS, FastLlama, kernel_unavailable  # noqa: E402
+from llmdemo.backends.hf.lean.fast import KERNELS, FastLlama, kernel_unavailable  # noqa: E402
 from llmdemo.load import load  # noqa: E402
 
 DEFAULT_BENCH = os.environ.get("LLMDEMO_BENCHMARKS", str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -3,7 +3,7 @@
     python bench/startup.py
 
 Run it in a fresh process (it is one); the second load shows what the first one spent on
-one-time work. The default model takes the lean start (llmdemo/loading.py: no transformers import);
+one-time work. The default model takes the lean start (llmdemo/backends/hf/loading.py: no transformers import);
 the last line says whether transformers was imported.
 """
 

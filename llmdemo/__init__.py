@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # torch and transformers load only when a model is needed
     if name == "LM":
-        from .model import LM
+        from .backends.hf.model import LM
 
         return LM
     if name == "load":

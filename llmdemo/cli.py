@@ -158,7 +158,7 @@ def _votes(args: argparse.Namespace) -> int:
     import json
     import sqlite3
 
-    from .votes import VoteStore, default_db_path
+    from .compare.votes import VoteStore, default_db_path
 
     path = args.db or default_db_path()
     try:
@@ -171,7 +171,7 @@ def _votes(args: argparse.Namespace) -> int:
             return 0
         if args.rounds < 0:
             raise ValueError(f"--rounds must be 0 or more, got {args.rounds}")
-        from .arena import leaderboard
+        from .compare.ratings import leaderboard
 
         board = leaderboard(store.votes(), rounds=args.rounds, seed=args.seed)
         print({"text": board.to_text, "json": board.to_json, "markdown": board.to_markdown}[args.format]())

@@ -28,7 +28,7 @@ MAX_LOGPROBS = 20  # alternatives recorded per token at most (OpenAI's top_logpr
 
 # The forward pass used while generating (see llmdemo.load and LM.set_decode): "auto" runs a GGUF file on
 # llama.cpp when it is installed; otherwise it measures the lean Llama forward's kernels on this CPU
-# once and keeps the fastest (llmdemo/tuning.py), else the model's own forward. A kernel name forces
+# once and keeps the fastest (llmdemo/backends/hf/lean/tuning.py), else the model's own forward. A kernel name forces
 # that kernel of the lean forward for prompts and decode steps; "transformers" the model's own.
 DECODE_MODES = ("auto", "float32", "float16", "bfloat16", "bfloat16-onednn", "float16-onednn", "transformers")
 

@@ -58,7 +58,7 @@ MESSAGES: dict[str, str] = {
     "model.paths_off": "local model paths are disabled on this server: {name!r}",
     "model.no_path": "no model folder or .gguf file at {name!r}",
     "model.hub_off": "hub ids are disabled on this server: {name!r}; choose a preset",
-    # loading a model (llmdemo/load.py, llmdemo/model.py, llmdemo/backends/): the detail is the cause's first line
+    # loading a model (llmdemo/load.py, llmdemo/backends/hf/model.py, llmdemo/backends/): the detail is the cause's first line
     "model.load": "could not load model {name!r} from {location}: {detail}",
     "model.load_offline": "could not load model {name!r} from {location}: {detail} (this machine may be offline: "
                           "the Hub is needed for this model; the bundled default 'smollm2-135m-instruct' works offline)",
@@ -127,7 +127,7 @@ MESSAGES: dict[str, str] = {
     "notice.budget": "max new tokens lowered from {asked} to {budget} to fit the {context}-token context",
     "notice.attention": "attention shown for the first {n} tokens only",
     "notice.encoder_decoder": "{model} is an encoder-decoder model: only the tokenization applies here",
-    # the Compare tab's contestants (llmdemo/contestants.py)
+    # the Compare tab's contestants (llmdemo/compare/contestants.py)
     "contestant.unknown_close": "unknown contestant {name!r}; did you mean {close!r}?",
     "contestant.unknown": "unknown contestant {name!r}; choose one of: {choices}",
     "contestant.list": "LLMDEMO_CONTESTANTS / --contestants needs two or more different contestants, comma-separated "
@@ -136,7 +136,7 @@ MESSAGES: dict[str, str] = {
     "contestant.model_hosted": "this app compares only the contestants its operator named; no other model can be "
                                "loaded here",
     "contestant.model_twice": "one contestant names a model twice ({a!r} and {b!r})",
-    # votes (llmdemo/votes.py): the detail says what was wrong with the payload
+    # votes (llmdemo/compare/votes.py): the detail says what was wrong with the payload
     **{f"vote.{c}": "[{kind}] {detail}" for c in ("bad_session", "unknown_comparison", "not_your_comparison",
                                          "already_voted", "bad_choice", "bad_type", "too_long", "bad_text",
                                          "bad_task", "bad_contestants", "bad_outputs", "bad_order")},

@@ -23,9 +23,25 @@ class ModelHost:
         self._loader = loader
         self.tokens_generated = 0  # chunks handed to readers, across all requests
         self.max_running: int | None = None  # applied to every model's scheduler, the ones swapped in too
+        self.companion_budget_mb: int | None = None  # what the models loaded beside this one may take together
+        self._companions = None
 
-    def configure(self, max_running: int | None = None) -> None:
-        """Scheduler capacity for the current model and the ones loaded later."""
+    @property
+    def companions(self):
+        """The models loaded beside the current one (a tab's own model, Compare's contestants), one set per host:
+        :class:`llmdemo.compare.models.Companions`, within ``companion_budget_mb``."""
+        if self._companions is None:
+            from .compare.models import Companions
+
+            self._companions = Companions(self, self.companion_budget_mb)
+        return self._companions
+
+    def configure(self, max_running: int | None = None, companion_budget_mb: int | None = None) -> None:
+        """Scheduler capacity for the current model and the ones loaded later; the budget of the models beside it."""
+        if companion_budget_mb is not None:
+            self.companion_budget_mb = int(companion_budget_mb)
+            if self._companions is not None:
+                self._companions.budget_mb = self.companion_budget_mb
         if max_running is not None:
             self.max_running = max(1, int(max_running))
         sched = getattr(self._lm, "scheduler", None)

@@ -1,6 +1,6 @@
 """The model interface: what the app, the CLI, eval and the tests' fake model rely on.
 
-Three backends satisfy it: :class:`llmdemo.model.LM` (transformers, with the lean forward and the
+Three backends satisfy it: :class:`llmdemo.backends.hf.model.LM` (transformers, with the lean forward and the
 scheduler), :class:`llmdemo.backends.llamacpp.LlamaCppLM` (a GGUF file in-process through
 llama-cpp-python) and :class:`llmdemo.backends.openai.OpenAILM` (any OpenAI-compatible server:
 vLLM, TGI, llama.cpp's server, hosted endpoints). What a backend cannot do is in

@@ -1,6 +1,6 @@
 """A look inside the loaded model: tokens, next-token probabilities, surprisal, attention.
 
-These functions back the app's "Inside the model" tab; they use the same :class:`~llmdemo.model.LM`
+These functions back the app's "Inside the model" tab; they use the same :class:`~llmdemo.backends.hf.model.LM`
 as generation and evaluation, so what they show is what the other tabs run.
 
 Surprisal of token i is ``-log p(token_i | tokens before it)`` in nats. Its sum over a text is the
@@ -117,6 +117,9 @@ def attention(lm, text: str, layer: int = -1, head: int | None = None,
 
 
 def layer_head_counts(lm) -> tuple[int, int]:
+    """Layers and attention heads: from a transformers config, or from what a GGUF says (llama.cpp)."""
+    if getattr(lm, "n_layers", None) and getattr(lm, "n_heads", None):
+        return int(lm.n_layers), int(lm.n_heads)
     c = lm.config
     layers = getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", 1)
     heads = getattr(c, "num_attention_heads", None) or getattr(c, "n_head", 1)

@@ -7,7 +7,7 @@ A name is resolved by :func:`llmdemo.presets.resolve` (a preset, a hub id, a fol
 - ``openai:NAME`` / ``openai-base:NAME``: an OpenAI-compatible server (:mod:`llmdemo.backends.openai`);
 - a GGUF file (the bundled default among them) with ``decode="auto"`` on a CPU where llama-cpp-python
   is installed: llama.cpp generates, the transformers forward of the same weights scores;
-- anything else: the transformers backend, :class:`llmdemo.model.LM`.
+- anything else: the transformers backend, :class:`llmdemo.backends.hf.model.LM`.
 
 Every backend satisfies :class:`llmdemo.interface.LanguageModel`.
 """
@@ -36,13 +36,13 @@ def load(name: str | None = None, *, device: str | None = None, dtype: str | Non
     """Load a preset, hub id, local folder or .gguf file (default: the bundled SmolLM2) on the backend it names.
 
     ``decode`` chooses the transformers backend's forward pass while generating (see
-    :meth:`llmdemo.model.LM.set_decode`). ``backend_options`` go to the llama.cpp and server backends
+    :meth:`llmdemo.backends.hf.model.LM.set_decode`). ``backend_options`` go to the llama.cpp and server backends
     (``base_url``, ``api_key``, ``tokenizer``, ``concurrency``, ...). Failures raise
     :class:`~llmdemo.errors.ModelLoadError` with the first line of the cause.
     """
     if decode not in DECODE_MODES:
         raise ModelLoadError("model.decode_mode", mode=decode, choices=", ".join(DECODE_MODES))
-    from .loading import _stderr_progress
+    from .modelfiles import _stderr_progress
 
     source = resolve(name, allow_paths=allow_paths, allow_hub_ids=allow_hub_ids)
     if source.kind in ("llamacpp", "openai", "openai-base"):
@@ -63,7 +63,7 @@ def load(name: str | None = None, *, device: str | None = None, dtype: str | Non
         except (OSError, ValueError, RuntimeError) as e:
             raise ModelLoadError("model.load", name=source.name, location=str(source.location),
                                  detail=first_line(e)) from e
-    from .model import LM
+    from .backends.hf.model import LM
 
     return LM.from_source(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                           progress=progress, decode=decode)

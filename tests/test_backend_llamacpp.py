@@ -282,7 +282,7 @@ def test_compare_and_token_probabilities_through_the_app_on_the_server(llama_ser
 
     from conftest import launch
     from llmdemo.host import ModelHost
-    from llmdemo.votes import VoteStore
+    from llmdemo.compare.votes import VoteStore
     from webui.settings import AppSettings
 
     _, url = llama_server

@@ -48,9 +48,9 @@ def page_in(app, size="desktop", dark=False, locale="en-US"):
 
 
 @contextlib.contextmanager
-def slow(host, seconds: float):
-    """Every forward pass of the scheduler takes at least ``seconds``: outputs stream for a while."""
-    sched = host.lm.scheduler
+def slow(lm, seconds: float):
+    """Every forward pass of the model's scheduler takes at least ``seconds``: outputs stream for a while."""
+    sched = lm.scheduler
     sched.step_hook = lambda kind, rows: time.sleep(seconds)
     try:
         yield
@@ -142,7 +142,7 @@ def test_opening_decoding_settings_leaves_the_seed_empty_and_runs_differ(app, si
 # ------------------------------------------------------------------ 2. Dialogue keeps a message typed during a reply
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_a_message_typed_while_a_reply_streams_is_kept_and_send_becomes_stop(app, size):
-    with page_in(app, size) as pg, slow(app.host, 0.15):
+    with page_in(app, size) as pg, slow(app.host.lm, 0.15):
         tab(pg, "dialogue")
         box = pg.locator("#chat-in textarea")
         box.fill("Hello, who are you?")
@@ -240,6 +240,11 @@ def test_inside_chips_wrap_and_every_visual_reads_in_both_themes(app, size, dark
 
     with page_in(app, size, dark) as pg:
         tab(pg, "inside")
+        # every layer and head of the model on llama.cpp (30 x 9, from its GGUF), not placeholders (it offered 2 x 2)
+        n_layers, n_heads = app.host.lm.n_layers, app.host.lm.n_heads
+        assert (n_layers, n_heads) == (30, 9)
+        assert pg.locator("#inside-layer input[type=number]").get_attribute("max") == str(n_layers - 1)
+        assert pg.locator("#inside-head input[type=number]").get_attribute("max") == str(n_heads - 1)
         pg.locator("#inside-in textarea").fill("The quick brown fox jumps over the lazy dog near the river bank. " * 9)
         pg.locator("#inside-go").click()
         pg.locator("#inside-tokens .chip").nth(99).wait_for(timeout=120_000)
@@ -281,7 +286,7 @@ def test_outputs_say_why_they_ended_and_a_new_run_clears_the_old_output(app):
         assert re.search(r"seed \d+", stats) and re.search(r"ended: (token limit \(24 tokens\)|end of text)", stats)
         old = pg.locator("#gen-out textarea").input_value()
         assert old.strip()
-        with slow(app.host, 0.3):
+        with slow(app.host.lm, 0.3):
             pg.locator("#gen-go").click()
             # before any new token, the old text and stats are gone
             wait_value(pg.locator("#gen-out textarea"), lambda v: v == "", timeout=5)
@@ -356,6 +361,8 @@ def test_keyboard_submit_swap_chinese_note_and_every_tab_visible(app, size):
         choose(pg, "tr-tgt", "(zh)")
         src.fill("Please book a table for four people at eight o'clock tonight.")
         pg.locator("#tr-go").click()
+        # the stats line still says the last run ended until this one starts: wait on the output itself
+        wait_value(pg.locator("#tr-out textarea"), lambda v: len(re.findall(r"[\u4e00-\u9fff]", v)) >= 4, timeout=60)
         wait_text(md(pg, "#tr-stats"), ENDED)
         zh = pg.locator("#tr-out textarea").input_value()
         assert len(re.findall(r"[\u4e00-\u9fff]", zh)) >= 4 and "\ufffd" not in zh, zh
@@ -479,8 +486,10 @@ def test_after_stop_the_line_says_stopped_and_nothing_follows(app, name):
     """A slowed model (0.15 s a step) so that updates are on their way when Stop is pressed: the stats line
     ends "stopped" and stays so, no model step runs after Stop's answer, and the output does not change."""
     box, text, go, stop, out, stats = STOP_TABS[name]
-    sched = app.host.lm.scheduler
-    with page_in(app) as pg, slow(app.host, 0.15):
+    # the model the tab runs on: Translation's is the multilingual one, loaded beside the app's
+    lm = app.host.companions.get("gemma-3-270m", trusted=True) if name == "translation" else app.host.lm
+    sched = lm.scheduler
+    with page_in(app) as pg, slow(lm, 0.15):
         tab(pg, name)
         assert not pg.locator(stop).is_visible() and pg.locator(go).is_visible()  # Go until a run starts
         pg.locator(box).fill(text)
@@ -603,7 +612,7 @@ def test_the_phone_results_table_keeps_its_score_column_on_screen(app, dark):
 
 
 def test_evaluation_stop_says_stopped_not_running(app):
-    with page_in(app) as pg, slow(app.host, 0.3):
+    with page_in(app) as pg, slow(app.host.lm, 0.3):
         tab(pg, "evaluation")
         pg.locator("#eval-limit input").fill("20")
         pg.locator("#eval-go").click()
@@ -618,7 +627,7 @@ def test_evaluation_stop_says_stopped_not_running(app):
 def test_evaluation_stop_says_stopped_while_a_long_step_is_still_running(app):
     """A step longer than Stop's wait (16 prompts read at once on a slow CPU took that in CI): Stop cancels
     the handler before its own last update, so Stop itself must say "Stopped"."""
-    with page_in(app) as pg, slow(app.host, 6.0):
+    with page_in(app) as pg, slow(app.host.lm, 6.0):
         tab(pg, "evaluation")
         pg.locator("#eval-limit input").fill("20")
         pg.locator("#eval-go").click()
@@ -633,7 +642,7 @@ def test_evaluation_stop_says_stopped_while_a_long_step_is_still_running(app):
 
 
 def test_ctrl_enter_runs_and_escape_stops(app):
-    with page_in(app) as pg, slow(app.host, 0.15):
+    with page_in(app) as pg, slow(app.host.lm, 0.15):
         pg.locator("#gen-in textarea").fill("Write a long story about a dragon.")
         pg.locator("#gen-in textarea").press("Control+Enter")
         pg.locator("#gen-stop").wait_for(state="visible", timeout=10_000)

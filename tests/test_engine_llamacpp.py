@@ -222,7 +222,7 @@ def test_a_dead_engine_thread_is_reported_not_waited_on():
     """A step that kills the scheduler's thread (not an ordinary error, which ends only its rows) fails every
     waiter with the reason, and later requests are refused at once."""
     from conftest import _tiny_decoder
-    from llmdemo.model import LM
+    from llmdemo.backends.hf.model import LM
     from llmdemo.engine.scheduler import RequestAborted
 
     model, tok = _tiny_decoder()

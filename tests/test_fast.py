@@ -1,10 +1,10 @@
-"""The lean Llama forward (llmdemo/fast.py) against the transformers forward it replaces."""
+"""The lean Llama forward (llmdemo/backends/hf/lean/fast.py) against the transformers forward it replaces."""
 
 import pytest
 import torch
 
 from llmdemo.config import GenerationConfig
-from llmdemo.fast import FastLlama, unsupported
+from llmdemo.backends.hf.lean.fast import FastLlama, unsupported
 from llmdemo.load import load
 
 GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
@@ -105,9 +105,9 @@ def test_float16_weights_stay_close_to_float32(tiny_lm):
 
 
 def test_auto_reports_the_kernel_it_chose_and_how(tiny_model_dir, monkeypatch, tmp_path):
-    """With two candidates, "auto" measures (llmdemo.tuning) and the timer's answer is the choice, reported
+    """With two candidates, "auto" measures (llmdemo.backends.hf.lean.tuning) and the timer's answer is the choice, reported
     as measured: float32 faked faster here, the opposite of what a default of float16 would give."""
-    from llmdemo import tuning
+    from llmdemo.backends.hf.lean import tuning
 
     monkeypatch.setenv("LLMDEMO_DECODE_CANDIDATES", "float16,float32")
     monkeypatch.setenv("LLMDEMO_CACHE", str(tmp_path))
@@ -148,7 +148,7 @@ def test_load_with_decode_option(tiny_model_dir):
 
 
 def test_chunk_ends_and_boundaries():
-    from llmdemo.kvcache import chunk_ends, is_boundary, last_boundary
+    from llmdemo.backends.hf.lean.kvcache import chunk_ends, is_boundary, last_boundary
 
     assert chunk_ends(10) == [10]
     assert chunk_ends(64) == [64]

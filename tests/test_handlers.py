@@ -155,7 +155,7 @@ def test_server_errors_reach_the_visitor_as_messages(setup):
 
 
 def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
-    from webui.evaluation import EvalHandlers
+    from webui.tabs.evaluation.handlers import EvalHandlers
 
     e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     names = e.benchmarks("translation")
@@ -170,7 +170,7 @@ def test_eval_tab_runs_on_shared_benchmarks(tiny_lm, benchmarks, tmp_path):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", "nope.jsonl"])
 def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
-    from webui.evaluation import EvalHandlers
+    from webui.tabs.evaluation.handlers import EvalHandlers
 
     e = EvalHandlers(ModelHost(FakeLM()), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     with pytest.raises(gr.Error, match="no benchmark named"):
@@ -178,7 +178,7 @@ def test_eval_tab_refuses_paths_outside_data_dir(benchmarks, tmp_path, name):
 
 
 def test_inside_handlers_on_tiny_model(tiny_lm):
-    from webui.inside import InsideHandlers
+    from webui.tabs.inside import InsideHandlers
 
     ins = InsideHandlers(ModelHost(tiny_lm), AppSettings())
     chips, summary, labels, choice, heat, fig = ins.analyze("The weather is nice <b>today</b>", 1, -1)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from llmdemo.host import ModelHost
-from webui.evaluation import EvalHandlers
+from webui.tabs.evaluation.handlers import EvalHandlers
 from webui.handlers import Handlers
 from webui.safety import safe_markdown
 from webui.settings import AppSettings
@@ -378,7 +378,7 @@ def test_errors_from_an_uploaded_runs_data_name_no_server_path(tmp_path):
 
 
 def test_the_inside_tab_looks_at_a_bounded_number_of_tokens(tiny_lm):
-    from webui.inside import INSIDE_MAX_TOKENS, InsideHandlers
+    from webui.tabs.inside import INSIDE_MAX_TOKENS, InsideHandlers
 
     calls = []
     real = tiny_lm.call

@@ -1,4 +1,4 @@
-"""The lean start (llmdemo/loading.py, llmdemo/tokenizer.py): a Llama folder read without transformers.
+"""The lean start (llmdemo/backends/hf/loading.py, llmdemo/tokenizer.py): a Llama folder read without transformers.
 
 Checked against transformers itself on the same folders: token ids and text, the chat template,
 rotary embeddings, generated text and scores.
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import CORPUS, ROOT
-from llmdemo import loading
+from llmdemo.backends.hf import loading
 from llmdemo.config import GenerationConfig
 from llmdemo.load import load
 from llmdemo.tokenizer import LightTokenizer
@@ -68,7 +68,7 @@ def test_rope_equals_transformers_rotary_embedding(tiny_model_dir):
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-    from llmdemo.fast import Rope
+    from llmdemo.backends.hf.lean.fast import Rope
 
     weights, _ = loading.load_lean(tiny_model_dir)
     for theta in (10000.0, 100000.0):
@@ -106,7 +106,7 @@ def test_converted_weights_are_written_once_then_mapped(tiny_model_dir, cache, m
 
     def no_conversion(*a, **k):
         raise AssertionError("converted again instead of reading the cache")
-    monkeypatch.setattr("llmdemo.fast.fused_weights", no_conversion)
+    monkeypatch.setattr("llmdemo.backends.hf.lean.fast.fused_weights", no_conversion)
     again = load(str(tiny_model_dir), decode="float16")
     assert again.generate("the cat", GREEDY) == want
     # a damaged cache file is converted again, not trusted

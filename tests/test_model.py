@@ -17,7 +17,7 @@ PROMPTS = ["The weather is", "Once upon a time there was a small", "Hello", "The
 def test_core_does_not_import_gradio_or_eval():
     import subprocess
 
-    code = "import llmdemo, llmdemo.model, llmdemo.prompts, llmdemo.cli, sys; " \
+    code = "import llmdemo, llmdemo.backends.hf.model, llmdemo.prompts, llmdemo.cli, sys; " \
            "print(any(m == 'gradio' or m.startswith(('gradio.', 'eval.')) or m == 'eval' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

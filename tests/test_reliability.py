@@ -108,7 +108,7 @@ def test_kill_9_during_gguf_conversion_never_leaves_a_loadable_half_cache(tmp_pa
 
     gguf = bundled_gguf(get_preset(DEFAULT_MODEL))
     env = dict(os.environ, LLMDEMO_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
-    code = "from llmdemo.loading import convert_gguf; import sys; convert_gguf(sys.argv[1])"
+    code = "from llmdemo.backends.hf.loading import convert_gguf; import sys; convert_gguf(sys.argv[1])"
     p = subprocess.Popen([sys.executable, "-c", code, str(gguf)], env=env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     # kill it while it writes the cache: the temporary folder lives ~0.1 s here (tokenizer, config, weights)

@@ -39,7 +39,7 @@ def exact_lm():
     """The tiny decoder on its own transformers forward (float32): the recorded numbers come from the
     same forward a check computes by hand."""
     from conftest import _tiny_decoder
-    from llmdemo.model import LM
+    from llmdemo.backends.hf.model import LM
 
     model, tok = _tiny_decoder()
     lm = LM(model, tok, name="tiny-exact", decode="transformers")

@@ -1,13 +1,13 @@
-"""Choosing the lean forward's kernels by measurement (llmdemo/tuning.py), on the tiny model."""
+"""Choosing the lean forward's kernels by measurement (llmdemo/backends/hf/lean/tuning.py), on the tiny model."""
 
 import json
 
 import pytest
 import torch
 
-from llmdemo import tuning
-from llmdemo.fast import KERNELS, FastLlama, kernel_unavailable
-from llmdemo.model import LM
+from llmdemo.backends.hf.lean import tuning
+from llmdemo.backends.hf.lean.fast import KERNELS, FastLlama, kernel_unavailable
+from llmdemo.backends.hf.model import LM
 
 AVAILABLE = [k for k in KERNELS if kernel_unavailable(k) is None]
 

@@ -9,7 +9,7 @@ import pytest
 
 from llmdemo.host import ModelHost
 from llmdemo.engine.stream import Stats
-from webui.evaluation import EvalHandlers
+from webui.tabs.evaluation.handlers import EvalHandlers
 from webui.handlers import Handlers
 from webui.stats import stats_line, stopped_line
 from webui.settings import AppSettings
@@ -125,7 +125,7 @@ def test_opening_an_example_leaves_the_other_tabs_alone_and_sets_both_languages(
 
 
 def test_eval_rows_come_in_the_benchmarks_order_and_help_names_the_fields(benchmarks, tmp_path):
-    from webui.evaluation import _in_data_order
+    from webui.tabs.evaluation.handlers import _in_data_order
 
     path = benchmarks / "translation_flores200_devtest_en-zh.jsonl"
     rows = [{"id": 2}, {"id": 0}, {"id": 1}]
@@ -240,7 +240,7 @@ def test_an_unexpected_error_and_an_unknown_message_still_read_chinese(h, monkey
 
 
 def test_what_a_model_cannot_do_and_the_inside_tab_are_said_in_chinese(h):
-    from webui.inside import InsideHandlers
+    from webui.tabs.inside import InsideHandlers
 
     ins = InsideHandlers(h.host, h.settings)
     zh = _error(lambda: ins.analyze("The capital", request=ZH))  # the fake model has no internals

@@ -1,4 +1,4 @@
-"""Blind votes (llmdemo/votes.py) and the leaderboard (llmdemo/arena.py): no model, no UI."""
+"""Blind votes (llmdemo/compare/votes.py) and the leaderboard (llmdemo/compare/ratings.py): no model, no UI."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 
 from conftest import ROOT
 from llmdemo import cli
-from llmdemo.arena import NotEstimable, fit_bradley_terry, leaderboard, pairwise
-from llmdemo.votes import (MAX_CONTESTANT_JSON, MAX_OUTPUT_CHARS, MAX_PROMPT_CHARS, VoteError, VoteStore,
+from llmdemo.compare.ratings import NotEstimable, fit_bradley_terry, leaderboard, pairwise
+from llmdemo.compare.votes import (MAX_CONTESTANT_JSON, MAX_OUTPUT_CHARS, MAX_PROMPT_CHARS, VoteError, VoteStore,
                            default_db_path, new_session_id)
 
 GREEDY = {"name": "greedy", "model": "smollm2-135m-instruct", "temperature": 0.0, "top_p": 1.0, "seed": 1}
@@ -98,7 +98,7 @@ def test_a_vote_confirmed_survives_sigkill(tmp_path):
     db = tmp_path / "votes.sqlite3"
     script = (
         "import sys, time\n"
-        "from llmdemo.votes import VoteStore, new_session_id\n"
+        "from llmdemo.compare.votes import VoteStore, new_session_id\n"
         "s = VoteStore(sys.argv[1]); sid = new_session_id()\n"
         "cid = s.new_comparison(sid, 'p', 'dialogue', [{'name': 'x'}, {'name': 'y'}], ['a', 'b'], blind=False, order=[0, 1])\n"
         "s.vote(sid, cid, 'A')\n"
@@ -259,7 +259,7 @@ def test_two_players_match_the_closed_form():
 
 def _zermelo(names, votes, iters=20000):
     """The classic MM iteration for Bradley-Terry strengths (Zermelo 1929, Hunter 2004), written apart from
-    arena.py: p_i <- W_i / sum_j n_ij / (p_i + p_j); ties count half a win to each side."""
+    ratings.py: p_i <- W_i / sum_j n_ij / (p_i + p_j); ties count half a win to each side."""
     k = {n: i for i, n in enumerate(names)}
     w = [[0.0] * len(names) for _ in names]
     for v in votes:
@@ -402,7 +402,7 @@ def test_cli_entry_point_runs_votes_and_keeps_old_commands(voted_db):
 
 
 def test_votes_and_arena_stay_in_the_core():
-    code = ("import llmdemo.votes, llmdemo.arena, sys; "
+    code = ("import llmdemo.compare.votes, llmdemo.compare.ratings, sys; "
             "print(any(m.split('.')[0] in ('gradio', 'eval', 'torch', 'transformers') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))

@@ -16,7 +16,6 @@ from typing import Any, Iterator
 import gradio as gr
 
 from llmdemo import prompts
-from llmdemo.companions import Companions
 from llmdemo.config import GenerationConfig
 from llmdemo.host import ModelHost
 from llmdemo.presets import BUNDLED, PRESETS, TASK_MODELS, is_installed
@@ -39,7 +38,8 @@ class HandlerBase:
         self.live = LiveRuns()
         # models loaded beside the host's own, within the app's memory budget: a tab's own model (the
         # Translation tab's multilingual one) and the Compare tab's contestants share them
-        self.companions = Companions(host, settings.compare_memory_mb)
+        host.configure(companion_budget_mb=settings.compare_memory_mb)
+        self.companions = host.companions
 
     def task_models(self, task: str) -> tuple[list[str], str]:
         """The models a task tab offers (the loaded one and the bundled ones installed) and its default: the

@@ -3,7 +3,7 @@
 Each group of handlers lives with its concept and they share one base (webui/base.py: the host, the
 settings, the live runs, the stream loop), so ``h.generate(...)``, ``h.chat(...)``, ``h.model_info()``
 are all one object's methods and share one ``LiveRuns`` (every tab's Stop). The Evaluation, Inside
-and Compare tabs have handler objects of their own (webui/evaluation.py, inside.py, compare.py).
+and Compare tabs have handler objects of their own (webui/tabs/evaluation/handlers.py, inside.py, compare.py).
 
     ======================  ============================================================
     webui/text_tasks.py     generate, translate, summarize, export_output, swap

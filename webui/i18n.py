@@ -114,7 +114,7 @@ EN: dict[str, str] = {
     "tp_branch_hint": "Click an alternative to regenerate the answer from this token with it (same settings).",
     "tp_no_branch": "Branching needs an in-process backend (llama.cpp or transformers).",
     "tp_branched": "branched at token {i} (the counts are of the tokens after it)",
-    # the Compare tab (webui/compare.py)
+    # the Compare tab (webui/tabs/compare/handlers.py)
     "tab_compare": "Compare",
     "cmp_intro": ("One prompt, answered by two to four contestants at once: decoding settings of the same model "
                   "(or of another model, loaded beside it), streamed side by side. With **blind** on, the names are hidden and the sides shuffled until you "

@@ -10,12 +10,13 @@ import gradio as gr
 
 from llmdemo.host import ModelHost
 
-from . import compare, tokenprobs
+from . import tokenprobs
 from .handlers import Handlers
 from .i18n import I18N, lang_of, t
 from .i18n import text as msg
 from .settings import AppSettings
 from .tabs import compare as compare_tab
+from .tabs.compare.handlers import CSS as COMPARE_CSS
 from .tabs import dialogue, evaluation, generation, inside, model, summarization, translation
 from .tabs.context import TabContext
 
@@ -82,7 +83,7 @@ def launch_options(settings: AppSettings) -> dict:
 
     from .limits import BodyLimit
 
-    return {"css": CSS + tokenprobs.CSS + compare.CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
+    return {"css": CSS + tokenprobs.CSS + COMPARE_CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
             "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
 
 

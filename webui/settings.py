@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmdemo.contestants import parse_list
+from llmdemo.compare.contestants import parse_list
 
 
 def _bool(name: str, default: bool) -> bool:

@@ -1,4 +1,4 @@
-"""Ways of running a model besides transformers in-process (``llmdemo.model.LM``).
+"""Ways of running a model besides transformers in-process (``llmdemo.backends.hf.model.LM``).
 
 - ``llamacpp:PATH.gguf`` / ``llamacpp:default``: :mod:`llmdemo.backends.llamacpp` (llama-cpp-python);
 - ``openai:NAME`` (chat completions) / ``openai-base:NAME`` (completions) on any OpenAI-compatible

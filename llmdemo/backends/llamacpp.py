@@ -280,6 +280,7 @@ class LlamaCppLM(ScheduledModel):
                  exact_scoring: bool = False, max_running: int | None = None,
                  progress: Callable[[str], None] | None = None):
         try:
+            import llama_cpp
             from llama_cpp import Llama
         except ImportError as e:
             raise ImportError("the llamacpp backend needs llama-cpp-python: "
@@ -328,6 +329,11 @@ class LlamaCppLM(ScheduledModel):
         self.suppress_ids: list[int] = []  # never sampled (the sampler reads them)
         self._meta = meta
         self._sha: str | None = None
+        # the model's shape, from the GGUF (the Inside tab's sliders, the Model tab)
+        arch = meta.get("general.architecture", "llama")
+        self.n_layers = int(meta.get(f"{arch}.block_count", 0)) or None
+        self.n_heads = int(meta.get(f"{arch}.attention.head_count", 0)) or None
+        self.n_params = int(llama_cpp.llama_model_n_params(self.llm._model.model))
         self.runner = LlamaCppRunner(self, n_seq=n_seq, n_ctx=total, threads=self._threads_forced or 1)
         self.scheduler = Scheduler(self, max_running=n_seq, max_waiting=_env_int("LLMDEMO_MAX_WAITING", 256))
         self.last_prefix_reused = 0
@@ -405,7 +411,7 @@ class LlamaCppLM(ScheduledModel):
         if self._hf is None:
             with self._hf_lock:
                 if self._hf is None:
-                    from ..model import LM
+                    from .hf.model import LM
                     from ..presets import resolve
 
                     t0 = time.perf_counter()
@@ -477,13 +483,14 @@ class LlamaCppLM(ScheduledModel):
     def info(self) -> dict[str, Any]:
         import importlib.metadata as md
 
-        from ..loading import file_sha256
+        from ..modelfiles import file_sha256
 
         if self._sha is None:
             self._sha = file_sha256(self.path)
         return {"name": self.name, "backend": "llamacpp", "kind": "gguf", "location": Path(self.path).name,
                 "file_sha256": self._sha, "model_type": self._meta.get("general.architecture"),
-                "style": self.style, "parameters": None, "dtype": "GGUF (as stored)",
+                "style": self.style, "parameters": self.n_params, "dtype": "GGUF (as stored)",
+                "layers": self.n_layers, "heads": self.n_heads,
                 "decode": "llamacpp", "device": "cpu", "context_length": self.context_length,
                 # which engine made the text and which computed the scores (perplexity, log-likelihoods)
                 "engine": {"generation": "llama.cpp (GGUF as stored, many sequences per step)",

@@ -16,7 +16,7 @@ Traceback (most recent call last):
 llmdemo.config.ConfigError: unknown contestant 'greedyy'; did you mean 'greedy'?
 
 An entry may name a model besides the preset, ``"PRESET @ MODEL"`` (any name the Model tab loads): that
-contestant is the preset on that model, loaded beside the loaded one (``llmdemo/companions.py``). An
+contestant is the preset on that model, loaded beside the loaded one (``llmdemo/compare/models.py``). An
 operator names the allowed entries at start (``LLMDEMO_CONTESTANTS`` / ``--contestants``, comma-separated):
 
 >>> parse_list("greedy, top-p 0.95 @ llamacpp:default")
@@ -30,7 +30,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from .config import TASK_DEFAULTS, ConfigError, GenerationConfig
+from ..config import TASK_DEFAULTS, ConfigError, GenerationConfig
 
 # name -> the settings it sets (everything else: the task's defaults). Sampling presets turn top-k off,
 # so that each one differs from the others in the one setting its name says.
@@ -60,7 +60,7 @@ def parse_list(text: str | None) -> tuple[str, ...]:
         preset, model = split_entry(entry)
         contestant(preset)  # raises ConfigError with the closest name
         if model:  # a model that cannot be found fails now too (resolving loads nothing)
-            from .presets import resolve
+            from ..presets import resolve
 
             resolve(model, allow_paths=True, allow_hub_ids=True)
         out.append(f"{preset} @ {model}" if model else preset)

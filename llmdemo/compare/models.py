@@ -29,10 +29,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import ModelLoadError
-from .interface import LanguageModel
-from .load import load
-from .presets import resolve
+from ..errors import ModelLoadError
+from ..interface import LanguageModel
+from ..load import load
+from ..presets import resolve
 
 DEFAULT_BUDGET_MB = 4096  # two or three small models beside the loaded one on a 24 GiB machine
 

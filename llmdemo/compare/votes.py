@@ -16,7 +16,7 @@ did not receive, on someone else's comparison, or twice on one.
 >>> store.vote(sid, cid, "B")
 Traceback (most recent call last):
 ...
-llmdemo.votes.VoteError: [already_voted] this comparison already has a vote
+llmdemo.compare.votes.VoteError: [already_voted] this comparison already has a vote
 
 Everything stored is plain text: prompts and outputs may hold HTML or Markdown written by a
 visitor or a model, and whatever renders them (the app, an export viewer) must escape them.
@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import UserError
+from ..errors import UserError
 
 MAX_CONTESTANTS = 4  # sides A..D
 SIDES = "ABCD"
@@ -99,7 +99,7 @@ def app_version() -> str:
 
         return version("llmdemo")
     except Exception:  # not installed as a distribution: the source tree's version
-        from . import __version__
+        from .. import __version__
 
         return __version__
 

@@ -28,10 +28,12 @@ def build(ctx: TabContext) -> gr.Tab:
             t_tgt = gr.Dropdown(LANG_CHOICES, value="fr", label=t("to"), elem_id="tr-tgt")
         # the tab's own model (the multilingual bundled one by default), and why: said on the page
         offered, default = h.task_models("translation")
-        with gr.Row():
-            t_model = gr.Dropdown(offered, value=default, label=t("tr_model"), scale=1, elem_id="tr-model")
-            t_note = gr.Markdown(t("tr_model_note" if default == TASK_MODELS["translation"] else "tr_model_missing"),
-                                 elem_id="tr-model-note")
+        with gr.Row():  # side by side on a desktop; on a phone the note goes under the picker (min widths)
+            t_model = gr.Dropdown(offered, value=default, label=t("tr_model"), scale=1, min_width=260,
+                                  elem_id="tr-model")
+            with gr.Column(scale=2, min_width=300):
+                gr.Markdown(t("tr_model_note" if default == TASK_MODELS["translation"] else "tr_model_missing"),
+                            elem_id="tr-model-note")
         with gr.Row():
             with gr.Column():
                 t_in = gr.Textbox(label=t("text"), lines=6, placeholder=t("text_ph"), info=t("text_info"),

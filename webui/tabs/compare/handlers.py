@@ -1,8 +1,8 @@
 """The Compare tab: one prompt, two to four contestants streaming at once, a blind vote, the leaderboard.
 
-Contestants are decoding-settings presets (``llmdemo/contestants.py``) of the loaded model, whose
+Contestants are decoding-settings presets (``llmdemo/compare/contestants.py``) of the loaded model, whose
 requests share its scheduler and are stepped in one batch, or of a model loaded beside it
-(``llmdemo/companions.py``, within the app's memory budget), which steps its own. One handler consumes every
+(``llmdemo/compare/models.py``, within the app's memory budget), which steps its own. One handler consumes every
 side's stream (a thread per stream feeds one queue, so a slow side never holds back the others);
 each side has its own stop event, registered in ``LiveRuns`` as tab ``compare-A``, ``compare-B``...,
 so each side's Stop ends that side alone. The comparison (what the visitor was shown) is written to
@@ -13,7 +13,7 @@ choice the comparison did not offer.
 
 Stored text is not escaped: outputs are shown in text boxes (never rendered), names and messages
 that reach Markdown or a toast are escaped here. The tab's components and events are in
-webui/tabs/compare.py.
+webui/tabs/compare/ui.py.
 """
 
 from __future__ import annotations
@@ -29,19 +29,20 @@ from typing import Any
 
 import gradio as gr
 
-from llmdemo import arena, prompts
+from llmdemo import prompts
+from llmdemo.compare import ratings
 from llmdemo.config import ConfigError
-from llmdemo.companions import Companions
-from llmdemo.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
+from llmdemo.compare.models import Companions
+from llmdemo.compare.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
 from llmdemo.presets import BUNDLED, PRESETS, is_installed
-from llmdemo.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
+from llmdemo.compare.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
-from .errors import friendly
-from .i18n import error_text, lang_of
-from .i18n import text as msg
-from .safety import check_length
-from .stats import _Starting, _Waiting, stats_line
-from .streaming import HEARTBEAT_S
+from ...errors import friendly
+from ...i18n import error_text, lang_of
+from ...i18n import text as msg
+from ...safety import check_length
+from ...stats import _Starting, _Waiting, stats_line
+from ...streaming import HEARTBEAT_S
 
 MAX_SIDES = 4
 BUNDLED_CONTESTANTS = ("greedy", "top-p 0.95")  # offered on each other bundled model
@@ -73,7 +74,7 @@ class _Side:
     name: str  # the contestant's name (hidden until the vote when blind)
     cfg: Any  # GenerationConfig
     preset: str
-    lm: Any = None  # the model it runs on: the loaded one, or one loaded beside it (llmdemo/companions.py)
+    lm: Any = None  # the model it runs on: the loaded one, or one loaded beside it (llmdemo/compare/models.py)
     prompt: Any = None  # prompts.TaskPrompt, built for that model (its own chat template)
     text: str = ""
     stats: Any = field(default_factory=_Starting)
@@ -112,7 +113,10 @@ def _number(value: Any, what: str, k: int, kind=float):
 class CompareHandlers:
     def __init__(self, host, settings, live, store: VoteStore, companions: Companions | None = None):
         self.host, self.settings, self.live, self.store = host, settings, live, store
-        self.companions = companions or Companions(host, settings.compare_memory_mb)
+        if companions is None:
+            host.configure(companion_budget_mb=settings.compare_memory_mb)
+            companions = host.companions
+        self.companions = companions
 
     def choices(self) -> list[str]:
         """What the contestant pickers offer: the operator's list, else every preset on the loaded model and
@@ -383,7 +387,7 @@ class CompareHandlers:
 
     # ------------------------------------------------------------ the leaderboard
     def leaderboard(self, request: gr.Request = None) -> str:
-        return render_leaderboard(arena.leaderboard(self.store.votes(), rounds=LEADERBOARD_ROUNDS, seed=0),
+        return render_leaderboard(ratings.leaderboard(self.store.votes(), rounds=LEADERBOARD_ROUNDS, seed=0),
                                   lang_of(request))
 
 
@@ -392,7 +396,7 @@ def _cell(name: str) -> str:
     return html.escape(name).replace("|", "&#124;").replace("\n", " ")
 
 
-def render_leaderboard(board: arena.Leaderboard, lang: str = "en") -> str:
+def render_leaderboard(board: ratings.Leaderboard, lang: str = "en") -> str:
     """The ratings table, then the pairs (votes, win rate), then how it was computed; every name escaped."""
     if not board.ratings:
         return msg("cmp_board_empty", lang)

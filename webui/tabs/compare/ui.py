@@ -1,6 +1,6 @@
 """The Compare tab: one prompt, two to four contestants streaming side by side, a blind vote, the leaderboard.
 
-The handlers (the run, the votes, the leaderboard) are in webui/compare.py.
+The handlers (the run, the votes, the leaderboard) are in webui/tabs/compare/handlers.py.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from typing import Any
 import gradio as gr
 
 from llmdemo import prompts
-from llmdemo.contestants import DEFAULT_PAIR
-from llmdemo.votes import SIDES, TASKS
+from llmdemo.compare.contestants import DEFAULT_PAIR
+from llmdemo.compare.votes import SIDES, TASKS
 
-from ..compare import CHOICES, DEFAULT_MAX_NEW, MAX_SIDES, CompareHandlers, open_store
-from ..controls import LANG_CHOICES
-from ..i18n import t
-from ..streaming import page_run
-from .context import TabContext, examples
+from .handlers import CHOICES, DEFAULT_MAX_NEW, MAX_SIDES, CompareHandlers, open_store
+from ...controls import LANG_CHOICES
+from ...i18n import t
+from ...streaming import page_run
+from ..context import TabContext, examples
 
 
 def build(ctx: TabContext) -> gr.Tab:
@@ -58,7 +58,7 @@ def build(ctx: TabContext) -> gr.Tab:
                       for tgt_lang in ("zh", "fr")], [task, prompt, src, tgt, picks[0], picks[1]])
         own, own_rows, models = [], [], []
         with gr.Accordion(t("cmp_own"), open=False, elem_id="cmp-own"):
-            if other_models:  # the memory budget of the models loaded beside the loaded one (llmdemo/companions.py)
+            if other_models:  # the memory budget of the models loaded beside the loaded one (llmdemo/compare/models.py)
                 budget = gr.Markdown(elem_classes="stats", elem_id="cmp-budget")  # its text: in the page's language
                 ctx.demo.load(h.budget_line, None, [budget], queue=False,
                               show_progress="hidden", **ctx.private)

@@ -19,11 +19,11 @@ from llmdemo import prompts
 from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 
-from .errors import friendly
-from .files import _private_copy, _remove_old_runs
-from .i18n import lang_of, text as msg
-from .settings import AppSettings
-from .streaming import HEARTBEAT_S, LiveRuns
+from ...errors import friendly
+from ...files import _private_copy, _remove_old_runs
+from ...i18n import lang_of, text as msg
+from ...settings import AppSettings
+from ...streaming import HEARTBEAT_S, LiveRuns
 
 class EvalStopped(prompts.InputError):
     """An evaluation ended by Stop; what it finished is kept in its folder."""

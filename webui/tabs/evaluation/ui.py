@@ -6,11 +6,11 @@ import gradio as gr
 
 from eval.tasks import TASKS as EVAL_TASKS
 
-from ..evaluation import EvalHandlers
-from ..i18n import lang_of, t
-from ..i18n import text as msg
-from ..streaming import page_run
-from .context import TabContext
+from .handlers import EvalHandlers
+from ...i18n import lang_of, t
+from ...i18n import text as msg
+from ...streaming import page_run
+from ..context import TabContext
 
 
 def build(ctx: TabContext) -> gr.Tab:

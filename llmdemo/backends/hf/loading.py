@@ -7,28 +7,19 @@ folder keyed by the GGUF file's sha256, and load that folder afterwards (about 1
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from ...modelfiles import ProgressFn, _stderr_progress, cache_root, file_sha256  # noqa: F401 (callers import them here)
 
 log = logging.getLogger("llmdemo")
 
-ProgressFn = Callable[[str], None]
-
-
-def _stderr_progress(message: str) -> None:
-    print(f"[llmdemo] {message}", file=sys.stderr, flush=True)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LLMDEMO_CACHE") or Path.home() / ".cache" / "llmdemo")
 
 
 def pick_device(device: str | None = None) -> str:
@@ -74,31 +65,6 @@ def set_threads() -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file, memoised on (path, size, mtime) in the cache folder: hashing 100 MB costs ~0.3 s."""
-    path = Path(path)
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
-    memo = cache_root() / "hashes" / key
-    try:
-        return memo.read_text().strip()
-    except OSError:
-        pass
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    digest = h.hexdigest()
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(digest)
-        os.replace(tmp, memo)
-    except OSError:
-        pass
-    return digest
 
 
 @dataclass
@@ -263,7 +229,7 @@ class LeanWeights:
         from safetensors import safe_open
         from safetensors.torch import save_file
 
-        from .fast import fused_weights
+        from .lean.fast import fused_weights
 
         path = self.cache_dir / f"lean-{dtype_name}.safetensors"
         if path.is_file():
@@ -290,10 +256,10 @@ class LeanWeights:
             return {name: f.get_tensor(name) for name in f.keys()}
 
     def module_view(self) -> Any:
-        """The tensors arranged as ``LlamaForCausalLM``'s modules are, for :class:`llmdemo.fast.FastLlama`."""
+        """The tensors arranged as ``LlamaForCausalLM``'s modules are, for :class:`llmdemo.backends.hf.lean.fast.FastLlama`."""
         from types import SimpleNamespace as NS
 
-        from .fast import Rope
+        from .lean.fast import Rope
 
         cfg, t = self.config, self.tensors()
 
@@ -340,7 +306,7 @@ _LEAN_DEFAULTS = {"is_encoder_decoder": False, "hidden_act": "silu", "mlp_bias":
 
 def lean_unsupported(folder: str | Path) -> str | None:
     """Why a model folder needs transformers to load, or None when the lean start can read it."""
-    from .tokenizer import LightTokenizer
+    from ...tokenizer import LightTokenizer
 
     folder = Path(folder)
     try:
@@ -365,7 +331,7 @@ def load_lean(folder: str | Path, cache_dir: str | Path | None = None) -> tuple[
 
     from safetensors import safe_open
 
-    from .tokenizer import LightTokenizer
+    from ...tokenizer import LightTokenizer
 
     folder = Path(folder)
     raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))

@@ -23,14 +23,14 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .config import DECODE_MODES
-from .fast import KERNELS
-from .kvcache import PrefixCache
-from .generation import ScheduledModel, _env_int
-from .errors import ModelLoadError, first_line
-from .interface import BATCH as CAN_BATCH
-from .interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS
-from .engine.scheduler import RequestAborted, Scheduler
+from ...config import DECODE_MODES
+from .lean.fast import KERNELS
+from .lean.kvcache import PrefixCache
+from ...generation import ScheduledModel, _env_int
+from ...errors import ModelLoadError, first_line
+from ...interface import BATCH as CAN_BATCH
+from ...interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS
+from ...engine.scheduler import RequestAborted, Scheduler
 
 
 class LM(ScheduledModel):
@@ -106,7 +106,7 @@ class LM(ScheduledModel):
         return self._model if self._model is not None or self._lean is None else self._lean.module_view()
 
     def _fast(self, kernel: str, batch_hint: int, source: Any, like=None):
-        from .fast import FastLlama
+        from .lean.fast import FastLlama
 
         if self._model is not None or self._lean is None:
             return FastLlama(self.model, kernel, batch_hint)
@@ -118,15 +118,15 @@ class LM(ScheduledModel):
     def set_decode(self, mode: str = "auto") -> str:
         """Choose the forward pass used while generating; returns the decode kernel in effect.
 
-        ``"auto"``: on a CPU where the model has the lean Llama forward (see :mod:`llmdemo.fast`),
+        ``"auto"``: on a CPU where the model has the lean Llama forward (see :mod:`llmdemo.backends.hf.lean.fast`),
         the kernels measured fastest on this machine for prompts and for decode steps (see
-        :mod:`llmdemo.tuning`: measured at the first load, then cached per CPU), else
+        :mod:`llmdemo.backends.hf.lean.tuning`: measured at the first load, then cached per CPU), else
         ``"transformers"``; a kernel name (``"float16"``, ``"bfloat16-onednn"``, ...) forces it for
         both (raises if the model has no lean forward); ``"transformers"``: the model's own
         forward. Scoring always uses the model's own forward.
         """
-        from .fast import unsupported
-        from .tuning import Choice, choose
+        from .lean.fast import unsupported
+        from .lean.tuning import Choice, choose
 
         if mode not in DECODE_MODES:
             raise ValueError(f"unknown decode mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
@@ -138,7 +138,7 @@ class LM(ScheduledModel):
                 mode = "transformers"
         if mode not in ("auto", "transformers") and why is not None:
             raise ValueError(f"decode mode {mode!r} is not available for model {self.name!r}: {why}")
-        from .engine.runner import HFRunner, LeanRunner
+        from .runners import HFRunner, LeanRunner
 
         def build() -> str:
             # On the scheduler's thread, between steps, like every forward pass: OpenMP gives each

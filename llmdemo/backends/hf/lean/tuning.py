@@ -5,7 +5,7 @@ AVX512-FP16, float16 decodes fast and bfloat16 reads prompts 1.6-2x faster than 
 AMD EPYC without native float16 math, float16 reads a prompt 2.25x slower than float32. So
 ``--decode auto`` does not guess. At the first load of a model on a machine it
 
-1. builds each candidate kernel (:data:`llmdemo.fast.KERNELS`) in turn, one alive at a time
+1. builds each candidate kernel (:data:`llmdemo.backends.hf.lean.fast.KERNELS`) in turn, one alive at a time
    (peak memory: the model plus one 16-bit copy);
 2. checks its quality on a fixed English text against float32: mean KL divergence of the
    next-token distributions within :data:`MAX_MEAN_KL`, perplexity within :data:`MAX_PPL_CHANGE`

