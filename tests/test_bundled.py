@@ -164,3 +164,35 @@ def test_the_translation_handler_runs_on_gemma(real_lm, tmp_path):
     assert len(CJK.findall(out)) >= 4, out  # SmolLM2 gave no Chinese here
     assert "gemma-3-270m" in h.companions.status()["models"]
     h.companions.close()
+
+
+@pytest.mark.e2e
+def test_compare_pits_smollm2_against_gemma_blind_on_a_hosted_app(real_lm, tmp_path):
+    """Offline, hosted: the first-run example (en->zh, greedy against greedy @ gemma-3-270m) runs blind, the
+    names come after the vote, and the vote is recorded with both models; the leaderboard ranks them."""
+    from types import SimpleNamespace
+
+    from llmdemo.compare.ratings import leaderboard
+    from llmdemo.compare.votes import VoteStore
+    from llmdemo.host import ModelHost
+    from webui.settings import AppSettings
+    from webui.streaming import LiveRuns
+    from webui.tabs.compare.handlers import CompareHandlers
+
+    host = ModelHost(real_lm)
+    cmp = CompareHandlers(host, AppSettings(output_dir=tmp_path, hosted=True), LiveRuns(),
+                          VoteStore(tmp_path / "v.db"))
+    req = SimpleNamespace(session_hash="s1", cookies={}, headers={"accept-language": "en"})
+    *_, p = cmp.compare("translation", "Please book a table for four people at eight o'clock tonight.", "en", "zh",
+                        contestant_1="greedy", contestant_2="greedy @ gemma-3-270m", max_new_tokens=32, request=req)
+    assert p.blind and all(p.title(s) in ("### A", "### B") for s in p.sides)  # no name before the vote
+    by_name = {s.name: s.text for s in p.sides}
+    assert set(by_name) == {"greedy", "greedy @ gemma-3-270m"}
+    assert len(CJK.findall(by_name["greedy @ gemma-3-270m"])) >= 4, by_name
+    gemma_side = next(s.letter for s in p.sides if s.name.endswith("gemma-3-270m"))
+    assert cmp.vote_page(gemma_side, p.state, req)[0].startswith("Vote saved")
+    (vote,) = cmp.store.votes()
+    assert sorted(c["model"] for c in vote["contestants"]) == ["gemma-3-270m", "smollm2-135m-instruct"]
+    board = leaderboard(cmp.store.votes(), rounds=50, seed=0)
+    assert [r.name for r in board.ratings][0] == "greedy @ gemma-3-270m"
+    host.companions.close()
