@@ -21,7 +21,8 @@ from .config import GenerationConfig
 from .errors import InputError, Notice, UserError
 from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
 from .tokenprobs import info_of, trim
-from .engine.stream import Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop, rolling_windows
+from .engine.stream import (Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop,
+                            rolling_windows, whole_chars)
 
 
 class ContextOverflowError(UserError, ValueError):
@@ -238,7 +239,7 @@ class ScheduledModel:
                     continue
                 if req.finish_reason == "stopped":
                     continue
-                text = self.decode(req.tokens)
+                text = whole_chars(self.decode(req.tokens))  # as the stream's flush ends
                 cut = _find_stop(text, config.stop) if config.stop else None
                 results[i] = Completion(text[:cut], "stop_string") if cut is not None \
                     else Completion(text, req.finish_reason)

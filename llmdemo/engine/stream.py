@@ -131,6 +131,16 @@ def _find_stop(text: str, stops: Sequence[str], start: int = 0) -> int | None:
     return min(hits) if hits else None
 
 
+def whole_chars(text: str) -> str:
+    """An answer's text less a last character cut in half by its end (the token budget can end an answer
+    between the bytes of one character, which decode to one "\ufffd"): every decoding path ends with this.
+
+    >>> whole_chars("Hello \ufffd"), whole_chars("Hello")
+    ('Hello ', 'Hello')
+    """
+    return text[:-1] if text.endswith("\ufffd") else text
+
+
 class IncrementalText:
     """The text of a growing list of token ids, decoding only the last few each time (vLLM's
     ``detokenize_incrementally``): re-decoding the whole answer for every new token made streaming
@@ -167,9 +177,17 @@ class IncrementalText:
         return piece
 
     def flush(self) -> str:
-        """At the end: whatever is left, a broken last character included."""
+        """At the end: whatever is left, less a last character cut in half (an answer cut by its token
+        budget in the middle of a multi-byte character ended in "\ufffd" on the page).
+
+        >>> pieces = {1: "Hel", 2: "lo", 3: "\xe4"}   # "Hello", then the first byte of "中"
+        >>> dec = lambda ids: b"".join(pieces[i].encode("latin-1") for i in ids).decode("utf-8", "replace")
+        >>> t = IncrementalText(dec)
+        >>> t.add([1, 2, 3]), t.flush(), t.text
+        ('', 'Hello', 'Hello')
+        """
         before = self.decode(self.ids[self._prefix:self._read])
-        now = self.decode(self.ids[self._prefix:])
+        now = whole_chars(self.decode(self.ids[self._prefix:]))
         piece = now[len(before):] if len(now) > len(before) else ""
         self._prefix = self._read = len(self.ids)
         self.text += piece
