@@ -675,3 +675,17 @@ def test_the_conversation_survives_a_reload(app):
         tab(pg, "dialogue")
         time.sleep(1.0)
         assert pg.locator('[data-testid="user"]').count() == 0  # cleared stays cleared
+        # the chat box's own trash icon clears the saved copy too (the conversation came back on reload)
+        pg.locator("#chat-in textarea").fill("Remember the word kettle.")
+        pg.locator("#chat-send").click()
+        wait_text(md(pg, "#chat-stats"), ENDED)
+        time.sleep(1.0)
+        pg.locator('#chat-bot button[aria-label="Clear"]').click()
+        time.sleep(1.0)
+        assert pg.evaluate("JSON.parse(localStorage.getItem('llmdemo-chat') || '[]').length") == 0
+        assert md(pg, "#chat-stats").inner_text().strip() == ""  # the stats line was of a reply that is gone
+        pg.reload(wait_until="domcontentloaded")
+        pg.locator("#tab-generation-button").wait_for(timeout=30_000)
+        tab(pg, "dialogue")
+        time.sleep(1.0)
+        assert pg.locator('[data-testid="user"]').count() == 0

@@ -62,11 +62,14 @@ def build(ctx: TabContext) -> gr.Tab:
         c_clear_ev = c_clear.click(lambda: ([], "", ""), None, [c_bot, c_in, c_stats], **ctx.private, queue=False)
         for btn in (c_undo, c_clear):  # the panels and the stats line were of a reply that is gone
             btn.click(lambda: ("", "", None, ""), None, [*panels, c_stats], **ctx.private, queue=False)
+        # the chat box's own trash icon is Clear too: the saved copy goes with it (it came back on reload)
+        c_trash_ev = c_bot.clear(lambda: ("", "", "", None, ""), None, [c_in, *panels, c_stats], **ctx.private,
+                                 queue=False)
         # the conversation survives a reload: kept in this browser's own storage (never on the server),
         # saved when a turn, Undo or Clear ends, put back when the page loads
         save_js = "(h) => { try { localStorage.setItem('llmdemo-chat', JSON.stringify(h || [])); } " \
                   "catch (e) { console.warn(e); } return [h]; }"
-        for ev in [*c_events, c_undo_ev, c_clear_ev]:
+        for ev in [*c_events, c_undo_ev, c_clear_ev, c_trash_ev]:
             ev.then(None, [c_bot], None, js=save_js, queue=False, **ctx.private)
         # what comes back is checked and escaped on the server like any history (saved_chat)
         load_js = "() => { try { return [JSON.parse(localStorage.getItem('llmdemo-chat') || '[]')]; } " \
