@@ -652,6 +652,15 @@ def test_ctrl_enter_runs_and_escape_stops(app):
         assert "\n" not in pg.locator("#gen-in textarea").input_value()  # Ctrl+Enter ran, it added no line
 
 
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_the_phone_dialogue_keeps_retry_undo_clear_on_one_row(app, locale):
+    with page_in(app, "phone", locale=locale) as pg:
+        tab(pg, "dialogue")
+        boxes = [pg.locator(f"#chat-{k}").bounding_box() for k in ("retry", "undo", "clear")]
+        assert len({round(b["y"]) for b in boxes}) == 1, boxes  # they took three full-width rows
+        assert max(b["x"] + b["width"] for b in boxes) <= SIZES["phone"]["width"]
+
+
 def test_the_conversation_survives_a_reload(app):
     with page_in(app) as pg:
         tab(pg, "dialogue")

@@ -29,10 +29,10 @@ def build(ctx: TabContext) -> gr.Tab:
                                elem_id="chat-stop")
         c_count = gr.Markdown(elem_classes="stats", elem_id="chat-count")
         c_tp_show = tokenprobs.switch("chat")  # the last reply's token probabilities: webui/tokenprobs.py
-        with gr.Row():
-            c_retry = gr.Button(t("retry"), elem_id="chat-retry")
-            c_undo = gr.Button(t("undo"), elem_id="chat-undo")
-            c_clear = gr.Button(t("clear"), elem_id="chat-clear")
+        with gr.Row():  # one row on a phone too (three full-width rows pushed the chat off the screen)
+            c_retry = gr.Button(t("retry"), min_width=60, elem_id="chat-retry")
+            c_undo = gr.Button(t("undo"), min_width=60, elem_id="chat-undo")
+            c_clear = gr.Button(t("clear"), min_width=60, elem_id="chat-clear")
         c_stats = gr.Markdown(elem_classes="stats", elem_id="chat-stats")
         tp = tokenprobs.TokenProbHandlers(h)
         c_tokens, c_detail, c_tp_state = tokenprobs.panels("chat", c_tp_show, tp, ctx.light_events)
