@@ -652,6 +652,27 @@ def test_ctrl_enter_runs_and_escape_stops(app):
         assert "\n" not in pg.locator("#gen-in textarea").input_value()  # Ctrl+Enter ran, it added no line
 
 
+def test_a_failed_load_is_one_toast_and_leaves_the_model_tab_as_it_was(app, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf file")
+    with page_in(app) as pg:
+        tab(pg, "model")
+        before = pg.locator("#model-info").inner_text()
+        pg.locator("#model-custom textarea").fill(str(bad))
+        pg.locator("#model-load").click()
+        toast = pg.locator(".toast-body").first
+        toast.wait_for(timeout=60_000)
+        said = toast.inner_text()
+        assert said.count("could not load") == 1 and "Still using smollm2-135m-instruct" in said, said
+        time.sleep(1.0)
+        # the details are the loaded model's, not marked "Error"; the picker names the loaded model
+        wait_text(pg.locator("#model-info"), "smollm2-135m-instruct", timeout=10)
+        assert pg.locator("#model-info").inner_text() == before
+        assert pg.locator("#model-info .error").count() == 0
+        assert "smollm2-135m-instruct" in pg.locator("#model-preset input").input_value()
+        shot(pg, "model-failed-load")
+
+
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
 def test_the_phone_dialogue_keeps_retry_undo_clear_on_one_row(app, locale):
     with page_in(app, "phone", locale=locale) as pg:

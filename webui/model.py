@@ -66,6 +66,10 @@ class ModelHandlers(HandlerBase):
     def preset_choices(self) -> list[tuple[str, str]]:
         return [(f"{p.name}: {p.description}", p.name) for p in PRESETS.values()]
 
+    def loaded_preset(self) -> str:
+        """What the preset picker shows: the loaded model's preset (the default when it is not a preset)."""
+        return self.host.lm.name if self.host.lm.name in PRESETS else DEFAULT_MODEL
+
     @friendly
     def load_model(self, preset: str, custom: str = "", progress=gr.Progress(), request: gr.Request = None):
         """Load a preset (or, when not hosted, a hub id or local path); the previous model stays on failure.
@@ -81,7 +85,10 @@ class ModelHandlers(HandlerBase):
             self.host.swap(name, trust_remote_code=self.settings.trust_remote_code,
                            progress=lambda msg: progress(None, desc=msg))
         except Exception as e:  # noqa: BLE001 - the old model stays; the visitor is told why the new one did not load
-            raise ModelLoadError("model.swap", name=name, detail=e if isinstance(e, UserError) else first_line(e),
-                                 current=self.host.lm.name) from None
+            # a loading error's own cause, not its whole sentence: "could not load 'x': could not load model
+            # 'x' from x: ..." said the same thing twice
+            detail = e.params.get("detail", e) if isinstance(e, UserError) and e.code in ("model.load", "model.load_backend") \
+                else (e if isinstance(e, UserError) else first_line(e))
+            raise ModelLoadError("model.swap", name=name, detail=detail, current=self.host.lm.name) from None
         progress(1.0, desc="ready")
         return self.model_info(request)

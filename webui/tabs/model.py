@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from llmdemo.presets import DEFAULT_MODEL
-
 from ..i18n import switch_js, t
 from .context import TabContext
 
@@ -22,9 +20,8 @@ def build(ctx: TabContext) -> gr.Tab:
             lang_en.click(h.model_info, None, [m_info], js=switch_js("en"), queue=False, **ctx.private),
             lang_zh.click(h.model_info, None, [m_info], js=switch_js("zh-CN"), queue=False, **ctx.private)]
         # on a hosted app the operator chose the model: visitors see it, and cannot swap it for everyone
-        m_preset = gr.Dropdown(h.preset_choices(), value=ctx.host.lm.name if ctx.host.lm.name in dict(
-            (v, k) for k, v in h.preset_choices()) else DEFAULT_MODEL, label=t("preset"),
-            visible=not settings.hosted, elem_id="model-preset")
+        m_preset = gr.Dropdown(h.preset_choices(), value=h.loaded_preset(), label=t("preset"),
+                               visible=not settings.hosted, elem_id="model-preset")
         m_custom = gr.Textbox(label=t("custom"), placeholder=t("custom_ph"), visible=not settings.hosted,
                               elem_id="model-custom")
         m_go = gr.Button(t("load"), variant="primary", visible=not settings.hosted, elem_id="model-load")
@@ -34,8 +31,14 @@ def build(ctx: TabContext) -> gr.Tab:
         # the box is emptied as loading starts (the name is in the progress and in any error message),
         # so a failed name never stays to win over the next preset chosen
         m_name = gr.State("")
+        # the load writes to a hidden state, then the info is shown again: a failed load is a toast, and the
+        # model's details are not left marked "Error" (the old model is still loaded); the picker shows the
+        # model that is loaded, not the name that failed. The steps after a failure run too (.then).
+        m_loaded = gr.State(None)
         m_go.click(lambda c: ("", c), [m_custom], [m_custom, m_name], queue=False, **ctx.private).then(
-            h.load_model, [m_preset, m_name], [m_info], **ctx.private,
+            h.load_model, [m_preset, m_name], [m_loaded], **ctx.private,
             concurrency_id="load", concurrency_limit=1).then(
+            h.model_info, None, [m_info], **ctx.private, queue=False).then(
+            lambda: h.loaded_preset(), None, [m_preset], **ctx.private, queue=False).then(
             ctx.model_line_text, None, [ctx.model_line], **ctx.private, queue=False)
     return tab
