@@ -126,7 +126,7 @@ EN: dict[str, str] = {
     "cmp_model": "Model", "cmp_model_ph": "the loaded one",
     "cmp_budget": ("**Another model**: name it under Model (a preset, a hub id, a folder or a .gguf file, as in the "
                    "Model tab). It loads beside the loaded model, which stays; the models loaded so may take "
-                   "**{budget} MB** together (LLMDEMO_COMPARE_MEMORY_MB; in use now: {used} MB{loaded}); "
+                   "**{budget} MB** together (in use now: {used} MB{loaded}); "
                    "the least recently used one is unloaded to make room."),
     "cmp_go": "Compare", "cmp_stop_all": "Stop all",
     "cmp_vote_a": "A is better", "cmp_vote_b": "B is better", "cmp_vote_c": "C is better", "cmp_vote_d": "D is better",
@@ -151,7 +151,9 @@ EN: dict[str, str] = {
     "cmp_board_note": ("{votes} vote(s). Bradley-Terry ratings on the Elo scale (400 points = 10x odds, mean 1000), "
                        "ties and both bad as half a win each way; 95% intervals from {rounds} bootstrap rounds "
                        "(seed {seed}), as LMArena computes them"),
-    "cmp_board_prior": "; {prior} virtual tie(s) per pair, as someone has not lost yet",
+    "cmp_board_prior": ("; while a contestant has never lost, its rating would be endless, so every pair also "
+                        "counts {prior} tie(s) that nobody voted"),
+    "cmp_preliminary": "preliminary ({n} vote(s))",
     "cmp_board_apart": "; some contestants never met: their ratings are not comparable",
 }
 
@@ -241,7 +243,7 @@ ZH: dict[str, str] = {
     "cmp_own": "为每个参赛者自定设置（留空 = 预设的值）", "cmp_preset_ph": "预设",
     "cmp_model": "模型", "cmp_model_ph": "已加载的模型",
     "cmp_budget": ("**其他模型**：在“模型”里写上它的名字（预设、Hub ID、文件夹或 .gguf 文件，与模型页相同）。它加载在已加载的模型"
-                   "旁边，原模型保留；这样加载的模型合计最多 **{budget} MB**（LLMDEMO_COMPARE_MEMORY_MB；现已使用 {used} MB{loaded}）；"
+                   "旁边，原模型保留；这样加载的模型合计最多 **{budget} MB**（现已使用 {used} MB{loaded}）；"
                    "需要空间时卸载最久未用的那个。"),
     "cmp_go": "比较", "cmp_stop_all": "全部停止",
     "cmp_vote_a": "A 更好", "cmp_vote_b": "B 更好", "cmp_vote_c": "C 更好", "cmp_vote_d": "D 更好",
@@ -264,7 +266,8 @@ ZH: dict[str, str] = {
     "cmp_h_winrate": "胜率（前者胜后者，只计分出胜负的票）",
     "cmp_board_note": ("共 {votes} 票。Elo 尺度上的 Bradley-Terry 评分（400 分 = 10 倍胜算，平均 1000），"
                        "平局和都不好算作双方各半胜；95% 区间来自 {rounds} 轮自助抽样（种子 {seed}），算法同 LMArena"),
-    "cmp_board_prior": "；有参赛者还没输过，每对加了 {prior} 个虚拟平局",
+    "cmp_board_prior": "；有参赛者从没输过，评分会无限大，所以每对还另计 {prior} 个没人投的平局",
+    "cmp_preliminary": "初步（{n} 票）",
     "cmp_board_apart": "；有些参赛者从未交手：他们的评分不可比较",
 }
 

@@ -9,7 +9,7 @@ a seed does not (a seed is one draw of the same settings, not another contestant
 >>> name, cfg.temperature, cfg.top_p, cfg.top_k
 ('top-p 0.5', 1.0, 0.5, 0)
 >>> contestant("greedy", temperature=0.8)[0]
-'greedy (own: temperature 0.8)'
+'temperature 0.8 (from greedy)'
 >>> contestant("greedyy")
 Traceback (most recent call last):
 ...
@@ -86,4 +86,6 @@ def contestant(name: str, task: str = "generation", max_new_tokens: int | None =
     own = [f"temperature {cfg.temperature:g}" if cfg.temperature != base.temperature else "",
            f"top-p {cfg.top_p:g}" if cfg.top_p != base.top_p else ""]
     own = [o for o in own if o]
-    return (f"{name} (own: {', '.join(own)})" if own else name), cfg
+    # named by what it does, then the preset it started from ("greedy (own: temperature 0.8)" named a sampled
+    # contestant greedy)
+    return (f"{', '.join(own)} (from {name})" if own else name), cfg

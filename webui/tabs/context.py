@@ -111,9 +111,10 @@ def _exporter(fn, fmt: str, n_inputs: int):
     return export
 
 
-def examples(data: list, inputs: list) -> gr.Examples:
+def examples(data: list, inputs: list, labels: list[str] | None = None) -> gr.Examples:
     """gr.Examples without column headers: Gradio takes them from the inputs' labels, and does not translate
-    them (a translated label showed as raw ``__i18n__{...}`` there)."""
-    ex = gr.Examples(data, inputs, label=t("examples"))
+    them (a translated label showed as raw ``__i18n__{...}`` there). ``labels``: one line per example
+    instead of its columns."""
+    ex = gr.Examples(data, inputs, label=t("examples"), example_labels=labels)
     ex.dataset.headers = []
     return ex

@@ -48,6 +48,7 @@ MAX_SIDES = 4
 BUNDLED_CONTESTANTS = ("greedy", "top-p 0.95")  # offered on each other bundled model
 CHOICES = [*SIDES[:MAX_SIDES], "tie", "both_bad"]  # what the vote buttons send
 LEADERBOARD_ROUNDS = 1000  # bootstrap rounds, as `python -m llmdemo votes leaderboard`
+PRELIMINARY_BATTLES = 10  # fewer votes than this: the row is marked preliminary, without an interval or a rank
 DEFAULT_MAX_NEW = 64
 _DONE = object()
 _shuffle = random.SystemRandom().shuffle  # the sides' order: not predictable from earlier comparisons
@@ -404,7 +405,11 @@ def render_leaderboard(board: ratings.Leaderboard, lang: str = "en") -> str:
     lines = [f"| {h('cmp_h_rank')} | {h('cmp_h_name')} | {h('cmp_h_rating')} | {h('cmp_h_ci')} | "
              f"{h('cmp_h_battles')} | {h('cmp_h_wlt')} |", "| --- | --- | --- | --- | --- | --- |"]
     for r in board.ratings:
-        lines.append(f"| {r.rank} | {_cell(r.name)} | {r.rating:.0f} | {r.lower:.0f} – {r.upper:.0f} | {r.battles} | "
+        # a few votes give a narrow-looking interval that means nothing (one vote: "1095 – 1095"): such a row is
+        # marked preliminary instead, as LMArena does, and its rank not given
+        few = r.battles < PRELIMINARY_BATTLES
+        ci = msg("cmp_preliminary", lang, n=r.battles) if few else f"{r.lower:.0f} – {r.upper:.0f}"
+        lines.append(f"| {'–' if few else r.rank} | {_cell(r.name)} | {r.rating:.0f} | {ci} | {r.battles} | "
                      f"{r.wins} / {r.losses} / {r.ties} |")
     names = [r.name for r in board.ratings]
     lines += ["", f"| {h('cmp_h_pair')} | {h('cmp_h_votes')} | {h('cmp_h_winrate')} |", "| --- | --- | --- |"]

@@ -54,8 +54,10 @@ def build(ctx: TabContext) -> gr.Tab:
         others = h.other_bundled()
         if others and not listed:  # the first thing to try: two bundled models, blind, on a translation
             sentence = "Please book a table for four people at eight o'clock tonight."
+            # labelled, not shown as columns: the task's cell showed the radio's raw i18n key
             examples([["translation", sentence, "en", tgt_lang, "greedy", f"greedy @ {others[0]}"]
-                      for tgt_lang in ("zh", "fr")], [task, prompt, src, tgt, picks[0], picks[1]])
+                           for tgt_lang in ("zh", "fr")], [task, prompt, src, tgt, picks[0], picks[1]],
+                          labels=[f"en → {tgt_lang} · greedy vs greedy @ {others[0]}" for tgt_lang in ("zh", "fr")])
         own, own_rows, models = [], [], []
         with gr.Accordion(t("cmp_own"), open=False, elem_id="cmp-own"):
             if other_models:  # the memory budget of the models loaded beside the loaded one (llmdemo/compare/models.py)
@@ -66,8 +68,10 @@ def build(ctx: TabContext) -> gr.Tab:
                 with gr.Row(visible=k < 2) as row:
                     gr.Markdown(t(f"cmp_c{k + 1}"), elem_classes="stats", min_height=0)
                     # an operator's list names whole contestants: a visitor's own temperature or top-p is not on it
-                    own += [gr.Textbox("", label=t(key), placeholder=t("cmp_preset_ph"), max_lines=1, min_width=100,
-                                       visible=key == "seed" or not listed, elem_id=f"cmp-{key}-{k + 1}")
+                    # empty: the preset's temperature or top-p; an empty seed is a random one (as its label says)
+                    own += [gr.Textbox("", label=t(key), placeholder=t("seed_ph" if key == "seed" else "cmp_preset_ph"),
+                                       max_lines=1, min_width=100, visible=key == "seed" or not listed,
+                                       elem_id=f"cmp-{key}-{k + 1}")
                             for key in ("temperature", "top_p", "seed")]
                     models.append(gr.Textbox("", label=t("cmp_model"), placeholder=t("cmp_model_ph"), max_lines=1,
                                              min_width=160, visible=other_models, elem_id=f"cmp-model-{k + 1}"))
