@@ -294,6 +294,22 @@ def postprocess(task: str, text: str) -> str:
     return text
 
 
+# a full stop, then closing quotes or brackets; a Latin one before a space or the end (not "3.5"), a CJK one anywhere
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)|[。！？][”’」』）]*")
+
+
+def whole_sentences(text: str) -> str:
+    """A summary cut by its token budget, back to its last full sentence (unchanged if it has none).
+
+    >>> whole_sentences("The council approved the bridge. It will cost twenty mil")
+    'The council approved the bridge.'
+    >>> whole_sentences("市议会批准了新桥。造价约两千")
+    '市议会批准了新桥。'
+    """
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[:ends[-1]] if ends else text
+
+
 def build_prompt(lm, task: str, record: dict, *, max_new_tokens: int, length: str = "short",
                  system: str | None = DEFAULT_SYSTEM_PROMPT) -> TaskPrompt:
     """One entry point for eval: a benchmark record -> the prompt the app would build."""

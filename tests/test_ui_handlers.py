@@ -356,3 +356,31 @@ def test_a_notice_reads_by_its_code_and_a_nested_one_too(tiny_lm):
     assert zh.startswith("为适应模型") and "删去了最早的 6 条消息" in zh and "消息从" in zh and "截短" in zh
     assert not any(w in zh for w in ("Dropped", "cut", "message")), zh
     assert error_text(Notice("notice.attention", n=255), "zh") == "只显示了前 255 个词元的注意力"
+
+
+def test_a_summary_cut_by_its_budget_ends_at_its_last_full_sentence(monkeypatch):
+    """The token limit ended "short" summaries mid-sentence; shown up to the last full stop, and said so."""
+    from fakes import FakeLM
+
+    from llmdemo.engine.stream import Stats, Stream
+    from llmdemo.host import ModelHost
+    from webui.handlers import Handlers
+    from webui.settings import AppSettings
+
+    lm = FakeLM()
+    h = Handlers(ModelHost(lm), AppSettings())
+
+    def cut(reply, reason):
+        def stream(prompt, config=None, **kw):
+            stats = Stats(new_tokens=len(reply.split()), finish_reason=reason)
+            def chunks(_):
+                yield reply
+            return Stream(chunks, stats)
+        monkeypatch.setattr(lm, "stream", stream)
+        *_, (out, line) = h.summarize("The council voted to build a bridge. It will cost 20 million dollars.", "short")
+        return out, line
+
+    out, line = cut("The council approved a bridge. It will cost twenty mil", "length")
+    assert out == "The council approved a bridge." and "last full sentence" in line
+    out, line = cut("The council approved a bridge. It will cost twenty mil", "eos")  # ended by itself: as is
+    assert out.endswith("twenty mil") and "last full sentence" not in line

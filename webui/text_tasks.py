@@ -61,9 +61,13 @@ class TextTaskHandlers(HandlerBase):
         for out, stats in self._stream(p, cfg, lang, "summarization", request):
             yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
         out = prompts.postprocess("summarization", out)
+        notes = []
+        if getattr(stats, "finish_reason", None) == "length" and prompts.whole_sentences(out) != out:
+            out = prompts.whole_sentences(out)  # cut mid-sentence by its budget: shown up to its last full stop
+            notes.append(msg("sum_cut", lang))
         n_sum = max(1, len(out.split()))
-        yield out, stats_line(stats, msg("compression", lang, x=n_doc / n_sum, a=n_doc, b=len(out.split())),
-                              cfg=cfg, lang=lang)
+        notes.append(msg("compression", lang, x=n_doc / n_sum, a=n_doc, b=len(out.split())))
+        yield out, stats_line(stats, " · ".join(notes), cfg=cfg, lang=lang)
 
     @staticmethod
     def export_output(task: str, source: str, output: str, stats: str, fmt: str) -> str:

@@ -32,6 +32,7 @@ def build(ctx: TabContext) -> gr.Tab:
             s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop", visible=False)
         s_out = gr.Textbox(label=t("summary"), lines=5, buttons=["copy"], elem_id="sum-out")
         s_stats = gr.Markdown(elem_classes="stats", elem_id="sum-stats")
+        gr.Markdown(t("sum_caveat"), elem_classes="stats", elem_id="sum-caveat")  # next to the output, always
         ctx.export_row("sum", lambda a, b, c, fmt: h.export_output("summarization", a, b, c, fmt),
                        [s_in, s_out, s_stats])
         ctx.inputs["sum-in"] = s_in  # an Evaluation row is sent here
