@@ -141,6 +141,8 @@ def test_eval_tab_status_table_and_report(tiny_lm, benchmarks, tmp_path):
     e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     outs = list(e.run_ui("translation", "translation_flores200_devtest_en-fr.jsonl", None, 3))
     assert outs[0][0] == "Starting…"
+    # the first update empties the last run's results: its table and plot stayed while a new run went
+    assert outs[0][1:7] == ("", None, None, None, [], "") and outs[0][7]["interactive"] is False
     status, md, plot, table, files, rows, report, send = outs[-1]
     assert status.startswith("Done: 3 examples")
     assert [r[0] for r in table] == [0, 1, 2] and [str(r["id"]) for r in rows] == ["0", "1", "2"]  # row = position

@@ -217,7 +217,8 @@ class EvalHandlers:
 
         t0 = _time.time()
         lang = lang_of(request)
-        yield (msg("eval_starting", lang), *[gr.skip()] * 7)
+        # a new run clears the last one's results (its table and plot stayed on screen while this one ran)
+        yield (msg("eval_starting", lang), "", None, None, None, [], "", gr.update(interactive=False))
         result = None
         # the tab's Stop sets this (webui/streaming.py): the run ends at its next step and says so here
         session = getattr(request, "session_hash", None)
