@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                                                    "a shipped benchmark's name (python -m eval list), a JSONL/text "
                                                   "file, or hf:NAME (xsum, cnn_dailymail, wikitext, wmt14:en-fr)")
     r.add_argument("--output", required=True, help="folder for predictions, results and reports")
-    r.add_argument("--limit", type=int, default=None, help="first N examples only")
+    r.add_argument("--limit", type=int, default=None, help="first N examples only (bbq: N taken from its categories in turn)")
     r.add_argument("--batch-size", default="8", help="examples per batch, or 'auto'")
     r.add_argument("--max-length", type=int, default=1024, help="perplexity window (tokens)")
     r.add_argument("--stride", type=int, default=512, help="perplexity window step (tokens)")

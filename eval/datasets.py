@@ -44,6 +44,9 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
             raise DataError(f"{p}: the file is empty")
         return [{"id": p.stem, "text": text}]
     records, ids = [], set()
+    # a limit on BBQ takes examples from every category in turn: its file is sorted by category, and the
+    # first 20 were Age only (an overall accuracy of one category)
+    stratified = task == "bbq"
     with open(p, encoding="utf-8-sig") as f:  # a UTF-8 byte-order mark is allowed and dropped
         n = 0
         while True:
@@ -80,15 +83,35 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
                 raise DataError(f"{p}, line {n}: duplicate id {rec['id']!r}")
             ids.add(rec["id"])
             records.append(rec)
-            if limit is not None and len(records) >= limit:
+            if limit is not None and len(records) >= limit and not stratified:
                 break
     if not records:
         raise DataError(f"{p}: no examples (the file is empty)")
+    if stratified and limit is not None:
+        records = spread(records, limit)
     if task == "translation":
         pairs = {(r["src_lang"], r["tgt_lang"]) for r in records}
         if len(pairs) > 1:
             raise DataError(f"{p}: mixed language pairs {sorted(pairs)}; use one pair per run")
     return records
+
+
+def spread(records: list[dict], limit: int, key: str = "category") -> list[dict]:
+    """``limit`` records taken from each ``key`` value in turn, each group in file order, kept in file order.
+
+    >>> rs = [{"id": str(i), "category": c} for i, c in enumerate("AAAABBBBCC")]
+    >>> [r["id"] for r in spread(rs, 5)]
+    ['0', '1', '4', '5', '8']
+    """
+    groups: dict = {}
+    for r in records:
+        groups.setdefault(r.get(key), []).append(r)
+    chosen, lists = set(), list(groups.values())
+    for i in range(max(len(g) for g in lists)):
+        for g in lists:
+            if i < len(g) and len(chosen) < limit:
+                chosen.add(id(g[i]))
+    return [r for r in records if id(r) in chosen]
 
 
 _HUB = {

@@ -132,3 +132,14 @@ def test_bbq_run_on_the_tiny_model_reports_the_sign(tiny_lm, tmp_path):
     assert set(res["by_category"]) == {"Age", "Physical_appearance"}
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "0 is unbiased" in html and "By category" in html and "data:image/png;base64" in html
+
+
+def test_a_limit_takes_every_category_in_turn(benchmarks):
+    """The shipped slice is sorted by category: a limit of 20 scored Age alone, shown as an overall accuracy."""
+    from collections import Counter
+
+    from eval.datasets import load_records
+
+    got = load_records(benchmarks / "bbq_slice.jsonl", "bbq", 12)
+    assert len(got) == 12 and set(Counter(r["category"] for r in got).values()) == {2}
+    assert got == load_records(benchmarks / "bbq_slice.jsonl", "bbq", 12)  # the same choice every time (resume)
