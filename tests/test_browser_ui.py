@@ -221,6 +221,51 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
 
 
 # ------------------------------------------------------------------ 5 and 6. chips that wrap, dark mode
+def test_two_runs_line_up_on_screen_with_rounded_scores_and_named_runs(app, tmp_path):
+    data = tmp_path / "two.jsonl"
+    long = " The museum on the hill, which was built more than two hundred years ago, opens at ten every morning."
+    data.write_text("".join(json.dumps(r) + "\n" for r in [  # long sentences, as FLORES's: the table overflowed
+        {"id": "a", "source": "Good morning." + long * 2, "target": "Bonjour.", "src_lang": "en", "tgt_lang": "fr"},
+        {"id": "b", "source": "Thank you." + long * 2, "target": "Merci.", "src_lang": "en", "tgt_lang": "fr"}]),
+        encoding="utf-8")
+    with page_in(app) as pg:
+        tab(pg, "evaluation")
+        pg.locator("#eval-upload input[type=file]").set_input_files(str(data))
+        time.sleep(1.5)
+        pg.locator("#eval-limit input").fill("2")
+        for _ in range(2):  # the same file twice: two runs to line up
+            pg.locator("#eval-go").click()
+            wait_text(md(pg, "#eval-status"), "Starting|Running", timeout=30)
+            wait_text(md(pg, "#eval-status"), "Done: 2 examples", timeout=300)
+        pg.locator("#eval-board").get_by_text("Leaderboard", exact=False).first.click()
+        pg.locator("#eval-board-refresh").click()
+        time.sleep(2)
+        pg.locator("#eval-diff-a input").click()
+        options = pg.locator("[role=option]")
+        options.first.wait_for(timeout=10_000)
+        labels = options.all_inner_texts()
+        assert labels and all(lb.startswith("translation · ") for lb in labels), labels  # not folder names
+        options.nth(0).click()
+        time.sleep(0.5)
+        pg.locator("#eval-diff-b input").click()
+        pg.locator("[role=option]").nth(1).click()
+        time.sleep(0.5)
+        pg.locator("#eval-diff-go").click()
+        wait_text(pg.locator("#eval-diff"), "Good morning", timeout=30)
+        time.sleep(1)
+        shot(pg, "evaluation-diff")
+        # both outputs and the scores on screen: the table fits its box (it was 4,404 px in a 1,188 px box)
+        box = pg.locator("#eval-diff").bounding_box()
+        heads = pg.evaluate("Array.from(document.querySelectorAll('#eval-diff th'))"
+                            ".map(th => [th.innerText.trim(), th.getBoundingClientRect().right])")
+        rights = {name: right for name, right in heads if name}
+        assert {"A", "B", "score A", "score B"} <= set(rights), heads
+        assert max(rights.values()) <= box["x"] + box["width"] + 2, (heads, box)
+        text = pg.locator("#eval-diff").inner_text()
+        assert not re.search(r"\d\.\d{3,}", text), text  # scores rounded
+        shot(pg, "evaluation-diff")
+
+
 def _contrast(fg, bg) -> float:
     def lum(c):
         r, g, b = (x / 255 for x in c[:3])

@@ -296,6 +296,9 @@ def test_eval_tab_leaderboard_and_two_runs_side_by_side(tiny_lm, benchmarks, tmp
         assert f"chrf {res['metrics']['chrf']:.3g}" in board
     rows = e.diff(runs[0], runs[1], request=me)
     assert rows and all(len(r) == 7 for r in rows)
+    # scores rounded (a cell read 18.829901861676117), runs named by what they were, not by folder
+    assert all(isinstance(v, (int, type(None))) or v == round(v, 2) for r in rows for v in r[4:6])
+    assert all(label.startswith("translation · ") and "tiny" in label for label, _ in a["choices"])
     if hosted:
         theirs = [d.name for d in tmp_path.iterdir() if d.name not in runs and (d / "results.json").exists()]
         with pytest.raises(gr.Error, match="not one of yours"):

@@ -270,7 +270,10 @@ class EvalHandlers:
             lines.append("| " + " | ".join(html.escape(str(x)).replace("|", "\\|") for x in (
                 r["task"], r["data"], r["model"], r.get("engine") or r.get("backend") or "", r["n"], cells,
                 r["date"])) + " |")
-        names = [(f"{Path(r['run']).name[:40]} ({r['task']})", Path(r["run"]).name) for r in rows]
+        # a run is named by what it was (task, data, model, when), not by its folder: five translation runs
+        # were five indistinguishable folder names
+        names = [(f"{r['task']} · {r['data']} · {r['model']} · n={r['n']} · {r['date']} · #{Path(r['run']).name[-6:]}",
+                  Path(r["run"]).name) for r in rows]
         return "\n".join(lines), gr.update(choices=names, value=None), gr.update(choices=names, value=None)
 
     @friendly
@@ -285,7 +288,8 @@ class EvalHandlers:
             raise prompts.InputError("input.run_not_yours")
         key, rows = diff_rows(runs[a], runs[b])
         return [[_short(str(r.get("id")), 40), _short(str(r.get("input") or "")), _short(str(r.get("a") or "")),
-                 _short(str(r.get("b") or "")), r.get("score_a"), r.get("score_b"), "✱" if r.get("changed") else ""]
+                 _short(str(r.get("b") or "")), _round(r.get("score_a")), _round(r.get("score_b")),
+                 "✱" if r.get("changed") else ""]
                 for r in rows]
 
     @friendly
@@ -369,6 +373,11 @@ def _row_answer(r: dict) -> str:
 
 def _is_skip(v) -> bool:
     return isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1
+
+
+def _round(v: Any) -> Any:
+    """A per-example score as the table shows it (it showed 18.829901861676117)."""
+    return round(v, 2) if isinstance(v, float) else v
 
 
 def _short(v: Any, n: int = 160) -> str:

@@ -54,8 +54,12 @@ def build(ctx: TabContext) -> gr.Tab:
                 e_da = gr.Dropdown([], label=t("diff_a"), elem_id="eval-diff-a")
                 e_db = gr.Dropdown([], label=t("diff_b"), elem_id="eval-diff-b")
             e_diff_go = gr.Button(t("diff_go"), size="sm", elem_id="eval-diff-go")
+            # fixed shares of the width: the columns sized to their text made a 4,400 px table in which only
+            # id and input were on screen
             e_diff = gr.Dataframe(headers=["id", "input", "A", "B", "score A", "score B", "changed"],
-                                  wrap=True, max_height=400, elem_id="eval-diff")
+                                  wrap=True, max_height=400, elem_id="eval-diff",
+                                  column_widths=["7%", "23%", "25%", "25%", "8%", "8%", "4%"])
+            gr.Markdown(t("diff_note"), elem_classes="stats")
         e_board_go.click(e.leaderboard, None, [e_board, e_da, e_db], **ctx.private, **ctx.light_events)
         e_diff_go.click(e.diff, [e_da, e_db], [e_diff], **ctx.private, **ctx.light_events)
 
