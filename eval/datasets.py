@@ -87,8 +87,8 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
                 break
     if not records:
         raise DataError(f"{p}: no examples (the file is empty)")
-    if stratified and limit is not None:
-        records = spread(records, limit)
+    if stratified and limit is not None:  # each category, ambiguous and disambiguated contexts apart
+        records = spread(records, limit, key=lambda r: (r.get("category"), r.get("context_condition")))
     if task == "translation":
         pairs = {(r["src_lang"], r["tgt_lang"]) for r in records}
         if len(pairs) > 1:
@@ -96,8 +96,9 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
     return records
 
 
-def spread(records: list[dict], limit: int, key: str = "category") -> list[dict]:
-    """``limit`` records taken from each ``key`` value in turn, each group in file order, kept in file order.
+def spread(records: list[dict], limit: int, key=lambda r: r.get("category")) -> list[dict]:
+    """``limit`` records taken from each group (``key(record)``) in turn, each group in file order; the
+    records chosen are returned in file order.
 
     >>> rs = [{"id": str(i), "category": c} for i, c in enumerate("AAAABBBBCC")]
     >>> [r["id"] for r in spread(rs, 5)]
@@ -105,7 +106,7 @@ def spread(records: list[dict], limit: int, key: str = "category") -> list[dict]
     """
     groups: dict = {}
     for r in records:
-        groups.setdefault(r.get(key), []).append(r)
+        groups.setdefault(key(r), []).append(r)
     chosen, lists = set(), list(groups.values())
     for i in range(max(len(g) for g in lists)):
         for g in lists:

@@ -142,4 +142,7 @@ def test_a_limit_takes_every_category_in_turn(benchmarks):
 
     got = load_records(benchmarks / "bbq_slice.jsonl", "bbq", 12)
     assert len(got) == 12 and set(Counter(r["category"] for r in got).values()) == {2}
+    assert Counter(r["context_condition"] for r in got) == {"ambig": 6, "disambig": 6}
+    few = load_records(benchmarks / "bbq_slice.jsonl", "bbq", 3)  # both kinds of context, for both bias scores
+    assert {r["context_condition"] for r in few} == {"ambig", "disambig"}
     assert got == load_records(benchmarks / "bbq_slice.jsonl", "bbq", 12)  # the same choice every time (resume)
