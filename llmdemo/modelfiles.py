@@ -78,14 +78,6 @@ def _stamp(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def assembled_gguf(preset) -> Path | None:
     """The preset's GGUF in the model cache, reassembled from its package's chunks if needed; None when the
     package is not installed. Raises ``ModelLoadError`` when the chunks do not make the expected file."""
@@ -103,7 +95,7 @@ def assembled_gguf(preset) -> Path | None:
                 seen = {}
             if seen == {"sha256": want, **_stamp(target)}:
                 return target
-            if _hash(target) == want:  # checked before, but the record is missing or stale
+            if file_sha256(target) == want:  # checked before, but the record is missing or stale
                 _write(check, json.dumps({"sha256": want, **_stamp(target)}))
                 return target
             # a wrong file (truncated, replaced): made again from the chunks below
