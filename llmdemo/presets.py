@@ -164,6 +164,11 @@ def is_installed(preset: Preset) -> bool:
     return bool(preset.gguf_package) and importlib.util.find_spec(preset.gguf_package) is not None
 
 
+def installed_bundled() -> list[str]:
+    """The bundled models whose packages are installed here (what a hosted app may offer)."""
+    return [n for n in BUNDLED if is_installed(PRESETS[n])]
+
+
 def bundled_gguf(preset: Preset) -> Path | None:
     """The GGUF file shipped by the preset's package, if that package is installed (reassembled into the
     model cache on first use where the package ships it in chunks: :mod:`llmdemo.modelfiles`)."""

@@ -198,7 +198,7 @@ def translation_prompt(lm, text: str, source: str = "en", target: str = "fr",
     # small models sometimes run on after the translation; no translation needs 4x the source's tokens
     cap = 4 * lm.count_tokens(text) + 16
     # the template as reports print it: the examples filled in, the text left as {text}
-    template = TEMPLATES[key].replace("{shots}", fill["shots"]) if "{shots}" in TEMPLATES[key] else TEMPLATES[key]
+    template = TEMPLATES[key].replace("{shots}", fill["shots"])
     return TaskPrompt("translation", prompt, STOPS.get(key, ()), notice, template, max_new_tokens=cap)
 
 

@@ -18,7 +18,7 @@ import gradio as gr
 from llmdemo import prompts
 from llmdemo.config import GenerationConfig
 from llmdemo.host import ModelHost
-from llmdemo.presets import BUNDLED, PRESETS, TASK_MODELS, is_installed
+from llmdemo.presets import BUNDLED, TASK_MODELS, installed_bundled
 
 from .controls import decoding_config
 from .errors import warn
@@ -46,7 +46,7 @@ class HandlerBase:
         task's preferred bundled model (``presets.TASK_MODELS``) when the app runs a bundled model and that one
         is installed; a model the operator chose (``--model``) stays every tab's default."""
         loaded = self.host.lm.name
-        offered = [n for n in BUNDLED if is_installed(PRESETS[n])]
+        offered = installed_bundled()
         if loaded not in offered:
             offered.insert(0, loaded)
         best = TASK_MODELS.get(task)

@@ -34,7 +34,7 @@ from llmdemo.compare import ratings
 from llmdemo.config import ConfigError
 from llmdemo.compare.models import Companions
 from llmdemo.compare.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
-from llmdemo.presets import BUNDLED, PRESETS, is_installed
+from llmdemo.presets import BUNDLED, installed_bundled
 from llmdemo.compare.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
 from ...errors import friendly
@@ -128,7 +128,7 @@ class CompareHandlers:
 
     def other_bundled(self) -> list[str]:
         """The bundled models installed here, other than the loaded one."""
-        return [m for m in BUNDLED if m != self.host.lm.name and is_installed(PRESETS[m])]
+        return [m for m in installed_bundled() if m != self.host.lm.name]
 
     def budget_line(self, request: gr.Request = None) -> str:
         """The tab's statement of the memory budget for other models, with what they take now."""
