@@ -323,6 +323,29 @@ def test_prompt_builders_fit_the_context_or_refuse(tiny_lm, text, n, length):
         assert len(tiny_lm.encode(p.input)) <= tiny_lm.context_length - (0 if tiny_lm.is_encoder_decoder else n)
 
 
+def raw_post(url: str, path: bytes, extra_headers: bytes, *, chunks: int, chunk: int) -> int | None:
+    """POST a chunked body of ``chunks`` x ``chunk`` bytes over a raw socket (httpx would not send a
+    lying Content-Length); the status the server answered, or None if it closed before answering."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
+        sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + extra_headers + b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(chunks):
+                sock.sendall(b"%x\r\n" % chunk + b"x" * chunk + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered and closed while the body was still coming
+            pass
+        try:
+            head = sock.recv(64)
+        except OSError:
+            return None
+    return int(head.split()[1]) if head.startswith(b"HTTP/") else None
+
+
 # from the hostile probe of this change (a helper that used the app as an attacker would)
 def test_oversized_request_bodies_are_refused_at_the_door(tiny_lm):
     host = ModelHost(tiny_lm)
@@ -342,6 +365,10 @@ def test_oversized_request_bodies_are_refused_at_the_door(tiny_lm):
         else:
             # 413, not Gradio's own 422 for a body that is not JSON (which it answers having read it all)
             assert r.status_code == 413 and "limit" in r.text, (r.status_code, r.text[:200])
+        # a small Content-Length with a chunked body past the limit (the headers lie): refused, never read whole
+        for declared in (b"Content-Length: 10\r\n", b""):
+            status = raw_post(url, b"/gradio_api/queue/join", declared, chunks=200, chunk=4096)
+            assert status in (400, 413, None), status  # None: the door closed on the rest of the body
         from gradio_client import Client
 
         assert Client(url, verbose=False).predict("Hello", 4, 0, 0.9, 0, 1.0, 1, api_name="/generate")[0] is not None

@@ -2,8 +2,12 @@
 
 Gradio checks an event's inputs (e.g. a Chatbot history) before any handler runs, so a 30 MB body of
 empty text blocks cost seconds of the server's time before a handler could refuse it. This ASGI
-middleware refuses bodies over the limit at the door with 413: by Content-Length, or by reading a
-chunked body up to the limit before the app sees any of it. Uploads are left to Gradio's own ``max_file_size``.
+middleware refuses bodies over the limit at the door with 413. The headers are not trusted: every
+body is read here, counted as it arrives, up to the limit, before the app sees any of it (a request
+that declared ``Content-Length: 10`` and then sent 164 MB chunked was once let through). A request
+that carries both ``Content-Length`` and ``Transfer-Encoding`` is refused with 400 (RFC 9112 6.3: such
+a message is a request-smuggling risk and may be refused). Uploads are left to Gradio's own
+``max_file_size``.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path", "").endswith(self.exempt):
             return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
+        headers = [(k.lower(), v) for k, v in scope.get("headers") or []]
+        names = {k for k, _ in headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            return await self._refuse(send, 400, "a request with both Content-Length and Transfer-Encoding")
+        length = dict(headers).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self._refuse(send)
-        if length is not None:  # a declared size within the limit: Gradio reads it as usual
-            return await self.app(scope, receive, send)
-        # a chunked body (no Content-Length): read up to the limit here, answer 413 past it (the app never
-        # sees a byte of it), else hand the app what was read, as it came
+        # read the body here, whatever the headers said, up to the limit: 413 past it (the app never
+        # sees a byte of it), else hand the app what was read, as it came. At most `limit` bytes per
+        # request are held, and only while it arrives.
         messages, seen = [], 0
         while True:
             message = await receive()
@@ -44,8 +51,10 @@ class BodyLimit:
 
         return await self.app(scope, replay, send)
 
-    async def _refuse(self, send):
-        body = json.dumps({"error": f"request body over {self.limit // 1024:,} KB, this server's limit"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    async def _refuse(self, send, status: int = 413, what: str | None = None):
+        error = what + ", refused" if what else f"request body over {self.limit // 1024:,} KB, this server's limit"
+        body = json.dumps({"error": error}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
