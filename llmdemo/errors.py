@@ -139,7 +139,7 @@ MESSAGES: dict[str, str] = {
     # votes (llmdemo/compare/votes.py): the detail says what was wrong with the payload
     **{f"vote.{c}": "[{kind}] {detail}" for c in ("bad_session", "unknown_comparison", "not_your_comparison",
                                          "already_voted", "bad_choice", "bad_type", "too_long", "bad_text",
-                                         "bad_task", "bad_contestants", "bad_outputs", "bad_order")},
+                                         "bad_task", "bad_contestants", "bad_outputs", "bad_order", "too_many")},
 }
 
 

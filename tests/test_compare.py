@@ -118,11 +118,15 @@ def test_blind_hides_names_until_the_vote_and_both_orders_occur(cmp):
     for i in range(20):
         req = request(f"s-blind-{i}")
         updates = run(cmp, req=req, max_new_tokens=1, contestant_1="greedy", contestant_2="top-p 0.95")
-        for p in updates:  # nothing shown before the vote names a contestant
+        for p in updates:  # nothing shown before the vote names a contestant: no title, no "greedy", no seed
             assert [p.title(s) for s in p.sides] == ["### A", "### B"]
+            for side in p.sides:
+                assert not re.search(r"greedy|seed|贪心|种子", p.line(side)), p.line(side)
+        assert "ended" in updates[-1].line(updates[-1].sides[0])  # the line itself is still there
         api = [j for j, _state in cmp.api("generation", "Once upon a time", max_new_tokens=1,
                                           contestant_1="greedy", contestant_2="top-p 0.95", request=req)]
         assert all(s["name"] is None for j in api for s in j["sides"])
+        assert not any(re.search(r"greedy|seed", s["stats"]) for j in api for s in j["sides"])
         result, title_a, title_b, *_ = cmp.vote_page("A", updates[-1].state, req)
         assert "Vote saved" in result
         names = (re.sub(r"### [AB]: ", "", title_a), re.sub(r"### [AB]: ", "", title_b))
@@ -320,6 +324,51 @@ def test_the_leaderboard_shown_is_arena_leaderboard_of_the_same_votes(cmp):
     assert "<i>" not in shown and "| greedy vs temperature 1.0 | 7 | 71% |" in shown
     assert f"{board.votes} vote(s)" in shown
     assert "还没有投票" in render_leaderboard(ratings.leaderboard([]), "zh")
+
+
+def test_only_blind_votes_count_and_a_vote_never_fits_the_board(cmp):
+    store = cmp.store
+    for blind, winner in [(True, "A")] * 3 + [(False, "B")] * 5:  # the named votes would reverse the order
+        sid = new_session_id()
+        cid = store.new_comparison(sid, "p", "generation", [{"name": "x"}, {"name": "y"}], ["1", "2"], blind, [0, 1])
+        store.vote(sid, cid, winner)
+    shown = cmp.leaderboard(request())
+    assert "3 vote(s)" in shown and "5 vote(s) on comparisons that showed the names first are not counted" in shown
+    assert shown.index("| x |") < shown.index("| y |")
+    fits = cmp.board.fits
+    assert cmp.leaderboard(request()) == shown and cmp.board.fits == fits  # unchanged votes: no new fit
+    sid = new_session_id()
+    cid = store.new_comparison(sid, "p", "generation", [{"name": "x"}, {"name": "y"}], ["1", "2"], True, [0, 1])
+    cmp.vote_page("B", {"session_id": sid, "comparison_id": cid}, request())
+    assert cmp.board.fits == fits  # the vote itself fits nothing
+    assert "4 vote(s)" in cmp.leaderboard(request()) and cmp.board.fits == fits + 1
+
+
+def test_the_boards_cost_is_bounded_whatever_the_number_of_contestants(cmp):
+    import random as _random
+
+    from llmdemo.compare.board import MAX_RATED
+
+    rnd = _random.Random(0)
+    votes = [{"sides": ["greedy", "top-p 0.5"], "winner": rnd.choice(["greedy", "top-p 0.5", None]), "blind": True}
+             for _ in range(40)]
+    votes += [{"sides": [f"temperature {k / 1000}", "greedy"], "winner": "greedy", "blind": True} for k in range(300)]
+    board = ratings.leaderboard(votes, rounds=20, seed=0, max_rated=MAX_RATED)
+    assert len(board.ratings) == MAX_RATED and board.unrated == 302 - MAX_RATED
+    assert {"greedy", "top-p 0.5"} <= {r.name for r in board.ratings}  # those in the most votes
+    shown = render_leaderboard(board)
+    assert f"{302 - MAX_RATED} contestant(s) in fewer votes are not rated" in shown
+    # four views at once start one fit, not four
+    for sides, winner in [(v["sides"], v["winner"]) for v in votes[:60]]:
+        sid = new_session_id()
+        cid = cmp.store.new_comparison(sid, "p", "generation", [{"name": n} for n in sides], ["1", "2"], True, [0, 1])
+        cmp.store.vote(sid, cid, {None: "tie", sides[0]: "A", sides[1]: "B"}[winner])
+    views = [threading.Thread(target=cmp.leaderboard, args=(request(),)) for _ in range(4)]
+    for t in views:
+        t.start()
+    for t in views:
+        t.join()
+    assert cmp.board.fits == 1
 
 
 # ------------------------------------------------------------------ /compare and /vote from gradio_client
@@ -657,3 +706,43 @@ def test_a_vote_saved_survives_killing_the_app_and_shows_in_the_restarted_apps_l
         proc.kill()
         proc.wait(30)
     assert db_rows(tmp_path / "votes.sqlite3") == {"comparisons": 1, "votes": 1}
+
+
+def test_votes_are_rate_limited_per_client_address_not_per_session(tiny_lm, tmp_path):
+    from webui.clients import client_key
+
+    cmp = CompareHandlers(ModelHost(tiny_lm), AppSettings(output_dir=tmp_path, votes_per_10min=3), LiveRuns(),
+                          VoteStore(tmp_path / "votes.sqlite3"))
+
+    def vote(address: str, lang: str = "en", forwarded: str | None = None):
+        sid = new_session_id()  # a new session each time: what a script would do
+        cid = cmp.store.new_comparison(sid, "p", "generation", [{"name": "x"}, {"name": "y"}], ["1", "2"], True, [0, 1])
+        req = SimpleNamespace(session_hash=sid, cookies={}, client=SimpleNamespace(host=address),
+                              headers={"accept-language": lang, **({"x-forwarded-for": forwarded} if forwarded else {})})
+        return cmp.vote_page("A", {"session_id": sid, "comparison_id": cid}, req)[0]
+
+    assert all("Vote saved" in vote("10.0.0.1") for _ in range(3))
+    assert "Too many votes from your address" in vote("10.0.0.1")
+    assert "投票过多" in vote("10.0.0.1", "zh")
+    assert "Vote saved" in vote("10.0.0.2")  # another client is not held back
+    # without a trusted proxy a forged X-Forwarded-For changes nothing
+    assert "Too many votes" in vote("10.0.0.1", forwarded="1.2.3.4")
+    assert cmp.store.counts()["votes"] == 4
+    # behind one trusted proxy, the address it appended is the client
+    proxied = SimpleNamespace(client=SimpleNamespace(host="10.9.9.9"), headers={"x-forwarded-for": "6.6.6.6, 5.5.5.5"})
+    assert client_key(proxied, 1) == "5.5.5.5" and client_key(proxied, 0) == "10.9.9.9"
+    assert client_key(proxied, 2) == "6.6.6.6" and client_key(proxied, 3) == "10.9.9.9"
+
+
+def test_the_rate_limit_forgets_old_events_and_old_clients():
+    from webui.clients import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(2, 60.0, max_keys=3, clock=lambda: now[0])
+    assert limit.allow("a") and limit.allow("a") and not limit.allow("a")
+    assert 59 < limit.retry_after("a") <= 60
+    now[0] = 61.0
+    assert limit.allow("a")  # the window slid past the first two
+    for k in "bcde":
+        limit.allow(k)
+    assert len(limit._seen) == 3 and "a" not in limit._seen  # the least recently seen went first

@@ -145,6 +145,7 @@ EN: dict[str, str] = {
     "cmp_err_unknown_comparison": "There is no comparison to vote on: run one first.",
     "cmp_err_not_your_comparison": "That comparison was shown to someone else: you can vote only on your own.",
     "cmp_err_already_voted": "This comparison already has your vote: one vote per comparison.",
+    "cmp_err_too_many": "Too many votes from your address: try again in {wait} minute(s).",
     "cmp_err_bad_choice": "That side was not in this comparison: choose one of the sides shown, a tie or both bad.",
     "cmp_err_bad_type": "The vote was malformed.", "cmp_err_too_long": "The vote was too long.",
     "cmp_err_bad_text": "The vote was not valid text.", "cmp_err_bad_task": "Unknown task.",
@@ -161,6 +162,9 @@ EN: dict[str, str] = {
                         "counts {prior} tie(s) that nobody voted"),
     "cmp_preliminary": "preliminary ({n} vote(s))",
     "cmp_board_apart": "; some contestants never met: their ratings are not comparable",
+    "cmp_board_unrated": "; {n} contestant(s) in fewer votes are not rated (only the {max} in the most votes are)",
+    "cmp_board_not_blind": "; {n} vote(s) on comparisons that showed the names first are not counted",
+    "cmp_board_pending": "\n\n{n} newer vote(s) are being counted: refresh in a moment.",
 }
 
 ZH: dict[str, str] = {
@@ -265,6 +269,7 @@ ZH: dict[str, str] = {
     "cmp_err_unknown_comparison": "没有可以投票的比较：请先运行一次。",
     "cmp_err_not_your_comparison": "那次比较是给别人看的：只能给自己的比较投票。",
     "cmp_err_already_voted": "这次比较已经有你的投票了：每次比较只能投一票。",
+    "cmp_err_too_many": "你的地址投票过多：请 {wait} 分钟后再试。",
     "cmp_err_bad_choice": "这次比较里没有那一方：请选择显示的某一方、平局或都不好。",
     "cmp_err_bad_type": "投票格式不对。", "cmp_err_too_long": "投票内容太长。",
     "cmp_err_bad_text": "投票内容不是有效的文字。", "cmp_err_bad_task": "未知的任务。",
@@ -278,6 +283,9 @@ ZH: dict[str, str] = {
     "cmp_board_prior": "；有参赛者从没输过，评分会无限大，所以每对还另计 {prior} 个没人投的平局",
     "cmp_preliminary": "初步（{n} 票）",
     "cmp_board_apart": "；有些参赛者从未交手：他们的评分不可比较",
+    "cmp_board_unrated": "；另有 {n} 个参赛者票数较少，未评分（只评票数最多的 {max} 个）",
+    "cmp_board_not_blind": "；{n} 票投在先显示了名字的比较上，不计入",
+    "cmp_board_pending": "\n\n还有 {n} 张新票正在计入：稍后刷新。",
 }
 
 assert EN.keys() == ZH.keys(), set(EN) ^ set(ZH)
@@ -456,7 +464,7 @@ def fields_of(template: str) -> set[str]:
 def user_error_text(err: UserError | Notice, lang: str = "en") -> str:
     """A :class:`UserError` or :class:`Notice` in ``lang``, by its code (English: the page's words where they differ)."""
     if err.code in _VOTE_PAGE:
-        return text(_VOTE_PAGE[err.code], lang)
+        return text(_VOTE_PAGE[err.code], lang, **err.params)
     if lang != "zh":
         return str(err)
     params: dict[str, Any] = dict(err.params)

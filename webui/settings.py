@@ -61,4 +61,8 @@ class AppSettings:
     contestants: tuple[str, ...] = field(default_factory=lambda: parse_list(os.environ.get("LLMDEMO_CONTESTANTS")))
     # what the models loaded beside the loaded one (Compare) may take together
     compare_memory_mb: int = field(default_factory=lambda: _int("LLMDEMO_COMPARE_MEMORY_MB", 4096))
+    # proxy hops in front of the app whose X-Forwarded-For is believed (webui/clients.py): a Space has one
+    trusted_proxies: int = field(default_factory=lambda: _int("LLMDEMO_TRUSTED_PROXIES", 1 if os.environ.get("SPACE_ID") else 0))
+    # votes one client (address) may cast per 10 minutes: a person reads two outputs before voting
+    votes_per_10min: int = field(default_factory=lambda: _int("LLMDEMO_VOTES_PER_10MIN", 30))
     trust_remote_code: bool = field(default_factory=lambda: _bool("LLMDEMO_TRUST_REMOTE_CODE", False))

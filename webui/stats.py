@@ -49,15 +49,17 @@ def _ending(stats, lang: str) -> str:
 
 
 def stats_line(stats, extra: str = "", cfg: GenerationConfig | None = None, lang: str = "en",
-               done: bool = True) -> str:
-    """Speed and notices; the seed used (or greedy); while running "generating…", at the end why it ended."""
+               done: bool = True, identify: bool = True) -> str:
+    """Speed and notices; the seed used (or greedy); while running "generating…", at the end why it ended.
+    ``identify=False`` (a blind side) leaves out the seed and "greedy", which name the settings."""
     if isinstance(stats, (_Waiting, _Starting)):
         return stats.line(lang)
     state = (_ending(stats, lang) or "") if done else msg("generating", lang)
     ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "n/a"
     speed = msg("speed", lang, n=stats.new_tokens, tps=stats.tokens_per_s, ttft=ttft)
     notices = [error_text(n, lang, lead="") for n in stats.notices]  # "max new tokens lowered...": by code
-    parts = [speed] + notices + [p for p in (extra, _seed_part(stats, cfg, lang), state) if p]
+    seed = _seed_part(stats, cfg, lang) if identify else ""
+    parts = [speed] + notices + [p for p in (extra, seed, state) if p]
     return " · ".join(parts)
 
 

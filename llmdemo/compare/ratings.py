@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
@@ -120,6 +121,8 @@ class Leaderboard:
     prior: float  # virtual ties per pair in the fit: 0 is the plain MLE
     fallback_rounds: int  # bootstrap rounds refit with FALLBACK_PRIOR (with prior 0: the resample left someone unbeaten)
     connected: bool  # False: some groups never met, their ratings are centred separately and not comparable
+    unrated: int = 0  # contestants left out of the fit (fewer battles than the max_rated best-known ones)
+    not_blind: int = 0  # votes on comparisons that named their sides before the vote: never counted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,12 +175,21 @@ class Leaderboard:
             note += f"; {self.fallback_rounds} bootstrap round(s) left someone unbeaten and were refit with {FALLBACK_PRIOR:g} virtual tie(s)"
         if not self.connected:
             note += "; some contestants never met: ratings of separate groups are not comparable"
+        if self.unrated:
+            note += f"; {self.unrated} contestant(s) in fewer votes not rated"
+        if self.not_blind:
+            note += f"; {self.not_blind} vote(s) on comparisons that were not blind not counted"
         return note
 
 
 def leaderboard(votes: Iterable[dict[str, Any]], rounds: int = 1000, seed: int = 0,
-                prior: float | None = None) -> Leaderboard:
+                prior: float | None = None, max_rated: int | None = None) -> Leaderboard:
     """Ratings with bootstrap intervals from votes (dicts with "sides" and "winner", as VoteStore.votes()).
+
+    Only blind votes count (a vote whose ``"blind"`` is false saw the names first; votes without the key
+    count). ``max_rated`` bounds the cost whatever the number of contestants: only that many, those in
+    the most votes, are fitted (each bootstrap round solves a P x P system), and the outcomes between
+    them; the rest are counted in ``unrated``.
 
     ``prior=None`` fits the plain MLE, LMArena's, when it is finite, else FALLBACK_PRIOR virtual ties
     per pair (early on, when a contestant has not yet lost, its plain rating is infinite).
@@ -185,6 +197,9 @@ def leaderboard(votes: Iterable[dict[str, Any]], rounds: int = 1000, seed: int =
     and refits with the same prior; a contestant absent from a round is left out of that round.
     """
     votes = list(votes)
+    counted = [v for v in votes if v.get("blind", True)]
+    not_blind = len(votes) - len(counted)
+    votes, unrated = _rated(counted, max_rated)
     outcomes = [pairwise(v) for v in votes]
     names = sorted({n for v in votes for n in v["sides"]})
     index = {n: i for i, n in enumerate(names)}
@@ -248,7 +263,24 @@ def leaderboard(votes: Iterable[dict[str, Any]], rounds: int = 1000, seed: int =
         battles=table(lambda a, b: int(battles[a, b])), wins=table(lambda a, b: int(wins[a, b])),
         win_rate=table(lambda a, b: float(wins[a, b] / decisive[a, b]) if a != b and decisive[a, b] else None),
         rounds=rounds, seed=seed, prior=float(prior), fallback_rounds=fallback, connected=len(_groups(battles)) <= 1,
+        unrated=unrated, not_blind=not_blind,
     )
+
+
+def _rated(votes: list[dict[str, Any]], max_rated: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The votes among the ``max_rated`` contestants in the most votes (ties broken by name), each cut to
+    those sides; a vote won by a contestant left out says nothing about the others and is dropped."""
+    seen = Counter(n for v in votes for n in v["sides"])
+    if max_rated is None or len(seen) <= max_rated:
+        return votes, 0
+    keep = set(sorted(seen, key=lambda n: (-seen[n], n))[:max_rated])
+    kept = []
+    for v in votes:
+        sides = [n for n in v["sides"] if n in keep]
+        winner = v.get("winner")
+        if len(sides) >= 2 and (winner is None or winner in keep):
+            kept.append({**v, "sides": sides})
+    return kept, len(seen) - max_rated
 
 
 def _groups(games: np.ndarray) -> list[np.ndarray]:

@@ -65,15 +65,16 @@ ERROR_CODES = (
     "bad_contestants",      # fewer than 2 or more than 4, unnamed, duplicate names, settings not JSON
     "bad_outputs",          # not one output per contestant
     "bad_order",            # order is not a permutation of the contestants
+    "too_many",             # this client's votes are over the app's rate limit (webui/clients.py)
 )
 
 
 class VoteError(UserError, ValueError):
     """A comparison or vote refused: code ``vote.KIND`` (KIND one of ERROR_CODES); the message says why."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, **params):
         assert kind in ERROR_CODES, kind
-        super().__init__(f"vote.{kind}", kind=kind, detail=message)
+        super().__init__(f"vote.{kind}", kind=kind, detail=message, **params)
         self.kind = kind
         self.message = message
 
@@ -252,6 +253,11 @@ class VoteStore:
         with self._connect() as conn:
             return {"comparisons": conn.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0],
                     "votes": conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]}
+
+    def version(self) -> int:
+        """Changes whenever a vote is added (votes are never removed): the leaderboard's cache key."""
+        with self._connect() as conn:
+            return conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM votes").fetchone()[0]
 
     def votes(self) -> Iterator[dict[str, Any]]:
         """Every vote with its comparison, oldest first, as plain data (what `votes export` writes)."""

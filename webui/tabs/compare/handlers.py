@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 import os
 import queue
 import random
@@ -31,12 +32,14 @@ import gradio as gr
 
 from llmdemo import prompts
 from llmdemo.compare import ratings
+from llmdemo.compare.board import MAX_RATED, BoardCache
 from llmdemo.config import ConfigError
 from llmdemo.compare.models import Companions
 from llmdemo.compare.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
 from llmdemo.presets import BUNDLED, installed_bundled
 from llmdemo.compare.votes import SIDES, TASKS, VoteError, VoteStore, default_db_path, new_session_id
 
+from ...clients import RateLimit, client_key
 from ...errors import friendly
 from ...i18n import error_text, lang_of
 from ...i18n import text as msg
@@ -98,7 +101,8 @@ class Progress:
         return f"### {side.letter}: {html.escape(side.name)}"
 
     def line(self, side: _Side) -> str:
-        return stats_line(side.stats, cfg=side.cfg, lang=self.lang, done=not side.running)
+        # blind: nothing that names the side before the vote ("greedy", a seed named it 10 times of 10)
+        return stats_line(side.stats, cfg=side.cfg, lang=self.lang, done=not side.running, identify=not self.blind)
 
 
 def _number(value: Any, what: str, k: int, kind=float):
@@ -114,6 +118,8 @@ def _number(value: Any, what: str, k: int, kind=float):
 class CompareHandlers:
     def __init__(self, host, settings, live, store: VoteStore, companions: Companions | None = None):
         self.host, self.settings, self.live, self.store = host, settings, live, store
+        self.board = BoardCache(store, rounds=LEADERBOARD_ROUNDS, seed=0)
+        self.votes_limit = RateLimit(settings.votes_per_10min, 600.0)
         if companions is None:
             host.configure(companion_budget_mb=settings.compare_memory_mb)
             companions = host.companions
@@ -344,8 +350,13 @@ class CompareHandlers:
     api = functools.wraps(compare)(api)
 
     # ------------------------------------------------------------ the vote
-    def _vote(self, choice: Any, comparison_id: Any, state: Any):
-        """VoteStore.vote with the session's own id (from the server-side state, never from the client)."""
+    def _vote(self, choice: Any, comparison_id: Any, state: Any, request=None):
+        """VoteStore.vote with the session's own id (from the server-side state, never from the client),
+        within the client's rate limit (one client cast 202 votes in 63 s, all for one side)."""
+        key = client_key(request, self.settings.trusted_proxies)
+        if not self.votes_limit.allow(key):
+            wait = max(1, math.ceil(self.votes_limit.retry_after(key) / 60))
+            raise VoteError("too_many", f"too many votes from this address; try again in {wait} minute(s)", wait=wait)
         session_id = state.get("session_id") if isinstance(state, dict) else None
         cid = comparison_id if isinstance(comparison_id, str) and comparison_id else \
             (state.get("comparison_id") if isinstance(state, dict) else None)
@@ -357,7 +368,7 @@ class CompareHandlers:
         """A vote button: the result line, every side's title with its name, the vote buttons disabled."""
         lang = lang_of(request)
         try:
-            v = self._vote(choice, "", state)
+            v = self._vote(choice, "", state, request)
         except VoteError as e:
             said = error_text(e, lang)
             gr.Warning(html.escape(said), title=msg("error_title", lang))
@@ -367,11 +378,12 @@ class CompareHandlers:
         titles += [gr.skip()] * (MAX_SIDES - len(titles))
         return (self.vote_line(v, lang), *titles, *[gr.update(interactive=False)] * 6)
 
-    def vote_api(self, choice: str = "A", comparison_id: str = "", state: dict | None = None):
+    def vote_api(self, choice: str = "A", comparison_id: str = "", state: dict | None = None,
+                 request: gr.Request = None):
         """/vote: the choice ("A".."D", "tie", "both_bad") on the session's comparison (the last one, or
         ``comparison_id``); returns the reveal. A refusal is an error with the reason."""
         try:
-            v = self._vote(choice, comparison_id, state)
+            v = self._vote(choice, comparison_id, state, request)
         except VoteError as e:
             raise gr.Error(f"vote refused: {e.message}") from None
         return {"comparison_id": v.comparison_id, "choice": v.choice, "winner": v.winner, "sides": list(v.sides),
@@ -388,8 +400,12 @@ class CompareHandlers:
 
     # ------------------------------------------------------------ the leaderboard
     def leaderboard(self, request: gr.Request = None) -> str:
-        return render_leaderboard(ratings.leaderboard(self.store.votes(), rounds=LEADERBOARD_ROUNDS, seed=0),
-                                  lang_of(request))
+        board, pending = self.board.get()
+        lang = lang_of(request)
+        if board is None:  # the first fit failed (logged)
+            return msg("cmp_board_empty", lang)
+        shown = render_leaderboard(board, lang)
+        return shown + msg("cmp_board_pending", lang, n=pending) if pending and board.ratings else shown
 
 
 def _cell(name: str) -> str:
@@ -424,5 +440,9 @@ def render_leaderboard(board: ratings.Leaderboard, lang: str = "en") -> str:
         note += msg("cmp_board_prior", lang, prior=f"{board.prior:g}")
     if not board.connected:
         note += msg("cmp_board_apart", lang)
+    if board.unrated:
+        note += msg("cmp_board_unrated", lang, n=board.unrated, max=MAX_RATED)
+    if board.not_blind:
+        note += msg("cmp_board_not_blind", lang, n=board.not_blind)
     lines += ["", note]
     return "\n".join(lines)
