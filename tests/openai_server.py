@@ -29,10 +29,27 @@ def make_app(lm, name: str = "tiny"):
     app.state.logprobs_fault = None  # "shifted": log p(token_i | tokens up to and including i); "none"
     app.state.abort_next = 0  # streams that end at once with no text and no finish reason, then [DONE]
     app.state.empty = False  # every stream ends at once with no text and finish_reason "stop" (the model's EOS)
+    # a hostile upstream (issue 37): "endless" streams ignoring max_tokens, "no_newline" one line that never
+    # ends, "slow" a chunk every `slow_s`, "bad_json" a chunk that is not JSON, "echo_key" a 401 whose body
+    # echoes the Authorization header, "huge_models" a /v1/models body of 40 MB
+    app.state.hostile = None
+    app.state.slow_s = 1.0
+    app.state.seen_auth = []  # the Authorization headers received
 
     @app.middleware("http")
     async def faults(request: Request, call_next):
         app.state.requests += 1
+        auth = request.headers.get("authorization")
+        app.state.seen_auth.append(auth)
+        if app.state.hostile == "echo_key" and request.url.path.endswith("completions"):
+            return JSONResponse({"error": f"invalid key: {auth}"}, status_code=401)
+        if app.state.hostile == "huge_models" and request.url.path.endswith("/models"):
+            async def body():
+                yield b'{"data": [{"id": "' + b"x" * 1_000_000
+                for _ in range(40):
+                    yield b"x" * 1_000_000
+                yield b'"}]}'
+            return StreamingResponse(body(), media_type="application/json")
         if app.state.fail_after is not None and app.state.requests > app.state.fail_after:
             return JSONResponse({"error": "down"}, status_code=503)
         if app.state.fail_next:
@@ -78,6 +95,27 @@ def make_app(lm, name: str = "tiny"):
         async def events():
             import asyncio
 
+            hostile = app.state.hostile
+            if hostile == "endless":  # ignores max_tokens: 20,000 chunks (the client must stop reading)
+                for _ in range(20_000):
+                    delta = {"delta": {"content": "a"}} if chat else {"text": "a"}
+                    yield f"data: {json.dumps({'choices': [{'index': 0, **delta, 'finish_reason': None}]})}\n\n"
+                    await asyncio.sleep(0)
+                return
+            if hostile == "no_newline":  # 60 MB of one line, if the client reads it all
+                yield "data: "
+                for _ in range(60):
+                    yield "x" * 1_000_000
+                    await asyncio.sleep(0)
+                return
+            if hostile == "slow":  # a chunk every slow_s, for ever (until the client leaves)
+                while True:
+                    delta = {"delta": {"content": "a"}} if chat else {"text": "a"}
+                    yield f"data: {json.dumps({'choices': [{'index': 0, **delta, 'finish_reason': None}]})}\n\n"
+                    await asyncio.sleep(app.state.slow_s)
+            if hostile == "bad_json":
+                yield "data: {\"choices\": [oops\n\n"
+                return
             if app.state.abort_next > 0:  # as llama-cpp-python's server does to a request another one interrupts
                 app.state.abort_next -= 1
                 yield "data: [DONE]\n\n"

@@ -28,6 +28,7 @@ def remote(server):
 
     server.app.state.fail_next, server.app.state.die_after, server.app.state.logprobs_fault = [], None, None
     server.app.state.fail_after, server.app.state.abort_next, server.app.state.empty = None, 0, False
+    server.app.state.hostile, server.app.state.seen_auth = None, []
     lm = OpenAILM("tiny", base_url=server.url, api_key="sk-test-SECRET", retries=2)
     yield lm
     lm.close()
@@ -121,6 +122,69 @@ def test_the_key_is_never_shown(remote, caplog):
     except Exception as e:  # noqa: BLE001
         assert "SECRET" not in str(e)
     assert "SECRET" not in caplog.text
+
+
+# ------------------------------------------------------------------ a hostile upstream (issue 37, findings 10-11)
+def test_a_key_or_password_the_server_echoes_is_never_shown(server, caplog):
+    from llmdemo.backends.openai import OpenAILM, ServerError
+
+    host = server.url.removeprefix("http://")
+    lm = OpenAILM("tiny", base_url=f"http://alice:pa%40ss-word@{host}", api_key="sk-live-0123456789abcdef", retries=0)
+    try:
+        assert "Basic " in (server.app.state.seen_auth[-1] or "")  # the URL's credentials went as Basic auth...
+        shown = " ".join([lm.name, lm.base_url, lm.root_url, str(lm.info())])
+        for secret in ("alice", "pa@ss", "pa%40ss", "sk-live"):
+            assert secret not in shown  # ...and nowhere else
+        server.app.state.hostile = "echo_key"  # a 401 whose body repeats the Authorization header
+        with pytest.raises(ServerError, match="answered 401") as e:
+            lm.generate("the cat", GREEDY)
+        assert "[redacted]" in str(e.value)
+        for secret in ("sk-live", "0123456789abcdef", "Bearer sk", "pa@ss"):
+            assert secret not in str(e.value) and secret not in caplog.text
+    finally:
+        server.app.state.hostile = None
+        lm.close()
+
+
+def test_a_stream_that_ignores_max_tokens_is_cut_at_the_budget(remote, server):
+    server.app.state.hostile = "endless"
+    s = remote.stream("the cat", GREEDY.replace(max_new_tokens=7))
+    assert "".join(s) == "a" * 7 and s.stats.new_tokens == 7 and s.stats.finish_reason == "length"
+
+
+@pytest.mark.parametrize("mode, error", [("no_newline", "stream line over 1 MB"),
+                                         ("bad_json", "not OpenAI's format"),
+                                         ("slow", "took over 1.5 s for one completion")])
+def test_a_hostile_stream_is_a_clear_error_with_bounded_memory_and_time(remote, server, mode, error):
+    import tracemalloc
+
+    from llmdemo.backends.openai import ServerError
+
+    server.app.state.hostile, server.app.state.slow_s = mode, 0.3
+    remote.request_budget_s = 1.5
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ServerError, match=error):
+            remote.generate("the cat", GREEDY.replace(max_new_tokens=1000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak >> 20} MB held reading a hostile stream"  # the server offers 60 MB
+    assert time.monotonic() - t0 < 30
+    server.app.state.hostile = None
+    assert remote.generate("the cat sat on", GREEDY)  # the next request is served
+
+
+def test_a_huge_models_list_is_refused_not_read_whole(server):
+    from llmdemo.backends.openai import OpenAILM, ServerError
+
+    server.app.state.hostile = "huge_models"
+    try:
+        with pytest.raises(ServerError, match="over 8 MB; refused"):
+            OpenAILM("tiny", base_url=server.url, retries=0)
+    finally:
+        server.app.state.hostile = None
 
 
 def test_stop_event_closes_the_connection(remote, trained_tiny_lm):

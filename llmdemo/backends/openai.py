@@ -25,11 +25,13 @@ import logging
 import math
 import os
 import random
+import re
 import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..config import GenerationConfig
 from ..interface import BATCH, GENERATE, SCORE, SERVER_TOKEN_PROBS
@@ -39,6 +41,12 @@ from ..tokenprobs import Alternative, TokenInfo, trim
 log = logging.getLogger("llmdemo.openai")
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# An upstream server is not trusted (issue 37): a body read whole, a line that never ends, a stream that
+# ignores max_tokens or trickles for ever would each hang or exhaust the app that serves every visitor.
+MAX_BODY_BYTES = 8 << 20  # a non-streamed answer (model list, scores, tokens)
+MAX_LINE_BYTES = 1 << 20  # one line of a stream (a chunk with 20 top log-probabilities is ~10 KB)
+REQUEST_BUDGET_S = 600.0  # one completion, first byte to last (the read timeout bounds each wait)
+_SECRETISH = re.compile(r"\b(Bearer|Basic)\s+[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 
 
 class ServerError(RuntimeError):
@@ -63,21 +71,27 @@ class OpenAILM:
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None, chat: bool = True,
                  tokenizer: str | None = None, concurrency: int = 4, timeout_s: float = 120.0, retries: int = 3,
-                 context_length: int | None = None):
+                 context_length: int | None = None, request_budget_s: float = REQUEST_BUDGET_S):
         import httpx
 
         base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").strip().rstrip("/")
         if not base_url:
             raise ValueError("an OpenAI-compatible model needs a server: pass --base-url URL or set OPENAI_BASE_URL")
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
+            raise ValueError(f"--base-url must start with http:// or https://, got {_strip_userinfo(base_url)[0]!r}")
+        # credentials in the URL (https://user:pass@host) go to the HTTP client, never into a name, a message,
+        # the Model tab or a results file: every URL kept here is without them
+        base_url, userinfo = _strip_userinfo(base_url)
         if not base_url.endswith("/v1"):
             base_url += "/v1"
         self.base_url = base_url
         self.root_url = base_url[: -len("/v1")]
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0))
+        auth = httpx.BasicAuth(*userinfo) if userinfo else None
+        self._secrets = [x for x in (key, *(userinfo or ())) if x and len(x) >= 3]
+        self._http = httpx.Client(headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self.request_budget_s = float(request_budget_s)
         self.retries = retries
         self.concurrency = max(1, int(concurrency))
         self.model = model
@@ -115,22 +129,64 @@ class OpenAILM:
         delay = 0.5
         for attempt in range(self.retries + 1):
             try:
-                r = self._http.request(method, url, **kw)
+                with self._http.stream(method, url, **kw) as r:  # read at most MAX_BODY_BYTES of the answer
+                    status = r.status_code
+                    body = self._read(r, MAX_BODY_BYTES if status < 400 else 4096, path)
             except (httpx.TransportError, httpx.TimeoutException) as e:
                 err: Exception = ServerError(f"could not reach the model server at {self.root_url}: "
                                              f"{type(e).__name__}")
             else:
-                if r.status_code < 400:
-                    return r.json()
-                err = ServerError(f"the model server at {self.root_url} answered {r.status_code} to {path}: "
-                                  f"{_short(r.text)}")
-                if r.status_code not in RETRY_STATUS:
+                if status < 400:
+                    try:
+                        return json.loads(body)
+                    except ValueError:
+                        raise ServerError(f"the model server at {self.root_url} answered {path} with something "
+                                          f"that is not JSON: {self._short(body.decode('utf-8', 'replace'))}") from None
+                err = ServerError(f"the model server at {self.root_url} answered {status} to {path}: "
+                                  f"{self._short(body.decode('utf-8', 'replace'))}")
+                if status not in RETRY_STATUS:
                     raise err
             if attempt == self.retries:
                 raise err
             time.sleep(delay * (1 + random.random()))
             delay *= 2
         raise AssertionError("unreachable")
+
+    def _read(self, r, cap: int, path: str) -> bytes:
+        """A response body, refused past ``cap`` bytes (an error body is cut there instead)."""
+        parts, n = [], 0
+        for chunk in r.iter_bytes():
+            parts.append(chunk)
+            n += len(chunk)
+            if n > cap:
+                if r.status_code >= 400:
+                    break
+                raise ServerError(f"the model server at {self.root_url} answered {path} with over "
+                                  f"{cap >> 20} MB; refused")
+        return b"".join(parts)[:cap]
+
+    def _lines(self, r) -> Iterator[str]:
+        """A stream's lines, each at most MAX_LINE_BYTES (``iter_lines`` holds a line that never ends whole)."""
+        buf = b""
+        for chunk in r.iter_bytes():
+            buf += chunk
+            while (i := buf.find(b"\n")) >= 0:
+                line, buf = buf[:i], buf[i + 1:]
+                if len(line) > MAX_LINE_BYTES:
+                    break
+                yield line.rstrip(b"\r").decode("utf-8", "replace")
+            if len(buf) > MAX_LINE_BYTES or (i >= 0 and len(line) > MAX_LINE_BYTES):
+                raise ServerError(f"the model server at {self.root_url} sent a stream line over "
+                                  f"{MAX_LINE_BYTES >> 20} MB; stopped")
+        if buf:
+            yield buf.rstrip(b"\r").decode("utf-8", "replace")
+
+    def _short(self, text: str, n: int = 200) -> str:
+        """A server's words for a message: shortened, any key or password it echoed taken out."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return _short(_SECRETISH.sub(lambda m: (m.group(1) + " [redacted]") if m.group(1) else "sk-[redacted]",
+                                     text), n)
 
     def _models(self) -> list[dict]:
         return self._request("GET", "/models").get("data", [])
@@ -252,25 +308,39 @@ class OpenAILM:
 
         def chunks(handle) -> Iterator[str]:
             t0 = time.perf_counter()
+            deadline = t0 + self.request_budget_s
             out = StopText(config.stop)
             stats.finish_reason = "stopped"
             try:
                 with self._http.stream("POST", self.base_url + path, json=body) as r:
                     if r.status_code >= 400:
                         raise ServerError(f"the model server at {self.root_url} answered {r.status_code}: "
-                                          f"{_short(r.read().decode('utf-8', 'replace'))}")
-                    for line in r.iter_lines():
+                                          f"{self._short(self._read(r, 4096, path).decode('utf-8', 'replace'))}")
+                    for line in self._lines(r):
                         if (stop_event is not None and stop_event.is_set()) or handle.closed.is_set():
                             return  # leaving the block closes the connection: the server stops
+                        if time.perf_counter() > deadline:
+                            raise ServerError(f"the model server at {self.root_url} took over "
+                                              f"{self.request_budget_s:g} s for one completion; stopped")
                         if not line.startswith("data:"):
                             continue
                         data = line[5:].strip()
                         if data == "[DONE]":
                             break
-                        choice = (json.loads(data).get("choices") or [{}])[0]
-                        if config.logprobs and choice.get("logprobs"):
-                            handle.token_info.extend(_server_token_info(choice["logprobs"], self.chat_api))
-                        piece = (choice.get("delta") or {}).get("content") if self.chat_api else choice.get("text")
+                        try:
+                            choice = (json.loads(data).get("choices") or [{}])[0]
+                            lps = choice.get("logprobs") if config.logprobs else None
+                            if lps:
+                                handle.token_info.extend(_server_token_info(lps, self.chat_api))
+                            piece = (choice.get("delta") or {}).get("content") if self.chat_api else choice.get("text")
+                            if piece is not None and not isinstance(piece, str):
+                                raise TypeError(piece)
+                        except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+                            raise ServerError(f"the model server at {self.root_url} sent a stream chunk that is "
+                                              f"not OpenAI's format: {self._short(data, 80)}") from None
+                        if piece and stats.new_tokens >= budget:  # it ignores max_tokens: stop reading
+                            stats.finish_reason = "length"
+                            break
                         if piece:
                             stats.new_tokens += 1  # one chunk per token on vLLM and llama.cpp
                             if stats.ttft_s is None:
@@ -282,7 +352,7 @@ class OpenAILM:
                                 stats.finish_reason = "stop_string"
                                 break
                         reason = choice.get("finish_reason")
-                        if reason:
+                        if reason and isinstance(reason, str):
                             stats.finish_reason = {"stop": "eos", "length": "length"}.get(reason, reason)
                     else:
                         if stats.finish_reason == "stopped":  # no finish reason and no [DONE]: cut off
@@ -495,6 +565,19 @@ def _server_token_info(lp: dict, chat: bool) -> list[TokenInfo]:
         alts = [Alternative(None, t, math.exp(v), None) for t, v in sorted(top.items(), key=lambda kv: -kv[1])]
         out.append(TokenInfo(None, tok, math.exp(l), None, None, alts))
     return out
+
+
+def _strip_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:pass@host/x`` -> (``https://host/x``, (user, pass)); a URL without them unchanged."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return url.split("@")[-1] if "@" in url else url, None
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = (f"[{host}]" if host and ":" in host else host or "") + (f":{port}" if port else "")
+    return urlunsplit(parts._replace(netloc=netloc)), (unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 def _short(text: str, n: int = 200) -> str:
