@@ -327,3 +327,96 @@ def test_a_dropped_stream_cancels_its_request_at_once(lm32):
         assert req.finish_reason == "stopped" and len(req.tokens) < 200
     finally:
         gc.enable()
+
+
+# ------------------------------------------------------------------ admission and reading order (issue 37)
+class _RoomRunner:
+    """A runner with a fixed room, as llama.cpp's (cells of one context), reading prompts and decode rows
+    in one call of at most ``n_batch`` prompt tokens; it records which sequences each call read."""
+
+    def __init__(self, cells: int, n_batch: int = 64, vocab: int = 8):
+        self.cells, self.n_batch, self.vocab = cells, n_batch, vocab
+        self.held: dict[int, int] = {}
+        self.calls: list[dict[int, int]] = []  # per call: prompt length -> tokens read
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def can_start(self, n_prompt: int, budget: int) -> bool:
+        return n_prompt + budget <= self.cells - sum(self.held.values())
+
+    def start(self, seq) -> None:
+        self.held[id(seq)] = len(seq.prompt) + seq.budget
+
+    def step(self, prefills, decodes):
+        self.gate.wait(30)
+        self.calls.append({len(seq.prompt): n for seq, n in prefills})
+        out = []
+        for seq, n in prefills:
+            seq.filled += n
+            out.append(torch.zeros(1, self.vocab) if seq.prefilled else None)
+        return out, torch.zeros(len(decodes), self.vocab)
+
+    def finish(self, seq, keep_prefix: bool) -> None:
+        self.held.pop(id(seq), None)
+
+
+@pytest.fixture
+def room_lm():
+    from types import SimpleNamespace
+
+    from llmdemo.engine.scheduler import Scheduler
+
+    lm = SimpleNamespace(name="room", device="cpu", suppress_ids=[], eos_ids=set(), decode=lambda ids: "",
+                         runner=_RoomRunner(cells=1000))
+    lm.scheduler = Scheduler(lm, max_running=16)
+    yield lm
+    lm.scheduler.close()
+
+
+def _request(n_prompt: int, budget: int):
+    from llmdemo.engine.scheduler import Request
+
+    return Request(list(range(1, n_prompt + 1)), GenerationConfig(temperature=0, max_new_tokens=budget, stop=()),
+                   budget=budget, seed=0)
+
+
+def test_a_short_prompt_is_read_before_longer_ones_sent_earlier(room_lm):
+    sched, runner = room_lm.scheduler, room_lm.runner
+    runner.gate.clear()  # hold the loop while the three arrive
+    longs = [sched.submit(_request(300, 1)), sched.submit(_request(301, 1))]
+    short = sched.submit(_request(5, 1))
+    runner.gate.set()
+    assert short.wait(0, 30) and all(r.wait(0, 30) for r in longs)
+    first_with_short = next(i for i, c in enumerate(runner.calls) if 5 in c)
+    assert first_with_short <= 1, runner.calls  # the call under way, then its own (oldest first: call 9)
+    assert runner.calls[first_with_short][5] == 5  # read whole, with room left for the long ones
+
+
+def test_a_small_request_that_fits_passes_a_large_one_that_does_not_for_a_while(room_lm):
+    sched, runner = room_lm.scheduler, room_lm.runner
+    sched.step_hook = lambda kind, rows: time.sleep(0.005)  # the held request decodes for seconds
+
+    def steps_pass(n: int) -> None:
+        target = sched.steps + n
+        deadline = time.monotonic() + 30
+        while sched.steps < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    held = sched.submit(_request(10, 590))  # 600 of the 1000 cells, for 590 steps
+    steps_pass(2)
+    large = sched.submit(_request(10, 490))  # 500 cells: does not fit beside it
+    small = sched.submit(_request(5, 3))  # 8 cells: fits
+    try:
+        assert small.wait(2, 30) and small.done, "the small request waited behind the large one"
+        assert large.started_at is None and not held.done
+        # once the first in line has waited hold_s, nothing passes it any more
+        sched.hold_s = 0.0
+        later = sched.submit(_request(5, 3))
+        steps_pass(20)
+        assert later.started_at is None and not held.done
+        held.cancel()  # room for the large one: it goes first, then the one behind it
+        assert later.wait(2, 30) and later.done and large.started_at is not None
+        assert large.started_at <= later.started_at
+    finally:
+        for r in (held, large, small):
+            r.cancel()

@@ -5,8 +5,9 @@ submitted to the :class:`Scheduler`. Its thread loops over three kinds of work, 
 scheduler and model runner split it:
 
     1. drop requests that finished or were cancelled (their rows leave the batch at once);
-    2. admit waiting requests (interactive before batch) and read one prompt chunk of one of them
-       (a long prompt is read chunk by chunk, so the others get a step between two chunks);
+    2. admit waiting requests (interactive before batch; a smaller one that fits passes one that does not,
+       for a while) and read prompt chunks, the shortest prompts first (a long prompt is read chunk by
+       chunk, so the others get a step between two chunks);
     3. one decode step for every request whose prompt is read, all rows together.
 
 Other work on the model (scoring a window, one look inside the model) is a :meth:`Scheduler.call`
@@ -141,8 +142,10 @@ class Scheduler:
     fills it, never batch work); ``max_waiting``: requests queued before :class:`SchedulerBusy`.
     """
 
-    def __init__(self, lm, *, max_running: int = 16, max_waiting: int = 256, batch_patience_s: float = 2.0):
+    def __init__(self, lm, *, max_running: int = 16, max_waiting: int = 256, batch_patience_s: float = 2.0,
+                 hold_s: float = 30.0):
         self.lm = lm
+        self.hold_s = hold_s  # how long smaller requests may pass the first in line (see _next_admitted)
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.batch_patience_s = batch_patience_s
@@ -278,20 +281,34 @@ class Scheduler:
         for req in [r for r in self._active if r.cancelled]:
             self._end(req, "stopped")
 
+    def _next_admitted(self) -> Request | None:
+        """The first waiting request (by priority, then arrival) that has a row and fits the runner now.
+
+        A runner with a fixed room (llama.cpp: sequences and cells of one context) may not hold the first
+        in line yet: a smaller request behind it that fits goes first (a 1-token visitor once waited 370 s
+        behind 1,024-token reservations it would have fitted beside). Once the first in line has waited
+        ``hold_s``, nothing passes it any more, so a large request is delayed, never starved."""
+        n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
+        fits = getattr(self.lm.runner, "can_start", None)
+        for k, item in enumerate(sorted(self._waiting)):
+            prio, _, req = item
+            room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
+            if room and (fits is None or fits(len(req.prompt), req.budget)):
+                self._waiting.remove(item)
+                heapq.heapify(self._waiting)
+                return req
+            if k == 0 and time.perf_counter() - req.submitted_at > self.hold_s:
+                return None  # the first in line holds its place
+        return None
+
     def _admit(self) -> None:
         while True:
             with self._cond:
                 if not self._waiting:
                     return
-                prio, _, req = self._waiting[0]
-                n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
-                room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
-                # a runner with a fixed room (llama.cpp: sequences and cells of one context) is a hard limit;
-                # the queue waits for it in order rather than let a small request pass a large one
-                fits = getattr(self.lm.runner, "can_start", None)
-                if not room or (fits is not None and not fits(len(req.prompt), req.budget)):
+                req = self._next_admitted()
+                if req is None:
                     return
-                heapq.heappop(self._waiting)
             try:
                 seq = Sequence(prompt=req.prompt, budget=req.budget)
                 seq.seen = torch.tensor([req.prompt], device=self.lm.device) \
@@ -313,7 +330,7 @@ class Scheduler:
         waiting = [r for r, s in self._active.items() if not s.prefilled]
         if not waiting:
             return
-        req = min(waiting, key=lambda r: (r.priority, r.id))
+        req = min(waiting, key=lambda r: _reading_order(r, self._active[r]))
         seq = self._active[req]
         self._hook("prefill", 1)
         req.steps += 1
@@ -336,7 +353,8 @@ class Scheduler:
         rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
         room = self.lm.runner.n_batch  # prompt tokens this step (the runner reads them in a call of their own)
         pre = []
-        for req in sorted((r for r, s in self._active.items() if not s.prefilled), key=lambda r: (r.priority, r.id)):
+        for req in sorted((r for r, s in self._active.items() if not s.prefilled),
+                          key=lambda r: _reading_order(r, self._active[r])):
             if room <= 0:
                 break
             seq = self._active[req]
@@ -439,6 +457,14 @@ class Scheduler:
             fut.set_result(fn())
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             fut.set_exception(e)
+
+
+def _reading_order(req: Request, seq: Sequence) -> tuple[int, int, int]:
+    """Which prompt is read first: interactive before batch, then the fewest prompt tokens left, then
+    arrival. Oldest-first made a visitor's 1-token request wait 221 s behind two 4,400-token prompts sent
+    2 s earlier; shortest-first reads it in the next step, and a long prompt still gets what room a step
+    has left over."""
+    return req.priority, len(seq.prompt) - seq.filled, req.id
 
 
 def _has_stop(text: str, stops) -> bool:

@@ -1,0 +1,100 @@
+"""A visitor's 1-token request under the engine-level attacks of issue 37, next to a same-minute baseline.
+
+    python bench/attacks.py [--attacks long_prompts,reservations] [--runs 3]
+
+On the bundled model through ``LM.stream`` (the app's path, without HTTP): the victim asks for one new
+token of a short chat prompt; its time to the last token is measured alone (baseline), then while:
+
+- long_prompts: two ~4,400-token prompts (20,000 characters each, 1 new token) were sent 2 s before;
+- reservations: 16 greedy 1,024-token generations stream at once (one client's 16 ordinary requests).
+
+Each figure is the median of ``--runs`` victims; the baseline is re-measured right before each attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+VICTIM = [{"role": "user", "content": "Say hi."}]
+
+
+def victim(lm) -> float:
+    from llmdemo.config import GenerationConfig
+
+    t0 = time.perf_counter()
+    lm.stream(VICTIM, GenerationConfig(temperature=0, max_new_tokens=1, stop=())).text()
+    return time.perf_counter() - t0
+
+
+def baseline(lm, runs: int) -> float:
+    return statistics.median(victim(lm) for _ in range(runs))
+
+
+def attack_long_prompts(lm, runs: int) -> list[float]:
+    from llmdemo.config import GenerationConfig
+
+    words = ("the quick brown fox jumps over the lazy dog and " * 400)[:20_000]
+    out = []
+    for k in range(runs):
+        threads = [threading.Thread(target=lambda i=i: lm.stream(f"{k} {i} {words}", GenerationConfig(
+            temperature=0, max_new_tokens=1, stop=())).text()) for i in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        out.append(victim(lm))
+        for t in threads:
+            t.join()
+    return out
+
+
+def attack_reservations(lm, runs: int) -> list[float]:
+    from llmdemo.config import GenerationConfig
+
+    stop = threading.Event()
+    streams = []
+
+    def hog(i):
+        s = lm.stream([{"role": "user", "content": f"Write a very long story number {i}."}],
+                      GenerationConfig(temperature=0, max_new_tokens=1024, stop=()), stop_event=stop)
+        streams.append(s)
+        for _ in s:
+            if stop.is_set():
+                break
+
+    threads = [threading.Thread(target=hog, args=(i,), daemon=True) for i in range(16)]
+    for t in threads:
+        t.start()
+    time.sleep(3)  # the hogs are admitted and decoding
+    out = [victim(lm) for _ in range(runs)]
+    stop.set()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--attacks", default="long_prompts,reservations")
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    from llmdemo.load import load
+
+    lm = load()
+    victim(lm)  # warm-up
+    print(f"model {lm.name}; engine {getattr(lm, 'decode_mode', '?')}; context {lm.context_length}")
+    print(f"{'attack':<14} {'baseline s':>10} {'victim s (median)':>18} {'victims':>24}")
+    for name in a.attacks.split(","):
+        base = baseline(lm, a.runs)
+        times = {"long_prompts": attack_long_prompts, "reservations": attack_reservations}[name](lm, a.runs)
+        print(f"{name:<14} {base:>10.2f} {statistics.median(times):>18.2f} {', '.join(f'{t:.2f}' for t in times):>24}")
+
+
+if __name__ == "__main__":
+    main()
