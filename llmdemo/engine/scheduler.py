@@ -146,6 +146,7 @@ class Scheduler:
                  hold_s: float = 30.0):
         self.lm = lm
         self.hold_s = hold_s  # how long smaller requests may pass the first in line (see _next_admitted)
+        self._light_last = False  # the last step left the long prompts out (see _fused_step)
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.batch_patience_s = batch_patience_s
@@ -361,6 +362,15 @@ class Scheduler:
             n = min(len(seq.prompt) - seq.filled, room)
             pre.append((req, seq, n))
             room -= n
+        # a short prompt read to its end this step goes in a light step without the long prompts' chunks,
+        # so its first token does not wait for ~500 prompt tokens of theirs; never two light steps in a row,
+        # so the long prompts are slowed at most twofold by a stream of short ones
+        ending = [x for x in pre if x[2] == len(x[1].prompt) - x[1].filled]
+        light = bool(ending) and len(ending) < len(pre) and not self._light_last and \
+            sum(n for *_, n in ending) <= self.lm.runner.n_batch // 4
+        if light:
+            pre = ending
+        self._light_last = light
         if not rows and not pre:
             return
         self._hook("decode" if rows else "prefill", len(rows) + len(pre))
