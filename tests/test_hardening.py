@@ -451,3 +451,46 @@ def test_a_whole_json_line_cut_before_its_newline_is_redone(tmp_path):
     p.write_bytes(b'{"id": "1"}\n{"id": "2"}')  # killed between the line and its newline
     assert [d["id"] for d in read_done(p)] == ["1"]
     assert p.read_bytes() == b'{"id": "1"}\n'
+
+
+def test_one_client_cannot_fill_the_queue_for_everyone(tiny_lm, monkeypatch):
+    """Issue 37, finding 1: one address joins many long generations it never reads; it is refused past its
+    cap (in its language), and another address is served meanwhile."""
+    from gradio_client import Client
+
+    import webui.clients
+
+    monkeypatch.setattr(webui.clients, "UNREAD_GRACE_S", 2.0)
+    host = ModelHost(tiny_lm)
+    demo, url = launch(host, AppSettings(events_per_client=3, trusted_proxies=1, queue_size=64, concurrency=4))
+    tiny_lm.scheduler.step_hook = lambda kind, rows: time.sleep(0.1)  # a 240-token answer takes ~24 s
+    try:
+        fn_index = next(i for i, f in demo.fns.items() if f.api_name == "generate")
+        codes = []
+        for k in range(10):
+            r = httpx.post(f"{url}gradio_api/queue/join", timeout=30,
+                           headers={"x-forwarded-for": "10.0.0.66", "accept-language": "zh-CN" if k == 9 else "en"},
+                           json={"data": ["Once upon a time", 240, 0, 0.9, 0, 1.0, 1], "fn_index": fn_index,
+                                 "session_hash": f"hog{k}", "event_data": None, "trigger_id": None})
+            codes.append(r.status_code)
+        assert codes[:3] == [200] * 3 and set(codes[3:]) == {503}, codes
+        assert "请求在排队或运行" in r.text
+
+        def hog_join(k: int) -> int:
+            return httpx.post(f"{url}gradio_api/queue/join", timeout=30, headers={"x-forwarded-for": "10.0.0.66"},
+                              json={"data": ["Once upon a time", 240, 0, 0.9, 0, 1.0, 1], "fn_index": fn_index,
+                                    "session_hash": f"hog{k}", "event_data": None, "trigger_id": None}).status_code
+
+        # nobody opened the hogs' streams: past the grace (2 s) their events are dropped and the cap frees
+        # up, long before they would have ended (~24 s)
+        deadline = time.monotonic() + 10
+        while hog_join(100) != 200:
+            assert time.monotonic() < deadline, "events nobody reads were never dropped"
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        out = Client(url, verbose=False, headers={"x-forwarded-for": "10.0.0.7"}).predict(
+            "Hello", 2, 0, 0.9, 0, 1.0, 1, api_name="/generate")
+        assert out[0] is not None and time.monotonic() - t0 < 120
+    finally:
+        tiny_lm.scheduler.step_hook = None
+        demo.close()

@@ -11,8 +11,11 @@ draw new ones.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
+
+log = logging.getLogger("llmdemo.webui.clients")
 
 
 def client_key(request, trusted_proxies: int = 0) -> str:
@@ -56,3 +59,70 @@ class RateLimit:
             if not times or len(times) < self.limit:
                 return 0.0
             return max(0.0, times[0] + self.window_s - self.clock())
+
+
+class OpenStreams:
+    """ASGI middleware that counts, per session, the event streams (``/queue/data``) open now: an event
+    whose session never opened its stream has nobody reading it."""
+
+    def __init__(self, app, streams: "collections.Counter[str] | None" = None):
+        self.app, self.streams = app, OPEN_STREAMS if streams is None else streams
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").endswith("/queue/data"):
+            return await self.app(scope, receive, send)
+        from urllib.parse import parse_qs
+
+        session = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash") or [""])[0]
+        self.streams[session] += 1
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            self.streams[session] -= 1
+            if self.streams[session] <= 0:
+                del self.streams[session]
+
+
+# the process's open event streams per session (session ids are random, so apps in one process can share it)
+OPEN_STREAMS: "collections.Counter[str]" = collections.Counter()
+UNREAD_GRACE_S = 10.0  # an event whose session has opened no stream this long after joining is dropped
+
+
+def cap_queue_per_client(queue, limit: int, trusted_proxies: int = 0,
+                         streams: "collections.Counter[str] | None" = OPEN_STREAMS,
+                         grace_s: float | None = None) -> None:
+    """Refuse a new event from a client that already has ``limit`` events queued or running in Gradio's
+    queue (one client once filled the whole queue with 88 generations it never read, and every other
+    visitor got "Queue is full"). The refusal is Gradio's own "queue full" answer (HTTP 503), worded in
+    the visitor's language; other clients are not affected.
+
+    With ``streams`` (kept by :class:`OpenStreams`), each join first drops the events whose session has
+    had no stream open for ``grace_s`` (UNREAD_GRACE_S) since they joined: queued ones leave the queue, running ones are
+    marked dead for Gradio to stop (work nobody watches, e.g. an evaluation joined by a script)."""
+    from .i18n import lang_of, text
+
+    push = queue.push
+
+    def pending() -> list:
+        queued = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+        running = [e for job in queue.active_jobs if job for e in job if e.alive]
+        return queued + running
+
+    async def drop_unread() -> None:
+        now = time.monotonic()
+        for e in pending():
+            if now - e.enqueue_time > (UNREAD_GRACE_S if grace_s is None else grace_s) and \
+                    not streams.get(e.session_hash):
+                log.info("dropping event %s: its session never opened its stream", e._id)
+                await queue.clean_events(event_id=e._id)
+
+    async def capped_push(body, request, username=None):
+        if streams is not None:
+            await drop_unread()
+        key = client_key(request, trusted_proxies)
+        mine = sum(1 for e in pending() if client_key(e.request, trusted_proxies) == key)
+        if mine >= limit:
+            return False, text("queue_client_full", lang_of(request), n=mine), "queue_full"
+        return await push(body=body, request=request, username=username)
+
+    queue.push = capped_push

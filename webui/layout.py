@@ -11,6 +11,7 @@ import gradio as gr
 from llmdemo.host import ModelHost
 
 from . import tokenprobs
+from .clients import cap_queue_per_client
 from .handlers import Handlers
 from .i18n import I18N, lang_of, t
 from .i18n import text as msg
@@ -81,10 +82,12 @@ def launch_options(settings: AppSettings) -> dict:
     # already turn every other exception into a short message without a traceback
     from starlette.middleware import Middleware
 
+    from .clients import OpenStreams
     from .limits import BodyLimit
 
-    return {"css": CSS + tokenprobs.CSS + COMPARE_CSS, "js": KEYS_JS, "show_error": True, "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N,
-            "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]}}
+    middleware = [Middleware(BodyLimit, limit=settings.max_request_kb * 1024), Middleware(OpenStreams)]
+    return {"css": CSS + tokenprobs.CSS + COMPARE_CSS, "js": KEYS_JS, "show_error": True,
+            "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N, "app_kwargs": {"middleware": middleware}}
 
 
 def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None) -> gr.Blocks:
@@ -122,4 +125,6 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
             ev.then(model_line_text, None, [model_line], queue=False, show_progress="hidden", **ctx.private)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+        # events of sessions that never opened their stream are dropped (OpenStreams, in launch_options)
+        cap_queue_per_client(demo._queue, settings.events_per_client, settings.trusted_proxies)
     return demo

@@ -38,6 +38,9 @@ class AppSettings:
     max_running: int = field(default_factory=lambda: _int("LLMDEMO_MAX_RUNNING", 16))
     concurrency: int = field(default_factory=lambda: _int("LLMDEMO_CONCURRENCY", 24))
     queue_size: int = field(default_factory=lambda: _int("LLMDEMO_QUEUE_SIZE", 64))
+    # events one client address may have queued or running at once (a page needs one or two; a classroom
+    # behind one address shares it: raise it there, or declare the proxy with LLMDEMO_TRUSTED_PROXIES)
+    events_per_client: int = field(default_factory=lambda: _int("LLMDEMO_EVENTS_PER_CLIENT", 8))
     # the benchmark files the Evaluation tab offers: the slices shipped in benchmarks/ unless told otherwise
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent / "benchmarks")))
