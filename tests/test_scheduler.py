@@ -394,7 +394,7 @@ def test_a_short_prompt_is_read_before_longer_ones_sent_earlier(room_lm):
 
 
 def test_a_small_request_that_fits_passes_a_large_one_that_does_not_for_a_while(room_lm):
-    sched, runner = room_lm.scheduler, room_lm.runner
+    sched = room_lm.scheduler
     sched.step_hook = lambda kind, rows: time.sleep(0.005)  # the held request decodes for seconds
 
     def steps_pass(n: int) -> None:
