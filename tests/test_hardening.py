@@ -494,3 +494,45 @@ def test_one_client_cannot_fill_the_queue_for_everyone(tiny_lm, monkeypatch):
     finally:
         tiny_lm.scheduler.step_hook = None
         demo.close()
+
+
+def test_uploads_are_bounded_per_request_and_per_address_per_hour(tiny_lm, tmp_path):
+    """Issue 37, finding 12: one request carried 30 files of 9.9 MB; one address may not fill the disk."""
+    host = ModelHost(tiny_lm)
+    demo, url = launch(host, AppSettings(output_dir=tmp_path / "runs", max_upload_mb=1, upload_mb_per_hour=2,
+                                         trusted_proxies=1))
+    try:
+        def upload(n_files: int, address: str, size: int = 900_000):
+            files = [("files", (f"f{i}.jsonl", b"x" * size)) for i in range(n_files)]
+            try:
+                return httpx.post(f"{url}gradio_api/upload", files=files, timeout=60,
+                                  headers={"x-forwarded-for": address}).status_code
+            except httpx.TransportError:  # cut off while sending: refused
+                return None
+
+        assert upload(1, "10.1.1.1") == 200
+        assert upload(5, "10.1.1.1") in (413, None)  # five files of 0.9 MB in one request: over 1 MB
+        assert upload(1, "10.1.1.1") == 200 and upload(1, "10.1.1.1") in (413, None)  # 2 MB an hour: spent
+        assert upload(1, "10.1.1.2") == 200  # another address has its own
+    finally:
+        demo.close()
+
+
+def test_exports_are_removed_when_too_old_or_over_the_budget(monkeypatch):
+    """Issue 37, finding 12: every export click left a copy in the temp folder that nothing removed."""
+    import webui.files as files
+
+    monkeypatch.setattr(files, "_SHARED", [])
+    monkeypatch.setattr(files, "SHARED_BUDGET", 50_000)
+    paths = [Path(files._export_file("conversation.md", "x" * 20_000)) for _ in range(5)]
+    last = paths[-1]
+    try:
+        assert [p.exists() for p in paths] == [False, False, False, True, True]  # 40 KB kept of 100 KB
+        monkeypatch.setattr(files, "KEEP_SHARED_S", -1)  # and past their time, all of them
+        last = Path(files._export_file("conversation.md", "y"))
+        assert not any(p.exists() for p in paths) and last.exists()  # the new one is always kept
+    finally:
+        for p in paths + [last]:
+            if p.parent.exists():
+                import shutil
+                shutil.rmtree(p.parent)

@@ -7,20 +7,34 @@ hour, and visitors' run folders after ``keep_runs_hours``. The output folder its
 
 from __future__ import annotations
 
+KEEP_SHARED_S = 3600  # private copies and exports are removed after this long...
+SHARED_BUDGET = 256 << 20  # ...or sooner, oldest first, while all of them together take more than this
+_SHARED: list[tuple[float, str, int]] = []  # (created, folder, bytes) of private copies and exports, oldest first
+
+
+def _sweep_shared(now: float, adding: int = 0) -> None:
+    """Remove private copies and exports older than KEEP_SHARED_S, then the oldest while over SHARED_BUDGET
+    (every export click once left a copy that nothing removed: 100 clicks, 86 MB). Gradio's own copy in its
+    cache goes with its ``delete_cache``."""
+    import shutil
+
+    while _SHARED and (now - _SHARED[0][0] > KEEP_SHARED_S or sum(n for *_, n in _SHARED) + adding > SHARED_BUDGET):
+        shutil.rmtree(_SHARED.pop(0)[1], ignore_errors=True)
+
+
 def _export_file(name: str, content: str) -> str:
-    """A download: the file in a private temporary folder (Gradio copies it into its cache, removed after an hour)."""
+    """A download: the file in a private temporary folder (Gradio copies it into its cache)."""
     import tempfile
     import time as _time
     from pathlib import Path
 
+    now = _time.time()
     folder = tempfile.mkdtemp(prefix="llmdemo-export-")
-    _SHARED.append((_time.time(), folder))
     path = Path(folder) / name
     path.write_text(content, encoding="utf-8")
+    _sweep_shared(now, path.stat().st_size)  # the older ones make room; the new one is always kept
+    _SHARED.append((now, folder, path.stat().st_size))
     return str(path)
-
-
-_SHARED: list[tuple[float, str]] = []  # (created, folder) of private copies, removed after an hour
 
 
 def _private_copy(out, names: list[str]) -> dict[str, str]:
@@ -30,14 +44,14 @@ def _private_copy(out, names: list[str]) -> dict[str, str]:
     from pathlib import Path
 
     now = _time.time()
-    while _SHARED and now - _SHARED[0][0] > 3600:
-        shutil.rmtree(_SHARED.pop(0)[1], ignore_errors=True)
     folder = tempfile.mkdtemp(prefix="llmdemo-")
-    _SHARED.append((now, folder))
     copies = {}
     for n in names:
         if (Path(out) / n).exists():
             copies[n] = str(shutil.copy(Path(out) / n, Path(folder) / n))
+    size = sum(Path(p).stat().st_size for p in copies.values())
+    _sweep_shared(now, size)
+    _SHARED.append((now, folder, size))
     return copies
 
 

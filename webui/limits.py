@@ -27,7 +27,7 @@ class BodyLimit:
         headers = [(k.lower(), v) for k, v in scope.get("headers") or []]
         names = {k for k, _ in headers}
         if b"content-length" in names and b"transfer-encoding" in names:
-            return await self._refuse(send, 400, "a request with both Content-Length and Transfer-Encoding")
+            return await _refuse(send, 400, "a request with both Content-Length and Transfer-Encoding")
         length = dict(headers).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self._refuse(send)
@@ -52,9 +52,72 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
     async def _refuse(self, send, status: int = 413, what: str | None = None):
-        error = what + ", refused" if what else f"request body over {self.limit // 1024:,} KB, this server's limit"
-        body = json.dumps({"error": error}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, status, what or f"request body over {self.limit // 1024:,} KB, this server's limit")
+
+
+async def _refuse(send, status: int, what: str) -> None:
+    """Answer ``status`` with ``{"error": what}`` and close the connection."""
+    body = json.dumps({"error": what + ", refused"}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class UploadLimit:
+    """Uploads (``/gradio_api/upload``) bounded per request and per client address per hour.
+
+    Gradio's ``max_file_size`` bounds each file, not the request: one request carried 30 files of 9.9 MB
+    (44 MB/s from one client). Here a request's body may be at most ``per_request`` bytes (one file of the
+    app's largest size and the form around it), counted as it arrives and passed on as it comes (nothing is
+    held here); each address may send ``per_hour`` bytes an hour. Past either, the request is answered 413
+    (before the app reads it, when its declared size says so) or cut off (the app sees the client leave).
+    """
+
+    def __init__(self, app, per_request: int, per_hour: int, trusted_proxies: int = 0, path: str = "/gradio_api/upload"):
+        self.app, self.per_request, self.per_hour, self.path = app, per_request, per_hour, path
+        self.trusted_proxies = trusted_proxies
+        self.sent: dict[str, list[list]] = {}  # address -> [time, bytes] of each upload of the last hour
+
+    def _spent(self, key: str, now: float) -> int:
+        recent = [r for r in self.sent.get(key, []) if r[0] > now - 3600]
+        self.sent[key] = recent
+        if len(self.sent) > 10_000:  # bounded memory: forget the addresses seen longest ago
+            for old in list(self.sent)[: len(self.sent) - 10_000]:
+                del self.sent[old]
+        return sum(r[1] for r in recent)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").endswith(self.path):
+            return await self.app(scope, receive, send)
+        import time
+
+        from types import SimpleNamespace
+
+        from .clients import client_key
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        request = SimpleNamespace(client=SimpleNamespace(host=(scope.get("client") or ("unknown",))[0]), headers=headers)
+        key = client_key(request, self.trusted_proxies)
+        now = time.time()
+        room = min(self.per_request, self.per_hour - self._spent(key, now))
+        declared = headers.get("content-length", "")
+        if room <= 0 or (declared.isdigit() and int(declared) > room):
+            what = "this upload is over the server's limit" if room > 0 else \
+                "this address has uploaded its limit for the hour"
+            return await _refuse(send, 413, what)
+        seen = 0
+        record = [now, 0]  # this upload's bytes, counted as they arrive
+        self.sent.setdefault(key, []).append(record)
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                record[1] = seen
+                if seen > room:  # past the limit: the app sees the client leave and stops reading
+                    return {"type": "http.disconnect"}
+            return message
+
+        return await self.app(scope, counted, send)

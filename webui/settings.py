@@ -47,6 +47,8 @@ class AppSettings:
     output_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_OUTPUT_DIR", Path.home() / ".cache" / "llmdemo" / "runs")))  # eval reports written here
     max_upload_mb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_UPLOAD_MB", 10))  # larger uploads refused
+    # what one client address may upload in an hour (an upload request carries one file at most that large)
+    upload_mb_per_hour: int = field(default_factory=lambda: _int("LLMDEMO_UPLOAD_MB_PER_HOUR", 100))
     # examples one Evaluation-tab run may score (python -m eval has no such limit); None = 1000, or 100 when hosted
     max_eval_examples: int | None = field(default_factory=lambda: _int("LLMDEMO_MAX_EVAL_EXAMPLES", 0) or None)
     # uploads and files handed out (Gradio's cache) older than this are deleted, checked as often
