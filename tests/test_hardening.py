@@ -536,3 +536,17 @@ def test_exports_are_removed_when_too_old_or_over_the_budget(monkeypatch):
             if p.parent.exists():
                 import shutil
                 shutil.rmtree(p.parent)
+
+
+def test_the_sessions_kept_in_memory_are_bounded(tiny_lm):
+    """Issue 37, finding 9: ~0.55 MB per session, and Gradio keeps 10,000 by default."""
+    from gradio_client import Client
+
+    host = ModelHost(tiny_lm)
+    demo, url = launch(host, AppSettings(max_sessions=3))
+    try:
+        for _ in range(6):  # six visitors, one session each
+            Client(url, verbose=False).predict("Hello", 1, 0, 0.9, 0, 1.0, 1, api_name="/generate")
+        assert 1 <= len(demo.state_holder.session_data) <= 3
+    finally:
+        demo.close()

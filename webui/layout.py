@@ -90,7 +90,8 @@ def launch_options(settings: AppSettings) -> dict:
                              per_hour=settings.upload_mb_per_hour << 20, trusted_proxies=settings.trusted_proxies),
                   Middleware(OpenStreams)]
     return {"css": CSS + tokenprobs.CSS + COMPARE_CSS, "js": KEYS_JS, "show_error": True,
-            "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N, "app_kwargs": {"middleware": middleware}}
+            "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N, "app_kwargs": {"middleware": middleware},
+            "state_session_capacity": settings.max_sessions}
 
 
 def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None) -> gr.Blocks:

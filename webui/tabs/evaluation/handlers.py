@@ -7,6 +7,7 @@ The leaderboard and the side-by-side diff read the run folders this visitor may 
 
 from __future__ import annotations
 
+import collections
 import html
 import re
 import secrets
@@ -57,7 +58,8 @@ class EvalHandlers:
         self.host = host
         self.settings = settings
         self.live = live or LiveRuns()
-        self._runs: dict[str, list] = {}  # run folders by visitor session (hosted: a visitor sees only theirs)
+        # run folders by visitor session (hosted: a visitor sees only theirs), for the max_sessions most recent
+        self._runs: collections.OrderedDict[str, list] = collections.OrderedDict()
 
     def benchmarks(self, task: str) -> list[str]:
         """Benchmark files in the data folder for a task (names only: nothing outside that folder is offered)."""
@@ -186,6 +188,9 @@ class EvalHandlers:
         table = [[i, _short(_row_input(r)), _short(_row_reference(r)), _short(_row_answer(r)),
                   round(r.get(key) or 0.0, 2)] for i, r in enumerate(rows)]
         self._runs.setdefault(session or "", []).append(out)
+        self._runs.move_to_end(session or "")
+        while len(self._runs) > self.settings.max_sessions:
+            self._runs.popitem(last=False)
         metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
             f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
         # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
