@@ -24,6 +24,10 @@ from .tokenprobs import info_of, trim
 from .engine.stream import (Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop,
                             rolling_windows, whole_chars)
 
+# tokens one scoring call may carry (a call runs whole on the model's thread, between generation steps):
+# one 1,024-token window of the eval's default, ~2-4 s of a 135M model's float32 forward on 2 cores
+SCORE_TOKENS_PER_CALL = 1024
+
 
 class ContextOverflowError(UserError, ValueError):
     """The prompt alone does not fit in the model's context window."""
@@ -264,9 +268,19 @@ class ScheduledModel:
         """
         priority = as_priority(priority)
         results: list[list[float]] = []
-        for start in range(0, len(windows), batch_size):
-            chunk = windows[start:start + batch_size]
+        start = 0
+        while start < len(windows):
+            # at most `batch_size` windows and SCORE_TOKENS_PER_CALL tokens per call (one window at least):
+            # a call holds the model's thread, and 8 windows of 1,024 tokens held every visitor's stream
+            # for tens of seconds
+            end, tokens = start, 0
+            while end < len(windows) and end - start < batch_size and \
+                    (end == start or tokens + len(windows[end][0]) <= SCORE_TOKENS_PER_CALL):
+                tokens += len(windows[end][0])
+                end += 1
+            chunk = windows[start:end]
             results.extend(self.scheduler.call(lambda chunk=chunk: self._score_batch(chunk), priority))
+            start = end
             if progress is not None:
                 progress(len(results), len(windows))
         return results

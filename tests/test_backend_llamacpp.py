@@ -304,3 +304,20 @@ def test_compare_and_token_probabilities_through_the_app_on_the_server(llama_ser
     finally:
         demo.close()
         lm.close()
+
+
+def test_scoring_a_long_window_leaves_the_model_between_slices_with_the_same_numbers(llamacpp_lm, benchmarks):
+    """Issue 37, finding 3: one scoring call held the model's thread for a whole batch of windows. Now each
+    slice of the scoring context's batch is a call of its own, and the numbers are _score_batch's."""
+    text = (benchmarks / "wikitext2_raw_test.txt").read_text()[:8000]
+    ids = [llamacpp_lm.prefix_token()] + llamacpp_lm._text_ids(text)[:1299]
+    assert len(ids) == 1300
+    kinds = []
+    llamacpp_lm.scheduler.step_hook = lambda kind, rows: kinds.append(kind)
+    try:
+        (sliced,) = llamacpp_lm._score_windows([(ids, 1000)], 4, priority="batch")
+    finally:
+        llamacpp_lm.scheduler.step_hook = None
+    assert kinds.count("call") >= 4  # the context, then 3 slices of at most 512 tokens
+    (whole,) = llamacpp_lm.scheduler.call(lambda: llamacpp_lm._score_batch([(ids, 1000)]))
+    assert len(sliced) == 1000 and sliced == whole

@@ -304,6 +304,7 @@ class LlamaCppLM(ScheduledModel):
         self.llm = Llama(**kw)
         self._kw = kw  # a second context for scoring is made with the same settings, on first use
         self._scorer = None
+        self._score_lock = threading.Lock()  # one window at a time holds the scoring context (see _score_windows)
         self.load_s = time.perf_counter() - t0
         meta = self.llm.metadata
         self.name = name or f"llamacpp:{Path(path).name}"
@@ -458,18 +459,60 @@ class LlamaCppLM(ScheduledModel):
             return self.scorer().loglikelihood_batch(pairs, batch_size, priority)
         return super().loglikelihood_batch(pairs, batch_size, priority)
 
+    def _score_windows(self, windows: list[tuple[list[int], int]], batch_size: int,
+                       progress: Callable[[int, int], None] | None = None,
+                       priority: int | str = INTERACTIVE) -> list[list[float]]:
+        """Log-probabilities of the last ``n`` tokens of each window, read in slices of the scoring context's
+        batch (512 tokens), one scheduler call each, so that generation steps run between two slices.
+
+        One call per ``batch_size`` windows held the model for up to 4 x 4,096 tokens (~50 s of CPU here)
+        and every visitor's stream waited behind it (a median 24.6 s per 1-token request during a
+        perplexity run). The slices are the ones :meth:`_score_batch` reads, so the numbers are the same;
+        only each slice's scored rows become log-probabilities, in the caller's thread, so memory holds one
+        slice's logits (512 x V), not the window's. The scoring context is this model's own and one window
+        at a time holds it (a lock), so its keys/values carry over from slice to slice.
+        """
+        if self.exact_scoring:
+            return super()._score_windows(windows, batch_size, progress, priority)
+        from ..engine.scheduler import as_priority
+
+        priority = as_priority(priority)
+        results: list[list[float]] = []
+        for ids, n in windows:
+            with self._score_lock:
+                llm = self.scheduler.call(self._scoring_context, priority)
+                L, lps = len(ids), []
+                for s in range(0, L, llm.n_batch):
+                    piece = ids[s:s + llm.n_batch]
+                    rows = self.scheduler.call(lambda piece=piece: _eval(llm, piece, all_logits=True), priority)
+                    lo, hi = max(s, L - n - 1), min(s + len(piece), L - 1)  # rows whose next token is scored
+                    if lo < hi:
+                        logits = torch.from_numpy(rows[lo - s:hi - s])
+                        targets = torch.tensor(ids[lo + 1:hi + 1])
+                        lps.extend(torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
+                                   .tolist())
+                results.append(lps)
+            if progress is not None:
+                progress(len(results), len(windows))
+        return results
+
+    def _scoring_context(self):
+        """The scoring context, emptied (made on first use)."""
+        if self._scorer is None:
+            from llama_cpp import Llama
+
+            self._scorer = Llama(**{**self._kw, "n_ctx": self.context_length, "n_batch": 512,
+                                    "n_threads": self.runner.threads, "n_threads_batch": self.runner.threads})
+        self._scorer.n_tokens = 0
+        return self._scorer
+
     def _score_batch(self, chunk: list[tuple[list[int], int]]) -> list[list[float]]:
         """Each window from an empty context; log p(token_i | tokens before i) from the logits at i - 1.
 
         Scoring has a llama.cpp context of its own (the weights are memory-mapped once and shared), so a
         perplexity run between two decode steps never touches a generation's keys and values.
         """
-        if self._scorer is None:
-            from llama_cpp import Llama
-
-            self._scorer = Llama(**{**self._kw, "n_ctx": self.context_length, "n_batch": 512,
-                                    "n_threads": self.runner.threads, "n_threads_batch": self.runner.threads})
-        llm, out = self._scorer, []
+        llm, out = self._scoring_context(), []
         for ids, n in chunk:
             llm.n_tokens = 0
             rows = [_eval(llm, ids[s:s + llm.n_batch], all_logits=True) for s in range(0, len(ids), llm.n_batch)]
