@@ -349,7 +349,7 @@ def raw_post(url: str, path: bytes, extra_headers: bytes, *, chunks: int, chunk:
 # from the hostile probe of this change (a helper that used the app as an attacker would)
 def test_oversized_request_bodies_are_refused_at_the_door(tiny_lm):
     host = ModelHost(tiny_lm)
-    demo, url = launch(host, AppSettings(max_request_kb=64))
+    demo, url = launch(host, AppSettings(max_request_kb=64, body_read_s=2))
     try:
         blocks = {"data": [[{"role": "user", "content": [{"type": "text", "text": ""}] * 20000}]],
                   "fn_index": 0, "session_hash": "x"}
@@ -369,6 +369,15 @@ def test_oversized_request_bodies_are_refused_at_the_door(tiny_lm):
         for declared in (b"Content-Length: 10\r\n", b""):
             status = raw_post(url, b"/gradio_api/queue/join", declared, chunks=200, chunk=4096)
             assert status in (400, 413, None), status  # None: the door closed on the rest of the body
+        # a body trickled (10 of 100 bytes, then nothing) is answered 408 when its time is up
+        import socket
+        from urllib.parse import urlparse
+
+        u = urlparse(url)
+        with socket.create_connection((u.hostname, u.port), timeout=30) as sock:
+            sock.sendall(b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n" + b"{" * 10)
+            assert sock.recv(64).split()[1] == b"408"
         from gradio_client import Client
 
         assert Client(url, verbose=False).predict("Hello", 4, 0, 0.9, 0, 1.0, 1, api_name="/generate")[0] is not None

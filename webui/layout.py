@@ -85,7 +85,7 @@ def launch_options(settings: AppSettings) -> dict:
     from .clients import OpenStreams
     from .limits import BodyLimit, UploadLimit
 
-    middleware = [Middleware(BodyLimit, limit=settings.max_request_kb * 1024),
+    middleware = [Middleware(BodyLimit, limit=settings.max_request_kb * 1024, read_s=settings.body_read_s),
                   Middleware(UploadLimit, per_request=settings.max_upload_mb * (1 << 20) + (64 << 10),
                              per_hour=settings.upload_mb_per_hour << 20, trusted_proxies=settings.trusted_proxies),
                   Middleware(OpenStreams)]

@@ -12,14 +12,16 @@ a message is a request-smuggling risk and may be refused). Uploads are left to G
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 
 class BodyLimit:
-    def __init__(self, app, limit: int, exempt: tuple[str, ...] = ("/gradio_api/upload",)):
+    def __init__(self, app, limit: int, exempt: tuple[str, ...] = ("/gradio_api/upload",), read_s: float = 30.0):
         self.app = app
         self.limit = limit
         self.exempt = exempt
+        self.read_s = read_s  # the whole body must arrive within this (a client trickling it holds a connection)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path", "").endswith(self.exempt):
@@ -35,8 +37,12 @@ class BodyLimit:
         # sees a byte of it), else hand the app what was read, as it came. At most `limit` bytes per
         # request are held, and only while it arrives.
         messages, seen = [], 0
+        deadline = asyncio.get_running_loop().time() + self.read_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except asyncio.TimeoutError:
+                return await _refuse(send, 408, f"a request body not sent within {self.read_s:g} s")
             messages.append(message)
             if message["type"] != "http.request":
                 break

@@ -60,6 +60,8 @@ class AppSettings:
     keep_runs_hours: float = field(default_factory=lambda: float(_int("LLMDEMO_KEEP_RUNS_HOURS", 24)))
     # request bodies over this are refused before Gradio parses them (uploads have their own limit)
     max_request_kb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_REQUEST_KB", 1024))
+    # ...and answered 408 unless the whole body arrives within this many seconds (slow senders hold connections)
+    body_read_s: int = field(default_factory=lambda: _int("LLMDEMO_BODY_READ_S", 30))
 
     @property
     def eval_examples_cap(self) -> int:
