@@ -33,6 +33,11 @@ MAX_LOGPROBS = 20  # alternatives recorded per token at most (OpenAI's top_logpr
 DECODE_MODES = ("auto", "float32", "float16", "bfloat16", "bfloat16-onednn", "float16-onednn", "transformers")
 
 
+MIN_TEMPERATURE = 0.01  # above 0 and below this, sampling is greedy in effect and overflows at the extreme
+MAX_STOP_STRINGS = 16
+MAX_STOP_CHARS = 64
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     max_new_tokens: int = 256  # tokens to generate at most, 1..4096
@@ -49,6 +54,8 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_new_tokens", _int("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT))
         object.__setattr__(self, "temperature", _float("temperature", self.temperature, 0.0, 5.0))
+        if 0.0 < self.temperature < MIN_TEMPERATURE:  # logits / 1e-300 overflow: an internal error, not a choice
+            raise ConfigError("config.temperature_tiny", min=MIN_TEMPERATURE, value=self.temperature)
         top_p = _number("top_p", self.top_p)
         if not 0.0 < top_p <= 1.0:
             raise ConfigError("config.range", name="top_p", range="(0, 1]", value=self.top_p)
@@ -64,6 +71,9 @@ class GenerationConfig:
             stop = (stop,)
         if not all(isinstance(s, str) for s in stop):
             raise ConfigError("config.stop_list", value=self.stop)
+        # each stop string is looked for after every token: 1,000 of them halved the speed of every row
+        if len(stop) > MAX_STOP_STRINGS or any(len(s) > MAX_STOP_CHARS for s in stop):
+            raise ConfigError("config.stop_size", n=MAX_STOP_STRINGS, chars=MAX_STOP_CHARS)
         object.__setattr__(self, "stop", tuple(s for s in stop if s))
         object.__setattr__(self, "logprobs", _int("logprobs", self.logprobs, 0, MAX_LOGPROBS))
 

@@ -24,6 +24,8 @@ MESSAGES: dict[str, str] = {
     "config.finite": "{name} must be a finite number, got {value!r}",
     "config.number": "{name} must be a number, got {value!r}",
     "config.stop_list": "stop must be a list of strings, got {value!r}",
+    "config.temperature_tiny": "temperature must be 0 (greedy) or at least {min:g}, got {value!r}",
+    "config.stop_size": "at most {n} stop strings of at most {chars} characters each",
     "config.unknown": "unknown setting(s): {names}",
     "config.contestant_number": "{name} of contestant {k} must be a number, got {value!r}",
     # the model's context and queue (llmdemo/generation.py, llmdemo/engine/scheduler.py)

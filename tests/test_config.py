@@ -38,3 +38,20 @@ def test_round_trip_dict():
     assert GenerationConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="unknown"):
         GenerationConfig.from_dict({"temp": 1})
+
+
+def test_a_tiny_temperature_and_too_many_stop_strings_are_refused_by_code():
+    """Issue 37, finding 19 and 21: temperature 1e-300 was an internal error (logits / T overflow); 1,000
+    stop strings halved every row's speed."""
+    from llmdemo.config import MAX_STOP_STRINGS, GenerationConfig, ConfigError
+
+    for t in (1e-300, 0.001):
+        with pytest.raises(ConfigError, match="temperature must be 0 \\(greedy\\) or at least 0.01") as e:
+            GenerationConfig(temperature=t)
+        assert e.value.code == "config.temperature_tiny"
+    assert GenerationConfig(temperature=0.01).temperature == 0.01 and GenerationConfig(temperature=0).greedy
+    with pytest.raises(ConfigError, match="at most 16 stop strings") as e:
+        GenerationConfig(stop=tuple(str(i) for i in range(MAX_STOP_STRINGS + 1)))
+    with pytest.raises(ConfigError):
+        GenerationConfig(stop=("x" * 65,))
+    assert len(GenerationConfig(stop=tuple(str(i) for i in range(MAX_STOP_STRINGS))).stop) == MAX_STOP_STRINGS

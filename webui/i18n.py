@@ -356,6 +356,8 @@ def switch_js(locale: str | None) -> str:
 # (llmdemo/errors.py), and a field that names a thing ("what": text, message...) is said in Chinese too.
 ERRORS_ZH: dict[str, str] = {
     "config.range": "{name} 超出范围：应在 {range} 之内，收到的是 {value!r}",
+    "config.temperature_tiny": "温度应为 0（贪心）或至少 {min:g}，收到的是 {value!r}",
+    "config.stop_size": "停止字符串最多 {n} 个，每个最多 {chars} 个字符",
     "config.range_server": "{name} 超出范围：本服务器上应在 {range} 之内，收到的是 {value!r}",
     "config.whole": "{name} 必须是整数，收到的是 {value!r}",
     "config.finite": "{name} 必须是有限的数字，收到的是 {value!r}",
