@@ -104,6 +104,11 @@ def test_auth_is_required_when_set(tiny_lm):
         assert httpx.post(f"{url}/login", data={"username": "ann", "password": "wrong"}).status_code in (400, 401)
         ok = httpx.post(f"{url}/login", data={"username": "ann", "password": "pw"})
         assert ok.status_code == 200
+        # guessing is rate-limited per address (issue 37, finding 20): 200 guesses once took 0.4 s
+        codes = [httpx.post(f"{url}/login", data={"username": "ann", "password": f"guess{i}"}).status_code
+                 for i in range(20)]
+        assert codes.count(429) >= 10 and "too many login attempts" in httpx.post(
+            f"{url}/login", data={"username": "ann", "password": "pw"}).text
     finally:
         demo.close()
 

@@ -83,12 +83,12 @@ def launch_options(settings: AppSettings) -> dict:
     from starlette.middleware import Middleware
 
     from .clients import OpenStreams
-    from .limits import BodyLimit, UploadLimit
+    from .limits import BodyLimit, LoginLimit, UploadLimit
 
     middleware = [Middleware(BodyLimit, limit=settings.max_request_kb * 1024, read_s=settings.body_read_s),
                   Middleware(UploadLimit, per_request=settings.max_upload_mb * (1 << 20) + (64 << 10),
                              per_hour=settings.upload_mb_per_hour << 20, trusted_proxies=settings.trusted_proxies),
-                  Middleware(OpenStreams)]
+                  Middleware(LoginLimit, trusted_proxies=settings.trusted_proxies), Middleware(OpenStreams)]
     return {"css": CSS + tokenprobs.CSS + COMPARE_CSS, "js": KEYS_JS, "show_error": True,
             "max_file_size": f"{settings.max_upload_mb}mb", "i18n": I18N, "app_kwargs": {"middleware": middleware},
             "state_session_capacity": settings.max_sessions}
