@@ -407,3 +407,27 @@ def test_votes_and_arena_stay_in_the_core():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.stdout.strip() == "False"
+
+
+def test_comparisons_nobody_voted_on_expire_and_voted_ones_stay(tmp_path):
+    """Issue 37, finding 15: every comparison shown was kept for ever with its whole prompt."""
+    import sqlite3 as _sqlite3
+
+    store = VoteStore(tmp_path / "votes.sqlite3", unvoted_keep_s=3600)
+    ids = {}
+    for name in ("voted", "unvoted", "recent"):
+        sid = new_session_id()
+        ids[name] = (sid, store.new_comparison(sid, "p" * 1000, "generation", [{"name": "x"}, {"name": "y"}],
+                                              ["1", "2"], True, [0, 1]))
+    store.vote(*ids["voted"], "A")
+    with _sqlite3.connect(store.path) as conn:  # two of them were shown two hours ago
+        conn.execute("UPDATE comparisons SET created_at = '2000-01-01T00:00:00.000000+00:00' WHERE id IN (?, ?)",
+                     (ids["voted"][1], ids["unvoted"][1]))
+    sid = new_session_id()
+    store.new_comparison(sid, "p", "generation", [{"name": "x"}, {"name": "y"}], ["1", "2"], True, [0, 1])
+    with _sqlite3.connect(store.path) as conn:
+        kept = {r[0] for r in conn.execute("SELECT id FROM comparisons")}
+    assert ids["voted"][1] in kept and ids["recent"][1] in kept and ids["unvoted"][1] not in kept
+    assert store.counts() == {"comparisons": 3, "votes": 1}
+    with pytest.raises(VoteError, match="no such comparison"):  # too late to vote on the expired one
+        store.vote(*ids["unvoted"], "A")
