@@ -201,7 +201,7 @@ def test_a_second_model_runs_beside_the_loaded_one_and_is_recorded_with_its_name
     a, b = p.sides
     other = cmp.companions.get(folder)
     assert a.lm is tiny_lm and b.lm is other and other is not tiny_lm and cmp.host.lm is tiny_lm
-    assert b.name == f"greedy @ {other.name}" and a.name == "greedy"
+    assert b.name == f"greedy @ {tiny_model_dir.name}" and a.name == "greedy"  # the folder by its last part
     ref = load(folder)  # the same folder on its own: what that side must have said
     try:
         want = ref.generate(b.prompt.input, b.prompt.config(b.cfg))
@@ -277,15 +277,19 @@ def test_the_operators_list_is_all_a_visitor_can_pick(tiny_lm, tiny_model_dir, t
     # as app.py builds a hosted app: no paths, no hub ids for visitors (the operator's list may name them)
     hosted_host = ModelHost(tiny_lm, allow_paths=False, allow_hub_ids=False)
     cmp = CompareHandlers(hosted_host, settings, LiveRuns(), VoteStore(tmp_path / "v.db"))
-    assert cmp.choices() == ["greedy", "top-p 0.95", f"greedy @ {folder}"]
-    p = run(cmp, contestant_1="greedy", contestant_2=f"greedy @ {folder}", blind=False)[-1]
+    # a server path is shown by its last part only (issue 37, finding 16): pickers, refusals, names
+    label = f"greedy @ {tiny_model_dir.name}"
+    assert cmp.choices() == ["greedy", "top-p 0.95", label]
+    p = run(cmp, contestant_1="greedy", contestant_2=label, blind=False)[-1]
     assert p.sides[1].lm is not tiny_lm and p.sides[1].name.startswith("greedy @ ")
+    assert folder not in p.sides[1].name and folder not in p.title(p.sides[1])
     for bad in ({"contestant_2": "temperature 1.0"},  # a preset not on the list
                 {"contestant_2": "top-p 0.95", "temperature_2": "0.3"},  # own settings: another contestant
                 {"contestant_2": "greedy", "model_2": "/etc"},  # a model not on the list
                 {"contestant_2": "top-p 0.95 @ " + folder}):  # a preset on the list, but not on that model
-        with pytest.raises(gr.Error, match="not one of this app's contestants"):
+        with pytest.raises(gr.Error, match="not one of this app's contestants") as e:
             run(cmp, **bad)
+        assert folder not in str(e.value) and label in str(e.value)
     # hosted without a list: presets of the loaded model only
     hosted = CompareHandlers(ModelHost(tiny_lm), AppSettings(output_dir=tmp_path, hosted=True), LiveRuns(),
                              VoteStore(tmp_path / "v2.db"))
@@ -620,9 +624,9 @@ def test_a_hosted_app_offers_only_the_operators_contestants(app, tiny_lm, tiny_m
         pg.locator("#cmp-c2 input").click()
         time.sleep(0.3)
         options = [o.inner_text().replace("✓", "").strip() for o in pg.locator("[role=option]").all()]  # ✓: picked
-        assert options == list(listed), options
+        assert options == ["greedy", "top-p 0.95", f"greedy @ {tiny_model_dir.name}"], options  # no server path
         assert [r.inner_text().strip() for r in pg.locator("#cmp-n label").all()] == ["2", "3"]  # three listed
-        pg.locator("[role=option]", has_text=f"greedy @ {folder}").first.click()
+        pg.locator("[role=option]", has_text=f"greedy @ {tiny_model_dir.name}").first.click()
         pg.locator("#cmp-own").get_by_text("Your own settings").click()
         time.sleep(0.5)
         assert pg.locator("#cmp-seed-2").is_visible()  # a seed is one draw of the same contestant: allowed

@@ -120,6 +120,9 @@ class CompareHandlers:
         self.host, self.settings, self.live, self.store = host, settings, live, store
         self.board = BoardCache(store, rounds=LEADERBOARD_ROUNDS, seed=0)
         self.votes_limit = RateLimit(settings.votes_per_10min, 600.0)
+        # what visitors see of the operator's contestants: a local model path by its last part only
+        labels = [_label(e) for e in settings.contestants]
+        self.labels = {(lab if labels.count(lab) == 1 else e): e for lab, e in zip(labels, settings.contestants)}
         if companions is None:
             host.configure(companion_budget_mb=settings.compare_memory_mb)
             companions = host.companions
@@ -129,7 +132,7 @@ class CompareHandlers:
         """What the contestant pickers offer: the operator's list, else every preset on the loaded model and
         two on each other bundled model installed (so that two models meet offline, hosted too)."""
         if self.settings.contestants:
-            return list(self.settings.contestants)
+            return list(self.labels)
         return [*CONTESTANTS, *(f"{p} @ {m}" for m in self.other_bundled() for p in BUNDLED_CONTESTANTS)]
 
     def other_bundled(self) -> list[str]:
@@ -146,6 +149,8 @@ class CompareHandlers:
     def _model_of(self, entry: str, model: Any) -> tuple[str, str]:
         """A contestant's preset and the name of the model it runs on ("": the loaded one), checked against
         what this app allows (nothing is loaded yet)."""
+        if isinstance(entry, str) and entry in self.labels:
+            entry = self.labels[entry]  # the operator's entry behind the label a visitor picked
         preset, named = split_entry(entry) if isinstance(entry, str) else (entry, "")
         model = model.strip() if isinstance(model, str) else ""
         if named and model and named != model:
@@ -153,8 +158,8 @@ class CompareHandlers:
         model = named or model
         allowed = self.settings.contestants
         if allowed and (f"{preset} @ {model}" if model else preset) not in allowed:
-            raise ConfigError("contestant.not_allowed", name=str(entry)[:80] + (f" @ {model[:80]}" if model else ""),
-                              choices=", ".join(allowed))
+            raise ConfigError("contestant.not_allowed", name=_label(f"{preset} @ {model}" if model else str(preset))[:160],
+                              choices=", ".join(self.labels))
         if model and self.settings.hosted and not allowed and model not in self.other_bundled():
             raise ConfigError("contestant.model_hosted")
         contestant(preset)  # an unknown preset is refused before any model loads
@@ -213,9 +218,9 @@ class CompareHandlers:
             name, cfg = contestant(preset, task, max_new, _number(temp, "temperature", k),
                                    _number(top_p, "top_p", k), _number(seed, "seed", k, int))
             if self.settings.contestants and name != preset:  # own settings make a contestant not on the list
-                raise ConfigError("contestant.not_allowed", name=name, choices=", ".join(self.settings.contestants))
+                raise ConfigError("contestant.not_allowed", name=name, choices=", ".join(self.labels))
             if lm is not self.host.lm:
-                name = f"{name} @ {lm.name}"
+                name = _label(f"{name} @ {lm.name}")  # a model loaded from a folder is named by its path
             if name in [c[0] for c in chosen]:
                 raise prompts.InputError("input.twice", name=name)
             if id(lm) not in built:  # one prompt per model: each has its own chat template
@@ -406,6 +411,16 @@ class CompareHandlers:
             return msg("cmp_board_empty", lang)
         shown = render_leaderboard(board, lang)
         return shown + msg("cmp_board_pending", lang, n=pending) if pending and board.ratings else shown
+
+
+def _label(entry: str) -> str:
+    """An operator's entry as visitors see it: ``greedy @ /srv/models/x.gguf`` -> ``greedy @ x.gguf`` (a
+    server path says how the host is laid out); presets, hub ids and ``llamacpp:default`` unchanged."""
+    preset, model = split_entry(entry)
+    bare = model.removeprefix("llamacpp:")
+    if model and (os.path.isabs(os.path.expanduser(bare)) or bare.startswith((".", "~")) or os.path.exists(bare)):
+        return f"{preset} @ {os.path.basename(bare.rstrip('/')) or bare}"
+    return entry
 
 
 def _cell(name: str) -> str:
