@@ -564,3 +564,15 @@ def test_the_sessions_kept_in_memory_are_bounded(tiny_lm):
         assert 1 <= len(demo.state_holder.session_data) <= 3
     finally:
         demo.close()
+
+
+def test_the_report_shown_in_the_page_loads_nothing_from_elsewhere(tmp_path):
+    """Issue 37, finding 14: a benchmark file with <img src=...> in an id made the page fetch it."""
+    from webui.tabs.evaluation.handlers import _report_for_page
+
+    report = tmp_path / "report.md"
+    report.write_text("# run\n\n![plot](plot-1.png)\n\n| id | prediction |\n| --- | --- |\n"
+                      "| <img src=http://203.0.113.9/x.png> | ![a](http://203.0.113.9/y.png) **ok** |\n", encoding="utf-8")
+    shown = _report_for_page(str(report))
+    assert "<img" not in shown and "![" not in shown and "plot-1.png" not in shown
+    assert "&lt;img" in shown and "**ok**" in shown and "| --- | --- |" in shown  # the text and the table stay

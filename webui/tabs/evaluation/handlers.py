@@ -415,8 +415,12 @@ def _report_for_page(path: str) -> str:
     """report.md for a Markdown component: its images are files next to it, so they are left out (the plot is shown)."""
     from pathlib import Path
 
+    from ...safety import safe_markdown
+
     text = Path(path).read_text(encoding="utf-8")
-    return re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+    # the report quotes benchmark files and model outputs as they are: shown in the page, an <img> in an
+    # example's id would load from anywhere, so no HTML tag and no image reaches the Markdown component
+    return safe_markdown(re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text))
 
 def _ci(res: dict, k: str) -> str:
     ci = res.get("ci95", {}).get(k)
