@@ -441,21 +441,30 @@ def test_the_inside_tab_looks_at_a_bounded_number_of_tokens(tiny_lm):
 
 
 def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
+    """Only the app's own visitor runs go (issue 37, finding 18: a CLI run folder in the output folder and a
+    folder with a report.md/ directory were deleted too)."""
     import time as _time
 
     from webui.files import _remove_old_runs
 
-    old_run, new_run, other = tmp_path / "translation-x-old", tmp_path / "translation-x-new", tmp_path / "mine"
-    for d in (old_run, new_run, other):
+    name = "translation-20260101-120000-{}".format
+    old_run, new_run, other = tmp_path / name("0" * 16), tmp_path / name("1" * 16), tmp_path / "mine"
+    cli_run, odd, linked = tmp_path / "translation-run", tmp_path / name("2" * 16), tmp_path / name("3" * 16)
+    for d in (old_run, new_run, other, cli_run, odd, linked):
         d.mkdir()
-    (old_run / "run.json").write_text("{}")
-    (new_run / "run.json").write_text("{}")
+    for d in (old_run, new_run, cli_run):
+        (d / "run.json").write_text("{}")
     (other / "notes.txt").write_text("keep")
+    (odd / "report.md").mkdir()  # a folder named like a run file
+    (odd / "report.md" / "mine.txt").write_text("keep")
+    (linked / "results.json").symlink_to(other / "notes.txt")
     past = _time.time() - 48 * 3600
-    for d in (old_run, other):
+    for d in (old_run, other, cli_run, odd, linked):
         os.utime(d, (past, past))
     _remove_old_runs(tmp_path, 24)
     assert not old_run.exists() and new_run.exists() and other.exists()
+    assert cli_run.exists() and (odd / "report.md" / "mine.txt").exists() and linked.exists()
+    assert (other / "notes.txt").read_text() == "keep"
 
 
 def test_a_whole_json_line_cut_before_its_newline_is_redone(tmp_path):

@@ -7,6 +7,8 @@ hour, and visitors' run folders after ``keep_runs_hours``. The output folder its
 
 from __future__ import annotations
 
+import re
+
 KEEP_SHARED_S = 3600  # private copies and exports are removed after this long...
 SHARED_BUDGET = 256 << 20  # ...or sooner, oldest first, while all of them together take more than this
 _SHARED: list[tuple[float, str, int]] = []  # (created, folder, bytes) of private copies and exports, oldest first
@@ -55,9 +57,16 @@ def _private_copy(out, names: list[str]) -> dict[str, str]:
     return copies
 
 
+# the name the Evaluation tab gives a visitor's run folder (webui/tabs/evaluation/handlers.py): only such
+# folders are ever removed, so a run made with `python -m eval --output` in the same folder is never touched
+VISITOR_RUN = re.compile(r"[A-Za-z0-9_.-]+-\d{8}-\d{6}-[0-9a-f]{16}")
+
+
 def _remove_old_runs(folder, hours: float) -> None:
-    """Visitors' run folders older than ``hours`` go (run folders only: nothing else in the folder is touched)."""
+    """Visitors' run folders older than ``hours`` go: folders named as the app names them, holding run files
+    only, each a plain file (``lstat``: a link or a folder named ``report.md`` keeps the folder)."""
     import shutil
+    import stat
     import time as _time
 
     from eval.runfolder import is_run_file
@@ -67,8 +76,12 @@ def _remove_old_runs(folder, hours: float) -> None:
     cutoff = _time.time() - hours * 3600
     for d in folder.iterdir():
         try:
-            if d.is_dir() and not d.is_symlink() and d.stat().st_mtime < cutoff \
-                    and all(is_run_file(p.name) for p in d.iterdir()) and not (d / "run.lock").exists():
+            st = d.lstat()
+            if not (stat.S_ISDIR(st.st_mode) and VISITOR_RUN.fullmatch(d.name) and st.st_mtime < cutoff):
+                continue
+            entries = list(d.iterdir())
+            if all(is_run_file(p.name) and stat.S_ISREG(p.lstat().st_mode) for p in entries) \
+                    and not (d / "run.lock").exists():
                 shutil.rmtree(d, ignore_errors=True)
         except OSError:
             continue
