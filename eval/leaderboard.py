@@ -232,7 +232,7 @@ def diff_markdown(a: str | Path, b: str | Path, limit: int = 50) -> str:
     changed = [r for r in rows if r["changed"]]
     lines = [f"# {a.name} vs {b.name}, example by example", "",
              f"{len(rows)} examples in both runs; {len(changed)} with another answer"
-             + (f" or another right/wrong" if any(r["right_a"] is not None for r in rows) else "")
+             + (" or another right/wrong" if any(r["right_a"] is not None for r in rows) else "")
              + f". Shown: the changed ones, largest {key} change first (at most {limit}).", "",
              f"| id | input | {a.name} | {b.name} | {key} {a.name} | {key} {b.name} |", "| --- " * 6 + "|"]
     for r in changed[:limit]:

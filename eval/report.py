@@ -8,6 +8,9 @@ import io
 import json
 from pathlib import Path
 
+from .runfolder import write_file
+
+
 def _per_example_key(task: str) -> str | None:
     from .tasks import TASKS
 
@@ -166,13 +169,13 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     key = _per_example_key(results["task"])
     kind = TASKS[results["task"]].kind if results["task"] in TASKS else "generate"
     lines += _md_examples(kind, key, best, worst)
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_file(out / "report.md", "\n".join(lines) + "\n")
 
     plots = _plots(results, rows)
     for i, (_, png) in enumerate(plots):
         (out / f"plot-{i + 1}.png").write_bytes(base64.b64decode(png))  # for the app and for slides
-    (out / "report.html").write_text(_html_report(results, lines, by_type, by_cat, task_notes, best, worst, key,
-                                                  kind, plots), encoding="utf-8")
+    write_file(out / "report.html", _html_report(results, lines, by_type, by_cat, task_notes, best, worst, key,
+                                                 kind, plots))
 
 
 def _md_examples(kind: str, key: str, best: list[dict], worst: list[dict]) -> list[str]:

@@ -42,11 +42,23 @@ def check_output(out: Path, overwrite: bool = False) -> None:
         raise RunError(f"{out}: a broken or looping symbolic link; choose another --output")
     if out.exists() and not out.is_dir():
         raise RunError(f"{out} is a file, not a folder; choose a folder for --output")
+    if out.is_dir():  # a run file that is a link would be written through, to wherever it points
+        linked = sorted(p.name for p in out.iterdir() if is_run_file(p.name) and p.is_symlink())
+        if linked:
+            raise RunError(f"{out}: {', '.join(linked[:3])} is a symbolic link; a run writes only its own files")
     if overwrite and out.is_dir():
         others = sorted(p.name for p in out.iterdir() if not is_run_file(p.name))
         if others:
             raise RunError(f"--overwrite replaces run folders only, and {out} holds other files "
                            f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose another --output")
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write a run's file whole or not at all (a temporary file beside it, then renamed over it): a reader
+    never sees half a results.json, and a link in its place is replaced, not written through."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -151,7 +163,7 @@ def claim(out: Path, settings: dict, overwrite: bool = False):
             for p in out.iterdir():  # check_output made sure these are a run's own files
                 if p.name != "run.lock":
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
-        run_file.write_text(json.dumps(settings, indent=1))
+        write_file(run_file, json.dumps(settings, indent=1))
         yield
 
 

@@ -23,7 +23,7 @@ from llmdemo.load import load
 
 from . import metrics
 from .datasets import DataError, load_records
-from .runfolder import RunError, RunSpec, claim, read_done
+from .runfolder import RunError, RunSpec, claim, read_done, write_file
 from .tasks import TASKS as TASK_REGISTRY
 from .tasks import example_row, get_task
 
@@ -193,7 +193,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
                    "examples_per_s": round(len(todo) / seconds, 3) if seconds > 0 and todo else None,
                    "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 and new_tokens else None},
     })
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    write_file(out / "results.json", json.dumps(results, indent=1, ensure_ascii=False))
     from .report import write_reports
 
     write_reports(out, results, ordered)

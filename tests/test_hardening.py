@@ -585,3 +585,19 @@ def test_the_report_shown_in_the_page_loads_nothing_from_elsewhere(tmp_path):
     shown = _report_for_page(str(report))
     assert "<img" not in shown and "![" not in shown and "plot-1.png" not in shown
     assert "&lt;img" in shown and "**ok**" in shown and "| --- | --- |" in shown  # the text and the table stay
+
+
+def test_a_run_never_writes_through_a_link_in_its_folder(tmp_path):
+    """Issue 37, finding 18: a results.json symlink in a run folder was written through."""
+    from eval.runfolder import RunError, check_output, write_file
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.json").symlink_to(target)
+    with pytest.raises(RunError, match="results.json is a symbolic link"):
+        check_output(out)
+    write_file(out / "results.json", "{}")  # and the writer itself replaces a link, whole
+    assert target.read_text() == "keep" and (out / "results.json").read_text() == "{}"
+    assert not (out / "results.json").is_symlink() and [p.name for p in out.iterdir()] == ["results.json"]
