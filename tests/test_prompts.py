@@ -144,3 +144,17 @@ def test_history_bomb_is_trimmed_in_linear_time(tiny_lm):
         [{"role": "user", "content": "And tomorrow?"}]
     assert len(tiny_lm.encode(bigger)) > tiny_lm.context_length - 32
     assert "Dropped the" in p.notice
+
+
+def test_a_run_of_combining_marks_is_cut_before_normalisation():
+    """Issue 37, finding 13: NFC of 20,000 combining marks held the GIL for about a second per call."""
+    from llmdemo.prompts import MAX_COMBINING_RUN, clean_text
+
+    zalgo = "a" + "\u0301" * 10_000 + "\u0316" * 10_000 + " café and 中文" + "x" * 1000
+    out = clean_text(zalgo)
+    assert out.endswith(" café and 中文" + "x" * 1000)  # the rest of the text is untouched
+    assert len(out) - len(" café and 中文" + "x" * 1000) <= 1 + MAX_COMBINING_RUN
+    vietnamese = "Tiếng Việt có dấu: ệ ậ ở " * 100  # ordinary accents stay, NFC as before
+    import unicodedata
+
+    assert clean_text(vietnamese) == unicodedata.normalize("NFC", vietnamese)
