@@ -22,17 +22,45 @@ from .runfolder import RunError, RunSpec, check_output
 from .runner import TASKS, run
 
 
+def _run_json(path: Path):
+    """A run's JSON file, or a RunError that names it (a broken results.json was a traceback)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: no {path.name}, not a finished run") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise RunError(f"{path}: not a run's JSON ({str(e)[:120]})") from None
+    if path.name == "results.json" and not (isinstance(data, dict) and isinstance(data.get("task"), str)):
+        raise RunError(f"{path}: not a run's results (no task)")
+    return data
+
+
+def _run_rows(path: Path) -> dict:
+    """A run's predictions.jsonl by id, or a RunError that names the file and line."""
+    rows = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    r = json.loads(line)
+                    rows[r["id"]] = r
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: no {path.name}, not a finished run") from None
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as e:
+        raise RunError(f"{path}, line {n}: not a run's prediction ({str(e)[:120]})") from None
+    return rows
+
+
 def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
     """Side-by-side metrics with deltas; paired bootstrap (sacrebleu) for BLEU/chrF on translation runs."""
-    ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
+    ra, rb = (_run_json(d / "results.json") for d in (a, b))
     if ra["task"] != rb["task"]:
         raise RunError(f"cannot compare a {ra['task']} run with a {rb['task']} run")
     lines = [f"# {a.name} vs {b.name} ({ra['task']})", "", f"| metric | {a.name} | {b.name} | delta | p-value |",
              "| --- | --- | --- | --- | --- |"]
     pvals = {}
     if ra["task"] in ("translation", "dialogue"):
-        pa = {r["id"]: r for r in map(json.loads, open(a / "predictions.jsonl", encoding="utf-8"))}
-        pb = {r["id"]: r for r in map(json.loads, open(b / "predictions.jsonl", encoding="utf-8"))}
+        pa, pb = _run_rows(a / "predictions.jsonl"), _run_rows(b / "predictions.jsonl")
         ids = [i for i in pa if i in pb]
         if len(ids) > 1:
             from sacrebleu.metrics import BLEU, CHRF

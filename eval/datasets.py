@@ -63,6 +63,8 @@ def load_records(path: str | Path, task: str, limit: int | None = None) -> list[
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{p}, line {n}: malformed JSON ({e.msg})") from None
+            except ValueError:  # Python's cap on integer digits (4,300): a 5,000-digit id was a traceback
+                raise DataError(f"{p}, line {n}: a number too long to read (over 4,300 digits)") from None
             except RecursionError:
                 raise DataError(f"{p}, line {n}: JSON nested too deeply") from None
             if not isinstance(rec, dict):

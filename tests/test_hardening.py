@@ -181,7 +181,7 @@ def test_report_with_constant_scores_has_its_plots(tmp_path):
 
 
 # 6. bad CLI input: one line, exit 2, before the model loads (the model named here does not exist)
-@pytest.mark.parametrize("case", ["nested", "utf8", "output-file", "symlink-loop", "max-length", "stride"])
+@pytest.mark.parametrize("case", ["nested", "utf8", "output-file", "symlink-loop", "max-length", "stride", "long-id"])
 def test_bad_cli_input_is_one_line_and_exit_2(case, tmp_path, benchmarks):
     data = benchmarks / "translation_flores200_devtest_en-fr.jsonl"
     task, out, extra = "translation", tmp_path / "out", []
@@ -197,6 +197,9 @@ def test_bad_cli_input_is_one_line_and_exit_2(case, tmp_path, benchmarks):
     elif case == "symlink-loop":
         out = tmp_path / "loop"
         out.symlink_to(out)
+    elif case == "long-id":  # over Python's 4,300-digit cap on integers (issue 37, finding 19)
+        data = tmp_path / "long-id.jsonl"
+        data.write_text('{"id": ' + "9" * 5000 + ', "source": "a", "target": "b", "src_lang": "en", "tgt_lang": "fr"}\n')
     elif case == "max-length":
         task, data, extra = "perplexity", benchmarks / "wikitext2_raw_test.txt", ["--max-length", "1"]
     else:
@@ -601,3 +604,17 @@ def test_a_run_never_writes_through_a_link_in_its_folder(tmp_path):
     write_file(out / "results.json", "{}")  # and the writer itself replaces a link, whole
     assert target.read_text() == "keep" and (out / "results.json").read_text() == "{}"
     assert not (out / "results.json").is_symlink() and [p.name for p in out.iterdir()] == ["results.json"]
+
+
+@pytest.mark.parametrize("content", ["{oops", "[1]", None])
+def test_eval_compare_of_a_broken_run_is_one_line_and_exit_2(content, tmp_path):
+    """Issue 37, finding 19: a broken results.json for `eval compare` was a traceback."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        if content is not None:
+            (d / "results.json").write_text(content)
+    r = subprocess.run([sys.executable, "-m", "eval", "compare", str(a), str(b)], capture_output=True, text=True,
+                       timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "results.json" in lines[0], r.stderr
