@@ -264,3 +264,9 @@ def test_stop_strings_cut_the_servers_stream_as_in_process(remote, trained_tiny_
     text = s.text()
     assert text == trained_tiny_lm.generate([{"role": "user", "content": "the cat"}], cfg) and stop not in text
     assert full.startswith(text)
+
+
+def test_a_lone_surrogate_in_a_prompt_reaches_the_server_without_a_traceback(remote):
+    """Issue 37, finding 19: a lone surrogate (valid in a Python str, not in UTF-8) failed in the client."""
+    out = remote.generate("the cat \ud800 sat on", GREEDY)
+    assert isinstance(out, str)

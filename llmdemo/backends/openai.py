@@ -126,6 +126,8 @@ class OpenAILM:
         import httpx
 
         url = (self.root_url if root else self.base_url) + path
+        if "json" in kw:
+            kw.update(_json_body(kw.pop("json")))
         delay = 0.5
         for attempt in range(self.retries + 1):
             try:
@@ -312,7 +314,7 @@ class OpenAILM:
             out = StopText(config.stop)
             stats.finish_reason = "stopped"
             try:
-                with self._http.stream("POST", self.base_url + path, json=body) as r:
+                with self._http.stream("POST", self.base_url + path, **_json_body(body)) as r:
                     if r.status_code >= 400:
                         raise ServerError(f"the model server at {self.root_url} answered {r.status_code}: "
                                           f"{self._short(self._read(r, 4096, path).decode('utf-8', 'replace'))}")
@@ -565,6 +567,13 @@ def _server_token_info(lp: dict, chat: bool) -> list[TokenInfo]:
         alts = [Alternative(None, t, math.exp(v), None) for t, v in sorted(top.items(), key=lambda kv: -kv[1])]
         out.append(TokenInfo(None, tok, math.exp(l), None, None, alts))
     return out
+
+
+def _json_body(data: Any) -> dict[str, Any]:
+    """A request body as UTF-8 JSON, a lone surrogate in a prompt (valid in a Python str, not in UTF-8) sent
+    as U+FFFD, as the page shows it, instead of failing in httpx's encoder with a traceback."""
+    text = re.sub(r"[\ud800-\udfff]", "\ufffd", json.dumps(data, ensure_ascii=False))
+    return {"content": text.encode("utf-8"), "headers": {"content-type": "application/json"}}
 
 
 def _strip_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
