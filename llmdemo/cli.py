@@ -64,17 +64,26 @@ def decoding_config(args: argparse.Namespace, task: str) -> GenerationConfig:
                         stop=tuple(args.stop) if args.stop else None)
 
 
+MAX_CLI_CHARS = 1_000_000  # text read from --file or stdin (/dev/zero was read without end)
+
+
 def _read_text(args: argparse.Namespace) -> str:
+    def bounded(f, name: str) -> str:
+        text = f.read(MAX_CLI_CHARS + 1)
+        if len(text) > MAX_CLI_CHARS:
+            raise prompts.InputError("input.file", file=name, reason=f"longer than {MAX_CLI_CHARS:,} characters")
+        return text
+
     if getattr(args, "file", None):
         try:
             with open(args.file, encoding="utf-8", errors="replace") as f:
-                return f.read()
+                return bounded(f, args.file)
         except OSError as e:
             raise prompts.InputError("input.file", file=args.file, reason=e.strerror) from None
     if args.text:
         return " ".join(args.text)
     if not sys.stdin.isatty():
-        return sys.stdin.read()
+        return bounded(sys.stdin, "stdin")
     raise prompts.InputError("input.no_text")
 
 

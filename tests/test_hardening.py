@@ -618,3 +618,10 @@ def test_eval_compare_of_a_broken_run_is_one_line_and_exit_2(content, tmp_path):
                        timeout=120)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "results.json" in lines[0], r.stderr
+
+
+def test_the_cli_reads_a_bounded_amount_of_text(tmp_path):
+    """Issue 37, finding 19: `--file /dev/zero` was read without end."""
+    r = subprocess.run([sys.executable, "-m", "llmdemo", "generate", "--file", "/dev/zero", "--model",
+                        "no-such-model-anywhere"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "error: cannot read /dev/zero: longer than 1,000,000 characters"
