@@ -33,6 +33,9 @@ KEYS = {"name", "description", "kind", "data", "prompt", "choices", "answer", "r
         "metric", "constants", "notes", "max_new_tokens"}
 
 
+MAX_TASK_FILE_BYTES = 256 * 1024
+
+
 class TaskFileError(ValueError):
     """A task file that cannot be used; the message is one line naming the file, the key and the problem."""
 
@@ -55,9 +58,21 @@ def load_task_file(path: str | Path):
 
     if not path.is_file():
         raise bad(None, "no such file")
+    if path.stat().st_size > MAX_TASK_FILE_BYTES:
+        raise bad(None, f"over {MAX_TASK_FILE_BYTES // 1024} KB; a task file declares a task, its data go in --data")
     raw = path.read_bytes()
+
+    class NoAliases(yaml.SafeLoader):
+        """YAML without aliases: nine nested aliases of ten expand to a billion nodes (2.3 GB in 2 s)."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a task file",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
     try:
-        spec = yaml.safe_load(raw.decode("utf-8"))
+        spec = yaml.load(raw.decode("utf-8"), Loader=NoAliases)  # noqa: S506 - a SafeLoader subclass
     except UnicodeDecodeError as e:
         raise bad(None, f"not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
@@ -135,10 +150,15 @@ def _build(spec, name, kind, metric, compiled, fields, constants, notes, mnt, da
     def render(key: str, record: dict):
         from jinja2 import UndefinedError
 
+        from jinja2.exceptions import SecurityError
+
         try:
             return compiled[key].render(**ctx(record)) if key == "prompt" else compiled[key](**ctx(record))
         except UndefinedError as e:
             raise TaskFileError(f"{path}: key {key!r}: record {record.get('id')!r}: {e.message}") from None
+        except SecurityError as e:  # the sandbox refused (an attribute, a huge range): one line, no traceback
+            raise TaskFileError(f"{path}: key {key!r}: record {record.get('id')!r}: refused by the template "
+                                f"sandbox ({str(e)[:120]})") from None
 
     def prompt(record: dict) -> str:
         return render("prompt", record)

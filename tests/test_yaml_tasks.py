@@ -121,7 +121,14 @@ def test_a_bad_task_file_is_refused_with_its_key_named(tmp_path, text, key, prob
     assert "\n" not in msg and f"key {key!r}: " in msg and problem in msg, msg
 
 
-@pytest.mark.parametrize("text,problem", [("name: [unclosed\n", "not valid YAML"), ("- a\n- b\n", "expected a mapping")])
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text,problem", [("name: [unclosed\n", "not valid YAML"), ("- a\n- b\n", "expected a mapping"),
+                                          # issue 37, finding 17: a billion nodes from nine lines; a huge file
+                                          (BOMB, r"aliases \(\*name\) are not allowed"),
+                                          ("notes: " + "x" * 300_000 + "\n", "over 256 KB")])
 def test_a_file_that_is_not_a_task_mapping_is_one_line(tmp_path, text, problem):
     p = tmp_path / "t.yaml"
     p.write_text(text, encoding="utf-8")
@@ -160,3 +167,17 @@ def test_the_cli_runs_a_task_file_and_refuses_a_bad_one_in_one_line(tmp_path, ti
                         "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "o" / "results.json").read_text())["task"] == "capitals-test"
+
+
+def test_a_prompt_the_sandbox_refuses_is_one_line(tmp_path):
+    """Issue 37, finding 17: the template sandbox's refusals ended in a traceback."""
+    from fakes import FakeLM
+
+    (tmp_path / "d.jsonl").write_text('{"id": "x", "source": "a", "target": "b"}\n', encoding="utf-8")
+    p = tmp_path / "t.yaml"
+    p.write_text("name: escape\nkind: generate\ndata: d.jsonl\nprompt: \"{{ source.__class__.__mro__ }}\"\n"
+                 "reference: target\n", encoding="utf-8")
+    lm = FakeLM()
+    with pytest.raises((TaskFileError, RunError), match="refused by the template sandbox|unsafe") as e:
+        run(RunSpec(task=str(p), data=None, output=str(tmp_path / "o")), lm)
+    assert "\n" not in str(e.value) and lm.history == []
