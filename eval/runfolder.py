@@ -115,6 +115,7 @@ class RunSpec:
     stride: int = 512
     length: str = "short"
     overwrite: bool = False
+    max_tokens: int | None = None  # perplexity: each text cut to its first max_tokens tokens (a hosted app's cap)
 
     def settings(self, lm) -> dict:
         """What must match for a rerun to resume. Batch size and limit are left out: they do not change
@@ -141,6 +142,8 @@ class RunSpec:
             d.update(config=self.config.to_dict(), length=self.length if self.task == "summarization" else None)
         elif kind == "perplexity":
             d.update(max_length=self.max_length, stride=self.stride)
+            if self.max_tokens:  # only when set: runs made without it resume as before
+                d["max_tokens"] = self.max_tokens
         return d
 
 

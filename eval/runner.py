@@ -178,6 +178,10 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         "scored": len(ordered), "failed": len(failures), "retried": getattr(lm, "retried", 0) - retried0,
         "empty_by_model": sum(1 for d in ordered if "prediction" in d and not str(d["prediction"]).strip()),
         "failed_ids": [i for i, _ in failures][:20]}
+    if spec.max_tokens and task.kind == "perplexity":
+        results.setdefault("notes", []).append(
+            f"each text was cut to its first {spec.max_tokens:,} tokens (this app's limit); the whole text's "
+            "perplexity differs")
     if failures:
         results.setdefault("notes", []).append(
             f"{len(failures)} examples failed and are not scored ({failures[0][1]}); the same command retries them")
@@ -185,7 +189,8 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         "task": spec.task, "data": spec.data, "n_examples": len(ordered),
         "model": lm.info(), "prompt_template": template,
         "config": spec.config.to_dict() if task.kind == "generate" else
-        {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs} if task.kind == "perplexity" else
+        {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs,
+         **({"max_tokens": spec.max_tokens} if spec.max_tokens else {})} if task.kind == "perplexity" else
         {"scoring": task.scoring or task.kind},
         "main_metric": task.main_metric, "higher_is_better": task.higher_is_better,
         "seed": spec.seed, "versions": _versions(),
@@ -222,15 +227,16 @@ def _run_perplexity(spec: RunSpec, lm, todo: list[dict], bs: int, write, stop_ev
     for r in todo:
         if stop_event is not None and stop_event.is_set():
             break
+        text = lm.truncate_text(r["text"], spec.max_tokens)[0] if spec.max_tokens else r["text"]
         try:
-            ids, lps = lm.token_logprobs(r["text"], spec.max_length, spec.stride, batch_size=bs,
+            ids, lps = lm.token_logprobs(text, spec.max_length, spec.stride, batch_size=bs,
                                          progress=on_windows, priority="batch")
         except RunStopped:
             break
         lp = math.fsum(lps)
         new_tokens += len(ids)
-        write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(r["text"]),
-               "n_bytes": len(r["text"].encode("utf-8")), "logprob": lp,
+        write({"id": r["id"], "n_tokens": len(lps), "n_words": metrics.count_words(text),
+               "n_bytes": len(text.encode("utf-8")), "logprob": lp,
                "perplexity": math.exp(-lp / len(lps)) if lps else None})
     if wbar is not None:
         wbar.close()

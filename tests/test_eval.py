@@ -142,6 +142,21 @@ def test_perplexity_run_matches_token_logprobs(tiny_lm, tmp_path):
     assert res["metrics"]["n_bytes"] == len(text.encode())
 
 
+def test_a_perplexity_run_reads_at_most_max_tokens_of_a_text_and_says_so(tiny_lm, tmp_path, benchmarks):
+    """Issue 37: the shipped WikiText-2 is one text of ~300,000 tokens; a hosted app cuts it (8,192 tokens)."""
+    from webui.settings import AppSettings
+
+    data = benchmarks / "wikitext2_raw_test.txt"
+    res = run(RunSpec("perplexity", str(data), str(tmp_path / "ppl"), max_length=32, stride=16, max_tokens=100),
+              tiny_lm)
+    cut, _ = tiny_lm.truncate_text(data.read_text(encoding="utf-8"), 100)
+    ids, lps = tiny_lm.token_logprobs(cut, 32, 16)
+    assert res["metrics"]["perplexity"] == pytest.approx(math.exp(-math.fsum(lps) / len(ids)))
+    assert len(ids) <= 101 and res["config"]["max_tokens"] == 100
+    assert any("first 100 tokens" in n for n in res["notes"])
+    assert AppSettings(hosted=True).eval_tokens_cap == 8192 and AppSettings(hosted=False).eval_tokens_cap is None
+
+
 def test_summarization_and_dialogue_runs(tiny_lm, tmp_path, benchmarks):
     cfg = GenerationConfig(temperature=0, max_new_tokens=6)
     s = _write(tmp_path, "s.jsonl", [json.dumps({"id": i, "document": "The city council voted to build a bridge.",

@@ -63,9 +63,17 @@ class AppSettings:
     # ...and answered 408 unless the whole body arrives within this many seconds (slow senders hold connections)
     body_read_s: int = field(default_factory=lambda: _int("LLMDEMO_BODY_READ_S", 30))
 
+    # tokens of each text an Evaluation-tab perplexity run reads; 0 = from hosted: 8,192 when hosted (the
+    # shipped WikiText-2 is one text of ~300,000 tokens: minutes of the shared model), else the whole text
+    max_eval_tokens: int = field(default_factory=lambda: _int("LLMDEMO_MAX_EVAL_TOKENS", 0))
+
     @property
     def eval_examples_cap(self) -> int:
         return self.max_eval_examples or (100 if self.hosted else 1000)
+
+    @property
+    def eval_tokens_cap(self) -> int | None:
+        return self.max_eval_tokens or (8192 if self.hosted else None)
     # the Compare tab's contestants, named by the operator ("PRESET" or "PRESET @ MODEL", comma-separated):
     # visitors pick among these only; empty = every preset of the loaded model (and, unless hosted, any model)
     contestants: tuple[str, ...] = field(default_factory=lambda: parse_list(os.environ.get("LLMDEMO_CONTESTANTS")))

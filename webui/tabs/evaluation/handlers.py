@@ -125,7 +125,7 @@ class EvalHandlers:
             d = TASK_DEFAULTS[task]
             cfg = d.replace(temperature=0.0, max_new_tokens=min(d.max_new_tokens, lm.context_length // 4))
         spec = RunSpec(task=task, data=str(path), output=str(out), limit=limit, batch_size="auto", config=cfg,
-                       max_length=min(1024, lm.context_length), stride=512)
+                       max_length=min(1024, lm.context_length), stride=512, max_tokens=self.settings.eval_tokens_cap)
         done = done if done is not None else [0, 0]
         done[:] = [0, limit]
         box: dict = {}
