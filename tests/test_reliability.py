@@ -25,7 +25,8 @@ def test_concurrent_sessions_all_succeed_and_memory_is_bounded(tiny_lm):
     from webui.settings import AppSettings
 
     host = ModelHost(tiny_lm)
-    demo, url = launch(host, AppSettings(queue_size=64, concurrency=2))
+    # twenty visitors, each from its own address (one address holds at most events_per_client events)
+    demo, url = launch(host, AppSettings(queue_size=64, concurrency=2, trusted_proxies=1))
     proc = psutil.Process()
     calls = [("/generate", ["The weather is"]), ("/translate", ["Hello there.", "en", "fr"]),
              ("/summarize", ["The council voted to build a bridge. It takes three years.", "short"]),
@@ -33,7 +34,7 @@ def test_concurrent_sessions_all_succeed_and_memory_is_bounded(tiny_lm):
     errors, latencies = [], []
 
     def session(k: int, n: int) -> None:
-        c = Client(url, verbose=False)
+        c = Client(url, verbose=False, headers={"x-forwarded-for": f"10.0.0.{k}"})
         for i in range(n):
             name, args = calls[(k + i) % 4]
             t = time.perf_counter()
