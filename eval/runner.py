@@ -79,7 +79,7 @@ def _progress(total: int, initial: int, desc: str):
                 disable=None)
 
 
-def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
+def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None, window_cb=None) -> dict:
     """Run one evaluation; returns the results dict also written to results.json.
 
     Generation and scoring go to the model's scheduler at batch priority, so a visitor's request
@@ -121,10 +121,10 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None) -> dict:
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
     with claim(out, spec.settings(lm), spec.overwrite):
-        return _run_locked(spec, lm, records, out, progress_cb, stop_event)
+        return _run_locked(spec, lm, records, out, progress_cb, stop_event, window_cb)
 
 
-def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, stop_event) -> dict:
+def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, stop_event, window_cb=None) -> dict:
     task = get_task(spec.task)
     pred_file = out / "predictions.jsonl"
     done = read_done(pred_file)
@@ -150,7 +150,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
             new_tokens = _run_requests(task, lm, todo, bs, write, stop_event, spec)
         elif task.kind == "perplexity":
             template = "BOS + text (no special tokens); rolling windows"
-            new_tokens = _run_perplexity(spec, lm, todo, bs, write, stop_event)
+            new_tokens = _run_perplexity(spec, lm, todo, bs, write, stop_event, window_cb)
         else:
             template, new_tokens, failures = _run_generation(spec, lm, records, todo, bs, write, stop_event)
     bar.close()
@@ -208,7 +208,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     return results
 
 
-def _run_perplexity(spec: RunSpec, lm, todo: list[dict], bs: int, write, stop_event) -> int:
+def _run_perplexity(spec: RunSpec, lm, todo: list[dict], bs: int, write, stop_event, window_cb=None) -> int:
     """Score each text in rolling windows and write its row; returns the number of tokens scored. Stop is
     seen between windows (a long text is one example); a stopped text is not written, and redone on resume."""
     new_tokens = 0
@@ -220,6 +220,8 @@ def _run_perplexity(spec: RunSpec, lm, todo: list[dict], bs: int, write, stop_ev
     def on_windows(done: int, total: int) -> None:
         if stop_event is not None and stop_event.is_set():
             raise RunStopped("stopped")
+        if window_cb is not None:  # the app's progress line: windows of the text being scored
+            window_cb(done, total)
         if wbar is not None:
             wbar.total = total
             wbar.update(done - wbar.n)

@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import time
 
 import gradio as gr
 import pytest
@@ -150,6 +151,23 @@ def test_eval_tab_status_table_and_report(tiny_lm, benchmarks, tmp_path):
     assert send["interactive"] is True
     html = open(next(f for f in files if f.endswith("report.html")), encoding="utf-8").read()
     assert "<b>" in html.split("</p>")[0] and "**" not in html.split("</p>")[0]  # the header's bold is HTML
+
+
+def test_a_one_text_perplexity_run_counts_its_windows_and_estimates_the_rest(tiny_lm, benchmarks, tmp_path):
+    """Issue 33, item 2: WikiText-2 is one example, so the page said "0 of 1 examples done" for minutes."""
+    from webui.tabs.evaluation.handlers import progress_line
+
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path, max_eval_tokens=3000))
+    tiny_lm.scheduler.step_hook = lambda kind, rows: time.sleep(1.0)  # each scoring call ~1 s: a few lines
+    try:
+        statuses = [o[0] for o in e.run_ui("perplexity", "wikitext2_raw_test.txt", None, 1)]
+    finally:
+        tiny_lm.scheduler.step_hook = None
+    counted = [s for s in statuses if "windows of the text scored" in s]
+    assert counted and statuses[-1].startswith("Done"), statuses
+    assert any(re.search(r"Running: [1-9]\d* of \d+ windows .* about .* left", s) for s in counted), counted
+    assert "已评分 3 / 10 个文本窗口 (30%)" in progress_line(0, 1, 12.0, "zh", (3, 10))
+    assert progress_line(2, 5, 12.0, "en", (3, 10)).startswith("Running: 2 of 5 examples")  # not the last text yet
 
 
 # ---------------------------------------------------------------- issue 15: what goes wrong, said in Chinese

@@ -99,8 +99,8 @@ EN: dict[str, str] = {
     "diff_note": ("Two greedy runs with the same settings can still differ on a few examples: an example decoded in "
                   "a batch with others can round its numbers differently from one decoded alone, and a near tie "
                   "between two tokens then goes the other way."),
-    "eval_left": " · about {left} left", "eval_stopped": "Stopped after {done} of {total} examples; what finished "
-    "is kept in the run's folder.", "eval_failed": "The evaluation did not finish: see the message.",
+    "eval_running_windows": "Running: {done} of {total} windows of the text scored{pct} · {elapsed} so far{left}…",
+    "eval_left": " · about {left} left", "eval_stopped": "Stopped after {done} of {total} examples.", "eval_failed": "The evaluation did not finish: see the message.",
     "eval_help_none": ("No benchmark file for this task in this server's data folder (files starting with "
                        "`{prefix}`): upload one."),
     "eval_help_txt": "An upload is a `.txt` file (scored as one text) or JSONL with a `text` field per line.",
@@ -232,7 +232,8 @@ ZH: dict[str, str] = {
     "board": "评测结果排行", "board_refresh": "刷新", "board_empty": "还没有完成的评测。",
     "diff_a": "评测 A", "diff_b": "评测 B", "diff_go": "逐个样例对比 A 与 B",
     "diff_note": "设置相同的两次贪心评测也可能在少数样例上不同：与其他样例同批解码时，数值的舍入可能与单独解码不同，两个词元几乎同分时就会选到另一个。",
-    "eval_left": " · 约剩 {left}", "eval_stopped": "已停止：完成了 {done} / {total} 个样例；已完成的部分保留在本次运行的文件夹中。",
+    "eval_running_windows": "运行中：已评分 {done} / {total} 个文本窗口{pct} · 已用 {elapsed}{left}…",
+    "eval_left": " · 约剩 {left}", "eval_stopped": "已停止：完成了 {done} / {total} 个样例。",
     "eval_failed": "评测未完成：请看提示信息。",
     "eval_help_none": "本服务器的数据文件夹里没有这个任务的基准文件（以 `{prefix}` 开头的文件）：请上传一个。",
     "eval_help_txt": "上传的文件可以是 `.txt` 文件（整体作为一段文字打分），或每行带 `text` 字段的 JSONL。",

@@ -34,11 +34,15 @@ class EvalStopped(prompts.InputError):
         self.done, self.total = done, total
 
 
-def progress_line(done: int, total: int, elapsed_s: float, lang: str = "en") -> str:
+def progress_line(done: int, total: int, elapsed_s: float, lang: str = "en", windows: tuple[int, int] | None = None) -> str:
     """The Evaluation tab's status while a run goes: examples done, time so far, and an estimate once
-    one example is done (from the pace so far; batches finish together, so it moves in steps)."""
+    one example is done (from the pace so far; batches finish together, so it moves in steps). A run of
+    one long text (perplexity on WikiText-2: one example) counts the text's windows instead."""
+    key = "eval_running"
+    if windows and windows[1] and total - done == 1:  # the last (or only) text: its windows say how far
+        key, (done, total) = "eval_running_windows", windows
     left = msg("eval_left", lang, left=_duration(elapsed_s / done * (total - done), lang)) if 0 < done < total else ""
-    return msg("eval_running", lang, done=done, total=total, pct=f" ({100 * done / total:.0f}%)" if total else "",
+    return msg(key, lang, done=done, total=total, pct=f" ({100 * done / total:.0f}%)" if total else "",
                elapsed=_duration(elapsed_s, lang), left=left)
 
 
@@ -130,11 +134,12 @@ class EvalHandlers:
         done[:] = [0, limit]
         box: dict = {}
         stop = stop_event or threading.Event()
+        windows = [0, 0]  # of the text being scored (perplexity), for the progress line
 
         def work():
             try:
                 box["res"] = run(spec, lm, progress_cb=lambda d, t: done.__setitem__(slice(0, 2), [d, t]),
-                                 stop_event=stop)
+                                 stop_event=stop, window_cb=lambda d, t: windows.__setitem__(slice(0, 2), [d, t]))
             except BaseException as e:  # noqa: BLE001 - handed to the handler's thread
                 box["err"] = e
 
@@ -146,8 +151,8 @@ class EvalHandlers:
                 worker.join(HEARTBEAT_S)
                 if stop.is_set():  # Stop's own answer says "Stopped": no progress line may land after it
                     continue
-                yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang), gr.skip(), gr.skip(), gr.skip(),
-                       gr.skip())
+                yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang, tuple(windows)), gr.skip(),
+                       gr.skip(), gr.skip(), gr.skip())
         finally:
             stop.set()  # Stop pressed or the client left: the run ends at its next step
         if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
