@@ -621,7 +621,13 @@ def test_the_chinese_switch_names_every_tab_and_survives_a_reload(app):
 
     with page_in(app, "desktop", locale="en-US") as pg:
         assert names(pg) == [EN[f"tab_{k}"] for k in TAB_IDS]
+        # a run first (issue 33, item 4): its updates touch Generate and Stop, which then kept their English
+        pg.locator("#gen-in textarea").fill("Once upon a time")
+        run_and_wait(pg, "#gen-go", "#gen-stats")
+        wait_text(md(pg, "#gen-count"), "tokens")  # the counter, in English
         pg.locator("#lang-zh").click()
+        wait_text(pg.locator("#gen-go"), ZH["generate"], timeout=10)
+        wait_text(md(pg, "#gen-count"), "词元", timeout=10)
         deadline = time.time() + 10
         while time.time() < deadline and names(pg) != [ZH[f"tab_{k}"] for k in TAB_IDS]:
             time.sleep(0.2)

@@ -124,9 +124,19 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
         def relabel():
             return [gr.update(label=t(k)) for k in TAB_KEYS]
 
+        # a button a run's update touched keeps the label it showed then (Gradio translates a label when it
+        # receives it), so Generate stayed English after a run and a switch to 中文: send them again
+        buttons = list(ctx.relabel)
+
+        def relabel_buttons():
+            return [gr.update(value=b.value) for b in buttons]
+
         for ev in ctx.lang_events:
             ev.then(relabel, None, tab_blocks, queue=False, show_progress="hidden", **ctx.private)
             ev.then(model_line_text, None, [model_line], queue=False, show_progress="hidden", **ctx.private)
+            ev.then(relabel_buttons, None, buttons, queue=False, show_progress="hidden", **ctx.private)
+            for box, out in ctx.counters:  # the token counts, in the new language
+                ev.then(h.count_tokens, [box], [out], show_progress="hidden", **ctx.private, **ctx.light_events)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         # events of sessions that never opened their stream are dropped (OpenStreams, in launch_options)

@@ -38,6 +38,10 @@ class TabContext:
     # the task tabs' fields by elem_id (an Evaluation row is sent to them)
     inputs: dict[str, gr.Component] = field(default_factory=dict)
     lang_events: list = field(default_factory=list)  # the Model tab's language events (at load, on a switch)
+    # what a language switch sends again (layout.py): buttons a run's updates touched (Gradio then keeps
+    # the label it showed, in the old language) and the token counters (text made on the server)
+    relabel: list = field(default_factory=list)
+    counters: list = field(default_factory=list)
 
     @property
     def model_events(self) -> dict:
@@ -55,6 +59,7 @@ class TabContext:
         return dict(api_visibility="private")
 
     def counter(self, box, out):  # the input's length in tokens, as the visitor types
+        self.counters.append((box, out))
         box.change(self.h.count_tokens, [box], [out], trigger_mode="always_last", show_progress="hidden",
                    **self.private, **self.light_events)
 
@@ -65,6 +70,7 @@ class TabContext:
     def page_event(self, triggers, fn, inputs, outputs, tab, go, stop, on_error=None):
         """The page's run of a streaming handler: Go/Stop swap, a failure is a toast (see streaming.page_run)."""
         run = page_run(fn, len(outputs), self.h.live, tab, self.error_title, on_error)
+        self.relabel += [b for b in (go, stop) if b not in self.relabel]
         return [trigger(run, inputs, [*outputs, go, stop], **self.private, **self.model_events)
                 for trigger in triggers]
 
