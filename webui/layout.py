@@ -135,8 +135,9 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
             ev.then(relabel, None, tab_blocks, queue=False, show_progress="hidden", **ctx.private)
             ev.then(model_line_text, None, [model_line], queue=False, show_progress="hidden", **ctx.private)
             ev.then(relabel_buttons, None, buttons, queue=False, show_progress="hidden", **ctx.private)
-            for box, out in ctx.counters:  # the token counts, in the new language
-                ev.then(h.count_tokens, [box], [out], show_progress="hidden", **ctx.private, **ctx.light_events)
+            for box, out in ctx.counters:  # the token counts, in the new language (off the queue: at page
+                # load these five would take five of the address's queue places at once)
+                ev.then(h.count_tokens, [box], [out], queue=False, show_progress="hidden", **ctx.private)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         # events of sessions that never opened their stream are dropped (OpenStreams, in launch_options)
