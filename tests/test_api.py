@@ -26,15 +26,27 @@ def test_generate_streams_and_finishes(client):
     assert len(outs) >= 2 and outs[-1][0].startswith(outs[0][0])  # streamed: partial results came first
 
 
-def test_translate(client):
-    text, stats = client.predict("The weather is nice today.", "en", "zh", *SETTINGS.values(), api_name="/translate")
-    assert isinstance(text, str) and "tokens" in stats
+def _in_process(tiny_app, method: str, *args):
+    """The handler's own last update, called in this process: what the endpoint must have returned."""
+    from webui.handlers import Handlers
+    from webui.settings import AppSettings
+
+    last = None
+    for last in getattr(Handlers(tiny_app[0], AppSettings()), method)(*args):
+        pass
+    return last
 
 
-def test_summarize(client):
-    text, stats = client.predict("The city council voted to build a bridge. " * 3, "short", *SETTINGS.values(),
-                                 api_name="/summarize")
-    assert isinstance(text, str) and "compression" in stats
+def test_translate(client, tiny_app):
+    args = ("The weather is nice today.", "en", "zh", *SETTINGS.values())
+    text, stats = client.predict(*args, api_name="/translate")
+    assert (text, "tokens" in stats) == (_in_process(tiny_app, "translate", *args)[0], True)  # greedy: the same
+
+
+def test_summarize(client, tiny_app):
+    args = ("The city council voted to build a bridge. " * 3, "short", *SETTINGS.values())
+    text, stats = client.predict(*args, api_name="/summarize")
+    assert (text, "compression" in stats) == (_in_process(tiny_app, "summarize", *args)[0], True)
 
 
 def test_chat_keeps_history(client):

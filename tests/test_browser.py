@@ -114,6 +114,10 @@ def test_summarization_tab(page):
     page.get_by_role("button", name="Summarize").click()
     wait_value(page.locator("#sum-out textarea"), min_len=10)
     wait_idle(page.host)
+    # the summary stays on the page, and the stats line says how much shorter it is and why it ended
+    assert page.locator("#sum-out textarea").input_value().strip()
+    stats = page.locator("#sum-stats").inner_text()
+    assert "compression" in stats and "ended:" in stats, stats
     page.screenshot(path=str(ARTIFACTS / "tab-summarization.png"))
 
 
