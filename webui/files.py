@@ -34,8 +34,9 @@ def _export_file(name: str, content: str) -> str:
     folder = tempfile.mkdtemp(prefix="llmdemo-export-")
     path = Path(folder) / name
     path.write_text(content, encoding="utf-8")
-    _sweep_shared(now, path.stat().st_size)  # the older ones make room; the new one is always kept
-    _SHARED.append((now, folder, path.stat().st_size))
+    size = path.stat().st_size
+    _sweep_shared(now, size)  # the older ones make room; the new one is always kept
+    _SHARED.append((now, folder, size))
     return str(path)
 
 

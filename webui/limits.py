@@ -98,16 +98,15 @@ class UploadLimit:
             return await self.app(scope, receive, send)
         import time
 
-        from types import SimpleNamespace
+        from starlette.requests import Request
 
         from .clients import client_key
 
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
-        request = SimpleNamespace(client=SimpleNamespace(host=(scope.get("client") or ("unknown",))[0]), headers=headers)
+        request = Request(scope)  # its client and headers, as client_key reads any request
         key = client_key(request, self.trusted_proxies)
         now = time.time()
         room = min(self.per_request, self.per_hour - self._spent(key, now))
-        declared = headers.get("content-length", "")
+        declared = request.headers.get("content-length", "")
         if room <= 0 or (declared.isdigit() and int(declared) > room):
             what = "this upload is over the server's limit" if room > 0 else \
                 "this address has uploaded its limit for the hour"
@@ -142,12 +141,10 @@ class LoginLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").endswith("/login"):
             return await self.app(scope, receive, send)
-        from types import SimpleNamespace
+        from starlette.requests import Request
 
         from .clients import client_key
 
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
-        request = SimpleNamespace(client=SimpleNamespace(host=(scope.get("client") or ("unknown",))[0]), headers=headers)
-        if not self.limit.allow(client_key(request, self.trusted_proxies)):
+        if not self.limit.allow(client_key(Request(scope), self.trusted_proxies)):
             return await _refuse(send, 429, "too many login attempts from this address; wait a minute")
         return await self.app(scope, receive, send)

@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..config import GenerationConfig
 from ..interface import BATCH, GENERATE, SCORE, SERVER_TOKEN_PROBS
+from ..prompts import _SURROGATE  # the pattern clean_text replaces
 from ..engine.stream import Completion, Stats, StopText, Stream, rolling_windows
 from ..tokenprobs import Alternative, TokenInfo, trim
 
@@ -171,15 +172,12 @@ class OpenAILM:
         """A stream's lines, each at most MAX_LINE_BYTES (``iter_lines`` holds a line that never ends whole)."""
         buf = b""
         for chunk in r.iter_bytes():
-            buf += chunk
-            while (i := buf.find(b"\n")) >= 0:
-                line, buf = buf[:i], buf[i + 1:]
+            *lines, buf = (buf + chunk).split(b"\n")  # buf: the line not ended yet
+            for line in [*lines, buf]:
                 if len(line) > MAX_LINE_BYTES:
-                    break
-                yield line.rstrip(b"\r").decode("utf-8", "replace")
-            if len(buf) > MAX_LINE_BYTES or (i >= 0 and len(line) > MAX_LINE_BYTES):
-                raise ServerError(f"the model server at {self.root_url} sent a stream line over "
-                                  f"{MAX_LINE_BYTES >> 20} MB; stopped")
+                    raise ServerError(f"the model server at {self.root_url} sent a stream line over "
+                                      f"{MAX_LINE_BYTES >> 20} MB; stopped")
+            yield from (line.rstrip(b"\r").decode("utf-8", "replace") for line in lines)
         if buf:
             yield buf.rstrip(b"\r").decode("utf-8", "replace")
 
@@ -572,7 +570,7 @@ def _server_token_info(lp: dict, chat: bool) -> list[TokenInfo]:
 def _json_body(data: Any) -> dict[str, Any]:
     """A request body as UTF-8 JSON, a lone surrogate in a prompt (valid in a Python str, not in UTF-8) sent
     as U+FFFD, as the page shows it, instead of failing in httpx's encoder with a traceback."""
-    text = re.sub(r"[\ud800-\udfff]", "\ufffd", json.dumps(data, ensure_ascii=False))
+    text = _SURROGATE.sub("\ufffd", json.dumps(data, ensure_ascii=False))
     return {"content": text.encode("utf-8"), "headers": {"content-type": "application/json"}}
 
 
