@@ -468,6 +468,9 @@ def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
     assert not old_run.exists() and new_run.exists() and other.exists()
     assert cli_run.exists() and (odd / "report.md" / "mine.txt").exists() and linked.exists()
     assert (other / "notes.txt").read_text() == "keep"
+    from webui.files import VISITOR_RUN, visitor_run_name
+
+    assert VISITOR_RUN.fullmatch(visitor_run_name("bbq"))  # the folders the tab makes are the ones it removes
 
 
 def test_a_whole_json_line_cut_before_its_newline_is_redone(tmp_path):

@@ -58,9 +58,18 @@ def _private_copy(out, names: list[str]) -> dict[str, str]:
     return copies
 
 
-# the name the Evaluation tab gives a visitor's run folder (webui/tabs/evaluation/handlers.py): only such
-# folders are ever removed, so a run made with `python -m eval --output` in the same folder is never touched
+# the name the Evaluation tab gives a visitor's run folder (visitor_run_name): only such folders are ever
+# removed, so a run made with `python -m eval --output` in the same folder is never touched
 VISITOR_RUN = re.compile(r"[A-Za-z0-9_.-]+-\d{8}-\d{6}-[0-9a-f]{16}")
+
+
+def visitor_run_name(task: str) -> str:
+    """A visitor's run folder: the task, the time, and an unguessable part (run folders are never served
+    as a folder, and no visitor can find another's). Matches VISITOR_RUN."""
+    import secrets
+    import time as _time
+
+    return f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(8)}"
 
 
 def _remove_old_runs(folder, hours: float) -> None:

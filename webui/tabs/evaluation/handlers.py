@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import html
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from llmdemo.config import TASK_DEFAULTS
 from llmdemo.host import ModelHost
 
 from ...errors import friendly
-from ...files import _private_copy, _remove_old_runs
+from ...files import _private_copy, _remove_old_runs, visitor_run_name
 from ...i18n import lang_of, text as msg
 from ...settings import AppSettings
 from ...streaming import HEARTBEAT_S, LiveRuns
@@ -120,9 +119,7 @@ class EvalHandlers:
         if upload:  # a visitor's file: the same size rules as the task tabs, before any work
             self._check_upload(path, task, limit)
         _remove_old_runs(self.settings.output_dir, self.settings.keep_runs_hours)
-        stamp = _time.strftime("%Y%m%d-%H%M%S")
-        # an unguessable name: run folders are never served as a folder, and no visitor can find another's
-        out = self.settings.output_dir / f"{task}-{stamp}-{secrets.token_hex(8)}"
+        out = self.settings.output_dir / visitor_run_name(task)
         lm = self.host.lm
         cfg = None
         if TASKS[task].kind == "generate":  # greedy, as python -m eval; leave room for the input in small contexts
