@@ -489,7 +489,7 @@ def test_one_client_cannot_fill_the_queue_for_everyone(tiny_lm, monkeypatch):
 
     import webui.clients
 
-    monkeypatch.setattr(webui.clients, "UNREAD_GRACE_S", 2.0)
+    monkeypatch.setattr(webui.clients, "UNREAD_GRACE_S", 5.0)  # longer than the ten joins take, loaded or not
     host = ModelHost(tiny_lm)
     demo, url = launch(host, AppSettings(events_per_client=3, trusted_proxies=1, queue_size=64, concurrency=4))
     tiny_lm.scheduler.step_hook = lambda kind, rows: time.sleep(0.1)  # a 240-token answer takes ~24 s
@@ -510,9 +510,9 @@ def test_one_client_cannot_fill_the_queue_for_everyone(tiny_lm, monkeypatch):
                               json={"data": ["Once upon a time", 240, 0, 0.9, 0, 1.0, 1], "fn_index": fn_index,
                                     "session_hash": f"hog{k}", "event_data": None, "trigger_id": None}).status_code
 
-        # nobody opened the hogs' streams: past the grace (2 s) their events are dropped and the cap frees
-        # up, long before they would have ended (~24 s)
-        deadline = time.monotonic() + 10
+        # nobody opened the hogs' streams: past the grace (5 s) their events are dropped and the cap frees
+        # up, before they would have ended (240 steps of at least 0.1 s: 24 s or more on any machine)
+        deadline = time.monotonic() + 15
         while hog_join(100) != 200:
             assert time.monotonic() < deadline, "events nobody reads were never dropped"
             time.sleep(0.5)
