@@ -103,8 +103,10 @@ def list_text() -> str:
               f"{'higher' if t.higher_is_better else 'lower'} is better)" for t in REGISTRY.values()]
     lines += ["", f"Shipped benchmarks (--data NAME; files in {SHIPPED_DIR.name}/, origin and licence in "
                   f"{SHIPPED_DIR.name}/SOURCES.md):"]
-    lines += [f"  {name:<16} {task:<14} {n:>5} {'text' if n == 1 else 'examples'}   {fname}"
-              for name, task, n, fname in shipped_list()]
+    shipped = shipped_list()
+    w = max(len(name) for name, *_ in shipped)
+    lines += [f"  {name:<{w}} {task:<14} {n:>5} {'text' if n == 1 else 'examples'}   {fname}"
+              for name, task, n, fname in shipped]
     return "\n".join(lines)
 
 

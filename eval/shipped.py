@@ -21,6 +21,8 @@ SHIPPED: dict[str, tuple[str, str]] = {
     "wikitext2": ("wikitext2_raw_test.txt", "perplexity"),
     "crowspairs": ("bias_crowspairs_dev.jsonl", "bias"),
     "bbq": ("bbq_slice.jsonl", "bbq"),
+    "xcopa-zh": ("xcopa_zh_test_dev.jsonl", "xcopa_zh"),
+    "xcopa-zh-validation": ("xcopa_zh_validation.jsonl", "xcopa_zh"),
 }
 
 

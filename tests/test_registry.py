@@ -25,7 +25,7 @@ SHIPPED_FOR = {"translation": "flores200-en-fr", "summarization": "xsum", "dialo
 def test_every_registered_task_runs_end_to_end_on_the_tiny_model(name, tiny_lm, tmp_path):
     task = get_task(name)
     cfg = GenerationConfig(temperature=0, max_new_tokens=6, stop=())
-    spec = RunSpec(task=name, data=SHIPPED_FOR[name], output=str(tmp_path / name), limit=2, config=cfg,
+    spec = RunSpec(task=name, data=SHIPPED_FOR.get(name, task.data_file), output=str(tmp_path / name), limit=2, config=cfg,
                    max_length=64, stride=32)
     if name == "perplexity":  # the whole WikiText-2 text is one example: score a slice of it
         spec.data = str(tmp_path / "w.txt")
@@ -43,7 +43,7 @@ def test_every_registered_task_runs_end_to_end_on_the_tiny_model(name, tiny_lm, 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_a_record_missing_a_registered_field_is_named(name, tmp_path):
     for missing in TASKS[name].fields:
-        values = {str: "x", list: ["a", "b"], dict: {}, int: 0}
+        values = {str: "x", list: ["a", "b"], dict: {}, int: 0, object: "x"}  # object: a task file's field
         rec = {f: values[t] for f, t in TASKS[name].fields.items() if f != missing}
         p = tmp_path / f"{name}-{missing}.jsonl"
         p.write_text(json.dumps(rec) + "\n", encoding="utf-8")

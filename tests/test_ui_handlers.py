@@ -336,6 +336,14 @@ def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benc
         assert line[2] and any(r["choices"][g].startswith(line[2].rstrip("…")) for g in r["gold"])  # a right answer
 
 
+def test_eval_tab_offers_xcopa_zh_and_shows_the_chinese_choices(tiny_lm, benchmarks, tmp_path):
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    assert e.benchmarks("xcopa_zh") == ["xcopa_zh_test_dev.jsonl", "xcopa_zh_validation.jsonl"]
+    status, md, plot, table, files, rows, report, send = list(e.run_ui("xcopa_zh", e.default("xcopa_zh"), None, 2))[-1]
+    assert status.startswith("Done: 2 examples") and "acc" in md
+    assert rows[0]["input"].endswith(("因为", "所以")) and table[0][3] in rows[0]["choices"]
+
+
 def test_every_user_error_code_has_chinese_text_with_the_same_fields():
     """Said by code, not by pattern: every code's Chinese text exists and uses exactly its English fields
     (a missing field would raise KeyError at the moment a visitor hits the error)."""

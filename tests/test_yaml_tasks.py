@@ -90,6 +90,35 @@ def test_the_shipped_bbq_declaration_equals_the_python_reference(benchmarks):
         assert row["gold"] == bbq.gold(r), r["id"]
 
 
+def _lm_eval_xcopa_zh(doc: dict) -> tuple[str, list[str]]:
+    """lm-evaluation-harness 0.4.x's xcopa_zh, written out from its utils.py: doc_to_text drops the premise's
+    last character and adds the connector; doc_to_choice lowers each choice's first letter."""
+    conn = {"cause": "因为", "effect": "所以"}[doc["question"]]
+    text = doc["premise"].strip()[:-1] + f" {conn}"
+    return text, [c[0].lower() + c[1:] for c in (doc["choice1"], doc["choice2"])]
+
+
+def test_the_shipped_xcopa_zh_declaration_equals_lm_evals(benchmarks, tiny_lm, tmp_path):
+    from eval.datasets import load_records
+    from eval.tasks import get_task
+
+    task = get_task("xcopa_zh")
+    assert task.source.endswith("taskfiles/xcopa_zh.yaml") and task.main_metric == "acc"
+    for data, n in (("xcopa_zh_test_dev.jsonl", 375), ("xcopa_zh_validation.jsonl", 100)):
+        records = task.prepare(load_records(benchmarks / data, "xcopa_zh"))
+        assert len(records) == n
+        for r in records:
+            text, choices = _lm_eval_xcopa_zh(r)
+            assert task.requests(r) == [("loglikelihood", (text, " " + c)) for c in choices], r["id"]
+            assert task.process(r, [(-2.0, 1), (-1.0, 1)])["gold"] == [r["label"]]
+    # the shipped name is the task file's default data; the report shows the Chinese prompt and choices
+    res = run(RunSpec(task="xcopa_zh", data=None, limit=4, output=str(tmp_path / "x")), tiny_lm)
+    assert res["n_examples"] == 4 and res["data"].endswith("xcopa_zh_test_dev.jsonl")
+    report = (tmp_path / "x" / "report.md").read_text(encoding="utf-8")
+    first = task.prepare(load_records(benchmarks / "xcopa_zh_test_dev.jsonl", "xcopa_zh"))[0]
+    assert _lm_eval_xcopa_zh(first)[0] in report
+
+
 @pytest.mark.parametrize("text,key,problem", [
     ("kind: multiple_choice\ndata: d.jsonl\nprompt: x\nchoices: c\nanswer: a\n", "name", "missing"),
     ("name: t\nkind: multiple_choice\ndata: d.jsonl\npromt: x\nchoices: c\nanswer: a\n", "promt",
