@@ -135,6 +135,8 @@ def main(argv=None) -> int:
     r.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --output")
     r.add_argument("--concurrency", type=int, default=4,
                    help="openai:NAME models: requests in flight at once, so the server can batch (default 4)")
+    r.add_argument("--reproducible", action="store_true",
+                   help="one sequence at a time (no batching): greedy text equal to each example run alone; slower")
     add_model_args(r)
     add_decoding_args(r)
     sub.add_parser("list", help="the tasks and the benchmark data shipped with llmdemo")
@@ -199,7 +201,8 @@ def main(argv=None) -> int:
         lm = load(args.model, **model_options(args))
         spec = RunSpec(task=args.task, data=args.data, output=args.output, model=args.model, config=cfg,
                        limit=args.limit, batch_size=args.batch_size, seed=args.seed or 0,
-                       max_length=args.max_length, stride=args.stride, length=args.length, overwrite=args.overwrite)
+                       max_length=args.max_length, stride=args.stride, length=args.length, overwrite=args.overwrite,
+                       reproducible=args.reproducible)
         res = run(spec, lm)
         print(json.dumps({"task": res["task"], "n_examples": res["n_examples"], "metrics": res["metrics"]}, indent=1))
         print(f"wrote {args.output}/results.json, report.md, report.html", file=sys.stderr)

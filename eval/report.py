@@ -141,6 +141,8 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
               f"**Decoding**: `{json.dumps(results['config'])}`", "",
               f"**Versions**: `{json.dumps(results['versions'])}`", "",
               f"**Timing**: {json.dumps(results['timing'])}", ""]
+    if results.get("batching"):  # older runs lack it
+        lines += [f"**Batching**: `{json.dumps(results['batching'], ensure_ascii=False)}`", ""]
     if results.get("scoring_error"):
         lines[2:2] = [f"**Scoring failed**: {results['scoring_error']}. The predictions are kept in predictions.jsonl; "
                       "the same command scores them again without generating.", ""]
@@ -247,7 +249,8 @@ def _html_report(results: dict, lines: list[str], by_type, by_cat, task_notes, b
             body.append("</div>")
         body.append("</div>")
     body.append("<h2>Reproducibility</h2><pre>" + html.escape(json.dumps(
-        {k: results[k] for k in ("model", "prompt_template", "config", "seed", "signatures", "versions", "timing")},
+        {k: results[k] for k in ("model", "prompt_template", "config", "seed", "signatures", "versions", "timing",
+                                 "batching") if k in results},
         indent=1, ensure_ascii=False)) + "</pre>")
     css = ("body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:4px 8px}.cols{display:flex;gap:1em}.cols>div{flex:1}"

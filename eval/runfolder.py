@@ -116,6 +116,7 @@ class RunSpec:
     length: str = "short"
     overwrite: bool = False
     max_tokens: int | None = None  # perplexity: each text cut to its first max_tokens tokens (a hosted app's cap)
+    reproducible: bool = False  # one sequence (one request, one scored pair) at a time: equal to one-at-a-time
 
     def settings(self, lm) -> dict:
         """What must match for a rerun to resume. Batch size and limit are left out: they do not change
@@ -130,6 +131,8 @@ class RunSpec:
         info = lm.info()
         if info.get("backend") not in (None, "transformers"):  # which engine answered (never the API key)
             d.update(backend=info["backend"], base_url=info.get("base_url"), served_model=info.get("served_model"))
+        if self.reproducible:  # only when set (runs made without it resume as before); batched text may differ
+            d["reproducible"] = True
         task = get_task(self.task)
         kind = task.kind
         if task.source_sha256:  # a task file: the same declaration, or no resume

@@ -132,7 +132,11 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     todo = [r for r in records if r["id"] not in done_ids]
     bs = _auto_batch(lm, spec.task) if spec.batch_size == "auto" else int(spec.batch_size)
     if hasattr(lm, "concurrency"):  # a server batches by itself: send --concurrency requests at once
-        bs = lm.concurrency
+        bs = getattr(lm, "max_concurrency", lm.concurrency)  # the most it may grow to: threads wait for a slot
+    if spec.reproducible:
+        # one sequence at a time, as `generate(prompt)` alone: batched greedy text can differ from it (padding,
+        # other kernels for more rows; llama.cpp #7052, vLLM #23138), one at a time cannot
+        bs = 1
     t0 = time.perf_counter()
     new_tokens, failures = 0, []
     retried0 = getattr(lm, "retried", 0)
@@ -194,6 +198,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         {"scoring": task.scoring or task.kind},
         "main_metric": task.main_metric, "higher_is_better": task.higher_is_better,
         "seed": spec.seed, "versions": _versions(),
+        "batching": _batching(lm, bs, spec),
         "timing": {"seconds": round(seconds, 2), "examples_this_run": len(todo),
                    "examples_per_s": round(len(todo) / seconds, 3) if seconds > 0 and todo else None,
                    "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 and new_tokens else None},
@@ -302,8 +307,24 @@ def _generate(lm, args: list[tuple], spec: "RunSpec", bs: int) -> list:
                                              for a in args], priority="batch")
 
 
+def _batching(lm, bs: int, spec: "RunSpec") -> dict:
+    """What the run's sequences shared: the engine's batching and how many examples it was handed at once."""
+    b = dict(lm.batching()) if hasattr(lm, "batching") else {"engine": lm.info().get("backend") or "unknown"}
+    b["examples_at_once"] = bs
+    b["reproducible"] = bool(spec.reproducible)
+    if spec.reproducible:
+        b["note"] = "one sequence at a time (--reproducible): each example as it is alone"
+    return b
+
+
+def _loglikelihoods(lm, args: list[tuple], spec: "RunSpec", bs: int) -> list:
+    if spec.reproducible:  # each pair alone, not in a batch that shares contexts across pairs
+        return [tuple(lm.loglikelihood(c, x, priority="batch")) for c, x in args]
+    return loglikelihood_batch(lm, args, priority="batch")
+
+
 ANSWERERS = {
-    "loglikelihood": lambda lm, args, spec, bs: loglikelihood_batch(lm, args, priority="batch"),
+    "loglikelihood": _loglikelihoods,
     "loglikelihood_rolling": lambda lm, args, spec, bs: [lm.loglikelihood_rolling(a[0], priority="batch")
                                                          for a in args],
     "generate": _generate,

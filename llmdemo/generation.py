@@ -45,6 +45,15 @@ class ScheduledModel:
     def clear_prefix_cache(self) -> None:
         self.prefix_cache.clear()
 
+    def batching(self) -> dict[str, Any]:
+        """How sequences share a step, as results files record it: greedy text under batching can differ
+        from one-at-a-time text (padding, other kernels for more rows), so a number says what it ran under."""
+        return {"engine": "in-process scheduler (continuous batching)",
+                "max_sequences_per_step": self.scheduler.max_running, **self._batching_extra()}
+
+    def _batching_extra(self) -> dict[str, Any]:
+        return {"rows": "padded to the longest row of the step (transformers)"}
+
     def close(self, reason: str = "the model was unloaded") -> None:
         """Stop this model's scheduler; requests still running end with an error that says why."""
         self.scheduler.close(reason)

@@ -113,6 +113,28 @@ def test_translation_run_writes_everything(tiny_lm, tmp_path):
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
 
+def test_a_reproducible_run_equals_each_example_run_alone(tiny_lm, tmp_path):
+    """--reproducible: each prediction token for token what a run of that one example gives; the results
+    say what batching each run had (the batched run: 6 examples handed to the engine at once)."""
+    data = _tr_data(tmp_path)
+    cfg = GenerationConfig(temperature=0, max_new_tokens=8)
+    rep = run(RunSpec("translation", str(data), str(tmp_path / "r"), config=cfg, batch_size=6, reproducible=True),
+              tiny_lm)
+    got = {json.loads(l)["id"]: json.loads(l)["prediction"] for l in open(tmp_path / "r" / "predictions.jsonl")}
+    for k, line in enumerate(data.read_text().splitlines()):
+        one = _write(tmp_path, f"one{k}.jsonl", [line])
+        run(RunSpec("translation", str(one), str(tmp_path / f"one{k}"), config=cfg), tiny_lm)
+        (alone,) = [json.loads(l) for l in open(tmp_path / f"one{k}" / "predictions.jsonl")]
+        assert got[alone["id"]] == alone["prediction"], alone["id"]
+    assert rep["batching"]["examples_at_once"] == 1 and rep["batching"]["reproducible"] is True
+    assert rep["batching"]["max_sequences_per_step"] >= 1 and "reproducible" in (tmp_path / "r" / "report.md").read_text()
+    batched = run(RunSpec("translation", str(data), str(tmp_path / "b"), config=cfg, batch_size=6), tiny_lm)
+    assert batched["batching"]["examples_at_once"] == 6 and batched["batching"]["reproducible"] is False
+    # a batched run does not resume as a reproducible one: its text may differ
+    with pytest.raises(RunError, match="other settings"):
+        run(RunSpec("translation", str(data), str(tmp_path / "b"), config=cfg, reproducible=True), tiny_lm)
+
+
 def test_resume_after_interruption_equals_full_run(tiny_lm, tmp_path):
     data = _tr_data(tmp_path)
     cfg = GenerationConfig(temperature=0, max_new_tokens=8)

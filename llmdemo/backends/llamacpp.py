@@ -523,6 +523,11 @@ class LlamaCppLM(ScheduledModel):
             out.append(lp.tolist())
         return out
 
+    def _batching_extra(self) -> dict[str, Any]:
+        return {"rows": "one llama.cpp batch per step, each sequence its own KV cells",
+                "micro_batch_tokens": UBATCH, "prompt_tokens_per_step": self.runner.n_batch,
+                "flash_attention": True}
+
     def info(self) -> dict[str, Any]:
         import importlib.metadata as md
 
