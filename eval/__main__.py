@@ -118,6 +118,14 @@ def _tgt_lang(results: dict) -> str:
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError  # noqa: E402 (no heavy imports)
 
 
+def _concurrency(value: str) -> str | int:
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"'auto' or a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval", description="Score llmdemo's model on benchmark data.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -133,8 +141,10 @@ def main(argv=None) -> int:
     r.add_argument("--stride", type=int, default=512, help="perplexity window step (tokens)")
     r.add_argument("--length", default="short", help="summary length: short, medium, long")
     r.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --output")
-    r.add_argument("--concurrency", type=int, default=4,
-                   help="openai:NAME models: requests in flight at once, so the server can batch (default 4)")
+    r.add_argument("--concurrency", type=_concurrency, default="auto",
+                   help="openai:NAME models: requests in flight at once, so the server can batch: 'auto' (default: "
+                        "from 20, or a llama-server's slot count, up to 100, cut by 0.8 when the server answers "
+                        "429) or a number (fixed)")
     r.add_argument("--reproducible", action="store_true",
                    help="one sequence at a time (no batching): greedy text equal to each example run alone; slower")
     add_model_args(r)

@@ -42,7 +42,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def model_options(args: argparse.Namespace) -> dict:
     """load()'s keyword arguments from the flags of add_model_args."""
     return dict(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, decode=args.decode,
-                base_url=args.base_url, tokenizer=args.tokenizer, concurrency=getattr(args, "concurrency", 4))
+                base_url=args.base_url, tokenizer=args.tokenizer, concurrency=getattr(args, "concurrency", "auto"))
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,9 @@ Routes: ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions`` (stream
 ``logprobs`` over text or token ids), vLLM's ``/tokenize`` and ``/detokenize``. Faults for tests:
 ``fail_next`` (HTTP status codes answered to the next requests), ``die_after`` (chunks after which a
 stream breaks off), ``abort_next`` (streams ended with no text and no finish reason, as llama-cpp-python's
-server ends a request another one interrupts) and ``empty`` (streams the model ends at once).
+server ends a request another one interrupts), ``empty`` (streams the model ends at once) and
+``max_concurrent`` (a completion arriving while that many are being served is answered 429, with
+``Retry-After: retry_after`` when set, as hosted endpoints limit requests at once).
 """
 
 from __future__ import annotations
@@ -35,6 +37,25 @@ def make_app(lm, name: str = "tiny"):
     app.state.hostile = None
     app.state.slow_s = 1.0
     app.state.seen_auth = []  # the Authorization headers received
+    # llama.cpp's llama-server (an int: its slots): /props, /tokenize {content, add_special, with_pieces},
+    # /detokenize -> content, /completion with n_probs / logit_bias / id_slot, no prompt log-probabilities
+    # with echo; as llama-server, no probability for a generated token whose text is not whole UTF-8 alone
+    app.state.llama_server = None
+    app.state.slot_log = []  # (id_slot, prompt ids, chosen token) of each /completion
+    app.state.bias_fault = False  # report probabilities after the logit_bias (a server to refuse)
+    # a server that takes so many completions at once (streams count until their last chunk): one more is
+    # answered 429 with a JSON error, and `Retry-After: retry_after` (seconds or an HTTP date, or a callable
+    # giving one at that moment) unless None
+    app.state.max_concurrent = None
+    app.state.retry_after = None
+    app.state.rejected = 0  # completions answered 429 for being one too many
+    app.state.rejected_at = []  # time.monotonic() of each
+    app.state.in_flight = 0  # completions being served now
+    app.state.peak_in_flight = 0
+    app.state.served_at = []  # time.monotonic() at which each completion let in began
+
+    # added before the fault middleware below, so it runs inside it: `requests` and `fail_next` see every request
+    app.add_middleware(_Gate, state=app.state)
 
     @app.middleware("http")
     async def faults(request: Request, call_next):
@@ -60,8 +81,52 @@ def make_app(lm, name: str = "tiny"):
     def models():
         return {"data": [{"id": name, "object": "model", "max_model_len": lm.context_length}]}
 
+    def pieces(ids):  # llama-server gives a piece that is not whole UTF-8 as its bytes (a list), else text
+        return [{"id": i, "piece": list(t.encode()) if "\ufffd" in t else t} for i, t in
+                ((i, lm.decode([i])) for i in ids)]
+
+    @app.get("/props")
+    def props():
+        if not app.state.llama_server:
+            return JSONResponse({"error": "File Not Found"}, status_code=404)
+        return {"total_slots": app.state.llama_server, "build_info": "fake",
+                "bos_token": lm.tokenizer.convert_ids_to_tokens(lm.prefix_token()),
+                "default_generation_settings": {"n_ctx": lm.context_length}}
+
+    @app.post("/completion")
+    def completion(body: dict):
+        import torch
+
+        if not app.state.llama_server:
+            return JSONResponse({"error": "File Not Found"}, status_code=404)
+        ids = [int(i) for i in body["prompt"]]
+        with torch.no_grad():
+            logits = lm.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        lp = torch.log_softmax(logits, -1)
+        bias = torch.zeros_like(logits)
+        for tok, b in body.get("logit_bias") or []:
+            bias[int(tok)] += float(b)
+        chosen = int(torch.argmax(logits + bias))
+        app.state.slot_log.append((body.get("id_slot"), tuple(ids), chosen))
+        if app.state.bias_fault:
+            lp = torch.log_softmax(logits + bias, -1)
+        text = lm.decode([chosen])
+        if "\ufffd" in text or chosen == lm.tokenizer.eos_token_id:  # as llama-server: no probabilities
+            return {"content": text, "tokens": [], "stop": True}
+        n = max(1, int(body.get("n_probs") or 0))
+        top = torch.topk(lp, min(n, lp.numel()))
+        entry = {"id": chosen, "token": text, "logprob": float(lp[chosen]),
+                 "top_logprobs": [{"id": int(i), "token": lm.decode([int(i)]), "logprob": float(v)}
+                                  for v, i in zip(top.values, top.indices)]}
+        return {"content": text, "tokens": [], "stop": True, "completion_probabilities": [entry]}
+
     @app.post("/tokenize")
     def tokenize(body: dict):
+        if app.state.llama_server and "content" in body:
+            ids = lm.tokenizer(body["content"], add_special_tokens=False)["input_ids"]
+            return {"tokens": pieces(ids) if body.get("with_pieces") else list(ids)}
+        if app.state.llama_server:  # llama-server answers a vLLM-style body with no tokens at all
+            return {"tokens": []}
         if "messages" in body:
             ids = lm.encode(body["messages"])
         else:
@@ -72,6 +137,8 @@ def make_app(lm, name: str = "tiny"):
 
     @app.post("/detokenize")
     def detokenize(body: dict):
+        if app.state.llama_server:
+            return {"content": lm.decode(body["tokens"])}
         return {"prompt": lm.decode(body["tokens"])}
 
     def config(body) -> GenerationConfig:
@@ -167,7 +234,7 @@ def make_app(lm, name: str = "tiny"):
             lps = [None] + lm._score_windows([(ids, len(ids) - 1)], 1)[0] if body.get("echo") else []
             if lps and app.state.logprobs_fault == "shifted":  # as llama-cpp-python's server (its issue #1983)
                 lps = [lm._score_windows([(ids[: i + 1] + [ids[i]], 1)], 1)[0][0] for i in range(len(ids))]
-            elif lps and app.state.logprobs_fault == "none":  # as llama.cpp's llama-server
+            elif lps and (app.state.logprobs_fault == "none" or app.state.llama_server):  # as llama-server
                 lps = [None] * len(ids)
             text = (lm.decode(ids) if body.get("echo") else "") + lm.decode(g)
             return {"choices": [{"index": 0, "text": text, "finish_reason": "length",
@@ -176,6 +243,53 @@ def make_app(lm, name: str = "tiny"):
         return {"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
 
     return app
+
+
+class _Gate:
+    """ASGI middleware for ``max_concurrent``: counts completions in flight from their arrival to their last
+    chunk (or until the app returns: a client that left), and answers 429 to one more than the limit.
+    All of it runs on the server's event loop, one thing at a time: no lock."""
+
+    def __init__(self, app, state):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].endswith("completions"):
+            return await self.app(scope, receive, send)
+        st = self.state
+        if st.max_concurrent is not None and st.in_flight >= st.max_concurrent:
+            from fastapi.responses import JSONResponse
+
+            st.rejected += 1
+            st.rejected_at.append(time.monotonic())
+            after = st.retry_after() if callable(st.retry_after) else st.retry_after  # a callable: made now
+            headers = {} if after is None else {"Retry-After": str(after)}
+            body = {"error": {"message": f"too many requests at once: this server takes {st.max_concurrent}",
+                              "type": "rate_limit_exceeded", "code": "rate_limit_exceeded"}}
+            return await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
+        st.in_flight += 1
+        st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
+        st.served_at.append(time.monotonic())
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                st.in_flight -= 1
+
+        async def counted_send(message):
+            # ended before the last chunk goes (a stream's "[DONE]", or any body's final part): a client that
+            # reads it and sends its next request at once must not find this one still counted
+            if message["type"] == "http.response.body" and (
+                    not message.get("more_body", False) or message.get("body", b"").endswith(b"data: [DONE]\n\n")):
+                end()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted_send)
+        finally:
+            end()
 
 
 class ServerThread:

@@ -1,6 +1,7 @@
 """The openai backend against a small OpenAI-protocol server of our own (tests/openai_server.py) that
 answers from the in-process tiny model: same outputs, same perplexity, faults handled."""
 
+import json
 import math
 import threading
 import time
@@ -22,6 +23,12 @@ def server(trained_tiny_lm):
     srv.stop()
 
 
+def reset_gate(server) -> None:
+    st = server.app.state
+    st.max_concurrent, st.retry_after, st.rejected, st.rejected_at, st.peak_in_flight, st.served_at = (
+        None, None, 0, [], 0, [])
+
+
 @pytest.fixture
 def remote(server):
     from llmdemo.backends.openai import OpenAILM
@@ -29,9 +36,23 @@ def remote(server):
     server.app.state.fail_next, server.app.state.die_after, server.app.state.logprobs_fault = [], None, None
     server.app.state.fail_after, server.app.state.abort_next, server.app.state.empty = None, 0, False
     server.app.state.hostile, server.app.state.seen_auth = None, []
+    server.app.state.llama_server, server.app.state.slot_log, server.app.state.bias_fault = None, [], False
+    reset_gate(server)
     lm = OpenAILM("tiny", base_url=server.url, api_key="sk-test-SECRET", retries=2)
     yield lm
     lm.close()
+
+
+@pytest.fixture
+def llama_server(remote, server):
+    """The same server speaking llama.cpp's llama-server API (3 slots), through openai-base:."""
+    from llmdemo.backends.openai import OpenAILM
+
+    server.app.state.llama_server = 3
+    lm = OpenAILM("tiny", base_url=server.url, chat=False)
+    yield lm
+    lm.close()
+    server.app.state.llama_server = None
 
 
 def test_chat_and_completions_equal_in_process(remote, trained_tiny_lm, server):
@@ -270,3 +291,180 @@ def test_a_lone_surrogate_in_a_prompt_reaches_the_server_without_a_traceback(rem
     """Issue 37, finding 19: a lone surrogate (valid in a Python str, not in UTF-8) failed in the client."""
     out = remote.generate("the cat \ud800 sat on", GREEDY)
     assert isinstance(out, str)
+
+
+# ------------------------------------------------------------------ adaptive concurrency (backends/concurrency.py)
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_batch_against_a_server_taking_3_at_once_shrinks_the_limit_and_loses_nothing(server, trained_tiny_lm):
+    """From 20 in flight, a server that takes 3 at once (429 to a 4th): every example completes and the
+    limit ends near 3. The model is held until the first 429, so the overload is certain on any machine."""
+    from llmdemo.backends.concurrency import Concurrency
+    from llmdemo.backends.openai import OpenAILM
+
+    reset_gate(server)
+    st = server.app.state
+    st.max_concurrent = 3
+    # no cool-down: this batch lasts seconds, not the minutes five 15 s episodes take; retries enough for the
+    # first requests, which meet a limit of 20
+    ctl = Concurrency(cooldown_s=0)
+    lm = OpenAILM("tiny", base_url=server.url, concurrency=ctl, retries=8)
+    sched = trained_tiny_lm.scheduler
+    sched.step_hook = lambda kind, rows: wait_for(lambda: st.rejected > 0, "the first 429")
+    cfg = GREEDY.replace(max_new_tokens=4)
+    prompts = [f"the cat number {i}" for i in range(40)]
+    errors = []
+    try:
+        out = lm.generate_batch(prompts, cfg, on_error=lambda i, e: errors.append((i, e)))
+    finally:
+        sched.step_hook = None
+        st.max_concurrent = None
+        lm.close()
+    assert errors == []
+    assert out == [trained_tiny_lm.generate([{"role": "user", "content": p}], cfg) for p in prompts]
+    info = lm.info()["concurrency"]
+    assert info["mode"] == "adaptive" and info["start"] == 20 and info["max"] == 100
+    assert st.peak_in_flight <= 3 < st.rejected  # the server's rule held, and it was hit
+    assert info["rate_limited"] == st.rejected  # every 429 the server sent was heard
+    assert info["episodes"] >= 1 and info["lowest"] <= 4, info  # it came down from 20 to the server's 3...
+    assert 1 <= info["limit"] <= 5, info  # ...and stayed about there
+    assert lm.concurrency == info["limit"] and lm.max_concurrency == 100
+
+
+@pytest.mark.parametrize("retry_after", ["1", "http-date"])
+def test_retry_after_is_waited_before_the_request_is_sent_again(server, trained_tiny_lm, retry_after):
+    """A server taking 1 at once, busy with a stream, answers a second request 429 with Retry-After (1 s, or
+    an HTTP date 2 s ahead, so at least 1 s): the server sees that request again no sooner."""
+    import email.utils
+
+    from llmdemo.backends.openai import OpenAILM
+
+    reset_gate(server)
+    st = server.app.state
+    st.max_concurrent = 1
+    st.retry_after = "1" if retry_after == "1" else (lambda: email.utils.formatdate(time.time() + 2, usegmt=True))
+    lm = OpenAILM("tiny", base_url=server.url, concurrency=4, retries=5)
+    sched = trained_tiny_lm.scheduler
+    sched.step_hook = lambda kind, rows: wait_for(lambda: st.rejected > 0, "the 429")  # the first stream waits
+    first = threading.Thread(target=lambda: lm.generate("the cat", GREEDY))
+    try:
+        first.start()
+        wait_for(lambda: st.in_flight == 1, "the first stream to be served")
+        assert lm.generate("the dog", GREEDY)  # refused once, then served
+        first.join(60)
+    finally:
+        sched.step_hook = None
+        st.max_concurrent = st.retry_after = None
+        lm.close()
+    assert st.rejected >= 1 and len(st.served_at) == 2  # (refused again only if the first outlived the wait)
+    assert st.served_at[1] - st.rejected_at[0] >= 1.0  # the server's own clock: Retry-After was waited
+    info = lm.info()["concurrency"]
+    assert (info["mode"], info["limit"], info["episodes"]) == ("fixed", 4, 1)
+    assert info["rate_limited"] == st.rejected
+
+
+def test_overload_shrinks_the_limit_and_transient_errors_do_not(remote, server):
+    body = {"model": "tiny", "prompt": "the cat", "max_tokens": 2, "temperature": 0.0}
+    server.app.state.fail_next = [500, 504]  # infrastructure noise: retried, never a cut
+    assert remote._request("POST", "/completions", json=body)["choices"]
+    assert (remote.concurrency, remote.controller.episodes, remote.controller.rate_limited) == (20, 0, 0)
+    remote.encode = lambda prompt: [1, 2, 3]  # no /tokenize request: the next request is the stream's
+    server.app.state.fail_next = [502]
+    from llmdemo.backends.openai import ServerError
+
+    with pytest.raises(ServerError, match="answered 502"):  # a stream is not asked again after a 502, as before
+        remote.generate("the cat", GREEDY)
+    assert remote.concurrency == 20
+    server.app.state.fail_next = [503, 429]  # a full server: one episode, one cut
+    assert remote._request("POST", "/completions", json=body)["choices"]
+    assert (remote.concurrency, remote.controller.episodes, remote.controller.rate_limited) == (16, 1, 2)
+    server.app.state.fail_next = [429]  # a stream is asked again after a 429
+    assert remote.generate("the cat", GREEDY)
+    assert remote.controller.rate_limited == 3 and remote.controller.in_flight == 0
+    assert remote.info()["concurrency"]["limit"] == 16
+
+
+def test_a_stream_holds_a_slot_for_its_life_and_a_stopped_one_waiting_for_room_sends_nothing(server):
+    from llmdemo.backends.openai import OpenAILM
+
+    reset_gate(server)
+    lm = OpenAILM("tiny", base_url=server.url, concurrency=1)
+    try:
+        s = lm.stream("the cat", GREEDY)
+        it = iter(s)
+        next(it)
+        assert lm.controller.in_flight == 1 and lm.concurrency == 1  # held while the stream is open...
+        s.close()
+        assert lm.controller.in_flight == 0  # ...and given back when it closes
+        held = lm.controller.acquire()  # the one slot taken: the next stream waits for room
+        ev = threading.Event()
+        ev.set()  # the visitor left
+        before = len(server.app.state.served_at)
+        waiting = lm.stream("the cat", GREEDY, ev)
+        assert waiting.text() == "" and waiting.stats.finish_reason == "stopped"
+        assert len(server.app.state.served_at) == before  # no request was sent
+        held.release()
+        assert lm.generate("the cat", GREEDY) and lm.controller.in_flight == 0
+    finally:
+        lm.close()
+
+
+PAIRS = [("the cat sat on", " the mat"), ("the cat sat on", " a dog"), ("我掏空了口袋 所以", " 我找到了一张票根。"),
+         ("", "the cat"), ("Q: Who is there?\nA:", " Unknown")]
+
+
+def test_llama_server_log_likelihoods_equal_in_process(llama_server, trained_tiny_lm, server):
+    """No prompt log-probabilities: each continuation token forced with logit_bias and read from n_probs, a
+    token whose text is not whole UTF-8 read from the top list; the same numbers as in process."""
+    from llmdemo.backends.llamaserver import METHOD
+
+    info = llama_server.info()
+    assert info["server"] == "llama-server, 3 slots" and info["logprobs"] == METHOD
+    assert info["tokenizer"] == "llama-server" and llama_server.concurrency == 3  # its slots, fixed
+    assert llama_server.encode("the cat 我") == trained_tiny_lm.encode("the cat 我")
+    got = llama_server.loglikelihood_batch(PAIRS)
+    want = trained_tiny_lm.loglikelihood_batch(PAIRS)
+    assert [n for _, n in got] == [n for _, n in want]
+    assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in want], abs=1e-3)
+    assert llama_server._scorer.ranked > 0  # the Chinese pair has tokens that are not whole UTF-8 alone
+    # each forced token's prompt extends the one before it on the same slot (whose cache holds it): a pair of
+    # n tokens is n - 1 such extensions, wherever its slot's other work went
+    log = server.app.state.slot_log
+    assert {s for s, _, _ in log} <= {0, 1, 2}
+    by_slot: dict = {}
+    for s_, prompt, _ in log:
+        by_slot.setdefault(s_, []).append(prompt)
+    extended = sum(cur[:-1] == prev for seq in by_slot.values() for prev, cur in zip(seq, seq[1:]))
+    assert extended >= sum(n for _, n in want) - len(PAIRS)
+    text = "the cat sat on the mat. the dog sat on the cat. " * 3
+    ids, lps = llama_server.token_logprobs(text, max_length=24, stride=12)
+    ids2, lps2 = trained_tiny_lm.token_logprobs(text, max_length=24, stride=12)
+    assert ids == ids2 and lps == pytest.approx(lps2, abs=1e-3)
+
+
+def test_a_multiple_choice_task_over_llama_server_picks_as_in_process(llama_server, trained_tiny_lm, tmp_path):
+    from eval.runner import RunSpec, run
+
+    spec = dict(task="xcopa_zh", data=None, limit=4)
+    a = run(RunSpec(output=str(tmp_path / "srv"), **spec), llama_server)
+    b = run(RunSpec(output=str(tmp_path / "inp"), **spec), trained_tiny_lm)
+    assert a["metrics"]["acc"] == b["metrics"]["acc"]
+    assert a["model"]["logprobs"].startswith("llama-server") and a["batching"]["server"] == "llama-server, 3 slots"
+    rows = [[json.loads(line) for line in open(tmp_path / n / "predictions.jsonl", encoding="utf-8")]
+            for n in ("srv", "inp")]
+    assert [r["pick"] for r in rows[0]] == [r["pick"] for r in rows[1]]
+    for r, q in zip(*rows):
+        assert r["loglikelihoods"] == pytest.approx(q["loglikelihoods"], abs=1e-3)
+
+
+def test_a_llama_server_reporting_after_its_bias_is_refused(llama_server, server):
+    from llmdemo.backends.openai import LogprobsUnreliable
+
+    server.app.state.bias_fault = True
+    with pytest.raises(LogprobsUnreliable, match="after its logit_bias"):
+        llama_server.loglikelihood("the cat sat on", " the mat")

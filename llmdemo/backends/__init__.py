@@ -13,7 +13,7 @@ from typing import Any
 
 
 def load_backend(source, *, base_url: str | None = None, api_key: str | None = None, tokenizer: str | None = None,
-                 concurrency: int = 4, context_length: int | None = None, **ignored: Any):
+                 concurrency: int | str = "auto", context_length: int | None = None, **ignored: Any):
     """Load a resolved :class:`llmdemo.presets.ModelSource` of kind llamacpp / openai / openai-base."""
     from ..errors import ModelLoadError, first_line
 

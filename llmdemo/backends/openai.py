@@ -4,8 +4,10 @@
 ``--model openai-base:NAME`` to completions with the task's plain prompt. The server is named by
 ``--base-url`` or ``OPENAI_BASE_URL``; the key by ``OPENAI_API_KEY`` (sent as a bearer token, never
 printed, logged, written to results or shown). The server batches concurrent requests itself
-(vLLM's continuous batching), so this backend just sends them: streams for the app,
-``concurrency`` requests at once for ``generate_batch``.
+(vLLM's continuous batching), so this backend just sends them: streams for the app, many requests at
+once for ``generate_batch``. How many are in flight at once (streams included) is a
+:class:`~llmdemo.backends.concurrency.Concurrency`: adaptive by default (from 20 up to
+``max_concurrency``, cut on 429/503, ``Retry-After`` honoured), or fixed (``concurrency=N``).
 
 Log-likelihoods (perplexity, the dialogue reference score) use completions with ``echo`` and
 ``logprobs`` over token ids, as lm-evaluation-harness's ``local-completions`` does. Servers get
@@ -20,6 +22,7 @@ from a local tokenizer (``--tokenizer HUB_ID_OR_PATH``), which also counts chat 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -38,15 +41,20 @@ from ..interface import BATCH, GENERATE, SCORE, SERVER_TOKEN_PROBS
 from ..prompts import _SURROGATE  # the pattern clean_text replaces
 from ..engine.stream import Completion, Stats, StopText, Stream, rolling_windows
 from ..tokenprobs import Alternative, TokenInfo, trim
+from . import llamaserver
+from .concurrency import OVERLOAD_STATUS, Concurrency, parse_retry_after
 
 log = logging.getLogger("llmdemo.openai")
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MODEL_PATHS = frozenset({"/completions", "/chat/completions"})  # the requests that hold a concurrency slot
 # An upstream server is not trusted (issue 37): a body read whole, a line that never ends, a stream that
 # ignores max_tokens or trickles for ever would each hang or exhaust the app that serves every visitor.
 MAX_BODY_BYTES = 8 << 20  # a non-streamed answer (model list, scores, tokens)
 MAX_LINE_BYTES = 1 << 20  # one line of a stream (a chunk with 20 top log-probabilities is ~10 KB)
 REQUEST_BUDGET_S = 600.0  # one completion, first byte to last (the read timeout bounds each wait)
+OVERLOAD_BUDGET_S = 600.0  # how long one request keeps asking a full server (429) again
+MAX_BACKOFF_S = 30.0  # the longest wait between two tries without a Retry-After
 _SECRETISH = re.compile(r"\b(Bearer|Basic)\s+[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 
 
@@ -71,8 +79,12 @@ class OpenAILM:
     """A model behind an OpenAI-compatible HTTP API (see the module docstring)."""
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None, chat: bool = True,
-                 tokenizer: str | None = None, concurrency: int = 4, timeout_s: float = 120.0, retries: int = 3,
+                 tokenizer: str | None = None, concurrency: int | str | Concurrency = "auto",
+                 max_concurrency: int = 100, timeout_s: float = 120.0, retries: int = 3,
                  context_length: int | None = None, request_budget_s: float = REQUEST_BUDGET_S):
+        """``concurrency``: requests in flight at once, streams included: ``"auto"`` (adaptive, from 20 up to
+        ``max_concurrency``), a number (fixed), or a :class:`Concurrency` (shared with another model on the
+        same server). ``retries``: how many times one request is asked again (429/5xx, connection errors)."""
         import httpx
 
         base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").strip().rstrip("/")
@@ -83,6 +95,7 @@ class OpenAILM:
         # credentials in the URL (https://user:pass@host) go to the HTTP client, never into a name, a message,
         # the Model tab or a results file: every URL kept here is without them
         base_url, userinfo = _strip_userinfo(base_url)
+        self.controller = Concurrency.of(concurrency, max_concurrency)
         if not base_url.endswith("/v1"):
             base_url += "/v1"
         self.base_url = base_url
@@ -93,8 +106,8 @@ class OpenAILM:
         self._secrets = [x for x in (key, *(userinfo or ())) if x and len(x) >= 3]
         self._http = httpx.Client(headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s, connect=10.0))
         self.request_budget_s = float(request_budget_s)
+        self.overload_budget_s = OVERLOAD_BUDGET_S
         self.retries = retries
-        self.concurrency = max(1, int(concurrency))
         self.model = model
         self.name = f"openai:{model}" if chat else f"openai-base:{model}"
         self.chat_api = chat
@@ -115,45 +128,108 @@ class OpenAILM:
         if ids and model not in ids:
             raise ValueError(f"the server at {self.base_url} does not serve {model!r}; it serves: {', '.join(ids)}")
         entry = next((m for m in served if m.get("id") == model), {})
-        self.context_length = int(context_length or entry.get("max_model_len") or 2048)
-        self._context_assumed = not (context_length or entry.get("max_model_len"))
+        # llama.cpp's llama-server: scored by forced tokens on its slots (llamaserver.py), tokenized by its own
+        # /tokenize (whose vLLM-style call it answers with no tokens at all), its slots the default concurrency
+        self._props = llamaserver.detect(self)
+        self._scorer = llamaserver.SlotScorer(self, self._props) if self._props else None
+        slot_ctx = ((self._props or {}).get("default_generation_settings") or {}).get("n_ctx")
+        if self._scorer is not None and concurrency == "auto":
+            self.controller = Concurrency.of(self._scorer.slots, max_concurrency)
+        known_ctx = context_length or entry.get("max_model_len") or slot_ctx
+        self.context_length = int(known_ctx or 2048)
+        self._context_assumed = not known_ctx
         self._tok = _load_tokenizer(tokenizer) if tokenizer else None
-        self._tokenizer_source = tokenizer or self._find_tokenize_route()
+        self._tokenizer_source = tokenizer or ("llama-server" if self._scorer else self._find_tokenize_route())
         self.load_s = time.perf_counter() - t0
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight allowed now (the controller's current limit)."""
+        return self.controller.limit
+
+    @property
+    def max_concurrency(self) -> int:
+        """The most the limit can grow to: what callers size thread pools and batches by."""
+        return self.controller.maximum
 
     # ------------------------------------------------------------ HTTP
     def _request(self, method: str, path: str, *, root: bool = False, **kw) -> Any:
-        """One call with retries (bounded, exponential backoff with jitter) on connection errors and 429/5xx."""
+        """One call with retries (bounded, exponential backoff with jitter) on connection errors and 429/5xx;
+        a 429/503 waits its ``Retry-After`` instead when it has one. Model work (completions) holds a slot."""
         import httpx
 
         url = (self.root_url if root else self.base_url) + path
+        gated = not root and path in MODEL_PATHS
         if "json" in kw:
             kw.update(_json_body(kw.pop("json")))
-        delay = 0.5
-        for attempt in range(self.retries + 1):
+        delay, attempt, overload_until = 0.5, 0, time.monotonic() + self.overload_budget_s
+        while True:
+            wait, overloaded = None, False
+            slot = self.controller.acquire() if gated else None
             try:
-                with self._http.stream(method, url, **kw) as r:  # read at most MAX_BODY_BYTES of the answer
-                    status = r.status_code
-                    body = self._read(r, MAX_BODY_BYTES if status < 400 else 4096, path)
-            except (httpx.TransportError, httpx.TimeoutException) as e:
-                err: Exception = ServerError(f"could not reach the model server at {self.root_url}: "
-                                             f"{type(e).__name__}")
-            else:
-                if status < 400:
-                    try:
-                        return json.loads(body)
-                    except ValueError:
-                        raise ServerError(f"the model server at {self.root_url} answered {path} with something "
-                                          f"that is not JSON: {self._short(body.decode('utf-8', 'replace'))}") from None
-                err = ServerError(f"the model server at {self.root_url} answered {status} to {path}: "
-                                  f"{self._short(body.decode('utf-8', 'replace'))}")
-                if status not in RETRY_STATUS:
-                    raise err
-            if attempt == self.retries:
+                try:
+                    with self._http.stream(method, url, **kw) as r:  # read at most MAX_BODY_BYTES of the answer
+                        status = r.status_code
+                        retry_after = r.headers.get("retry-after")
+                        body = self._read(r, MAX_BODY_BYTES if status < 400 else 4096, path)
+                except (httpx.TransportError, httpx.TimeoutException) as e:
+                    err: Exception = ServerError(f"could not reach the model server at {self.root_url}: "
+                                                 f"{type(e).__name__}")
+                else:
+                    if status < 400:
+                        try:
+                            out = json.loads(body)
+                        except ValueError:
+                            raise ServerError(f"the model server at {self.root_url} answered {path} with something "
+                                              f"that is not JSON: {self._short(body.decode('utf-8', 'replace'))}"
+                                              ) from None
+                        if slot is not None:
+                            slot.success(clean=attempt == 0 and delay == 0.5)
+                        return out
+                    err = ServerError(f"the model server at {self.root_url} answered {status} to {path}: "
+                                      f"{self._short(body.decode('utf-8', 'replace'))}")
+                    if status not in RETRY_STATUS:
+                        raise err
+                    if status in OVERLOAD_STATUS:
+                        # only a 429 gets the overload budget: a 503 is as often a server that is down
+                        wait, overloaded = self._overloaded(slot, retry_after), status == 429
+            finally:
+                if slot is not None:
+                    slot.release()  # not held while waiting: a request that is not at the server takes no room
+            # a full server (429) is asked again until the overload budget is spent, as Inspect retries
+            # rate limits: the controller needs several cool-downs to come down to the server's size, and
+            # a request refused meanwhile is no failure; other errors have `retries` tries
+            if (time.monotonic() >= overload_until) if overloaded else attempt >= self.retries:
                 raise err
-            time.sleep(delay * (1 + random.random()))
-            delay *= 2
-        raise AssertionError("unreachable")
+            attempt += not overloaded
+            self._pause(self._backoff(wait, delay))
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _overloaded(self, slot, retry_after: str | None) -> float | None:
+        """A 429/503: the controller hears of it (model work only); the wait the server asked for, capped."""
+        seconds = parse_retry_after(retry_after)
+        if slot is not None:
+            return slot.overloaded(seconds)
+        return None if seconds is None else min(seconds, self.controller.max_wait_s)
+
+    @staticmethod
+    def _backoff(wait: float | None, delay: float) -> float:
+        # Retry-After is a minimum; jitter on top (up to half as long again) keeps the requests it sent away
+        # together from all coming back in the same instant
+        return wait * (1 + 0.5 * random.random()) if wait is not None else delay * (1 + random.random())
+
+    def _pause(self, seconds: float, stopped: Callable[[], bool] | None = None) -> bool:
+        """Sleep ``seconds``; True, at once, if ``stopped()`` turns true meanwhile (looked at every 0.1 s)."""
+        if stopped is None:
+            time.sleep(seconds)
+            return False
+        deadline = time.monotonic() + seconds
+        while not stopped():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.1, left))
+        return True
 
     def _read(self, r, cap: int, path: str) -> bytes:
         """A response body, refused past ``cap`` bytes (an error body is cut there instead)."""
@@ -204,6 +280,8 @@ class OpenAILM:
     def _tokenize(self, text: str, special: bool = False) -> list[int]:
         if self._tok is not None:
             return list(self._tok(text, add_special_tokens=special)["input_ids"])
+        if self._tokenizer_source == "llama-server":
+            return self._scorer.tokenize(text, special)
         if self._tokenizer_source == "/tokenize":
             out = self._request("POST", "/tokenize", root=True,
                                 json={"model": self.model, "prompt": text, "add_special_tokens": special})
@@ -216,6 +294,8 @@ class OpenAILM:
     def _detokenize(self, ids: Sequence[int]) -> str:
         if self._tok is not None:
             return self._tok.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if self._tokenizer_source == "llama-server":
+            return self._scorer.detokenize(ids)
         if self._tokenizer_source == "/tokenize":
             return self._request("POST", "/detokenize", root=True, json={"model": self.model, "tokens": list(ids)})["prompt"]
         return self._request("POST", "/extras/detokenize", root=True, json={"tokens": list(ids)})["text"]
@@ -257,7 +337,8 @@ class OpenAILM:
             bos = self._tok.bos_token_id if self._tok.bos_token_id is not None else self._tok.eos_token_id
             if bos is not None:
                 return int(bos)
-        ids = self._tokenize("", special=True)
+        bos = (self._props or {}).get("bos_token")
+        ids = self._scorer.tokenize(bos) if self._scorer is not None and bos else self._tokenize("", special=True)
         if ids:
             return int(ids[0])
         raise ValueError(f"{self.name}: cannot tell the server's BOS token; pass --tokenizer HUB_ID_OR_PATH")
@@ -308,16 +389,19 @@ class OpenAILM:
 
         def chunks(handle) -> Iterator[str]:
             t0 = time.perf_counter()
-            deadline = t0 + self.request_budget_s
             out = StopText(config.stop)
             stats.finish_reason = "stopped"
+
+            def stopped() -> bool:
+                return (stop_event is not None and stop_event.is_set()) or handle.closed.is_set()
+
             try:
-                with self._http.stream("POST", self.base_url + path, **_json_body(body)) as r:
-                    if r.status_code >= 400:
-                        raise ServerError(f"the model server at {self.root_url} answered {r.status_code}: "
-                                          f"{self._short(self._read(r, 4096, path).decode('utf-8', 'replace'))}")
+                with self._model_stream(path, body, stopped) as r:
+                    if r is None:
+                        return  # stopped while waiting for room, or to be let in again
+                    deadline = time.perf_counter() + self.request_budget_s  # the server's time, not the wait
                     for line in self._lines(r):
-                        if (stop_event is not None and stop_event.is_set()) or handle.closed.is_set():
+                        if stopped():
                             return  # leaving the block closes the connection: the server stops
                         if time.perf_counter() > deadline:
                             raise ServerError(f"the model server at {self.root_url} took over "
@@ -376,6 +460,41 @@ class OpenAILM:
 
         return Stream(chunks, stats)
 
+    @contextlib.contextmanager
+    def _model_stream(self, path: str, body: dict, stopped: Callable[[], bool]) -> Iterator[Any]:
+        """An open streamed response holding a concurrency slot until the block ends, or None if ``stopped()``
+        turned true first. A 429 (a full server) is asked again, after its ``Retry-After`` or a backoff, for up
+        to ``overload_budget_s`` (a 503 up to ``retries`` times): nothing was streamed yet. Other errors
+        raise, as before."""
+        delay, overload_until, clean, tries = 0.5, time.monotonic() + self.overload_budget_s, True, 0
+        while True:
+            slot = self.controller.acquire(stopped)
+            if slot is None:
+                yield None
+                return
+            try:
+                with self._http.stream("POST", self.base_url + path, **_json_body(body)) as r:
+                    status = r.status_code
+                    if status >= 400:
+                        detail = self._short(self._read(r, 4096, path).decode("utf-8", "replace"))
+                        wait = (self._overloaded(slot, r.headers.get("retry-after"))
+                                if status in OVERLOAD_STATUS else None)
+                        tries += status != 429
+                        if (status not in OVERLOAD_STATUS or time.monotonic() >= overload_until
+                                or tries > self.retries):
+                            raise ServerError(f"the model server at {self.root_url} answered {status}: {detail}")
+                        clean = False
+                    else:
+                        yield r
+                        slot.success(clean=clean)
+                        return
+            finally:
+                slot.release()  # not held while waiting: a request that is not at the server takes no room
+            if self._pause(self._backoff(wait, delay), stopped):
+                yield None
+                return
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
     def generate(self, prompt: Any, config: GenerationConfig | None = None,
                  stop_event: threading.Event | None = None, priority: Any = None) -> str:
         return self.stream(prompt, config, stop_event).text()
@@ -389,7 +508,8 @@ class OpenAILM:
                        stop_event: threading.Event | None = None, max_new_tokens: Sequence[int] | None = None,
                        priority: Any = None, on_error: Callable[[int, BaseException], None] | None = None
                        ) -> list[Completion]:
-        """``batch_size`` (default: ``concurrency``) requests in flight at once; the server batches them.
+        """Up to ``batch_size`` (default: ``max_concurrency``) requests at once, as many in flight as the
+        concurrency controller lets through; the server batches them.
 
         A completion the server aborted (:class:`CompletionAborted`) is asked for again, with backoff, up to
         ``retries`` times (``self.retried`` counts them); one that still fails raises, or goes to ``on_error``.
@@ -418,7 +538,9 @@ class OpenAILM:
                     delay *= 2
             raise AssertionError("unreachable")
 
-        pool = ThreadPoolExecutor(max(1, batch_size or self.concurrency))
+        # threads up to the controller's maximum, not its limit now: each waits for a slot, so the limit
+        # can grow without a new pool
+        pool = ThreadPoolExecutor(max(1, min(len(prompts), batch_size or self.max_concurrency)))
         try:
             futs = {pool.submit(one, i): i for i in range(len(prompts))}
             for fut in as_completed(futs):
@@ -450,6 +572,10 @@ class OpenAILM:
         """Refuse scoring unless the server's echoed prompt log-probabilities agree with its own generation."""
         with self._check_lock:
             if self._checked:
+                return
+            if self._scorer is not None:  # no prompt log-probabilities here: forced tokens instead
+                self._scorer.check()
+                self._checked = True
                 return
             # text prompts: every server takes them (llama-cpp-python's refuses token ids)
             ctx = "The capital of France is"
@@ -483,7 +609,8 @@ class OpenAILM:
                        batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
                        priority: Any = None) -> tuple[list[int], list[float]]:
         """Text tokens and the log-probability of each given all before it, in rolling windows as
-        :func:`llmdemo.engine.stream.rolling_windows` places them; windows are sent ``concurrency`` at a time."""
+        :func:`llmdemo.engine.stream.rolling_windows` places them; windows are sent as many at a time as the
+        concurrency controller allows."""
         self.check_logprobs()
         ids = self._tokenize(text)
         if not ids:
@@ -494,8 +621,8 @@ class OpenAILM:
         windows = rolling_windows(len(full), max_length, stride)
         scores: list[list[float]] = [[] for _ in windows]
         done = 0
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            futs = {pool.submit(self._echo, full[b:e]): k for k, (b, e, n) in enumerate(windows)}
+        with ThreadPoolExecutor(self.max_concurrency) as pool:  # threads wait for a slot
+            futs = {pool.submit(self._window, full[b:e], n): k for k, (b, e, n) in enumerate(windows)}
             for fut in as_completed(futs):
                 k = futs[fut]
                 n = windows[k][2]
@@ -509,6 +636,13 @@ class OpenAILM:
                     progress(done, len(windows))
         return ids, [lp for s in scores for lp in s]
 
+    def _window(self, ids: list[int], n: int) -> list[float | None]:
+        """Log-probabilities of a window's tokens (its last ``n`` at least; the first may be None)."""
+        if self._scorer is None:
+            return self._echo(ids)
+        with self._scorer.slot() as slot:  # one window, one slot: each forced token extends the last one's prompt
+            return self._scorer.continuation(ids[:-n], ids[-n:], slot)
+
     def loglikelihood_rolling(self, text: str, max_length: int | None = None, stride: int | None = None,
                               batch_size: int = 4, priority: Any = None) -> tuple[float, int]:
         _, lps = self.token_logprobs(text, max_length, stride, batch_size)
@@ -516,29 +650,60 @@ class OpenAILM:
 
     def loglikelihood(self, context: Any, continuation: str, priority: Any = None) -> tuple[float, int]:
         self.check_logprobs()
-        ctx = self.encode(context) if context else []
-        ctx = ctx or [self.prefix_token()]
-        cont = self._tokenize(continuation)
+        ctx, cont = self._pair(context, continuation)
         if not cont:
             return 0.0, 0
-        cont = cont[: self.context_length - 2]
-        ctx = ctx[-(self.context_length - 1 - len(cont)):]
-        lps = self._echo(ctx + cont)[-len(cont):]
+        lps = self._window(ctx + cont, len(cont))[-len(cont):]
         return math.fsum(float(x) for x in lps), len(cont)
 
+    def _pair(self, context: Any, continuation: str) -> tuple[list[int], list[int]]:
+        """Context and continuation tokens, cut to fit the context window (the context from its start)."""
+        ctx = self.encode(context) if context else []
+        ctx = ctx or [self.prefix_token()]
+        cont = self._tokenize(continuation)[: self.context_length - 2]
+        return ctx[-(self.context_length - 1 - len(cont)):], cont
+
     def loglikelihood_batch(self, pairs, batch_size: int = 16, priority: Any = None) -> list[tuple[float, int]]:
-        """One echo request per pair, ``concurrency`` in flight at once (servers share no prefix across requests)."""
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda p: self.loglikelihood(p[0], p[1]), pairs))
+        """One echo request per pair, as many in flight as the concurrency controller allows (servers share no
+        prefix across requests). On a llama-server, the pairs that share a context (a question's choices) go
+        to one slot one after the other, so its cache holds the context once."""
+        if self._scorer is None:
+            with ThreadPoolExecutor(self.max_concurrency) as pool:  # threads wait for a slot
+                return list(pool.map(lambda p: self.loglikelihood(p[0], p[1]), pairs))
+        self.check_logprobs()
+        groups: dict[str, list[int]] = {}
+        for i, (c, _) in enumerate(pairs):
+            groups.setdefault(json.dumps(c, ensure_ascii=False), []).append(i)
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+
+        def one_group(idx: list[int]) -> None:
+            with self._scorer.slot() as slot:
+                for i in idx:
+                    ctx, cont = self._pair(*pairs[i])
+                    lps = self._scorer.continuation(ctx, cont, slot) if cont else []
+                    out[i] = (math.fsum(lps), len(cont))
+
+        with ThreadPoolExecutor(self._scorer.slots) as pool:
+            list(pool.map(one_group, groups.values()))
+        return out
 
     # ------------------------------------------------------------ about
+    def batching(self) -> dict[str, Any]:
+        """What results files record of how requests shared the server (it batches what is in flight)."""
+        return {"engine": "server: it batches the requests in flight itself",
+                "server": f"llama-server, {self._scorer.slots} slots" if self._scorer else None,
+                "concurrency": self.controller.info()}
+
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "backend": "openai", "kind": "server", "base_url": self.root_url,
                 "served_model": self.model, "api": "chat completions" if self.chat_api else "completions",
+                "server": f"llama-server, {self._scorer.slots} slots" if self._scorer else None,
+                "logprobs": llamaserver.METHOD if self._scorer else "completions with echo and logprobs",
                 "style": self.style, "context_length": self.context_length,
                 "context_length_assumed": self._context_assumed, "tokenizer": self._tokenizer_source or "local",
                 "decode": "server", "device": "server", "dtype": "server", "parameters": None, "threads": None,
-                "model_type": None, "load_s": round(self.load_s, 3), "location": self.root_url}
+                "model_type": None, "load_s": round(self.load_s, 3), "location": self.root_url,
+                "concurrency": self.controller.info()}
 
     def close(self, reason: str = "the model was unloaded") -> None:
         self._http.close()
