@@ -142,9 +142,14 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     retried0 = getattr(lm, "retried", 0)
     bar = _progress(len(records), len(records) - len(todo), f"{spec.task} {Path(spec.data).name}")
     with open(pred_file, "a", encoding="utf-8") as f:
+        controller = getattr(lm, "controller", None)  # a server's: how many requests it lets in flight
+
         def write(row: dict) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
+            if controller is not None:
+                bar.set_postfix_str(f"in flight {controller.in_flight}/{controller.limit}, "
+                                    f"429s {controller.rate_limited}", refresh=False)
             bar.update(1)
             if progress_cb:
                 progress_cb(bar.n, len(records))

@@ -621,7 +621,8 @@ class OpenAILM:
         windows = rolling_windows(len(full), max_length, stride)
         scores: list[list[float]] = [[] for _ in windows]
         done = 0
-        with ThreadPoolExecutor(self.max_concurrency) as pool:  # threads wait for a slot
+        # batch_size windows at once at most (1: --reproducible), each thread waiting for a slot
+        with ThreadPoolExecutor(max(1, min(self.max_concurrency, batch_size))) as pool:
             futs = {pool.submit(self._window, full[b:e], n): k for k, (b, e, n) in enumerate(windows)}
             for fut in as_completed(futs):
                 k = futs[fut]
