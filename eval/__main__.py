@@ -143,8 +143,8 @@ def main(argv=None) -> int:
     r.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --output")
     r.add_argument("--concurrency", type=_concurrency, default="auto",
                    help="openai:NAME models: requests in flight at once, so the server can batch: 'auto' (default: "
-                        "from 20, or a llama-server's slot count, up to 100, cut by 0.8 when the server answers "
-                        "429) or a number (fixed)")
+                        "from 20 up to 100, cut by 0.8 when the server answers 429; fixed at a llama-server's slot "
+                        "count) or a number (fixed)")
     r.add_argument("--reproducible", action="store_true",
                    help="one sequence at a time (no batching): greedy text equal to each example run alone; slower")
     add_model_args(r)

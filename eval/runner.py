@@ -323,15 +323,16 @@ def _batching(lm, bs: int, spec: "RunSpec") -> dict:
 
 
 def _loglikelihoods(lm, args: list[tuple], spec: "RunSpec", bs: int) -> list:
-    if spec.reproducible:  # each pair alone, not in a batch that shares contexts across pairs
-        return [tuple(lm.loglikelihood(c, x, priority="batch")) for c, x in args]
+    if spec.reproducible:  # each pair alone, through the same encoding (lm-eval's _encode_pair) as a batch
+        return [loglikelihood_batch(lm, [pair], priority="batch")[0] for pair in args]
     return loglikelihood_batch(lm, args, priority="batch")
 
 
 ANSWERERS = {
     "loglikelihood": _loglikelihoods,
-    "loglikelihood_rolling": lambda lm, args, spec, bs: [lm.loglikelihood_rolling(a[0], priority="batch")
-                                                         for a in args],
+    "loglikelihood_rolling": lambda lm, args, spec, bs: [
+        lm.loglikelihood_rolling(a[0], priority="batch", **({"batch_size": 1} if spec.reproducible else {}))
+        for a in args],
     "generate": _generate,
 }
 

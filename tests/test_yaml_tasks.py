@@ -66,6 +66,18 @@ def test_a_multiple_choice_task_file_end_to_end(tiny_lm, tmp_path):
         run(RunSpec(task=str(path), data=None, output=str(tmp_path / "o")), tiny_lm)
 
 
+def test_a_reproducible_multiple_choice_run_scores_the_same_tokens(tiny_lm, tmp_path):
+    """--reproducible scores each pair alone but encodes it as the batch does (lm-eval's _encode_pair: a
+    prompt's trailing space goes to the choice), so only the batching differs, never the tokens."""
+    path = _files(tmp_path, "spaced.yaml", MC_YAML.replace('A:"', 'A: "') + 'target_delimiter: ""\n')
+    a = run(RunSpec(task=str(path), data=None, output=str(tmp_path / "a")), tiny_lm)
+    b = run(RunSpec(task=str(path), data=None, output=str(tmp_path / "b"), reproducible=True), tiny_lm)
+    rows = [[json.loads(line) for line in open(tmp_path / n / "predictions.jsonl", encoding="utf-8")] for n in "ab"]
+    for x, y in zip(*rows):
+        assert x["n_tokens"] == y["n_tokens"] and x["loglikelihoods"] == pytest.approx(y["loglikelihoods"], abs=1e-4)
+    assert a["metrics"] == b["metrics"] and b["batching"]["reproducible"] is True
+
+
 def test_a_generation_task_file_end_to_end(tiny_lm, tmp_path):
     path = _files(tmp_path, "echo.yaml", GEN_YAML)
     res = run(RunSpec(task=str(path), data=None, output=str(tmp_path / "g")), tiny_lm)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import queue
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -52,6 +53,7 @@ class SlotScorer:
         self._free: queue.Queue[int] = queue.Queue()
         for s in range(self.slots):
             self._free.put(s)
+        self._count = threading.Lock()  # the counters below are bumped from one thread per slot
         self.requests = 0  # forced-token requests sent (a scored token is one)
         self.ranked = 0  # tokens read from a top list (their text not whole UTF-8 alone, or end of generation)
         self._whole: int | None = None  # a token whose text is whole UTF-8, forced to read a top list
@@ -81,7 +83,8 @@ class SlotScorer:
                                 "id_slot": slot, "cache_prompt": True}
         if force is not None:
             body["logit_bias"] = [[int(force), FORCE_BIAS]]
-        self.requests += 1
+        with self._count:
+            self.requests += 1
         out = self.lm._request("POST", "/completion", root=True, json=body)
         probs = out.get("completion_probabilities") if isinstance(out, dict) else None
         first = probs[0] if isinstance(probs, list) and probs and isinstance(probs[0], dict) else None
@@ -111,7 +114,8 @@ class SlotScorer:
         """log p(token | ids) read from the top list at that position, a whole-text token forced there."""
         from .openai import LogprobsUnreliable
 
-        self.ranked += 1
+        with self._count:
+            self.ranked += 1
         for n in TOP_TRIES:
             first = self._ask(ids, slot, self._whole_token(), n)
             for alt in (first or {}).get("top_logprobs") or []:
@@ -146,7 +150,8 @@ class SlotScorer:
         with self.slot() as s:
             greedy, lp = self._next(ids, s, None)
             # another token forced: its probability must stay a probability of the model, not ~1
-            other = greedy - 1 if greedy > 0 else 1
+            # a token whose text is whole (never an end of generation, which llama-server gives no probability)
+            other = self._whole_token() if self._whole_token() != greedy else max(0, greedy - 1)
             forced_greedy = self.forced(ids, greedy, s)
             forced_other = self.forced(ids, other, s)
         if abs(forced_greedy - lp) > 1e-3 * max(1.0, abs(lp)) or forced_other > -1e-6:

@@ -133,7 +133,7 @@ class OpenAILM:
         self._props = llamaserver.detect(self)
         self._scorer = llamaserver.SlotScorer(self, self._props) if self._props else None
         slot_ctx = ((self._props or {}).get("default_generation_settings") or {}).get("n_ctx")
-        if self._scorer is not None and concurrency == "auto":
+        if self._scorer is not None and isinstance(concurrency, str) and concurrency.strip().lower() == "auto":
             self.controller = Concurrency.of(self._scorer.slots, max_concurrency)
         known_ctx = context_length or entry.get("max_model_len") or slot_ctx
         self.context_length = int(known_ctx or 2048)
