@@ -7,10 +7,10 @@ Hugging Face dataset (needs the Hub) and maps it to the same records.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+from llmdemo.prompts import _SURROGATE  # what the app's clean_text replaces, the same way
+
 
 def _required() -> dict[str, dict[str, type]]:
     from .tasks import TASKS

@@ -25,6 +25,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
+from .server_errors import LogprobsUnreliable, ServerError
+
 FORCE_BIAS = 100.0  # added to the forced token's logit: no other token's logit is 100 nats above it
 TOP_TRIES = (1_000, 20_000)  # n_probs asked for a token read from the top list (20,000 entries: ~1.7 MB)
 METHOD = ("llama-server: each continuation token forced with logit_bias, its log-probability read from n_probs "
@@ -33,8 +35,6 @@ METHOD = ("llama-server: each continuation token forced with logit_bias, its log
 
 def detect(lm) -> dict | None:
     """``/props`` of a llama-server (``total_slots``, ...), or None for any other server."""
-    from .openai import ServerError
-
     try:
         props = lm._request("GET", "/props", root=True)
     except ServerError:
@@ -91,8 +91,6 @@ class SlotScorer:
         return first if first is not None and "id" in first and "logprob" in first else None
 
     def _next(self, ids: list[int], slot: int, force: int | None) -> tuple[int, float]:
-        from .openai import LogprobsUnreliable
-
         first = self._ask(ids, slot, force)
         if first is None:
             raise LogprobsUnreliable(
@@ -112,8 +110,6 @@ class SlotScorer:
 
     def _from_top(self, ids: list[int], token: int, slot: int) -> float:
         """log p(token | ids) read from the top list at that position, a whole-text token forced there."""
-        from .openai import LogprobsUnreliable
-
         with self._count:
             self.ranked += 1
         for n in TOP_TRIES:
@@ -127,8 +123,6 @@ class SlotScorer:
 
     def forced(self, ids: list[int], token: int, slot: int) -> float:
         """log p(token | ids): the token generated under a bias that forces it, scored before the bias."""
-        from .openai import LogprobsUnreliable
-
         first = self._ask(ids, slot, token)
         if first is None:  # its text is not whole UTF-8 alone, or it ends the generation
             return self._from_top(ids, token, slot)
@@ -144,8 +138,6 @@ class SlotScorer:
 
     def check(self) -> None:
         """Refuse a server whose forced probability is not the unforced one (it would score after the bias)."""
-        from .openai import LogprobsUnreliable
-
         ids = self.tokenize("The capital of France is", special=True)
         with self.slot() as s:
             greedy, lp = self._next(ids, s, None)

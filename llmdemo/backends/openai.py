@@ -42,6 +42,7 @@ from ..prompts import _SURROGATE  # the pattern clean_text replaces
 from ..engine.stream import Completion, Stats, StopText, Stream, rolling_windows
 from ..tokenprobs import Alternative, TokenInfo, trim
 from . import llamaserver
+from .server_errors import CompletionAborted, LogprobsUnreliable, ServerError  # noqa: F401 (also imported from here)
 from .concurrency import OVERLOAD_STATUS, Concurrency, parse_retry_after
 
 log = logging.getLogger("llmdemo.openai")
@@ -56,23 +57,6 @@ REQUEST_BUDGET_S = 600.0  # one completion, first byte to last (the read timeout
 OVERLOAD_BUDGET_S = 600.0  # how long one request keeps asking a full server (429) again
 MAX_BACKOFF_S = 30.0  # the longest wait between two tries without a Retry-After
 _SECRETISH = re.compile(r"\b(Bearer|Basic)\s+[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{6,}", re.IGNORECASE)
-
-
-class ServerError(RuntimeError):
-    """The server failed or could not be reached; the message says which server and how (never the key)."""
-
-
-class CompletionAborted(ServerError):
-    """The server ended a completion without saying why (no finish reason): it was cut, not finished.
-
-    llama-cpp-python's server does this to a running request when another one arrives, unless it is
-    started with ``--interrupt_requests false``: the stream ends with empty text and ``[DONE]``. Taken
-    for a model's answer, it recorded 7 empty translations of 8.
-    """
-
-
-class LogprobsUnreliable(ValueError):
-    """The server's prompt log-probabilities failed the consistency check; scoring through it is refused."""
 
 
 class OpenAILM:

@@ -1,0 +1,22 @@
+"""What a model server's failures raise, apart from the backends that raise them (openai.py, llamaserver.py):
+a module of its own so either imports it at the top, and the CLIs and the page catch them by class."""
+
+from __future__ import annotations
+
+
+class ServerError(RuntimeError):
+    """The server failed or could not be reached; the message says which server and how (never the key)."""
+
+
+class CompletionAborted(ServerError):
+    """The server ended a completion without saying why (no finish reason): it was cut, not finished.
+
+    llama-cpp-python's server does this to a running request when another one arrives, unless it is
+    started with ``--interrupt_requests false``: the stream ends with empty text and ``[DONE]``. Taken
+    for a model's answer, it recorded 7 empty translations of 8.
+    """
+
+
+class LogprobsUnreliable(ValueError):
+    """The server's log-probabilities failed a consistency check (or it gives none); scoring through it is
+    refused."""
