@@ -119,6 +119,49 @@ def _source(r: dict) -> str:
     return str(p)
 
 
+def _seed_words(results: dict) -> str:
+    """'seed 0' only where a seed mattered: greedy decoding and scoring draw nothing."""
+    cfg = results.get("config") or {}
+    return f"seed {results['seed']}" if cfg.get("temperature") not in (None, 0, 0.0) else "greedy (no sampling)"
+
+
+def _timing_words(t: dict) -> str:
+    """The timing as a sentence (the JSON stays in results.json and the HTML report's reproducibility part).
+
+    >>> _timing_words({"seconds": 107.2, "examples_this_run": 375, "examples_per_s": 3.5, "tokens_per_s": 114.9})
+    '107.2 s for 375 examples (3.5 examples/s, 114.9 tokens/s)'
+    """
+    rates = [f"{t[k]} {unit}" for k, unit in (("examples_per_s", "examples/s"), ("tokens_per_s", "tokens/s"))
+             if t.get(k)]
+    return (f"{t.get('seconds')} s for {t.get('examples_this_run')} examples"
+            + (f" ({', '.join(rates)})" if rates else ""))
+
+
+def _batching_words(b: dict) -> str:
+    """How the run's sequences shared the engine, as a sentence.
+
+    >>> _batching_words({"engine": "in-process scheduler", "max_sequences_per_step": 16, "micro_batch_tokens": 32,
+    ...                  "flash_attention": True, "examples_at_once": 1, "reproducible": True})
+    'one sequence at a time (--reproducible); in-process scheduler, up to 16 sequences per step, micro-batches of 32 tokens, flash attention'
+    """
+    parts = [b.get("engine") or "unknown engine"]
+    if b.get("max_sequences_per_step"):
+        parts.append(f"up to {b['max_sequences_per_step']} sequences per step")
+    if b.get("micro_batch_tokens"):
+        parts.append(f"micro-batches of {b['micro_batch_tokens']} tokens")
+    if b.get("flash_attention"):
+        parts.append("flash attention")
+    if b.get("server"):
+        parts.append(b["server"])
+    c = b.get("concurrency")
+    if c:
+        parts.append(f"requests in flight: {c.get('mode')}, {c.get('lowest')}-{c.get('peak')} "
+                     f"(limit {c.get('limit')} at the end, {c.get('rate_limited')} answered 429)")
+    head = ("one sequence at a time (--reproducible)" if b.get("reproducible")
+            else f"{b.get('examples_at_once')} examples handed at once")
+    return head + "; " + ", ".join(parts)
+
+
 def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     model = results["model"]
     lines = [f"# Evaluation: {results['task']} on {Path(results['data']).name}", "",
@@ -131,7 +174,7 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
              + (f", generation forward {model['decode']}" if model.get("decode") and results["task"] != "perplexity"
                 else "")
              + f"; file/revision `{model.get('file_sha256') or model.get('revision')}`), "
-             f"{results['n_examples']} examples, seed {results['seed']}.", "",
+             f"{results['n_examples']} examples, {_seed_words(results)}.", "",
              "| metric | value | 95% CI |", "| --- | --- | --- |"]
     for k, v in results["metrics"].items():
         ci = results.get("ci95", {}).get(k)
@@ -140,9 +183,9 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
     lines += ["", f"**Prompt template**: `{results['prompt_template']!r}`", "",
               f"**Decoding**: `{json.dumps(results['config'])}`", "",
               f"**Versions**: `{json.dumps(results['versions'])}`", "",
-              f"**Timing**: {json.dumps(results['timing'])}", ""]
+              f"**Timing**: {_timing_words(results['timing'])}", ""]
     if results.get("batching"):  # older runs lack it
-        lines += [f"**Batching**: `{json.dumps(results['batching'], ensure_ascii=False)}`", ""]
+        lines += [f"**Batching**: {_batching_words(results['batching'])}", ""]
     if results.get("scoring_error"):
         lines[2:2] = [f"**Scoring failed**: {results['scoring_error']}. The predictions are kept in predictions.jsonl; "
                       "the same command scores them again without generating.", ""]

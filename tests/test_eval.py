@@ -127,7 +127,11 @@ def test_a_reproducible_run_equals_each_example_run_alone(tiny_lm, tmp_path):
         (alone,) = [json.loads(l) for l in open(tmp_path / f"one{k}" / "predictions.jsonl")]
         assert got[alone["id"]] == alone["prediction"], alone["id"]
     assert rep["batching"]["examples_at_once"] == 1 and rep["batching"]["reproducible"] is True
-    assert rep["batching"]["max_sequences_per_step"] >= 1 and "reproducible" in (tmp_path / "r" / "report.md").read_text()
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert rep["batching"]["max_sequences_per_step"] >= 1 and "one sequence at a time (--reproducible)" in report
+    # said in words: greedy has no seed to speak of, and the timing is a sentence, not JSON
+    assert "greedy (no sampling)" in report and "seed 0" not in report
+    assert "**Timing**: " in report and "**Timing**: {" not in report
     batched = run(RunSpec("translation", str(data), str(tmp_path / "b"), config=cfg, batch_size=6), tiny_lm)
     assert batched["batching"]["examples_at_once"] == 6 and batched["batching"]["reproducible"] is False
     # a batched run does not resume as a reproducible one: its text may differ
