@@ -51,6 +51,7 @@ def main() -> int:
         return 2
 
     from eval.runner import RunSpec, run
+    from llmdemo.backends.hf.lean.tuning import cpu_signature  # the CPU's name as speed caches record it
     from llmdemo.backends.llamacpp import LlamaCppLM
     from llmdemo.backends.openai import OpenAILM
     from llmdemo.load import load
@@ -80,7 +81,8 @@ def main() -> int:
         build = json.load(urllib.request.urlopen(url + "/props")).get("build_info")
         local = LlamaCppLM(gguf, name="smollm2-135m-instruct", style="chat")  # llama.cpp scoring, as stored
         exact = load("smollm2-135m-instruct")  # the default: exact scoring (transformers, float32)
-        print(f"llama-server {build}, {args.slots} slots, {Path(gguf).name}; CPU: {_cpu()}")
+        print(f"llama-server {build}, {args.slots} slots, {Path(gguf).name}; "
+              f"CPU: {cpu_signature()['cpu']}, {os.cpu_count()} CPUs")
         print(f"{'task':<10} {'records':>7} {'picks = llama.cpp':>18} {'max |dLL| llama.cpp':>20} "
               f"{'picks = exact':>14} {'max |dLL| exact':>16} {'acc server':>10} {'acc llama.cpp':>13} "
               f"{'acc exact':>9} {'server s':>8} {'requests':>8} {'top-list':>8}")
@@ -112,16 +114,6 @@ def main() -> int:
         proc.terminate()
         proc.wait(10)
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f", {os.cpu_count()} CPUs"
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

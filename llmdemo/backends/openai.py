@@ -146,7 +146,7 @@ class OpenAILM:
         gated = not root and path in MODEL_PATHS
         if "json" in kw:
             kw.update(_json_body(kw.pop("json")))
-        delay, attempt, overload_until = 0.5, 0, time.monotonic() + self.overload_budget_s
+        delay, attempt, overload_until, clean = 0.5, 0, time.monotonic() + self.overload_budget_s, True
         while True:
             wait, overloaded = None, False
             slot = self.controller.acquire() if gated else None
@@ -168,7 +168,7 @@ class OpenAILM:
                                               f"that is not JSON: {self._short(body.decode('utf-8', 'replace'))}"
                                               ) from None
                         if slot is not None:
-                            slot.success(clean=attempt == 0 and delay == 0.5)
+                            slot.success(clean=clean)
                         return out
                     err = ServerError(f"the model server at {self.root_url} answered {status} to {path}: "
                                       f"{self._short(body.decode('utf-8', 'replace'))}")
@@ -186,6 +186,7 @@ class OpenAILM:
             if (time.monotonic() >= overload_until) if overloaded else attempt >= self.retries:
                 raise err
             attempt += not overloaded
+            clean = False  # a success after a retry is no evidence the server keeps up
             self._pause(self._backoff(wait, delay))
             delay = min(delay * 2, MAX_BACKOFF_S)
 
