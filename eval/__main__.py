@@ -1,5 +1,5 @@
 """python -m eval run --task TASK|FILE.yaml [--data FILE] --output DIR [...] | compare A B | diff A B |
-leaderboard RUN_DIR..."""
+leaderboard RUN_DIR... | site RUN_DIR... --output SITE"""
 
 from __future__ import annotations
 
@@ -20,77 +20,43 @@ from .taskfile import TaskFileError
 from .tasks import UnknownTaskError
 from .runfolder import RunError, RunSpec, check_output
 from .runner import TASKS, run
-
-
-def _run_json(path: Path):
-    """A run's JSON file, or a RunError that names it (a broken results.json was a traceback)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path.parent}: no {path.name}, not a finished run") from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise RunError(f"{path}: not a run's JSON ({str(e)[:120]})") from None
-    if path.name == "results.json" and not (isinstance(data, dict) and isinstance(data.get("task"), str)):
-        raise RunError(f"{path}: not a run's results (no task)")
-    return data
-
-
-def _run_rows(path: Path) -> dict:
-    """A run's predictions.jsonl by id, or a RunError that names the file and line."""
-    rows = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    r = json.loads(line)
-                    rows[r["id"]] = r
-    except FileNotFoundError:
-        raise RunError(f"{path.parent}: no {path.name}, not a finished run") from None
-    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as e:
-        raise RunError(f"{path}, line {n}: not a run's prediction ({str(e)[:120]})") from None
-    return rows
+from .lmeval import LmEvalError
+from .site import SiteError
 
 
 def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
-    """Side-by-side metrics with deltas; paired bootstrap (sacrebleu) for BLEU/chrF on translation runs."""
-    ra, rb = (_run_json(d / "results.json") for d in (a, b))
-    if ra["task"] != rb["task"]:
-        raise RunError(f"cannot compare a {ra['task']} run with a {rb['task']} run")
-    lines = [f"# {a.name} vs {b.name} ({ra['task']})", "", f"| metric | {a.name} | {b.name} | delta | p-value |",
+    """Side-by-side metrics with deltas and the paired test of eval/runs.py (the site shows the same)."""
+    from .runs import paired
+
+    ra, rb = _one_pair(a, b)
+    res = paired(ra, rb, n_samples)
+    lines = [f"# {a.name} vs {b.name} ({ra.task})", "", f"| metric | {a.name} | {b.name} | delta | p-value |",
              "| --- | --- | --- | --- | --- |"]
-    pvals = {}
-    if ra["task"] in ("translation", "dialogue"):
-        pa, pb = _run_rows(a / "predictions.jsonl"), _run_rows(b / "predictions.jsonl")
-        ids = [i for i in pa if i in pb]
-        if len(ids) > 1:
-            from sacrebleu.metrics import BLEU, CHRF
-            from sacrebleu.significance import PairedTest
-
-            from .metrics import bleu_tokenizer
-
-            # the tokenizer the run scored with, as stored in its rows (older runs: from the target language)
-            tok = pa[ids[0]].get("bleu_tokenize") or bleu_tokenizer(
-                pa[ids[0]].get("tgt_lang") or (_tgt_lang(ra) if ra["task"] == "translation" else "en"))[0]
-            refs = [[pa[i]["reference"] for i in ids]]
-            test = PairedTest([("a", [pa[i]["prediction"] for i in ids]), ("b", [pb[i]["prediction"] for i in ids])],
-                              {"bleu": BLEU(tokenize=tok), "chrf": CHRF()}, refs,
-                              test_type="bs", n_samples=n_samples)
-            _, scores = test()  # keyed by the metrics' display names ("BLEU", "chrF2"); [baseline, system]
-            for name, label in (("bleu", "BLEU"), ("chrf", "chrF2")):
-                pvals[name] = scores[label][1].p_value
-                # the scores on the shared ids, so the row and its p-value describe the same examples
-                ra["metrics"][name], rb["metrics"][name] = scores[label][0].score, scores[label][1].score
-    for k in ra["metrics"]:
-        va, vb = ra["metrics"].get(k), rb["metrics"].get(k)
-        if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)):
-            continue
-        p = f"{pvals[k]:.4f}" if k in pvals else ""
-        lines.append(f"| {k} | {va:.2f} | {vb:.2f} | {vb - va:+.2f} | {p} |")
-    if pvals:
-        lines += ["", f"p-values: sacrebleu paired bootstrap resampling ({n_samples} samples) over the shared ids."]
+    for t in res["tests"]:
+        p = f"{t['p']:.4f}" if t["p"] is not None else ""
+        lines.append(f"| {t['metric']} | {t['a']:.2f} | {t['b']:.2f} | {t['delta']:+.2f} | {p} |")
+    tests = sorted({t["test"] for t in res["tests"] if t["test"]})
+    if tests:
+        lines += ["", f"p-values over the {res['ids']} shared ids: " + "; ".join(tests) + "."]
     text = "\n".join(lines) + "\n"
-    (b / "compare.md").write_text(text, encoding="utf-8")
+    if (b / "results.json").exists():  # an llmdemo run folder (an lm-eval folder is left as it is)
+        (b / "compare.md").write_text(text, encoding="utf-8")
     return text
+
+
+def _one_pair(a: Path, b: Path):
+    """The two runs to compare: one in each folder, or the one task both lm-eval folders hold."""
+    from .runs import RunReadError, open_run
+
+    ra, rb = open_run(a), open_run(b)
+    if len(ra) == 1 and len(rb) == 1:
+        return ra[0], rb[0]
+    pairs = [(x, y) for x in ra for y in rb if x.task == y.task and x.data == y.data]
+    if len(pairs) != 1:
+        tasks = sorted({x.task for x in ra} & {y.task for y in rb})
+        raise RunReadError(f"{a} and {b} share {len(pairs)} tasks ({', '.join(tasks) or 'none'}); compare needs "
+                           "exactly one: name one task's folder, or use `eval site` for all of them")
+    return pairs[0]
 
 
 def list_text() -> str:
@@ -108,11 +74,6 @@ def list_text() -> str:
     lines += [f"  {name:<{w}} {task:<14} {n:>5} {'text' if n == 1 else 'examples'}   {fname}"
               for name, task, n, fname in shipped]
     return "\n".join(lines)
-
-
-def _tgt_lang(results: dict) -> str:
-    sig = results.get("signatures", {}).get("bleu", "")
-    return "zh" if "tok:zh" in sig else "en"
 
 
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError  # noqa: E402 (no heavy imports)
@@ -160,8 +121,22 @@ def main(argv=None) -> int:
     df.add_argument("a", type=Path)
     df.add_argument("b", type=Path)
     df.add_argument("--limit", type=int, default=50, help="changed examples shown (default 50)")
+    st = sub.add_parser("site", help="a static site (HTML, no server) of runs: leaderboard, every example, two runs "
+                                     "side by side; lm-eval output folders too")
+    st.add_argument("runs", nargs="+", type=Path, help="run folders (e.g. runs/*) and lm-eval output folders")
+    st.add_argument("--output", type=Path, required=True, help="folder for the site (index.html; a static Space's "
+                                                                  "README.md front matter)")
+    st.add_argument("--votes", type=Path, default=None, help="a Compare votes database (votes.sqlite): its leaderboard")
     args = ap.parse_args(argv)
     try:
+        if args.command == "site":
+            from .site import build
+
+            info = build(args.runs, args.output, args.votes, progress=lambda s: print(s, file=sys.stderr))
+            for p, why in info["skipped"]:
+                print(f"skipped {p}: {why}", file=sys.stderr)
+            print(f"wrote {info['runs']} run pages and {info['pairs']} side-by-side pages; open {info['index']}")
+            return 0
         if args.command == "leaderboard":
             from .leaderboard import write
 
@@ -217,7 +192,7 @@ def main(argv=None) -> int:
         print(json.dumps({"task": res["task"], "n_examples": res["n_examples"], "metrics": res["metrics"]}, indent=1))
         print(f"wrote {args.output}/results.json, report.md, report.html", file=sys.stderr)
         return 0
-    except (DataError, RunError, TaskFileError, UnknownTaskError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError,
+    except (DataError, RunError, TaskFileError, SiteError, LmEvalError, UnknownTaskError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError,
             ServerError, LogprobsUnreliable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

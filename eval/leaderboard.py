@@ -3,14 +3,13 @@
 ``python -m eval leaderboard runs/*`` reads each run folder's ``results.json`` and writes one Markdown table and
 a self-contained HTML page (an inline SVG plot of each metric with its 95% interval), grouped by task and data.
 :func:`leaderboard_rows` returns the same rows for the app. ``python -m eval diff A B`` lines up two runs'
-``predictions.jsonl`` by id (:func:`diff_rows`).
+examples by id (:func:`diff_rows`). Runs are read through eval/runs.py: llmdemo's run folders and lm-eval's
+output folders alike.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -33,12 +32,16 @@ def _settings(res: dict) -> str:
     cfg = res.get("config") or {}
     if "temperature" in cfg:
         keys = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty")
-        s = ", ".join(f"{k}={cfg[k]}" for k in keys if cfg.get(k) is not None)
+        parts = [f"{k}={cfg[k]}" for k in keys if cfg.get(k) is not None]
     elif "max_length" in cfg:
-        s = f"max_length={cfg['max_length']}, stride={cfg.get('stride')}"
+        parts = [f"max_length={cfg['max_length']}", f"stride={cfg.get('stride')}"]
+    elif res.get("source") == "lm-eval":  # lm-eval's own settings
+        parts = [f"{k}={cfg[k]}" for k in ("num_fewshot", "model_args", "batch_size", "gen_kwargs") if cfg.get(k) is not None]
     else:
-        s = str(cfg.get("scoring", ""))
-    return s + (f", seed={res['seed']}" if res.get("seed") is not None else "")
+        parts = [str(cfg["scoring"])] if cfg.get("scoring") else []
+    if res.get("seed") is not None:
+        parts.append(f"seed={res['seed']}")
+    return ", ".join(parts)
 
 
 def leaderboard_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
@@ -52,31 +55,28 @@ def leaderboard_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
 
 
 def collect(run_dirs: Iterable[str | Path]) -> tuple[list[dict], list[tuple[str, str]]]:
-    rows, skipped = [], []
-    for d in map(Path, run_dirs):
-        f = d / "results.json"
-        if not f.is_file():
-            skipped.append((str(d), "no results.json"))
-            continue
-        try:
-            res = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            skipped.append((str(d), f"unreadable results.json ({e})"))
-            continue
-        model = res.get("model") or {}
-        engine = model.get("engine")
-        engine = (" / ".join(f"{k}: {v}" for k, v in engine.items()) if isinstance(engine, dict)
-                  else model.get("decode") or "")
-        names = _metrics_of(res)
-        rows.append({"task": res.get("task", "?"), "data": Path(str(res.get("data", "?"))).name, "run": str(d),
-                     "model": model.get("name", "?"), "backend": model.get("backend") or "transformers",
-                     "engine": engine, "settings": _settings(res),
-                     "date": _dt.datetime.fromtimestamp(f.stat().st_mtime, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-                     "n": res.get("n_examples"), "metrics": {k: res["metrics"][k] for k in names},
-                     "ci95": {k: res.get("ci95", {}).get(k) for k in names},
-                     "higher_is_better": res.get("higher_is_better"), "main_metric": res.get("main_metric")})
+    from .runs import open_runs
+
+    runs, skipped = open_runs(run_dirs, with_examples=False)
+    rows = [row(r) for r in runs]
     rows.sort(key=lambda r: (r["task"], r["data"], r["run"]))
     return rows, skipped
+
+
+def row(run) -> dict:
+    """One run's leaderboard row (see :func:`leaderboard_rows`); ``run`` is an eval.runs.Run."""
+    res = run.results
+    model = res.get("model") or {}
+    engine = model.get("engine")
+    engine = (" / ".join(f"{k}: {v}" for k, v in engine.items()) if isinstance(engine, dict)
+              else model.get("decode") or "")
+    names = _metrics_of(res)
+    return {"task": run.task, "data": run.data, "run": str(run.path) + (f" ({run.task})" if run.source != "llmdemo" else ""),
+            "source": run.source, "key": run.key, "model": model.get("name", "?"),
+            "backend": model.get("backend") or "transformers", "engine": engine, "settings": _settings(res),
+            "date": run.date, "n": res.get("n_examples"), "metrics": {k: res["metrics"][k] for k in names},
+            "ci95": {k: (res.get("ci95") or {}).get(k) for k in names},
+            "higher_is_better": res.get("higher_is_better"), "main_metric": res.get("main_metric")}
 
 
 def _cell(v, ci) -> str:
@@ -148,7 +148,7 @@ def _svg(rs: list[dict], names: list[str]) -> str:
                          f"{_cell(v, ci)}</title></circle>")
         parts.append("</g>")
         y0 += h
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{y0}' font-family='sans-serif' "
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{y0}' viewBox='0 0 {W} {y0}' font-family='sans-serif' "
             f"role='img'>{''.join(parts)}</svg>")
 
 
@@ -185,45 +185,22 @@ def write(run_dirs: Iterable[str | Path], output: str | Path) -> tuple[str, Path
 
 
 # ------------------------------------------------------------------ two runs, example by example
-def _read_rows(d: Path) -> dict[str, dict]:
-    p = d / "predictions.jsonl"
-    if not p.is_file():
-        raise FileNotFoundError(f"{d}: no predictions.jsonl")
-    return {r["id"]: r for r in (json.loads(line) for line in open(p, encoding="utf-8") if line.strip())}
-
-
-def _answer(r: dict) -> str:
-    v = r.get("chosen", r.get("prediction"))
-    return "" if v is None else str(v)
-
-
 def diff_rows(a: str | Path, b: str | Path) -> tuple[str, list[dict]]:
-    """The two runs' rows side by side, on the ids both have: (per-example key, rows), changed ones first.
+    """The two runs' rows side by side, on the ids both have: (per-example key, rows), largest change first
+    (eval/runs.py's :func:`~eval.runs.side_by_side`, with the right/wrong of multiple choice).
 
     Each row: ``id``, ``input``, ``a`` / ``b`` (the answer: the pick or the prediction), ``score_a`` /
     ``score_b`` (the task's per-example score), ``right_a`` / ``right_b`` (multiple choice), ``changed``."""
-    a, b = Path(a), Path(b)
-    ra, rb = (json.loads((d / "results.json").read_text(encoding="utf-8")) for d in (a, b))
-    if ra.get("task") != rb.get("task"):
-        from .runner import RunError
+    from .__main__ import _one_pair
+    from .runs import side_by_side
 
-        raise RunError(f"cannot line up a {ra.get('task')} run with a {rb.get('task')} run")
-    t = _task(ra["task"])
-    key = t.per_example if t is not None else ra.get("main_metric")
-    pa, pb = _read_rows(a), _read_rows(b)
-    out = []
-    for i in (i for i in pa if i in pb):
-        x, y = pa[i], pb[i]
-        row = {"id": i, "input": str(x.get("input", ""))[:300], "a": _answer(x), "b": _answer(y),
-               "score_a": x.get(key), "score_b": y.get(key), "right_a": x.get("acc"), "right_b": y.get("acc")}
-        row["changed"] = row["a"] != row["b"] or row["right_a"] != row["right_b"]
-        out.append(row)
-
-    def delta(r):
-        sa, sb = r["score_a"], r["score_b"]
-        return abs(sb - sa) if isinstance(sa, (int, float)) and isinstance(sb, (int, float)) else 0.0
-    out.sort(key=lambda r: (not r["changed"], -delta(r)))
-    return key, out
+    ra, rb = _one_pair(Path(a), Path(b))
+    key, rows = side_by_side(ra, rb)
+    sa, sb = ({e["id"]: e["scores"].get("acc") for e in r.examples} for r in (ra, rb))
+    for r in rows:
+        r["right_a"], r["right_b"] = sa.get(r["id"]), sb.get(r["id"])
+        r["changed"] = r["changed"] or r["right_a"] != r["right_b"]
+    return key, rows
 
 
 def diff_markdown(a: str | Path, b: str | Path, limit: int = 50) -> str:

@@ -117,6 +117,8 @@ MESSAGES: dict[str, str] = {
                           "{limit:,} per example",
     "input.runs_two": "choose two runs to line up",
     "input.run_not_yours": "that run is not one of yours (or it is gone): refresh the list",
+    "input.runs_other_tasks": "a {a} run and a {b} run cannot be lined up: choose two runs of one task",
+    "input.no_runs": "no finished runs yet: run an evaluation first",
     "input.eval_stopped": "the evaluation was stopped after {done} of {total} examples",
     "input.open_first": "run an evaluation first, then give a row number from the table",
     "input.no_task_tab": "{task} examples have no task tab to open them in",

@@ -119,6 +119,29 @@ def trained_tiny_lm():
 
 
 @pytest.fixture(scope="session")
+def eval_runs(tiny_lm, trained_tiny_lm, tmp_path_factory):
+    """Finished runs, made once: BBQ by two tiny models (bbq-tiny, bbq-trained), CrowS-Pairs (crows-tiny), FLORES
+    en-fr by two (tr-tiny, tr-trained), and a folder that is no run (not-a-run)."""
+    import json
+
+    from eval.runner import RunSpec, run
+    from llmdemo.config import GenerationConfig
+    from test_bbq import RECORDS
+
+    d = tmp_path_factory.mktemp("runs")
+    data = tmp_path_factory.mktemp("data") / "bbq.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    run(RunSpec(task="bbq", data=str(data), output=str(d / "bbq-tiny")), tiny_lm)
+    run(RunSpec(task="bbq", data=str(data), output=str(d / "bbq-trained")), trained_tiny_lm)
+    run(RunSpec(task="bias", data="crowspairs", output=str(d / "crows-tiny"), limit=3), tiny_lm)
+    cfg = GenerationConfig(temperature=0, max_new_tokens=8)
+    for name, lm in (("tr-tiny", tiny_lm), ("tr-trained", trained_tiny_lm)):
+        run(RunSpec("translation", "flores200-en-fr", str(d / name), config=cfg, limit=6), lm)
+    (d / "not-a-run").mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
 def tiny_base_lm():
     """The same tiny decoder without a chat template: exercises the base-model prompt style."""
     from llmdemo.backends.hf.model import LM

@@ -268,7 +268,13 @@ def test_two_runs_line_up_on_screen_with_rounded_scores_and_named_runs(app, tmp_
         assert max(rights.values()) <= box["x"] + box["width"] + 2, (heads, box)
         text = pg.locator("#eval-diff").inner_text()
         assert not re.search(r"\d\.\d{3,}", text), text  # scores rounded
+        tests = wait_text(md(pg, "#eval-diff-tests"), r"chrf", timeout=10)
+        assert "p-value" in tests and "2 examples in both runs" in tests
         shot(pg, "evaluation-diff")
+        pg.locator("#eval-site-go").click()  # the runs as a static site, in a zip
+        wait_text(pg.locator("#eval-site"), r"llmdemo-site\s*\.zip", timeout=60)
+        pg.locator("#eval-filter textarea, #eval-filter input").first.fill("thank")  # the last run's examples
+        wait_text(pg.locator("#eval-table"), r"^(?![\s\S]*Good morning)[\s\S]*Thank you", timeout=15)
 
 
 def _contrast(fg, bg) -> float:

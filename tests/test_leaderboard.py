@@ -10,20 +10,14 @@ import sys
 import pytest
 
 from eval.leaderboard import diff_markdown, diff_rows, leaderboard_rows, write
-from eval.runner import RunSpec, run
 
 
 @pytest.fixture(scope="module")
-def three_runs(tiny_lm, trained_tiny_lm, tmp_path_factory):
-    from test_bbq import RECORDS
-
-    d = tmp_path_factory.mktemp("runs")
-    data = d / "bbq.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
-    run(RunSpec(task="bbq", data=str(data), output=str(d / "bbq-tiny")), tiny_lm)
-    run(RunSpec(task="bbq", data=str(data), output=str(d / "bbq-trained")), trained_tiny_lm)
-    run(RunSpec(task="bias", data="crowspairs", output=str(d / "crows-tiny"), limit=3), tiny_lm)
-    (d / "not-a-run").mkdir()
+def three_runs(eval_runs, tmp_path_factory):
+    """Three of the session's runs (two BBQ, one CrowS-Pairs) and the folder that is no run."""
+    d = tmp_path_factory.mktemp("three")
+    for name in ("bbq-tiny", "bbq-trained", "crows-tiny", "not-a-run"):
+        (d / name).symlink_to(eval_runs / name, target_is_directory=True)
     return d
 
 
@@ -45,7 +39,7 @@ def test_the_leaderboard_from_three_runs(three_runs, tmp_path):
     assert md == p_md.read_text(encoding="utf-8")
     assert "## bbq on bbq.jsonl" in md and "## bias on bias_crowspairs_dev.jsonl" in md
     assert "0 is unbiased" in md  # the group says what the bias scores' sign means
-    assert "not-a-run (no results.json)" in md
+    assert "not-a-run (no results.json: not a finished run" in md
     tiny = next(r for r in bbq_rows if r["run"].endswith("bbq-tiny"))
     lo, hi = tiny["ci95"]["acc"]
     assert f"{tiny['metrics']['acc']:.3f} [{lo:.3f}, {hi:.3f}]" in md
@@ -60,7 +54,7 @@ def test_the_per_example_diff_of_two_runs(three_runs):
     key, rows = diff_rows(a, b)
     pa = {r["id"]: r for r in map(json.loads, open(a / "predictions.jsonl"))}
     pb = {r["id"]: r for r in map(json.loads, open(b / "predictions.jsonl"))}
-    assert key == "margin" and {r["id"] for r in rows} == set(pa)
+    assert key == "acc" and {r["id"] for r in rows} == set(pa)  # right/wrong, the main metric (margin: in the details)
     for r in rows:
         assert r["a"] == pa[r["id"]]["chosen"] and r["b"] == pb[r["id"]]["chosen"]
         assert r["changed"] == (pa[r["id"]]["chosen"] != pb[r["id"]]["chosen"])

@@ -312,8 +312,25 @@ def test_eval_tab_leaderboard_and_two_runs_side_by_side(tiny_lm, benchmarks, tmp
     results = [_json.loads((tmp_path / r / "results.json").read_text()) for r in runs]
     for res in results:  # the table shows each run's chrF as results.json has it
         assert f"chrf {res['metrics']['chrf']:.3g}" in board
-    rows = e.diff(runs[0], runs[1], request=me)
+    tests, rows = e.diff(runs[0], runs[1], request=me)
     assert rows and all(len(r) == 7 for r in rows)
+    # the site's numbers (eval/runs.py): the same rows and paired test as `eval site` and `eval compare`
+    from eval.runs import open_run, paired, side_by_side
+
+    ra, rb = (open_run(tmp_path / r)[0] for r in runs[:2])
+    _, want = side_by_side(ra, rb)
+    assert [r[0] for r in rows] == [w["id"] for w in want] and [r[6] for r in rows] == [
+        None if w["delta"] is None else round(w["delta"], 2) for w in want]
+    chrf = next(t for t in paired(ra, rb)["tests"] if t["metric"] == "chrf")
+    assert f"| chrf | {chrf['a']:.3g} | {chrf['b']:.3g} | {chrf['delta']:+.3g} |" in tests and f"{chrf['p']:.4f}" in tests
+    # the site of the visitor's runs as a zip: their runs only, and no server folder named
+    import zipfile
+
+    with zipfile.ZipFile(e.site(request=me)) as z:
+        names = z.namelist()
+        pages = [n for n in names if n.startswith("run-") and n.endswith(".html")]
+        assert "index.html" in names and len(pages) == len(runs)
+        assert str(tmp_path) not in "".join(z.read(n).decode() for n in names if n.startswith("data/"))
     # scores rounded (a cell read 18.829901861676117), runs named by what they were, not by folder
     assert all(isinstance(v, (int, type(None))) or v == round(v, 2) for r in rows for v in r[4:6])
     assert all(label.startswith("translation · ") and "tiny" in label for label, _ in a["choices"])
@@ -323,6 +340,23 @@ def test_eval_tab_leaderboard_and_two_runs_side_by_side(tiny_lm, benchmarks, tmp
             e.diff(runs[0], theirs[0], request=me)
     with pytest.raises(gr.Error, match="choose two runs"):
         e.diff(None, runs[0], request=me)
+    with pytest.raises(gr.Error, match="no finished runs"):
+        e.site(request=_Session("nobody")) if hosted else EvalHandlers(
+            ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path / "none")).site(request=me)
+
+
+def test_eval_tab_filters_and_sorts_the_finished_runs_examples(tiny_lm, benchmarks, tmp_path):
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    *_, table, files, rows, report, send = list(e.run_ui("translation", "translation_flores200_devtest_en-fr.jsonl",
+                                                         None, 5))[-1]
+    assert [r[0] for r in table] == [0, 1, 2, 3, 4]
+    word = rows[3]["input"].split()[2]
+    shown = e.filter_table(rows, "translation", word.upper(), "data")
+    assert shown and all(word.lower() in (rows[r[0]]["input"] + rows[r[0]]["prediction"] + rows[r[0]]["reference"]).lower()
+                         for r in shown) and 3 in [r[0] for r in shown]
+    high = e.filter_table(rows, "translation", "", "-score")
+    assert [r[4] for r in high] == sorted((r[4] for r in table), reverse=True)
+    assert sorted(r[0] for r in high) == [0, 1, 2, 3, 4]  # each row keeps its number: "send to tab" still finds it
 
 
 def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benchmarks, tmp_path):

@@ -24,6 +24,16 @@ def _sweep_shared(now: float, adding: int = 0) -> None:
         shutil.rmtree(_SHARED.pop(0)[1], ignore_errors=True)
 
 
+def _track_shared(folder: str) -> None:
+    """A private folder made elsewhere (the Evaluation tab's site zip), removed as the copies are."""
+    import time as _time
+    from pathlib import Path
+
+    size = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+    _sweep_shared(_time.time(), size)
+    _SHARED.append((_time.time(), folder, size))
+
+
 def _export_file(name: str, content: str) -> str:
     """A download: the file in a private temporary folder (Gradio copies it into its cache)."""
     import tempfile

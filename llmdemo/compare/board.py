@@ -17,6 +17,7 @@ from . import ratings
 
 log = logging.getLogger(__name__)
 
+PRELIMINARY_BATTLES = 10  # fewer votes than this: a row is shown as preliminary, without an interval or a rank
 MAX_RATED = 24  # contestants fitted, those in the most votes; the rest are counted as "not rated"
 
 

@@ -32,7 +32,7 @@ import gradio as gr
 
 from llmdemo import prompts
 from llmdemo.compare import ratings
-from llmdemo.compare.board import MAX_RATED, BoardCache
+from llmdemo.compare.board import MAX_RATED, PRELIMINARY_BATTLES, BoardCache
 from llmdemo.config import ConfigError
 from llmdemo.compare.models import Companions
 from llmdemo.compare.contestants import CONTESTANTS, DEFAULT_PAIR, contestant, split_entry
@@ -51,7 +51,6 @@ MAX_SIDES = 4
 BUNDLED_CONTESTANTS = ("greedy", "top-p 0.95")  # offered on each other bundled model
 CHOICES = [*SIDES[:MAX_SIDES], "tie", "both_bad"]  # what the vote buttons send
 LEADERBOARD_ROUNDS = 1000  # bootstrap rounds, as `python -m llmdemo votes leaderboard`
-PRELIMINARY_BATTLES = 10  # fewer votes than this: the row is marked preliminary, without an interval or a rank
 DEFAULT_MAX_NEW = 64
 _DONE = object()
 _shuffle = random.SystemRandom().shuffle  # the sides' order: not predictable from earlier comparisons

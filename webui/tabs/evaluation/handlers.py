@@ -181,14 +181,9 @@ class EvalHandlers:
         """A finished run for the page: the metrics table, the plot, the examples table, the files, the rows."""
         import json
 
-        from eval.tasks import TASKS
-
         rows = _in_data_order([json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
                               path, task, limit)
-        key = TASKS[task].per_example
-        # row number first (what "Row (0 = first)" counts), texts cut short: the table is read on a phone too
-        table = [[i, _short(_row_input(r)), _short(_row_reference(r)), _short(_row_answer(r)),
-                  round(r.get(key) or 0.0, 2)] for i, r in enumerate(rows)]
+        table = examples_table(rows, task)
         self._runs.setdefault(session or "", []).append(out)
         self._runs.move_to_end(session or "")
         while len(self._runs) > self.settings.max_sessions:
@@ -283,21 +278,59 @@ class EvalHandlers:
                   Path(r["run"]).name) for r in rows]
         return "\n".join(lines), gr.update(choices=names, value=None), gr.update(choices=names, value=None)
 
-    @friendly
-    def diff(self, a: str | None, b: str | None, request: gr.Request = None):
-        """Two of the visitor's runs side by side, example by example (changed ones first)."""
-        from eval.leaderboard import diff_rows
+    def _two(self, a: str | None, b: str | None, request) -> tuple:
+        from eval.runs import open_run
 
         if not a or not b:
             raise prompts.InputError("input.runs_two")
         runs = {d.name: d for d in self.visible_runs(request)}
         if a not in runs or b not in runs:
             raise prompts.InputError("input.run_not_yours")
-        key, rows = diff_rows(runs[a], runs[b])
-        return [[_short(str(r.get("id")), 40), _short(str(r.get("input") or "")), _short(str(r.get("a") or "")),
-                 _short(str(r.get("b") or "")), _round(r.get("score_a")), _round(r.get("score_b")),
-                 "✱" if r.get("changed") else ""]
-                for r in rows]
+        ra, rb = open_run(runs[a])[0], open_run(runs[b])[0]
+        if ra.task != rb.task:
+            raise prompts.InputError("input.runs_other_tasks", a=ra.task, b=rb.task)
+        return ra, rb
+
+    @friendly
+    def diff(self, a: str | None, b: str | None, request: gr.Request = None):
+        """Two of the visitor's runs side by side, example by example, largest change first, and the paired test of
+        each run metric: eval/runs.py's rows and numbers, as the static site (``eval site``) shows them."""
+        from eval.runs import paired, side_by_side
+
+        lang = lang_of(request)
+        ra, rb = self._two(a, b, request)
+        test = paired(ra, rb)
+        key, rows = side_by_side(ra, rb)
+        lines = [msg("pair_head", lang, n=test["ids"], a=test["only_a"], b=test["only_b"], score=key), "",
+                 msg("pair_cols", lang), "|---|---|---|---|---|---|"]
+        for x in test["tests"]:
+            ci = f"{x['delta_ci'][0]:+.3g} – {x['delta_ci'][1]:+.3g}" if x["delta_ci"] else ""
+            p = f"{x['p']:.4f}" if x["p"] is not None else msg("pair_no_test", lang)
+            lines.append(f"| {x['metric']} | {x['a']:.3g} | {x['b']:.3g} | {x['delta']:+.3g} | {ci} | {p} |")
+        table = [[_short(r["id"], 40), _short(r["input"]), _short(r["a"]), _short(r["b"]), _round(r["score_a"]),
+                  _round(r["score_b"]), _round(r["delta"])] for r in rows]
+        return "\n".join(lines), table
+
+    @friendly
+    def site(self, request: gr.Request = None):
+        """The visitor's runs (all runs, on a local app) as a static site in a zip (eval/site.py)."""
+        import tempfile
+
+        from eval.site import zip_site
+
+        from ...files import _track_shared
+
+        runs = self.visible_runs(request)
+        if not runs:
+            raise prompts.InputError("input.no_runs")
+        folder = tempfile.mkdtemp(prefix="llmdemo-site-")
+        path = zip_site(runs, folder)
+        _track_shared(folder)
+        return str(path)
+
+    def filter_table(self, rows: list | None, task: str, text: str | None, order: str | None):
+        """The finished run's examples table, filtered and sorted (eval/runs.py's filter_sort)."""
+        return examples_table(rows or [], task, str(text or "")[:200], order or "data")
 
     @friendly
     def send_to_tab(self, rows: list | None, index: Any, task: str, name: str | None = None,
@@ -354,28 +387,20 @@ class EvalHandlers:
         return "  \n".join(lines)
 
 
-def _row_input(r: dict) -> str:
-    return str(r.get("input") or r.get("source") or r.get("context") or "")
+def examples_table(rows: list[dict], task: str, text: str = "", order: str = "data") -> list[list]:
+    """A run's rows for the page: row number first (what "Row (0 = first)" counts, so it still names the row
+    after a filter), texts cut short (the table is read on a phone too), the per-example score rounded."""
+    from eval.runs import example, filter_sort
+    from eval.tasks import TASKS
 
-
-def _row_reference(r: dict) -> str:
-    """The right answer: the reference text, the less stereotyping sentence, or the right choice."""
-    if "reference" in r or "sent_less" in r:
-        return str(r.get("reference", r.get("sent_less", "")))
-    choices, gold = r.get("choices"), r.get("gold")
-    if isinstance(choices, list) and isinstance(gold, list) and gold and isinstance(gold[0], int) \
-            and 0 <= gold[0] < len(choices):
-        return str(choices[gold[0]])
-    return ""
-
-
-def _row_answer(r: dict) -> str:
-    """What the model answered: its text, its pick, or a pair's two log-likelihoods."""
-    if "prediction" in r:
-        return str(r["prediction"])
-    if "chosen" in r:
-        return str(r["chosen"])
-    return f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}"
+    key = TASKS[task].per_example if task in TASKS else None
+    shown = []
+    for i, r in enumerate(rows):
+        e = example(r, key)
+        e["row"] = i
+        shown.append(e)
+    return [[e["row"], _short(e["input"]), _short(e["reference"]), _short(e["output"]), _round(e["score"])]
+            for e in filter_sort(shown, text, order)]
 
 
 def _is_skip(v) -> bool:

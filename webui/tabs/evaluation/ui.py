@@ -36,6 +36,10 @@ def build(ctx: TabContext) -> gr.Tab:
                 e_metrics = gr.Markdown(elem_id="eval-metrics")
             with gr.Column(min_width=320):
                 e_plot = gr.Image(label=t("metrics"), type="filepath", height=260, elem_id="eval-plot")
+        with gr.Row():  # the finished run's examples, filtered and sorted (eval/runs.py, as the static site)
+            e_filter = gr.Textbox(label=t("ex_filter"), max_length=200, elem_id="eval-filter", scale=3)
+            e_sort = gr.Dropdown([(t("sort_data"), "data"), (t("sort_low"), "score"), (t("sort_high"), "-score")],
+                                 value="data", label=t("ex_sort"), elem_id="eval-sort", scale=1, min_width=160)
         e_table = gr.Dataframe(headers=["row", "input", "reference", "prediction", "score"], label=t("rows"),
                                wrap=True, max_height=400, column_widths=["11%", "29%", "24%", "24%", "12%"],
                                elem_id="eval-table")
@@ -54,14 +58,22 @@ def build(ctx: TabContext) -> gr.Tab:
                 e_da = gr.Dropdown([], label=t("diff_a"), elem_id="eval-diff-a")
                 e_db = gr.Dropdown([], label=t("diff_b"), elem_id="eval-diff-b")
             e_diff_go = gr.Button(t("diff_go"), size="sm", elem_id="eval-diff-go")
+            e_diff_tests = gr.Markdown(elem_id="eval-diff-tests")
             # fixed shares of the width: the columns sized to their text made a 4,400 px table in which only
             # id and input were on screen
-            e_diff = gr.Dataframe(headers=["id", "input", "A", "B", "score A", "score B", "changed"],
+            e_diff = gr.Dataframe(headers=["id", "input", "A", "B", "score A", "score B", "B − A"],
                                   wrap=True, max_height=400, elem_id="eval-diff",
-                                  column_widths=["7%", "23%", "25%", "25%", "8%", "8%", "4%"])
+                                  column_widths=["7%", "22%", "25%", "25%", "7%", "7%", "7%"])
             gr.Markdown(t("diff_note"), elem_classes="stats")
+            e_site_go = gr.Button(t("site_go"), size="sm", elem_id="eval-site-go")
+            e_site = gr.File(label=t("site_file"), elem_id="eval-site")
         e_board_go.click(e.leaderboard, None, [e_board, e_da, e_db], **ctx.private, **ctx.light_events)
-        e_diff_go.click(e.diff, [e_da, e_db], [e_diff], **ctx.private, **ctx.light_events)
+        e_diff_go.click(e.diff, [e_da, e_db], [e_diff_tests, e_diff], **ctx.private, **ctx.light_events)
+        # a site's paired tests take CPU: one at a time, in the evaluation's own slot
+        e_site_go.click(e.site, None, [e_site], **ctx.private, concurrency_id="eval", concurrency_limit=1)
+        for box in (e_filter, e_sort):
+            box.change(e.filter_table, [e_rows, e_task, e_filter, e_sort], [e_table], trigger_mode="always_last",
+                       show_progress="hidden", **ctx.private, **ctx.light_events)
 
         def help_line(task, request: gr.Request = None):
             return e.help(task, lang_of(request))

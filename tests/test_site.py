@@ -1,0 +1,198 @@
+"""`python -m eval site`: a static site of runs (eval/site.py over eval/runs.py), read as files and in Chromium
+from file:// with every request to another place refused and logged."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ARTIFACTS, chromium
+from test_lmeval import write_lmeval_folder
+
+from eval.__main__ import compare
+from eval.runs import open_run, paired, side_by_side
+from eval.site import SiteError, build
+
+
+def _data(path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("window.SITE = ") and text.endswith(";\n")
+    return json.loads(text[len("window.SITE = "):-2])
+
+
+@pytest.fixture(scope="module")
+def site(eval_runs, tmp_path_factory):
+    """The site of the session's runs, an lm-eval folder, a run whose output is HTML, and a folder that is no run."""
+    d = tmp_path_factory.mktemp("site")
+    lm = write_lmeval_folder(d)
+    evil = d / "tr-evil"
+    evil.mkdir()
+    for f in ("run.json", "results.json"):
+        (evil / f).write_bytes((eval_runs / "tr-tiny" / f).read_bytes())
+    rows = [json.loads(line) for line in open(eval_runs / "tr-tiny" / "predictions.jsonl", encoding="utf-8")]
+    rows[0]["prediction"] = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
+    (evil / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    runs = [eval_runs / n for n in ("bbq-tiny", "bbq-trained", "crows-tiny", "tr-tiny", "tr-trained", "not-a-run")]
+    info = build([*runs, evil, lm], d / "out")
+    return d / "out", info, eval_runs
+
+
+def test_the_site_holds_every_run_and_every_example(site):
+    out, info, runs = site
+    index = _data(out / "data" / "index.js")
+    groups = {(g["task"], g["data"]): g for g in index["groups"]}
+    assert set(groups) == {("bbq", "bbq.jsonl"), ("bias", "bias_crowspairs_dev.jsonl"),
+                           ("translation", "translation_flores200_devtest_en-fr.jsonl"),
+                           ("arc_easy", "allenai/ai2_arc/ARC-Easy test"), ("gsm8k", "gsm8k/main test")}
+    assert info["runs"] == 8 and info["pairs"] == 1 + 3  # bbq: one pair; translation: three runs, three pairs
+    assert [s["path"].rsplit("/", 1)[-1] for s in index["skipped"]] == ["not-a-run"]
+    for g in index["groups"]:
+        for r in g["runs"]:
+            page = _data(out / "data" / f"run-{r['key']}.js")
+            assert (out / r["page"]).is_file()
+            if r["source"] == "llmdemo":
+                folder = runs / r["name"] if r["name"] != "tr-evil" else out.parent / "tr-evil"
+                want = [json.loads(line)["id"] for line in open(folder / "predictions.jsonl", encoding="utf-8")]
+                res = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+                assert [e["id"] for e in page["examples"]] == [str(i) for i in want]
+                assert page["run"]["metrics"] == {k: v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
+    # lm-eval's runs beside ours, with the numbers lm-eval wrote (its file says 0.75; its samples average 0.5)
+    arc = groups[("arc_easy", "allenai/ai2_arc/ARC-Easy test")]["runs"][0]
+    assert arc["source"] == "lm-eval" and arc["metrics"]["acc"] == 0.75
+    front = (out / "README.md").read_text(encoding="utf-8")
+    assert front.startswith("---\n") and "\nsdk: static\n" in front and "\napp_file: index.html\n" in front
+    # self-contained: no page, style or script names another host
+    for f in out.rglob("*"):
+        if f.suffix in (".html", ".css", ".js") and f.parent.name != "data":
+            assert not re.search(r"(src|href)=['\"]?(https?:)?//", f.read_text(encoding="utf-8")), f
+
+
+def test_the_side_by_side_numbers_are_compares(site):
+    out, _, runs = site
+    a, b = runs / "tr-tiny", runs / "tr-trained"
+    index = _data(out / "data" / "index.js")
+    g = next(g for g in index["groups"] if g["task"] == "translation")
+    keys = {r["name"]: r["key"] for r in g["runs"]}
+    pair = next(p for p in g["pairs"] if {p["a"], p["b"]} == {keys["tr-tiny"], keys["tr-trained"]})
+    page = _data(out / "data" / pair["page"].replace(".html", ".js"))
+    first = "tr-tiny" if page["a"]["key"] == keys["tr-tiny"] else "tr-trained"
+    text = compare(*((a, b) if first == "tr-tiny" else (b, a)))
+    for t in page["test"]["tests"]:
+        line = next(line for line in text.splitlines() if line.startswith(f"| {t['metric']} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[3] == f"{t['delta']:+.2f}" and cells[4] == (f"{t['p']:.4f}" if t["p"] is not None else "")
+    assert {t["metric"]: bool(t["test"]) for t in page["test"]["tests"]} == {"bleu": True, "chrf": True}
+    # aligned by id, largest change of the per-example score first
+    deltas = [abs(r["delta"]) for r in page["rows"]]
+    assert deltas == sorted(deltas, reverse=True) and page["per_example"] == "chrf"
+    ra, rb = open_run(a)[0], open_run(b)[0]
+    sa = {e["id"]: e["scores"]["chrf"] for e in ra.examples}
+    for r in page["rows"]:
+        x = sa[r["id"]] if first == "tr-tiny" else {e["id"]: e["scores"]["chrf"] for e in rb.examples}[r["id"]]
+        assert r["score_a"] == x
+
+
+def test_a_mean_metric_gets_a_paired_test_and_others_none(eval_runs):
+    a, b = open_run(eval_runs / "bbq-tiny")[0], open_run(eval_runs / "bbq-trained")[0]
+    tests = {t["metric"]: t for t in paired(a, b)["tests"]}
+    # accuracy is the mean of the picks' right/wrong: tested; a bias score is not a mean of one example's number
+    assert tests["acc"]["p"] is not None and tests["acc"]["delta_ci"][0] <= tests["acc"]["delta"] <= tests["acc"]["delta_ci"][1]
+    assert tests["amb_bias_score"]["p"] is None
+    same = paired(a, a)["tests"]
+    assert all(t["delta"] == 0 for t in same) and all(t["p"] in (None, 1.0) for t in same)
+    key, rows = side_by_side(a, b)
+    assert key == "acc" and {r["delta"] for r in rows} <= {-1.0, 0.0, 1.0}
+
+
+def test_the_site_replaces_its_own_pages_only_and_says_what_is_wrong(site, tmp_path):
+    out, _, runs = site
+    build([runs / "tr-tiny"], tmp_path / "s")
+    (tmp_path / "s" / "mine.txt").write_text("kept")
+    build([runs / "bbq-tiny"], tmp_path / "s")
+    pages = sorted(p.name for p in (tmp_path / "s").glob("run-*.html"))
+    assert len(pages) == 1 and pages[0].startswith("run-bbq-tiny-") and (tmp_path / "s" / "mine.txt").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SiteError, match="is a file"):
+        build([runs / "tr-tiny"], tmp_path / "file")
+    r = subprocess.run([sys.executable, "-m", "eval", "site", str(runs / "not-a-run"), "--output", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no runs to show" in r.stderr and "Traceback" not in r.stderr
+
+
+def _guarded(ctx, refused: list):
+    """Every request that is not a file of the site is refused and logged."""
+    def route(rt):
+        if rt.request.url.startswith("file://"):
+            rt.continue_()
+        else:
+            refused.append(rt.request.url)
+            rt.abort()
+    ctx.route("**/*", route)
+
+
+def test_the_site_in_chromium_from_file(site):
+    out, _, runs = site
+    refused, errors = [], []
+    with chromium() as browser:
+        for size, dark, locale in (("desktop", False, "en-US"), ("phone", True, "zh-CN")):
+            vp = {"width": 1366, "height": 900} if size == "desktop" else {"width": 390, "height": 844}
+            ctx = browser.new_context(viewport=vp, color_scheme="dark" if dark else "light", locale=locale)
+            _guarded(ctx, refused)
+            pg = ctx.new_page()
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(f"file://{out}/index.html")
+            heading = "Evaluation runs" if locale == "en-US" else "评测运行"
+            pg.get_by_role("heading", name=heading).wait_for(timeout=10_000)
+            assert pg.locator(".tag", has_text="lm-eval").count() == 2  # arc_easy and gsm8k beside ours
+            # the page fits a phone: nothing wider than the screen but the tables' own scroll boxes
+            assert pg.evaluate("document.documentElement.scrollWidth") <= vp["width"] + 1
+            pg.screenshot(path=str(ARTIFACTS / f"site-index-{size}.png"), full_page=True)
+            # a run: filter, sort, open an example
+            pg.locator("a.runlink", has_text="tr-evil").click()
+            pg.locator("tr.row").first.wait_for(timeout=10_000)
+            n = pg.locator("tr.row").count()
+            assert n == 6
+            first_id = pg.locator("tr.row").first.get_attribute("data-id")
+            pg.locator("#filter").fill("<img")
+            assert pg.locator("tr.row").count() == 1 and pg.locator("tr.row").first.get_attribute("data-id") == first_id
+            pg.locator("tr.row").first.click()
+            detail = pg.locator("tr.detail").inner_text()
+            assert "<img src=x" in detail and pg.locator("#app img").count() == 0  # shown as text, never run
+            assert pg.title() != "pwned"
+            pg.locator("#filter").fill("")
+            pg.locator("#sort").select_option("high")
+            scores = [float(s) for s in pg.locator("tr.row td.num").all_inner_texts() if s != "–"]
+            assert scores == sorted(scores, reverse=True) and len(scores) == n
+            pg.screenshot(path=str(ARTIFACTS / f"site-run-{size}.png"), full_page=size == "desktop")
+            pg.locator("#back").click()
+            pg.get_by_role("heading", name=heading).wait_for(timeout=10_000)
+            # two runs side by side, picked on the index
+            grp = pg.locator("section.group", has=pg.locator("h2", has_text="translation"))
+            keys = pg.evaluate("() => Object.fromEntries(window.SITE.groups.find(g => g.task === 'translation')"
+                               ".runs.map(r => [r.name, r.key]))")
+            pick = ["tr-tiny", "tr-trained"] if size == "desktop" else ["tr-trained", "tr-tiny"]  # either order
+            grp.locator("select.pick-a").select_option(value=keys[pick[0]])
+            grp.locator("select.pick-b").select_option(value=keys[pick[1]])
+            grp.locator("button.pick-go").click()
+            pg.locator("#tests").wait_for(timeout=10_000)
+            assert pg.locator("tr.row").count() == 6
+            names = pg.evaluate("() => [window.SITE.a.name, window.SITE.b.name]")
+            assert names == pick  # A is the run picked as A, whichever order the page was written in
+            text = compare(runs / names[0], runs / names[1])
+            shown = [row.split("\t") for row in pg.locator("#tests tbody tr").all_inner_texts()]
+            assert sorted(c[0] for c in shown) == ["bleu", "chrf"]
+            for cells in shown:  # B - A and the p-value as `eval compare` gives them
+                line = next(line for line in text.splitlines() if line.startswith(f"| {cells[0]} |"))
+                want = [c.strip() for c in line.strip("|").split("|")]
+                assert float(cells[3]) == pytest.approx(float(want[3]), abs=0.006) and cells[5].strip() == want[4], (cells, want)
+            pg.screenshot(path=str(ARTIFACTS / f"site-pair-{size}.png"), full_page=size == "desktop")
+            pg.locator("#lang").click()  # the other language, kept across pages
+            other = "评测运行" if locale == "en-US" else "Evaluation runs"
+            pg.locator("#back").click()
+            pg.get_by_role("heading", name=other).wait_for(timeout=10_000)
+            ctx.close()
+    assert refused == [] and errors == []
