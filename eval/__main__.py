@@ -24,11 +24,11 @@ from .lmeval import LmEvalError
 from .site import SiteError
 
 
-def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
+def compare(a: Path, b: Path, n_samples: int = 1000, task: str | None = None) -> str:
     """Side-by-side metrics with deltas and the paired test of eval/runs.py (the site shows the same)."""
     from .runs import paired
 
-    ra, rb = _one_pair(a, b)
+    ra, rb = _one_pair(a, b, task)
     res = paired(ra, rb, n_samples)
     lines = [f"# {a.name} vs {b.name} ({ra.task})", "", f"| metric | {a.name} | {b.name} | delta | p-value |",
              "| --- | --- | --- | --- | --- |"]
@@ -44,18 +44,19 @@ def compare(a: Path, b: Path, n_samples: int = 1000) -> str:
     return text
 
 
-def _one_pair(a: Path, b: Path):
-    """The two runs to compare: one in each folder, or the one task both lm-eval folders hold."""
+def _one_pair(a: Path, b: Path, task: str | None = None):
+    """The two runs to compare: one in each folder, or the one task (``task``) both lm-eval folders hold."""
     from .runs import RunReadError, open_run
 
     ra, rb = open_run(a), open_run(b)
-    if len(ra) == 1 and len(rb) == 1:
+    if task is None and len(ra) == 1 and len(rb) == 1:
         return ra[0], rb[0]
-    pairs = [(x, y) for x in ra for y in rb if x.task == y.task and x.data == y.data]
+    pairs = [(x, y) for x in ra for y in rb if x.task == y.task and x.data == y.data and task in (None, x.task)]
     if len(pairs) != 1:
         tasks = sorted({x.task for x in ra} & {y.task for y in rb})
-        raise RunReadError(f"{a} and {b} share {len(pairs)} tasks ({', '.join(tasks) or 'none'}); compare needs "
-                           "exactly one: name one task's folder, or use `eval site` for all of them")
+        raise RunReadError(f"{a} and {b} share {len(pairs)} tasks{' named ' + repr(task) if task else ''} "
+                           f"({', '.join(tasks) or 'none'}); compare needs exactly one: pass --task NAME, or use "
+                           "`eval site` for all of them")
     return pairs[0]
 
 
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare", help="compare two runs")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
+    c.add_argument("--task", default=None, help="the task to compare when A and B are lm-eval folders of several")
     lb = sub.add_parser("leaderboard", help="one table (Markdown + HTML with a plot) of many runs' main metrics")
     lb.add_argument("runs", nargs="+", type=Path, help="run folders (e.g. runs/*)")
     lb.add_argument("--output", type=Path, default=Path("."), help="folder for leaderboard.md and leaderboard.html")
@@ -152,7 +154,7 @@ def main(argv=None) -> int:
             print(text)
             return 0
         if args.command == "compare":
-            print(compare(args.a, args.b))
+            print(compare(args.a, args.b, task=args.task))
             return 0
         if args.command == "list":
             print(list_text())

@@ -24,6 +24,20 @@ def _data(path) -> dict:
     return json.loads(text[len("window.SITE = "):-2])
 
 
+def _votes(path):
+    """A votes database: greedy beats t=1.0 in 10 of 14 blind votes."""
+    from llmdemo.compare.votes import VoteStore, new_session_id
+
+    store = VoteStore(path)
+    a = {"name": "greedy", "model": "smollm2-135m-instruct", "temperature": 0.0, "top_p": 1.0, "seed": 1}
+    b = {"name": "t=1.0", "model": "smollm2-135m-instruct", "temperature": 1.0, "top_p": 0.95, "seed": 2}
+    for i in range(14):
+        sid = new_session_id()
+        cid = store.new_comparison(sid, f"prompt {i}", "generation", [a, b], ["x", "y"], blind=True, order=[0, 1])
+        store.vote(sid, cid, "A" if i < 10 else "B")
+    return store
+
+
 @pytest.fixture(scope="module")
 def site(eval_runs, tmp_path_factory):
     """The site of the session's runs, an lm-eval folder, a run whose output is HTML, and a folder that is no run."""
@@ -37,7 +51,8 @@ def site(eval_runs, tmp_path_factory):
     rows[0]["prediction"] = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
     (evil / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     runs = [eval_runs / n for n in ("bbq-tiny", "bbq-trained", "crows-tiny", "tr-tiny", "tr-trained", "not-a-run")]
-    info = build([*runs, evil, lm], d / "out")
+    _votes(d / "votes.sqlite3")
+    info = build([*runs, evil, lm], d / "out", votes=d / "votes.sqlite3")
     return d / "out", info, eval_runs
 
 
@@ -148,6 +163,8 @@ def test_the_site_in_chromium_from_file(site):
             heading = "Evaluation runs" if locale == "en-US" else "评测运行"
             pg.get_by_role("heading", name=heading).wait_for(timeout=10_000)
             assert pg.locator(".tag", has_text="lm-eval").count() == 2  # arc_easy and gsm8k beside ours
+            votes = pg.locator("#votes tbody tr").all_inner_texts()  # the blind votes' leaderboard, best first
+            assert len(votes) == 2 and "greedy" in votes[0] and "10 / 4 / 0" in votes[0]
             # the page fits a phone: nothing wider than the screen but the tables' own scroll boxes
             assert pg.evaluate("document.documentElement.scrollWidth") <= vp["width"] + 1
             pg.screenshot(path=str(ARTIFACTS / f"site-index-{size}.png"), full_page=True)
@@ -196,3 +213,28 @@ def test_the_site_in_chromium_from_file(site):
             pg.get_by_role("heading", name=other).wait_for(timeout=10_000)
             ctx.close()
     assert refused == [] and errors == []
+
+
+def test_the_votes_leaderboard_and_lmeval_runs_in_leaderboard_and_compare(eval_runs, tmp_path):
+    from eval.leaderboard import leaderboard_rows
+    from llmdemo.compare import ratings
+
+    store = _votes(tmp_path / "votes.sqlite3")
+    build([eval_runs / "tr-tiny"], tmp_path / "s", votes=tmp_path / "votes.sqlite3")
+    shown = _data(tmp_path / "s" / "data" / "index.js")["votes"]
+    want = ratings.leaderboard(store.votes(), max_rated=24)
+    assert [(r["name"], round(r["rating"], 6), round(r["lower"], 6)) for r in shown["ratings"]] == [
+        (r.name, round(r.rating, 6), round(r.lower, 6)) for r in want.ratings]
+    assert shown["votes"] == 14 and shown["ratings"][0]["name"] == "greedy"
+    with pytest.raises(SiteError, match="no such votes database"):
+        build([eval_runs / "tr-tiny"], tmp_path / "s", votes=tmp_path / "missing.sqlite3")
+    # lm-eval's folders in `eval leaderboard` and `eval compare`, with lm-eval's numbers
+    one, two = write_lmeval_folder(tmp_path / "one"), write_lmeval_folder(tmp_path / "two")
+    rows = leaderboard_rows([one, eval_runs / "tr-tiny"])
+    assert [(r["task"], r["source"]) for r in rows] == [("arc_easy", "lm-eval"), ("gsm8k", "lm-eval"),
+                                                        ("translation", "llmdemo")]
+    assert rows[0]["metrics"]["acc"] == 0.75
+    with pytest.raises(Exception, match="share 2 tasks"):
+        compare(one, two)
+    text = compare(one, two, task="arc_easy")
+    assert "| acc | 0.75 | 0.75 | +0.00 |  |" in text  # lm-eval's 0.75 (its samples' mean is 0.5): no test on it
