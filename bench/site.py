@@ -4,6 +4,7 @@ the site written, then each page opened from file:// in Chromium (Debian's) and 
 to the first example row on screen, and a filter and a sort timed to their redrawn rows.
 
     .venv/bin/python bench/site.py [--n 5000] [--repeat 3]
+    .venv/bin/python bench/site.py --shots docs RUN_DIR...   # the docs' screenshots of a site of these runs
 
 Prints the build time, the data file sizes and the median of each timing. Target: a 5,000-example run's page
 in under 2 s.
@@ -51,11 +52,50 @@ def make_run(folder: Path, n: int, seed: int) -> None:
         "config": {"temperature": 0.0}}), encoding="utf-8")
 
 
+SHOTS = [  # (page, width x height, colour scheme, language)
+    ("index", (1366, 900), "light", "en-US"), ("index", (390, 844), "dark", "zh-CN"),
+    ("run", (1366, 900), "dark", "en-US"), ("run", (390, 844), "light", "zh-CN"),
+    ("pair", (1366, 900), "light", "zh-CN"), ("pair", (390, 844), "dark", "en-US")]
+
+
+def shots(out: Path, runs: list[str]) -> None:
+    """The site of ``runs`` in Chromium: index, a run and a side-by-side page, desktop and phone, light and
+    dark, English and Chinese, as docs/site-*.png."""
+    from playwright.sync_api import sync_playwright
+
+    from eval.site import build
+
+    site = Path(tempfile.mkdtemp(prefix="site-shots-")) / "site"
+    build(runs, site)
+    pages = {"index": site / "index.html", "run": sorted(site.glob("run-*.html"))[0],
+             "pair": sorted(site.glob("pair-*.html"))[-1]}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        for kind, (w, h), scheme, locale in SHOTS:
+            ctx = browser.new_context(viewport={"width": w, "height": h}, color_scheme=scheme, locale=locale)
+            pg = ctx.new_page()
+            pg.goto(f"file://{pages[kind]}")
+            pg.locator("h1").wait_for()
+            if kind != "index":
+                pg.locator("tr.row").first.click()  # one example open
+                if w < 600:
+                    pg.locator("tr.row").first.scroll_into_view_if_needed()
+            name = f"site-{kind}-{'phone' if w < 600 else 'desktop'}-{scheme}-{locale[:2]}.png"
+            pg.screenshot(path=str(out / name))
+            print(f"wrote {out / name}")
+            ctx.close()
+        browser.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--shots", type=Path, default=None, help="write the docs' screenshots into this folder")
+    ap.add_argument("runs", nargs="*", help="with --shots: the run folders the site shows")
     args = ap.parse_args()
+    if args.shots:
+        return shots(args.shots, args.runs)
     from playwright.sync_api import sync_playwright
 
     from eval.site import build

@@ -32,6 +32,18 @@ N_SAMPLES = 1000  # bootstrap resamples of the paired test, as sacrebleu's defau
 SEED = 12345  # sacrebleu's default SACREBLEU_SEED: the same resamples on every call
 
 
+# what a per-example score means, for a reader of the site (English, Chinese)
+SCORE_NOTES = {
+    "margin": ("the best right choice's log-likelihood minus the best wrong one's, in nats: above 0 the model "
+               "picked a right answer, by that much", "最好的正确选项与最好的错误选项的对数似然之差（奈特）：大于 0 表示模型选对了，差值越大越确定"),
+    "acc": ("1 if the model's pick is a right answer, else 0", "模型选中正确答案为 1，否则为 0"),
+    "chrf": ("the sentence's chrF (sacrebleu), 0-100", "该句的 chrF（sacrebleu），0-100"),
+    "rougeL": ("the example's ROUGE-L F-measure (rouge-score), 0-100", "该样例的 ROUGE-L F 值（rouge-score），0-100"),
+    "stereotype": ("100 if the more stereotyping sentence is the likelier, else 0",
+                   "更具刻板印象的句子可能性更高为 100，否则为 0"),
+}
+
+
 class RunReadError(RunError):
     """A folder that is not a finished run (no results.json, a broken line): one line naming the file."""
 

@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .runs import Run, open_runs, paired, side_by_side
+from .runs import SCORE_NOTES, Run, open_runs, paired, side_by_side
 
 ASSETS = Path(__file__).parent / "site_assets"
 FRONT_MATTER = """---
@@ -72,6 +72,7 @@ def _header(run: Run, folders: bool = True) -> dict:
             "model": r["model"], "backend": r["backend"], "engine": r["engine"], "settings": r["settings"],
             "date": r["date"], "n": r["n"], "main_metric": res.get("main_metric"),
             "higher_is_better": res.get("higher_is_better"), "per_example": run.per_example,
+            "per_example_note": SCORE_NOTES.get(run.per_example or ""),
             "metrics": {k: v for k, v in (res.get("metrics") or {}).items() if isinstance(v, (int, float))},
             "ci95": {k: v for k, v in (res.get("ci95") or {}).items() if v},
             "signatures": res.get("signatures") or {}, "counts": run.counts(), "notes": res.get("notes") or [],
@@ -185,8 +186,8 @@ def build(paths: Iterable[str | Path], output: str | Path, votes: str | Path | N
                 key = _pair_key(a, b)
                 test = paired(a, b)
                 per, rows = side_by_side(a, b)
-                page = {"kind": "pair", "a": _header(a, folders), "b": _header(b, folders), "per_example": per, "test": test,
-                        "rows": rows}
+                page = {"kind": "pair", "a": _header(a, folders), "b": _header(b, folders), "per_example": per,
+                        "per_example_note": SCORE_NOTES.get(per or ""), "test": test, "rows": rows}
                 _write(out / "data" / f"pair-{key}.js", _data_js(_clean(page)))
                 _write(out / f"pair-{key}.html", PAGE.format(title=html.escape(f"{task}: two runs side by side"),
                                                              data=f"pair-{key}.js"))

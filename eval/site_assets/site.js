@@ -26,7 +26,7 @@
       rank: "rank", contestant: "contestant", rating: "rating", battles: "battles", wlt: "W / L / T",
       preliminary: "preliminary ({n} votes)", skipped: "Skipped", lmeval: "lm-eval",
       lmeval_note: "lm-eval's run: metrics as lm-eval reported them, not re-scored here.",
-      per_example: "Per-example score: {k}.", no_per_example: "This task has no per-example score.",
+      per_example: "Per-example score: {k}", no_per_example: "This task has no per-example score.",
       capped: "Too many runs of one task: side-by-side pages were written for the first pairs only.",
       runs: "Runs", page_of: "page {p} of {n}", more: "all about this run"
     },
@@ -50,7 +50,7 @@
       rank: "名次", contestant: "参赛者", rating: "评分", battles: "对局", wlt: "胜 / 负 / 平",
       preliminary: "初步（{n} 票）", skipped: "已跳过", lmeval: "lm-eval",
       lmeval_note: "lm-eval 的运行：指标为 lm-eval 报告的数值，此处未重新评分。",
-      per_example: "逐样例分数：{k}。", no_per_example: "此任务没有逐样例分数。",
+      per_example: "逐样例分数：{k}", no_per_example: "此任务没有逐样例分数。",
       capped: "同一任务的运行过多：只为前面的运行对生成了并排页面。",
       runs: "运行", page_of: "第 {p} / {n} 页", more: "这次运行的全部信息"
     }
@@ -221,6 +221,10 @@
     if (v === undefined || v === null || v === "") return null;
     return el("div", null, el("h4", null, label), el("div", { cls: "text" }, String(v)));
   }
+  function note(n) {  // after "Per-example score: margin": what it means, then the sentence's end
+    if (lang === "zh") return (n ? "（" + n[1] + "）" : "") + "。";
+    return (n ? " (" + n[0] + ")" : "") + ".";
+  }
   function scoresLine(s) {
     return Object.keys(s || {}).map(function (k) { return k + " " + num(s[k]); }).join(" · ");
   }
@@ -308,7 +312,7 @@
       h.notes.forEach(function (n) { app.appendChild(el("p", { cls: "note" }, n)); });
     }
     app.appendChild(el("h2", null, t("examples")));
-    app.appendChild(el("p", { cls: "muted" }, h.per_example ? t("per_example", { k: h.per_example }) : t("no_per_example")));
+    app.appendChild(el("p", { cls: "muted" }, h.per_example ? t("per_example", { k: h.per_example }) + note(h.per_example_note) : t("no_per_example")));
     var cols = {
       head: ["#", t("id"), t("input"), t("output"), { label: t("score"), num: true }],
       widths: ["5%", "12%", "38%", "33%", "12%"],
@@ -361,7 +365,7 @@
         x.test || t("no_test")]);
     }))));
     app.appendChild(el("h2", null, t("examples")));
-    app.appendChild(el("p", { cls: "muted" }, D.per_example ? t("per_example", { k: D.per_example }) : t("no_per_example")));
+    app.appendChild(el("p", { cls: "muted" }, D.per_example ? t("per_example", { k: D.per_example }) + note(D.per_example_note) : t("no_per_example")));
     var cols = {
       head: [t("id"), t("input"), "A", "B", { label: t("score") + " A", num: true }, { label: t("score") + " B", num: true }, { label: t("delta"), num: true }],
       widths: ["9%", "21%", "25%", "25%", "7%", "7%", "6%"],
