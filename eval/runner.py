@@ -79,8 +79,12 @@ def _progress(total: int, initial: int, desc: str):
                 disable=None)
 
 
-def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None, window_cb=None) -> dict:
+def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None, window_cb=None, token_cb=None) -> dict:
     """Run one evaluation; returns the results dict also written to results.json.
+
+    ``progress_cb(done, total)`` is called as each example is written; ``window_cb(done, total)`` as each
+    window of a perplexity text is scored; ``token_cb(generated, budget)`` while a generation task's rows run
+    (rows of a batch often end together, so the example count alone can stay at 0 until the end).
 
     Generation and scoring go to the model's scheduler at batch priority, so a visitor's request
     is served between two of the run's steps. Setting ``stop_event`` ends the run at the next step
@@ -121,10 +125,11 @@ def run(spec: RunSpec, lm=None, progress_cb=None, stop_event=None, window_cb=Non
         spec.config = spec.config.replace(seed=spec.seed)
     out = Path(spec.output)
     with claim(out, spec.settings(lm), spec.overwrite):
-        return _run_locked(spec, lm, records, out, progress_cb, stop_event, window_cb)
+        return _run_locked(spec, lm, records, out, progress_cb, stop_event, window_cb, token_cb)
 
 
-def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, stop_event, window_cb=None) -> dict:
+def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, stop_event, window_cb=None,
+                token_cb=None) -> dict:
     task = get_task(spec.task)
     pred_file = out / "predictions.jsonl"
     done = read_done(pred_file)
@@ -161,7 +166,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
             template = "BOS + text (no special tokens); rolling windows"
             new_tokens = _run_perplexity(spec, lm, todo, bs, write, stop_event, window_cb)
         else:
-            template, new_tokens, failures = _run_generation(spec, lm, records, todo, bs, write, stop_event)
+            template, new_tokens, failures = _run_generation(spec, lm, records, todo, bs, write, stop_event, token_cb)
     bar.close()
     if len(failures) > failure_limit(len(todo)):
         n = len(read_done(pred_file))
@@ -256,7 +261,7 @@ def _run_perplexity(spec: RunSpec, lm, todo: list[dict], bs: int, write, stop_ev
 
 
 def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs: int, write,
-                    stop_event=None) -> tuple[str, int]:
+                    stop_event=None, token_cb=None) -> tuple[str, int]:
     """Generate and write each example; returns the prompt template and the number of tokens generated."""
     built = []
     for r in todo:
@@ -293,7 +298,8 @@ def _run_generation(spec: RunSpec, lm, records: list[dict], todo: list[dict], bs
 
     # bs examples run at once; as each finishes it is written and the next one takes its row
     lm.generate_batch([p.input for p in built], cfg, batch_size=bs, on_done=done,
-                      stop_event=_Either(stop_event, give_up), max_new_tokens=caps, priority="batch", on_error=failed)
+                      stop_event=_Either(stop_event, give_up), max_new_tokens=caps, priority="batch", on_error=failed,
+                      on_progress=token_cb)
     return template, generated[0], failures
 
 

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
 from .config import GenerationConfig
@@ -27,6 +27,7 @@ from .engine.stream import (Completion, CompletionFailed, IncrementalText, Stats
 # tokens one scoring call may carry (a call runs whole on the model's thread, between generation steps):
 # one 1,024-token window of the eval's default, ~2-4 s of a 135M model's float32 forward on 2 cores
 SCORE_TOKENS_PER_CALL = 1024
+PROGRESS_S = 0.5  # generate_batch's on_progress: about this often while rows run
 
 
 class ContextOverflowError(UserError, ValueError):
@@ -179,7 +180,8 @@ class ScheduledModel:
                        batch_size: int = 8, on_done: Callable[[int, str], None] | None = None,
                        stop_event: threading.Event | None = None,
                        max_new_tokens: Sequence[int] | None = None, priority: int | str = BATCH,
-                       on_error: Callable[[int, BaseException], None] | None = None) -> list[Completion]:
+                       on_error: Callable[[int, BaseException], None] | None = None,
+                       on_progress: Callable[[int, int], None] | None = None) -> list[Completion]:
         """Generate for many prompts with ``batch_size`` of them running at once, refilled as each finishes.
 
         Each prompt is a request of its own (batch priority: visitors' requests go first) with the
@@ -190,7 +192,10 @@ class ScheduledModel:
         Setting ``stop_event`` cancels the prompts still running; their results stay ``""`` and
         ``on_done`` is not called for them. A prompt whose generation fails raises, unless ``on_error``
         is given: then ``on_error(index, error)`` is called instead of ``on_done`` and the others go on
-        (its result is ``Completion("", "error")``, never taken for an output).
+        (its result is ``Completion("", "error")``, never taken for an output). ``on_progress(generated,
+        budget)`` is called about every ``PROGRESS_S`` seconds while rows run: the tokens generated so far
+        and the most all prompts may take (their budgets), so a caller can show progress while every row
+        is still running (rows of one batch often end together, at their token cap).
         """
         config = config or GenerationConfig()
         if batch_size < 1:
@@ -208,6 +213,7 @@ class ScheduledModel:
         finished: SimpleQueue = SimpleQueue()
         running: dict[int, Request] = {}
         lock = threading.Lock()
+        spent = [0]  # tokens of the rows that finished (for on_progress)
 
         def submit_next() -> None:  # with the lock held
             if pending and not (stop_event is not None and stop_event.is_set()):
@@ -240,9 +246,16 @@ class ScheduledModel:
                         if pending and not (stop_event and stop_event.is_set()):
                             raise SchedulerBusy("busy.full")
                         break
-                i = finished.get()
+                try:
+                    i = finished.get(timeout=PROGRESS_S) if on_progress is not None else finished.get()
+                except Empty:
+                    with lock:
+                        live = sum(len(r.tokens) for r in running.values())
+                    on_progress(spent[0] + live, sum(budgets))
+                    continue
                 with lock:
                     req = running.pop(i)
+                spent[0] += len(req.tokens)
                 if req.error is not None or req.finish_reason == "error":
                     err = req.error or CompletionFailed("the generation failed")
                     if on_error is None:

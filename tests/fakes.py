@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from llmdemo.config import GenerationConfig
 from llmdemo.engine.stream import Stats, Stream
 
 
@@ -62,12 +63,24 @@ class FakeLM:
         return self.stream(list(messages), config, stop_event)
 
     def generate_batch(self, prompts, config=None, batch_size=8, on_done=None, stop_event=None,
-                       max_new_tokens=None, priority=None):
+                       max_new_tokens=None, priority=None, on_error=None, on_progress=None):
+        """As the interface's: each prompt in turn; a failing one goes to ``on_error`` when given (the runner
+        passes it), else raises; ``on_progress`` gets the words so far and the budget after each prompt."""
+        config = config or GenerationConfig()
         out = []
         for i, p in enumerate(prompts):
-            out.append(self.generate(p, config))
+            try:
+                out.append(self.generate(p, config))
+            except Exception as e:  # noqa: BLE001 - handed to on_error, as ScheduledModel does
+                if on_error is None:
+                    raise
+                out.append("")
+                on_error(i, e)
+                continue
             if on_done is not None:
                 on_done(i, out[-1])
+            if on_progress is not None:
+                on_progress(sum(len(o.split()) for o in out), config.max_new_tokens * len(prompts))
         return out
 
     # scoring: one token per word, each with log-probability -1

@@ -220,6 +220,29 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
         assert pg.locator("#chat-in textarea").input_value() == "my draft message"
 
 
+# ------------------------------------------------------------------ 12. a generation run's progress
+def test_a_generation_run_counts_its_tokens_while_every_row_runs(app):
+    """Rows of a batch end together at their cap, so "0 of 16 examples" stayed until the end: the line also
+    counts the tokens generated against the most the rows may take."""
+    with page_in(app) as pg:
+        tab(pg, "evaluation")
+        pg.locator("#eval-limit input").fill("16")
+        pg.locator("#eval-go").click()
+        seen, deadline = [], time.time() + 600
+        while time.time() < deadline:
+            text = md(pg, "#eval-status").inner_text()
+            if not seen or seen[-1] != text:
+                seen.append(text)
+            if "Done" in text:
+                break
+            time.sleep(0.1)
+        counts = [tuple(int(x.replace(",", "")) for x in m.groups())
+                  for m in (re.search(r"([\d,]+) of at most ([\d,]+) tokens generated", t) for t in seen) if m]
+        assert counts, seen
+        assert [g for g, _ in counts] == sorted(g for g, _ in counts) and all(g <= most for g, most in counts), counts
+        assert "Done: 16 examples" in seen[-1]
+
+
 # ------------------------------------------------------------------ 5 and 6. chips that wrap, dark mode
 def test_two_runs_line_up_on_screen_with_rounded_scores_and_named_runs(app, tmp_path):
     data = tmp_path / "two.jsonl"

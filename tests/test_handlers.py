@@ -139,6 +139,14 @@ def test_every_backend_and_the_fake_speak_the_interface(tiny_lm):
                                "token_logprobs", "loglikelihood_rolling", "loglikelihood", "info", "close")
                    if not callable(getattr(cls, m, None))]
         assert missing == [], (cls, missing)
+    # and with the interface's parameters: the runner passes on_error and on_progress to whichever model it has
+    import inspect
+
+    for name in ("generate_batch", "token_logprobs", "loglikelihood_rolling", "stream"):
+        want = set(inspect.signature(getattr(LanguageModel, name)).parameters)
+        for cls in (FakeLM, type(tiny_lm), LlamaCppLM, OpenAILM):
+            have = set(inspect.signature(getattr(cls, name)).parameters)
+            assert want <= have or "kwargs" in have, (cls.__name__, name, sorted(want - have))
 
 
 def test_server_errors_reach_the_visitor_as_messages(setup):

@@ -170,6 +170,27 @@ def test_a_one_text_perplexity_run_counts_its_windows_and_estimates_the_rest(tin
     assert progress_line(2, 5, 12.0, "en", (3, 10)).startswith("Running: 2 of 5 examples")  # not the last text yet
 
 
+def test_a_generation_run_counts_tokens_and_a_first_scoring_run_says_it_prepares(tiny_lm, benchmarks, tmp_path):
+    """Issue 33, item 12: rows of a batch end together, so a generation run read "0 of N" until its end; the
+    first scoring use of a llama.cpp model converted it for a minute with nothing said."""
+    from webui.tabs.evaluation.handlers import progress_line
+
+    e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
+    tiny_lm.scheduler.step_hook = lambda kind, rows: time.sleep(0.05)  # each step ~50 ms: the run takes seconds
+    try:
+        statuses = [o[0] for o in e.run_ui("translation", "translation_flores200_devtest_en-fr.jsonl", None, 3)]
+    finally:
+        tiny_lm.scheduler.step_hook = None
+    counted = [re.search(r"([\d,]+) of at most ([\d,]+) tokens generated", s) for s in statuses]
+    counted = [(int(m[1].replace(",", "")), int(m[2].replace(",", ""))) for m in counted if m]
+    assert counted and statuses[-1].startswith("Done"), statuses
+    assert [g for g, _ in counted] == sorted(g for g, _ in counted) and all(0 <= g <= most for g, most in counted)
+    assert progress_line(0, 8, 5.0, "en", tokens=(120, 512)).endswith("· 120 of at most 512 tokens generated (23%)…")
+    assert "已生成 120 个词元，最多 512 个" in progress_line(0, 8, 5.0, "zh", tokens=(120, 512))
+    assert progress_line(0, 8, 65.0, "en", preparing=True).startswith("Preparing the model for exact scoring")
+    assert progress_line(1, 8, 65.0, "en", preparing=True).startswith("Running: 1 of 8")  # once work is done
+
+
 # ---------------------------------------------------------------- issue 15: what goes wrong, said in Chinese
 class _Req:
     """A ``gr.Request`` as the handlers read it: the switch's cookie and the browser's Accept-Language."""

@@ -107,7 +107,9 @@ EN: dict[str, str] = {
                   "a batch with others can round its numbers differently from one decoded alone, and a near tie "
                   "between two tokens then goes the other way."),
     "eval_running_windows": "Running: {done} of {total} windows of the text scored{pct} · {elapsed} so far{left}…",
-    "eval_left": " · about {left} left", "eval_stopped": "Stopped after {done} of {total} examples.", "eval_failed": "The evaluation did not finish: see the message.",
+    "eval_left": " · about {left} left",
+    "eval_tokens": " · {gen} of at most {most} tokens generated ({pct}%)…",
+    "eval_preparing": "Preparing the model for exact scoring (the first time converts it: about a minute) · {elapsed} so far…", "eval_stopped": "Stopped after {done} of {total} examples.", "eval_failed": "The evaluation did not finish: see the message.",
     "eval_help_none": ("No benchmark file for this task in this server's data folder (files starting with "
                        "`{prefix}`): upload one."),
     "eval_help_txt": "An upload is a `.txt` file (scored as one text) or JSONL with a `text` field per line.",
@@ -246,7 +248,9 @@ ZH: dict[str, str] = {
     "pair_no_test": "无配对检验",
     "diff_note": "设置相同的两次贪心评测也可能在少数样例上不同：与其他样例同批解码时，数值的舍入可能与单独解码不同，两个词元几乎同分时就会选到另一个。",
     "eval_running_windows": "运行中：已评分 {done} / {total} 个文本窗口{pct} · 已用 {elapsed}{left}…",
-    "eval_left": " · 约剩 {left}", "eval_stopped": "已停止：完成了 {done} / {total} 个样例。",
+    "eval_left": " · 约剩 {left}",
+    "eval_tokens": " · 已生成 {gen} 个词元，最多 {most} 个（{pct}%）…",
+    "eval_preparing": "正在为精确评分准备模型（第一次需要转换，约一分钟）· 已用 {elapsed}…", "eval_stopped": "已停止：完成了 {done} / {total} 个样例。",
     "eval_failed": "评测未完成：请看提示信息。",
     "eval_help_none": "本服务器的数据文件夹里没有这个任务的基准文件（以 `{prefix}` 开头的文件）：请上传一个。",
     "eval_help_txt": "上传的文件可以是 `.txt` 文件（整体作为一段文字打分），或每行带 `text` 字段的 JSONL。",

@@ -427,6 +427,11 @@ class LlamaCppLM(ScheduledModel):
         return self._hf
 
     @property
+    def scorer_ready(self) -> bool:
+        """False while exact scoring's model is still to be loaded (its first use converts the GGUF)."""
+        return not self.exact_scoring or self._hf is not None
+
+    @property
     def model(self):
         """The transformers model (exact scoring only): what the Inside tab looks into."""
         if not self.exact_scoring:

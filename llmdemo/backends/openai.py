@@ -491,13 +491,14 @@ class OpenAILM:
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
                        batch_size: int | None = None, on_done: Callable[[int, str], None] | None = None,
                        stop_event: threading.Event | None = None, max_new_tokens: Sequence[int] | None = None,
-                       priority: Any = None, on_error: Callable[[int, BaseException], None] | None = None
-                       ) -> list[Completion]:
+                       priority: Any = None, on_error: Callable[[int, BaseException], None] | None = None,
+                       on_progress: Callable[[int, int], None] | None = None) -> list[Completion]:
         """Up to ``batch_size`` (default: ``max_concurrency``) requests at once, as many in flight as the
         concurrency controller lets through; the server batches them.
 
         A completion the server aborted (:class:`CompletionAborted`) is asked for again, with backoff, up to
         ``retries`` times (``self.retried`` counts them); one that still fails raises, or goes to ``on_error``.
+        ``on_progress`` is never called: a server's tokens are counted as each answer ends.
         """
         config = config or GenerationConfig()
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)

@@ -33,16 +33,27 @@ class EvalStopped(prompts.InputError):
         self.done, self.total = done, total
 
 
-def progress_line(done: int, total: int, elapsed_s: float, lang: str = "en", windows: tuple[int, int] | None = None) -> str:
+def progress_line(done: int, total: int, elapsed_s: float, lang: str = "en", windows: tuple[int, int] | None = None,
+                  tokens: tuple[int, int] | None = None, preparing: bool = False) -> str:
     """The Evaluation tab's status while a run goes: examples done, time so far, and an estimate once
     one example is done (from the pace so far; batches finish together, so it moves in steps). A run of
-    one long text (perplexity on WikiText-2: one example) counts the text's windows instead."""
+    one long text (perplexity on WikiText-2: one example) counts the text's windows instead. A generation
+    run also counts its tokens against the most its rows may take: rows of a batch often end together at
+    their cap, and the example count alone stayed at "0 of N" until the end. ``preparing``: the first
+    scoring use is loading the scoring model, with nothing done yet."""
+    if preparing and not done:
+        return msg("eval_preparing", lang, elapsed=_duration(elapsed_s, lang))
     key = "eval_running"
     if windows and windows[1] and total - done == 1:  # the last (or only) text: its windows say how far
         key, (done, total) = "eval_running_windows", windows
     left = msg("eval_left", lang, left=_duration(elapsed_s / done * (total - done), lang)) if 0 < done < total else ""
-    return msg(key, lang, done=done, total=total, pct=f" ({100 * done / total:.0f}%)" if total else "",
+    line = msg(key, lang, done=done, total=total, pct=f" ({100 * done / total:.0f}%)" if total else "",
                elapsed=_duration(elapsed_s, lang), left=left)
+    if tokens and tokens[1] and done < total:
+        gen, most = tokens
+        line = line.rstrip("…") + msg("eval_tokens", lang, gen=f"{gen:,}", most=f"{most:,}",
+                                      pct=f"{100 * gen / most:.0f}")
+    return line
 
 
 def _duration(s: float, lang: str = "en") -> str:
@@ -132,11 +143,15 @@ class EvalHandlers:
         box: dict = {}
         stop = stop_event or threading.Event()
         windows = [0, 0]  # of the text being scored (perplexity), for the progress line
+        tokens = [0, 0]  # generated so far, and the most the rows may take (generation tasks)
+        # the first scoring use of a llama.cpp model loads its scoring model (the GGUF converted: about a minute)
+        preparing = TASKS[task].kind != "generate" and not getattr(lm, "scorer_ready", True)
 
         def work():
             try:
                 box["res"] = run(spec, lm, progress_cb=lambda d, t: done.__setitem__(slice(0, 2), [d, t]),
-                                 stop_event=stop, window_cb=lambda d, t: windows.__setitem__(slice(0, 2), [d, t]))
+                                 stop_event=stop, window_cb=lambda d, t: windows.__setitem__(slice(0, 2), [d, t]),
+                                 token_cb=lambda g, t: tokens.__setitem__(slice(0, 2), [g, t]))
             except BaseException as e:  # noqa: BLE001 - handed to the handler's thread
                 box["err"] = e
 
@@ -148,8 +163,9 @@ class EvalHandlers:
                 worker.join(HEARTBEAT_S)
                 if stop.is_set():  # Stop's own answer says "Stopped": no progress line may land after it
                     continue
-                yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang, tuple(windows)), gr.skip(),
-                       gr.skip(), gr.skip(), gr.skip())
+                preparing = preparing and not getattr(lm, "scorer_ready", True)
+                yield (progress_line(done[0], done[1], _time.monotonic() - t0, lang, tuple(windows), tuple(tokens),
+                                     preparing), gr.skip(), gr.skip(), gr.skip(), gr.skip())
         finally:
             stop.set()  # Stop pressed or the client left: the run ends at its next step
         if isinstance(box.get("err"), RunStopped):  # its message names a server path: say it plainly instead
