@@ -693,6 +693,17 @@ def test_the_phone_results_table_keeps_its_score_column_on_screen(app, dark):
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, box
         cell = table.locator("tbody tr").first.locator("td").last.bounding_box()
         assert cell is not None and cell["x"] + cell["width"] <= 390 + 1, cell
+        # each header stands over its own column: Gradio 6 draws the rows as div.body-cell, and hiding only
+        # the th/td (its sizing copy) left four headers over five columns
+        cols = pg.evaluate("""() => { const vis = x => getComputedStyle(x).display !== 'none';
+          const box = x => [Math.round(x.getBoundingClientRect().left), Math.round(x.getBoundingClientRect().width)];
+          return [Array.from(document.querySelectorAll('#eval-table thead th')).filter(vis).map(box),
+                  Array.from(document.querySelector('#eval-table .virtual-row').children).filter(vis).map(box)]; }""")
+        heads, cells = cols
+        assert len(heads) == len(cells) == 4 and all(abs(h[0] - c[0]) <= 2 for h, c in zip(heads, cells)), cols
+        scores = pg.evaluate("""() => Array.from(document.querySelectorAll('#eval-table .virtual-row'))
+          .map(r => r.children[4].innerText)""")
+        assert scores and all("\n" not in s.strip() for s in scores), scores  # "18.39" read "18/.3/9"
         shot(pg, f"eval-phone-table-{'dark' if dark else 'light'}")
 
 

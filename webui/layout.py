@@ -50,8 +50,15 @@ CSS = """
 /* a phone: the results table drops the reference column (it is in the report and the downloads), so the
    input, the prediction and the score keep readable widths; no header breaks inside a word */
 @media (max-width: 640px) {
-  #eval-table th:nth-child(3), #eval-table td:nth-child(3) {display: none}
-  #eval-table th, #eval-table td {font-size: 12px; word-break: normal !important; hyphens: auto}
+  /* Gradio 6 draws the rows as div.body-cell (the th/td are its hidden sizing copy): both are hidden, and
+     both given the same shares, or four headers stood over five columns */
+  #eval-table th:nth-child(3), #eval-table td:nth-child(3), #eval-table .body-cell:nth-child(3) {display: none}
+  #eval-table th:nth-child(1), #eval-table .body-cell:nth-child(1) {width: 13% !important; min-width: 13% !important}
+  #eval-table th:nth-child(2), #eval-table .body-cell:nth-child(2) {width: 35% !important; min-width: 35% !important}
+  #eval-table th:nth-child(4), #eval-table .body-cell:nth-child(4) {width: 35% !important; min-width: 35% !important}
+  #eval-table th:nth-child(5), #eval-table .body-cell:nth-child(5) {width: 17% !important; min-width: 17% !important}
+  #eval-table th, #eval-table td, #eval-table .body-cell {font-size: 12px; word-break: normal !important;
+    overflow-wrap: break-word; hyphens: auto}
 }
 """ + "".join(f".chip.c{i} {{background: {c}}}\n" for i, c in enumerate(_LIGHT)) \
     + "".join(f".dark .chip.c{i} {{background: {c}}}\n" for i, c in enumerate(_DARK))
