@@ -386,6 +386,12 @@ def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benc
     assert name and "bbq" in name
     status, md, plot, table, files, rows, report, send = list(e.run_ui("bbq", name, None, 3))[-1]
     assert status.startswith("Done: 3 examples") and "disamb_bias_score" in md
+    # issue 33, item 8: three records give no interval worth showing ("1.00 [1.00-1.00]" read as certain), and
+    # the score column's margin (in nats) is said
+    assert md.count("3 examples are too few for an interval") == md.count("\n| ") == 6 and " – " not in md
+    assert "**margin**" in md and "nats" in md
+    zh = list(e.run_ui("bbq", name, None, 3, request=ZH))[-1][1]
+    assert "3 个样例太少" in zh and "奈特" in zh
     for line, r in zip(table, rows):
         assert line[3] == r["chosen"][:160].rstrip() or r["chosen"].startswith(line[3].rstrip("…"))  # the pick
         assert line[2] and any(r["choices"][g].startswith(line[2].rstrip("…")) for g in r["gold"])  # a right answer

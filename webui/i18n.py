@@ -109,6 +109,8 @@ EN: dict[str, str] = {
     "eval_running_windows": "Running: {done} of {total} windows of the text scored{pct} · {elapsed} so far{left}…",
     "eval_left": " · about {left} left",
     "eval_tokens": " · {gen} of at most {most} tokens generated ({pct}%)…",
+    "eval_ci_few": "none: {n} examples are too few for an interval", "eval_ci_flat": "{lo} (every resample scored alike)",
+    "eval_score_note": "The table's score is the per-example **{name}**: {note}.",
     "eval_preparing": "Preparing the model for exact scoring (the first time converts it: about a minute) · {elapsed} so far…", "eval_stopped": "Stopped after {done} of {total} examples.", "eval_failed": "The evaluation did not finish: see the message.",
     "eval_help_none": ("No benchmark file for this task in this server's data folder (files starting with "
                        "`{prefix}`): upload one."),
@@ -250,6 +252,8 @@ ZH: dict[str, str] = {
     "eval_running_windows": "运行中：已评分 {done} / {total} 个文本窗口{pct} · 已用 {elapsed}{left}…",
     "eval_left": " · 约剩 {left}",
     "eval_tokens": " · 已生成 {gen} 个词元，最多 {most} 个（{pct}%）…",
+    "eval_ci_few": "无：{n} 个样例太少，给不出区间", "eval_ci_flat": "{lo}（每次重抽样的结果都一样）",
+    "eval_score_note": "表格中的分数是逐样例的 **{name}**：{note}。",
     "eval_preparing": "正在为精确评分准备模型（第一次需要转换，约一分钟）· 已用 {elapsed}…", "eval_stopped": "已停止：完成了 {done} / {total} 个样例。",
     "eval_failed": "评测未完成：请看提示信息。",
     "eval_help_none": "本服务器的数据文件夹里没有这个任务的基准文件（以 `{prefix}` 开头的文件）：请上传一个。",

@@ -175,7 +175,7 @@ class EvalHandlers:
             if isinstance(err, (ValueError, RuntimeError)) and str(path) in str(err):  # no server path in messages
                 raise prompts.InputError("input.data", detail=str(err).replace(str(path), "the uploaded file" if upload else name)) from None
             raise err
-        yield self._results(box["res"], out, path, task, limit, session)
+        yield self._results(box["res"], out, path, task, limit, session, lang)
 
     def _check_limit(self, task: str, limit: Any) -> int:
         """The task is known and ``limit`` a whole number within the app's and this server's caps."""
@@ -193,9 +193,12 @@ class EvalHandlers:
             raise prompts.InputError("input.limit_server", n=self.settings.eval_examples_cap)
         return limit
 
-    def _results(self, res: dict, out: Path, path: Path, task: str, limit: int, session: str | None) -> tuple:
+    def _results(self, res: dict, out: Path, path: Path, task: str, limit: int, session: str | None,
+                 lang: str = "en") -> tuple:
         """A finished run for the page: the metrics table, the plot, the examples table, the files, the rows."""
         import json
+
+        from eval.tasks import TASKS
 
         rows = _in_data_order([json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")],
                               path, task, limit)
@@ -204,8 +207,14 @@ class EvalHandlers:
         self._runs.move_to_end(session or "")
         while len(self._runs) > self.settings.max_sessions:
             self._runs.popitem(last=False)
+        n = res.get("n_examples") or len(rows)
         metrics_md = "\n".join(["| metric | value | 95% CI |", "|---|---|---|"] + [
-            f"| {k} | {v:,.2f} | {_ci(res, k)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
+            f"| {k} | {v:,.2f} | {_ci(res, k, n, lang)} |" for k, v in res["metrics"].items() if isinstance(v, (int, float))])
+        from eval.runs import SCORE_NOTES
+
+        per = TASKS[task].per_example if task in TASKS else None
+        if per in SCORE_NOTES:  # what the table's score column holds (BBQ's margin, in nats, was unexplained)
+            metrics_md += "\n\n" + msg("eval_score_note", lang, name=per, note=SCORE_NOTES[per][lang == "zh"])
         # handed out as copies in a private temporary folder: Gradio moves them into its cache under a
         # content hash, served to this visitor's page only; the output folder itself is not served
         share = _private_copy(out, ["plot-1.png", "report.html", "report.md", "results.json", "predictions.jsonl"])
@@ -465,6 +474,16 @@ def _report_for_page(path: str) -> str:
     # example's id would load from anywhere, so no HTML tag and no image reaches the Markdown component
     return safe_markdown(re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text))
 
-def _ci(res: dict, k: str) -> str:
+FEW_FOR_CI = 10  # fewer examples: a bootstrap interval means little (3 BBQ records gave "1.00 [1.00-1.00]")
+
+
+def _ci(res: dict, k: str, n: int | None = None, lang: str = "en") -> str:
+    """The metric's 95% interval, or why it is not given: too few examples, or every resample alike."""
     ci = res.get("ci95", {}).get(k)
-    return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci else ""
+    if not ci:
+        return ""
+    if n is not None and n < FEW_FOR_CI:
+        return msg("eval_ci_few", lang, n=n)
+    if ci[0] == ci[1]:
+        return msg("eval_ci_flat", lang, lo=f"{ci[0]:.2f}")
+    return f"{ci[0]:.2f} – {ci[1]:.2f}"
