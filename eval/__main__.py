@@ -26,9 +26,9 @@ from .site import SiteError
 
 def compare(a: Path, b: Path, n_samples: int = 1000, task: str | None = None) -> str:
     """Side-by-side metrics with deltas and the paired test of eval/runs.py (the site shows the same)."""
-    from .runs import paired
+    from .runs import pair_of, paired
 
-    ra, rb = _one_pair(a, b, task)
+    ra, rb = pair_of(a, b, task)
     res = paired(ra, rb, n_samples)
     lines = [f"# {a.name} vs {b.name} ({ra.task})", "", f"| metric | {a.name} | {b.name} | delta | p-value |",
              "| --- | --- | --- | --- | --- |"]
@@ -42,22 +42,6 @@ def compare(a: Path, b: Path, n_samples: int = 1000, task: str | None = None) ->
     if (b / "results.json").exists():  # an llmdemo run folder (an lm-eval folder is left as it is)
         (b / "compare.md").write_text(text, encoding="utf-8")
     return text
-
-
-def _one_pair(a: Path, b: Path, task: str | None = None):
-    """The two runs to compare: one in each folder, or the one task (``task``) both lm-eval folders hold."""
-    from .runs import RunReadError, open_run
-
-    ra, rb = open_run(a), open_run(b)
-    if task is None and len(ra) == 1 and len(rb) == 1:
-        return ra[0], rb[0]
-    pairs = [(x, y) for x in ra for y in rb if x.task == y.task and x.data == y.data and task in (None, x.task)]
-    if len(pairs) != 1:
-        tasks = sorted({x.task for x in ra} & {y.task for y in rb})
-        raise RunReadError(f"{a} and {b} share {len(pairs)} tasks{' named ' + repr(task) if task else ''} "
-                           f"({', '.join(tasks) or 'none'}); compare needs exactly one: pass --task NAME, or use "
-                           "`eval site` for all of them")
-    return pairs[0]
 
 
 def list_text() -> str:

@@ -10,6 +10,7 @@ output folders alike.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -72,7 +73,7 @@ def row(run) -> dict:
               else model.get("decode") or "")
     names = _metrics_of(res)
     return {"task": run.task, "data": run.data, "run": str(run.path) + (f" ({run.task})" if run.source != "llmdemo" else ""),
-            "source": run.source, "key": run.key, "model": model.get("name", "?"),
+            "source": run.source, "key": run.key, "label": run.label(), "model": model.get("name", "?"),
             "backend": model.get("backend") or "transformers", "engine": engine, "settings": _settings(res),
             "date": run.date, "n": res.get("n_examples"), "metrics": {k: res["metrics"][k] for k in names},
             "ci95": {k: (res.get("ci95") or {}).get(k) for k in names},
@@ -80,9 +81,14 @@ def row(run) -> dict:
 
 
 def _cell(v, ci) -> str:
-    if not isinstance(v, (int, float)):
-        return ""
-    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    if not _finite(v):
+        return "" if not isinstance(v, (int, float)) else str(v)
+    ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(c) for c in ci)
+    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ok else "")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -123,7 +129,8 @@ def _svg(rs: list[dict], names: list[str]) -> str:
     parts, y0 = [], 0
     for k in names:
         vals = [(Path(r["run"]).name, r["metrics"].get(k), r["ci95"].get(k)) for r in rs]
-        pts = [x for _, v, ci in vals if isinstance(v, (int, float)) for x in ([v] + (list(ci) if ci else []))]
+        # finite numbers only: one NaN (an empty run's score) made every dot of the panel cx='nan'
+        pts = [x for _, v, ci in vals if _finite(v) for x in ([v] + [c for c in (ci or []) if _finite(c)])]
         if not pts:
             continue
         lo, hi = min(pts + [0.0]), max(pts)
@@ -139,9 +146,9 @@ def _svg(rs: list[dict], names: list[str]) -> str:
         for i, (name, v, ci) in enumerate(vals):
             y = pad + row_h * i + row_h / 2
             parts.append(f"<text x='4' y='{y + 4:.1f}' font-size='11'>{html.escape(name[:28])}</text>")
-            if not isinstance(v, (int, float)):
+            if not _finite(v):
                 continue
-            if ci:
+            if ci and all(_finite(c) for c in ci):
                 parts.append(f"<line x1='{sx(ci[0]):.1f}' x2='{sx(ci[1]):.1f}' y1='{y:.1f}' y2='{y:.1f}' "
                              "stroke='#4c72b0' stroke-width='2'/>")
             parts.append(f"<circle cx='{sx(v):.1f}' cy='{y:.1f}' r='4' fill='#c44e52'><title>{html.escape(name)}: "
@@ -191,10 +198,9 @@ def diff_rows(a: str | Path, b: str | Path) -> tuple[str, list[dict]]:
 
     Each row: ``id``, ``input``, ``a`` / ``b`` (the answer: the pick or the prediction), ``score_a`` /
     ``score_b`` (the task's per-example score), ``right_a`` / ``right_b`` (multiple choice), ``changed``."""
-    from .__main__ import _one_pair
-    from .runs import side_by_side
+    from .runs import pair_of, side_by_side
 
-    ra, rb = _one_pair(Path(a), Path(b))
+    ra, rb = pair_of(a, b)
     key, rows = side_by_side(ra, rb)
     sa, sb = ({e["id"]: e["scores"].get("acc") for e in r.examples} for r in (ra, rb))
     for r in rows:

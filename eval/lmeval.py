@@ -93,17 +93,20 @@ def _date_id(f: Path) -> str | None:
 
 
 def _iso(date_id: str | None, data: dict) -> str | None:
-    """The run's date: the results file name's (local time, as lm-eval named it), else its ``date`` field.
+    """The run's date in UTC: the results' ``date`` field (a Unix time), else the file name's (local time
+    where lm-eval ran, so only a fallback: the site labels dates UTC).
 
     >>> _iso("2025-01-02T03-04-05.678901", {})
     '2025-01-02T03:04:05.678901'
+    >>> _iso("2025-01-02T03-04-05.678901", {"date": 0})
+    '1970-01-01T00:00:00+00:00'
     """
-    if date_id:
-        m = DATE_ID.fullmatch(date_id)
-        return f"{m.group(1)}T{m.group(2)}:{m.group(3)}:{m.group(4)}"
     d = data.get("date")
     if isinstance(d, (int, float)) and not isinstance(d, bool) and math.isfinite(d):
         return _dt.datetime.fromtimestamp(d, _dt.UTC).isoformat(timespec="seconds")
+    if date_id:
+        m = DATE_ID.fullmatch(date_id)
+        return f"{m.group(1)}T{m.group(2)}:{m.group(3)}:{m.group(4)}"
     return str(d) if d else None
 
 
@@ -409,4 +412,6 @@ def read_lmeval(path) -> list[tuple[dict, list[dict]]]:
         got = _task(f, data, task, entry, rows, notes)
         if got is not None:
             out.append(got)
+    if not out:  # said, not an empty list: a folder of group entries only vanished without a word
+        raise LmEvalError(f"{path}: lm-eval results with group entries only (no task has metrics or samples)")
     return out

@@ -91,7 +91,10 @@ class Run:
     @property
     def name(self) -> str:
         """Short: the folder's name (and the task, for an lm-eval folder of several)."""
-        return self.path.name + (f" · {self.task}" if self.source != "llmdemo" else "")
+        if self.source == "llmdemo":
+            return self.path.name
+        f = self.results.get("lm_eval_file")  # OUT/<model>/results_<date>.json: the model's folder names it
+        return f"{Path(f).parent.name if f else self.path.name} · {self.task}"
 
     @property
     def date(self) -> str:
@@ -137,10 +140,14 @@ def row_answer(r: dict) -> str:
     if "chosen" in r:
         return str(r["chosen"])
     if "ll_more" in r:
-        return f"{r.get('ll_more', 0):.2f} vs {r.get('ll_less', 0):.2f}"
+        return f"{_num(r.get('ll_more'))} vs {_num(r.get('ll_less'))}"
     if "logprob" in r:  # a perplexity text: its summed log-probability over its tokens
-        return f"log p = {r['logprob']:.2f} over {r.get('n_tokens')} tokens"
+        return f"log p = {_num(r['logprob'])} over {r.get('n_tokens')} tokens"
     return ""
+
+
+def _num(v) -> str:
+    return f"{v:.2f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
 _NOT_SCORES = {"id", "n_tokens", "n_words", "n_bytes", "ref_tokens", "gold", "label", "example_id"}
@@ -154,9 +161,13 @@ def example(r: dict, key: str | None) -> dict:
     prompt = "" if prompt is None or prompt == r.get("input") else (
         prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False))
     out = row_answer(r)
-    return {"id": str(r.get("id")), "input": row_input(r), "prompt": prompt, "output": out,
-            "reference": row_reference(r), "score": scores.get(key) if key else None, "scores": scores,
-            "status": "empty" if "prediction" in r and not out.strip() else "scored"}
+    e = {"id": str(r.get("id")), "input": row_input(r), "prompt": prompt, "output": out,
+         "reference": row_reference(r), "score": scores.get(key) if key else None, "scores": scores,
+         "status": "empty" if "prediction" in r and not out.strip() else "scored"}
+    for k in ("bleu_tokenize", "tgt_lang"):  # how the run scored BLEU: a paired test rescoring it uses the same
+        if isinstance(r.get(k), str):
+            e[k] = r[k]
+    return e
 
 
 def _read_json(path: Path):
@@ -205,9 +216,11 @@ def open_run(path: str | Path, with_examples: bool = True) -> list[Run]:
         from . import lmeval
 
         if lmeval.is_lmeval(path):
-            return [Run(path, res, ex, "lm-eval", _key(path, res["task"])) for res, ex in lmeval.read_lmeval(path)]
+            # keyed by the results file: OUT/modelA and OUT/modelB hold the same task (one page each)
+            return [Run(path, res, ex, "lm-eval", _key(Path(res.get("lm_eval_file") or path), res["task"]))
+                    for res, ex in lmeval.read_lmeval(path)]
         raise RunReadError("no results.json: not a finished run, nor an lm-eval output folder")
-    results = _read_json(path / "results.json")
+    results = _normal(_read_json(path / "results.json"))
     run = Run(path, results, [], "llmdemo", _key(path))
     if with_examples:
         key = run.per_example
@@ -215,21 +228,49 @@ def open_run(path: str | Path, with_examples: bool = True) -> list[Run]:
     return [run]
 
 
-def open_runs(paths: Iterable[str | Path], with_examples: bool = True) -> tuple[list[Run], list[tuple[str, str]]]:
-    """Every run in ``paths`` (sorted by task, data, source, date), and the paths skipped with why."""
-    from . import lmeval
+def _normal(res: dict) -> dict:
+    """results.json with its parts of the expected types (a hand-edited or foreign file had "metrics": null)."""
+    for k in ("metrics", "ci95", "examples", "signatures"):
+        if not isinstance(res.get(k), dict):
+            res[k] = {}
+    res["metrics"] = {k: v for k, v in res["metrics"].items() if isinstance(k, str)}
+    if not isinstance(res.get("model"), dict):
+        res["model"] = {"name": str(res.get("model") or "?")}
+    if not isinstance(res.get("notes"), list):
+        res["notes"] = []
+    return res
 
+
+def open_runs(paths: Iterable[str | Path], with_examples: bool = True) -> tuple[list[Run], list[tuple[str, str]]]:
+    """Every run in ``paths`` (sorted by task, data, source, date), and the paths skipped with why: a folder
+    that cannot be read as a run is skipped with one line, whatever is wrong in it."""
     runs, skipped = [], []
     for p in paths:
         try:
             runs += open_run(p, with_examples)
-        except (RunReadError, lmeval.LmEvalError, OSError) as e:
+        except (ValueError, OSError) as e:  # RunReadError, LmEvalError: their own words
             skipped.append((str(p), str(e)))
+        except Exception as e:  # noqa: BLE001 - a file of another shape: said, not a traceback
+            skipped.append((str(p), f"not readable as a run ({type(e).__name__}: {str(e)[:120]})"))
     runs.sort(key=lambda r: (r.task, r.data, r.source, r.date, r.key))
     return runs, skipped
 
 
 # ------------------------------------------------------------------ two runs, example by example
+def pair_of(a: str | Path, b: str | Path, task: str | None = None) -> tuple[Run, Run]:
+    """The two runs to compare: one in each folder, or the one task (``task``) both lm-eval folders hold."""
+    ra, rb = open_run(a), open_run(b)
+    if task is None and len(ra) == 1 and len(rb) == 1:
+        return ra[0], rb[0]
+    pairs = [(x, y) for x in ra for y in rb if x.task == y.task and x.data == y.data and task in (None, x.task)]
+    if len(pairs) != 1:
+        tasks = sorted({x.task for x in ra} & {y.task for y in rb})
+        raise RunReadError(f"{a} and {b} share {len(pairs)} tasks{' named ' + repr(task) if task else ''} "
+                           f"({', '.join(tasks) or 'none'}); compare needs exactly one: pass --task NAME, or use "
+                           "`eval site` for all of them")
+    return pairs[0]
+
+
 def _p(a: list[float], b: list[float], n_samples: int = N_SAMPLES, seed: int = SEED) -> dict:
     """Paired bootstrap of a mean (Koehn 2004), as sacrebleu's paired_bs test runs it for corpus metrics:
     the same resampled ids for both runs, p = (1 + resamples whose |delta| - mean|delta| exceeds the real
@@ -273,17 +314,15 @@ def paired(a: Run, b: Run, n_samples: int = N_SAMPLES) -> dict:
 
         from .metrics import bleu_tokenizer
 
-        ra = {r["id"]: r for r in _read_rows(a.path / "predictions.jsonl")}
-        rb = {r["id"]: r for r in _read_rows(b.path / "predictions.jsonl")}
-        sid = [i for i in ra if str(i) in eb and str(i) in ea and i in rb]
-        first = ra[sid[0]]
+        # the tokenizer the run scored with, as stored in its rows (older runs: from the target language)
+        first = ea[ids[0]]
         tok = first.get("bleu_tokenize") or bleu_tokenizer(
             first.get("tgt_lang") or (_tgt_lang(a.results) if a.task == "translation" else "en"))[0]
-        test = PairedTest([("a", [ra[i]["prediction"] for i in sid]), ("b", [rb[i]["prediction"] for i in sid])],
-                          {"bleu": BLEU(tokenize=tok), "chrf": CHRF()}, [[ra[i]["reference"] for i in sid]],
-                          test_type="bs", n_samples=n_samples)
+        outs_a, outs_b = [ea[i]["output"] for i in ids], [eb[i]["output"] for i in ids]
+        test = PairedTest([("a", outs_a), ("b", outs_b)], {"bleu": BLEU(tokenize=tok), "chrf": CHRF()},
+                          [[ea[i]["reference"] for i in ids]], test_type="bs", n_samples=n_samples)
         _, scores = test()  # keyed by the metrics' display names ("BLEU", "chrF2"); [baseline, system]
-        same = all(ra[i]["prediction"] == rb[i]["prediction"] for i in sid)
+        same = outs_a == outs_b
         for name, label in (("bleu", "BLEU"), ("chrf", "chrF2")):
             sa, sb = scores[label][0], scores[label][1]
             # identical outputs: sacrebleu's count still gives 1/(n+1) (no resample beats a zero difference)

@@ -56,6 +56,7 @@ PAGE = """<!doctype html>
 </html>
 """
 MAX_PAIRS = 400  # side-by-side pages; a folder of many runs of one task is capped (each pair's test costs ~1 s)
+APP_PAIRS = 20  # the app's zip: its paired tests run in the evaluation's one slot
 
 
 class SiteError(ValueError):
@@ -76,16 +77,10 @@ def _header(run: Run, folders: bool = True) -> dict:
             "metrics": {k: v for k, v in (res.get("metrics") or {}).items() if isinstance(v, (int, float))},
             "ci95": {k: v for k, v in (res.get("ci95") or {}).items() if v},
             "signatures": res.get("signatures") or {}, "counts": run.counts(), "notes": res.get("notes") or [],
-            "prompt_template": res.get("prompt_template"), "model_info": _model_info(res.get("model") or {}),
-            "batching": res.get("batching"), "versions": res.get("versions") or res.get("library_versions"),
+            "prompt_template": res.get("prompt_template"),
+            # the model's file path, a server's URL, library versions: the run folder has them; a page shows
+            # what its reader needs, and a hosted app's zip names nothing of its server
             "folder": str(run.path) if folders else None}
-
-
-def _model_info(model: dict) -> dict:
-    """The model's description without anything that could be a secret (a server's key is never recorded,
-    but a base URL may carry a user name)."""
-    return {k: v for k, v in model.items() if isinstance(v, (str, int, float, bool)) and "key" not in k.lower()
-            and k != "base_url"}
 
 
 def _pair_key(a: Run, b: Run) -> str:
@@ -94,7 +89,7 @@ def _pair_key(a: Run, b: Run) -> str:
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(text.encode("utf-8", "replace"))  # a lone surrogate in a model's output becomes "?"
     tmp.replace(path)
 
 
@@ -114,12 +109,23 @@ def _clean(v):
     return v
 
 
+MARKER = ".llmdemo-site"  # in a folder this command wrote: only there are earlier pages removed
+SPACE_FILES = {"README.md", ".gitattributes", ".git", MARKER}  # a fresh Space's clone: a site may go there
+
+
 def _prepare(out: Path) -> None:
-    """``out`` ready for a site: made if missing; this command's earlier pages and data removed (a run left
-    out this time must not keep a page); anything else there (a Space's .git) left alone."""
+    """``out`` ready for a site: made if missing; in a folder this command wrote before, its earlier pages
+    and data removed (a run left out this time must not keep a page); anything else there (a Space's .git)
+    left alone. A folder of other files (a project's own index.html) is refused, never emptied."""
     if out.exists() and not out.is_dir():
         raise SiteError(f"{out} is a file; choose a folder for --output")
+    if out.is_dir() and not (out / MARKER).exists():
+        others = sorted(p.name for p in out.iterdir() if p.name not in SPACE_FILES)
+        if others:
+            raise SiteError(f"{out} holds other files ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
+                            "choose an empty folder, a Space's fresh clone, or one `eval site` wrote")
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by python -m eval site; its pages are replaced when it runs again\n")
     for pattern in ("run-*.html", "pair-*.html", "index.html", "data/*.js", "assets/site.*"):
         for p in out.glob(pattern):
             if p.is_file() and not p.is_symlink():
@@ -147,7 +153,7 @@ def _votes(db: str | Path | None):
 
 
 def build(paths: Iterable[str | Path], output: str | Path, votes: str | Path | None = None,
-          progress: Callable[[str], None] | None = None, folders: bool = True) -> dict:
+          progress: Callable[[str], None] | None = None, folders: bool = True, max_pairs: int = MAX_PAIRS) -> dict:
     """Write the site into ``output``; returns {"runs", "pairs", "skipped", "index"} (the index page's path).
     ``folders=False`` leaves the runs' folder names out (a hosted app's zip: the server's paths are its own)."""
     say = progress or (lambda _s: None)
@@ -168,7 +174,7 @@ def build(paths: Iterable[str | Path], output: str | Path, votes: str | Path | N
         groups.setdefault((r.task, r.data), []).append(r)
     from .leaderboard import _notes, _svg, row
 
-    index_groups, n_pairs = [], 0
+    index_groups, n_pairs, capped = [], 0, False
     for i, r in enumerate(runs, 1):
         say(f"run {i}/{len(runs)}: {r.label()}")
         page = {"kind": "run", "run": _header(r, folders), "examples": r.examples}
@@ -179,7 +185,8 @@ def build(paths: Iterable[str | Path], output: str | Path, votes: str | Path | N
         pairs = []
         for i, a in enumerate(rs):
             for b in rs[i + 1:]:
-                if n_pairs >= MAX_PAIRS:
+                if n_pairs >= max_pairs:
+                    capped = True
                     break
                 n_pairs += 1
                 say(f"pair {n_pairs}: {a.label()} vs {b.label()}")
@@ -200,7 +207,8 @@ def build(paths: Iterable[str | Path], output: str | Path, votes: str | Path | N
                              "runs": [{**_header(r, folders), "page": f"run-{r.key}.html"} for r in rs], "pairs": pairs})
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     index = {"kind": "index", "groups": index_groups, "votes": board, "generated": generated,
-             "skipped": [{"path": p, "why": w} for p, w in skipped], "pairs_capped": n_pairs >= MAX_PAIRS}
+             "skipped": [{"path": p if folders else Path(p).name, "why": w if folders else w.replace(str(Path(p)), Path(p).name)}
+                         for p, w in skipped], "pairs_capped": capped}
     _write(out / "data" / "index.js", _data_js(_clean(index)))
     _write(out / "index.html", PAGE.format(title="llmdemo evaluation", data="index.js"))
     return {"runs": len(runs), "pairs": n_pairs, "skipped": skipped, "index": out / "index.html"}
@@ -212,7 +220,7 @@ def zip_site(paths: Iterable[str | Path], folder: str | Path, votes: str | Path 
     out unless ``folders``)."""
     folder = Path(folder)
     site = folder / "site"
-    build(paths, site, votes, folders=folders)
+    build(paths, site, votes, folders=folders, max_pairs=APP_PAIRS)
     try:
         return Path(shutil.make_archive(str(folder / "llmdemo-site"), "zip", root_dir=site))
     finally:

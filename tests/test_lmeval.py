@@ -8,7 +8,7 @@ import pytest
 
 from eval.lmeval import LmEvalError, is_lmeval, read_lmeval
 
-DATE = "2025-01-02T03-04-05.678901"
+DATE = "2025-01-02T04-04-05.678901"  # local time where lm-eval ran (UTC+1); "date" below is 03:04:05 UTC
 MODEL = "EleutherAI/pythia-70m"
 ARC_Q = ["Which is a gas?", "What melts ice?", "Which is a planet?", "What do plants need?"]
 ARC_CHOICES = [["rock", "steam", "wood", "iron"], ["cold", "salt", "dark", "wind"],
@@ -105,7 +105,7 @@ def test_results_as_lmeval_reported_them(lmeval_folder):
     assert arc["model"] == {"name": MODEL, "backend": "lm-eval hf"} and arc["lm_eval_version"] == "0.4.8"
     assert arc["config"]["num_fewshot"] == 0 and arc["config"]["model_args"].startswith("pretrained=")
     assert arc["signatures"] == {"lm-eval": "arc_easy v1.0 n-shot 0 filter none"}
-    assert arc["date"] == "2025-01-02T03:04:05.678901" and arc["seed"] == 0
+    assert arc["date"] == "2025-01-02T03:04:05+00:00" and arc["seed"] == 0  # UTC, from "date", not the name
     assert arc["examples"] == {"scored": 4, "failed": 0, "empty_by_model": 0}
     assert any("not re-scored" in n for n in arc["notes"])
     gsm, _ = runs["gsm8k"]
@@ -151,7 +151,7 @@ def test_is_lmeval(lmeval_folder, tmp_path):
 
 def test_newest_results_file_kept(lmeval_folder):
     old = lmeval_folder / "EleutherAI__pythia-70m" / "results_2024-06-01T00-00-00.000001.json"
-    old.write_text(json.dumps(_results(acc=0.1)), encoding="utf-8")
+    old.write_text(json.dumps({**_results(acc=0.1), "date": 1717200000.0}), encoding="utf-8")  # 2024-06-01
     runs = _by_task(lmeval_folder)
     assert len(runs) == 2 and runs["arc_easy"][0]["metrics"]["acc"] == 0.75
 

@@ -101,6 +101,20 @@ def test_the_side_by_side_numbers_are_compares(site):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[3] == f"{t['delta']:+.2f}" and cells[4] == (f"{t['p']:.4f}" if t["p"] is not None else "")
     assert {t["metric"]: bool(t["test"]) for t in page["test"]["tests"]} == {"bleu": True, "chrf": True}
+    # and compare's numbers are sacrebleu's own paired bootstrap on the two runs' predictions
+    from sacrebleu.metrics import BLEU, CHRF
+    from sacrebleu.significance import PairedTest
+
+    rows = {n: [json.loads(line) for line in open(runs / n / "predictions.jsonl", encoding="utf-8")]
+            for n in ("tr-tiny", "tr-trained")}
+    first_rows, second_rows = rows[first], rows["tr-trained" if first == "tr-tiny" else "tr-tiny"]
+    _, want = PairedTest([("a", [r["prediction"] for r in first_rows]), ("b", [r["prediction"] for r in second_rows])],
+                         {"bleu": BLEU(tokenize=first_rows[0]["bleu_tokenize"]), "chrf": CHRF()},
+                         [[r["reference"] for r in first_rows]], test_type="bs", n_samples=1000)()
+    got = {t["metric"]: t for t in page["test"]["tests"]}
+    for m, label in (("bleu", "BLEU"), ("chrf", "chrF2")):
+        assert got[m]["a"] == pytest.approx(want[label][0].score) and got[m]["b"] == pytest.approx(want[label][1].score)
+        assert got[m]["p"] == pytest.approx(want[label][1].p_value)
     # aligned by id, largest change of the per-example score first
     deltas = [abs(r["delta"]) for r in page["rows"]]
     assert deltas == sorted(deltas, reverse=True) and page["per_example"] == "chrf"
@@ -123,6 +137,24 @@ def test_a_mean_metric_gets_a_paired_test_and_others_none(eval_runs):
     assert key == "acc" and {r["delta"] for r in rows} <= {-1.0, 0.0, 1.0}
 
 
+def test_the_paired_test_of_a_mean_by_hand():
+    """eval/runs.py's _p, against the procedure computed here with numpy (sacrebleu's paired_bs, on means)."""
+    import numpy as np
+
+    from eval.runs import _p
+
+    a = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    b = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+    idx = np.random.default_rng(12345).choice(8, size=(1000, 8), replace=True)
+    diffs = np.abs(np.array(b)[idx].mean(1) - np.array(a)[idx].mean(1))
+    want = (np.sum(diffs - diffs.mean() > abs(np.mean(b) - np.mean(a))) + 1) / 1001
+    got = _p(a, b)
+    assert got["p"] == pytest.approx(want) and 0 < got["p"] < 1
+    lo, hi = got["delta_ci"]
+    assert lo <= np.mean(b) - np.mean(a) <= hi and lo >= 0  # b never worse on any example: no resample below 0
+    assert _p(b, a)["p"] == got["p"] and _p(b, a)["delta_ci"] == [-hi, -lo]
+
+
 def test_the_site_replaces_its_own_pages_only_and_says_what_is_wrong(site, tmp_path):
     out, _, runs = site
     build([runs / "tr-tiny"], tmp_path / "s")
@@ -130,6 +162,13 @@ def test_the_site_replaces_its_own_pages_only_and_says_what_is_wrong(site, tmp_p
     build([runs / "bbq-tiny"], tmp_path / "s")
     pages = sorted(p.name for p in (tmp_path / "s").glob("run-*.html"))
     assert len(pages) == 1 and pages[0].startswith("run-bbq-tiny-") and (tmp_path / "s" / "mine.txt").exists()
+    project = tmp_path / "project"  # a folder of someone else's files: refused, nothing removed
+    (project / "data").mkdir(parents=True)
+    (project / "index.html").write_text("mine")
+    (project / "data" / "app.js").write_text("mine")
+    with pytest.raises(SiteError, match="holds other files"):
+        build([runs / "tr-tiny"], project)
+    assert (project / "index.html").read_text() == "mine" and (project / "data" / "app.js").exists()
     (tmp_path / "file").write_text("x")
     with pytest.raises(SiteError, match="is a file"):
         build([runs / "tr-tiny"], tmp_path / "file")
@@ -236,5 +275,39 @@ def test_the_votes_leaderboard_and_lmeval_runs_in_leaderboard_and_compare(eval_r
     assert rows[0]["metrics"]["acc"] == 0.75
     with pytest.raises(Exception, match="share 2 tasks"):
         compare(one, two)
+    # lm-eval's own layout: OUT/<model>/ for each model, the same tasks: one page per model and task
+    both = tmp_path / "both"
+    for name, src in (("modelA", one), ("modelB", two)):
+        (both / name).parent.mkdir(exist_ok=True)
+        (src / "EleutherAI__pythia-70m").rename(both / name)
+    info = build([both], tmp_path / "s2")
+    assert info["runs"] == 4 and len(list((tmp_path / "s2").glob("run-*.html"))) == 4 and info["pairs"] == 2
+    for name, src in (("modelA", one), ("modelB", two)):
+        (both / name).rename(src / "EleutherAI__pythia-70m")
     text = compare(one, two, task="arc_easy")
     assert "| acc | 0.75 | 0.75 | +0.00 |  |" in text  # lm-eval's 0.75 (its samples' mean is 0.5): no test on it
+
+
+def test_odd_run_folders_are_shown_or_skipped_with_a_line_never_a_traceback(eval_runs, tmp_path):
+    base = json.loads((eval_runs / "tr-tiny" / "results.json").read_text(encoding="utf-8"))
+    rows = [json.loads(line) for line in open(eval_runs / "tr-tiny" / "predictions.jsonl", encoding="utf-8")]
+    odd = {"nulls": ({**base, "metrics": None, "ci95": None, "model": "just-a-name", "examples": []}, rows),
+           "int-ids": (base, [{**r, "id": int(r["id"])} for r in rows]),  # the other run's ids are strings
+           "surrogate": (base, [{**rows[0], "prediction": "a\ud800b"}] + rows[1:]),
+           "nan": ({**base, "metrics": {"chrf": float("nan"), "bleu": float("inf")}}, rows),
+           "bad-ll": ({**base, "task": "bias"}, [{"id": 1, "ll_more": None, "ll_less": "x"}])}
+    for name, (res, rs) in odd.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps(res), encoding="utf-8")
+        (d / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "eval", "site", *map(str, sorted(tmp_path.iterdir())),
+                        str(eval_runs / "tr-tiny"), "--output", str(tmp_path / "site")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    index = _data(tmp_path / "site" / "data" / "index.js")
+    shown = {run["name"] for g in index["groups"] for run in g["runs"]}
+    assert {"nulls", "int-ids", "surrogate", "nan", "tr-tiny", "bad-ll"} <= shown
+    pair = next(p for g in index["groups"] for p in g["pairs"]
+                if {p["a"], p["b"]} == {run["key"] for run in g["runs"] if run["name"] in ("int-ids", "tr-tiny")})
+    assert _data(tmp_path / "site" / "data" / pair["page"].replace(".html", ".js"))["test"]["ids"] == len(rows)

@@ -211,7 +211,7 @@
         el("span", { cls: "muted", id: "page" }, t("page_of", { p: state.page + 1, n: pages })),
         el("button", { type: "button", id: "next", disabled: state.page >= pages - 1 ? "" : null, onclick: function () { state.page++; draw(); } }, t("next")));
     }
-    q.addEventListener("input", function () { state.q = q.value; state.page = 0; draw(); });
+    q.addEventListener("input", function () { state.q = q.value.trim(); state.page = 0; draw(); });
     sel.addEventListener("change", function () { state.sort = sel.value; state.page = 0; draw(); });
     if (changedBox) changedBox.addEventListener("change", function () { state.changed = changedBox.checked; state.page = 0; draw(); });
     draw();

@@ -299,8 +299,7 @@ class EvalHandlers:
                 r["date"])) + " |")
         # a run is named by what it was (task, data, model, when), not by its folder: five translation runs
         # were five indistinguishable folder names
-        names = [(f"{r['task']} · {r['data']} · {r['model']} · n={r['n']} · {r['date']} · #{Path(r['run']).name[-6:]}",
-                  Path(r["run"]).name) for r in rows]
+        names = [(r["label"], Path(r["run"]).name) for r in rows]
         return "\n".join(lines), gr.update(choices=names, value=None), gr.update(choices=names, value=None)
 
     def _two(self, a: str | None, b: str | None, request) -> tuple:
