@@ -243,13 +243,9 @@ def main() -> None:
 
 
 def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
-    except OSError:
-        pass
-    return "unknown"
+    from llmdemo.backends.hf.lean.tuning import cpu_signature  # the CPU's name as speed caches record it
+
+    return f"{cpu_signature()['cpu']} x{os.cpu_count()}"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # llmdemo, for the CPU's name
 
 
 def free_port() -> int:
@@ -32,13 +32,9 @@ def free_port() -> int:
 
 
 def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    from llmdemo.backends.hf.lean.tuning import cpu_signature  # the CPU's name as speed caches record it
+
+    return cpu_signature()["cpu"]
 
 
 def main() -> int:

@@ -193,7 +193,15 @@ def test_inside_handlers_on_tiny_model(tiny_lm):
     assert "<b>" not in chips and "&lt;" in chips  # token text is escaped, never markup
     assert "perplexity" in summary and len(labels) == 10
     assert all(0 <= s <= 1 for _, s in heat) and fig is not None
-    assert ins.step("The weather is", None, "greedy").startswith("The weather is")
+    # greedy appends the model's own most likely next token (startswith alone held for a step that added nothing)
+    import torch
+
+    ids = tiny_lm.tokenizer("The weather is", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        top = int(tiny_lm.model(input_ids=torch.tensor([[tiny_lm.prefix_token()] + ids])).logits[0, -1].argmax())
+    assert ins.step("The weather is", None, "greedy") == tiny_lm.tokenizer.decode(
+        ids + [top], clean_up_tokenization_spaces=False)
+    assert ins.step("The weather is", str(top), "chosen") == ins.step("The weather is", None, "greedy")
     with pytest.raises(gr.Error, match="pick a candidate"):
         ins.step("The weather is", None, "chosen")
 

@@ -313,6 +313,17 @@ def test_handlers_give_a_result_or_a_clear_message(prompt, mnt, temp, top_p, top
         assert isinstance(e.__context__, UserError), (type(e.__context__), str(e))
 
 
+def test_prompt_builders_build_an_ordinary_input(tiny_lm):
+    """The property test below accepts a refusal: this one makes sure an ordinary input is not refused."""
+    from llmdemo import prompts
+
+    text = "The weather is nice today, and the park is full of people."
+    for p in (prompts.generation_prompt(tiny_lm, text, 16), prompts.translation_prompt(tiny_lm, text, "en", "fr", 16),
+              prompts.summarization_prompt(tiny_lm, text, "short", 16),
+              prompts.dialogue_prompt(tiny_lm, text, [{"role": "user", "content": text}], "s", 16)):
+        assert 0 < len(tiny_lm.encode(p.input)) <= tiny_lm.context_length - 16
+
+
 @settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(text=_text, n=st.integers(1, 300), length=st.sampled_from(["short", "long", "huge"]))
