@@ -484,6 +484,29 @@ def test_old_visitor_runs_are_removed_and_nothing_else(tmp_path):
     assert VISITOR_RUN.fullmatch(visitor_run_name("bbq"))  # the folders the tab makes are the ones it removes
 
 
+def test_visitor_runs_over_the_budget_go_oldest_first(tmp_path):
+    """Issue 37, the disk: runs of any age fill it; over the budget the oldest finished visitor runs go, never
+    a run being written, never anything else, and a linked file counts as the link (lstat)."""
+    import time as _time
+
+    from webui.files import _remove_old_runs
+
+    runs = [tmp_path / f"translation-20260101-12000{i}-{str(i) * 16}" for i in range(4)]
+    now = _time.time()
+    for i, d in enumerate(runs):
+        d.mkdir()
+        (d / "predictions.jsonl").write_bytes(b"x" * (1 << 20))  # 1 MB each
+        os.utime(d, (now - 3600 * (4 - i), now - 3600 * (4 - i)))  # runs[0] the oldest
+    (runs[1] / "run.lock").write_text("1")  # being written: kept whatever its age
+    big = tmp_path / "mine.bin"
+    big.write_bytes(b"y" * (8 << 20))
+    (runs[3] / "results.json").symlink_to(big)  # not a plain file: the folder is not the app's to remove
+    _remove_old_runs(tmp_path, 24, budget_bytes=int(1.5 * (1 << 20)))
+    assert [d.exists() for d in runs] == [False, True, False, True] and big.stat().st_size == 8 << 20
+    _remove_old_runs(tmp_path, 24, budget_bytes=None)  # no budget: nothing more goes
+    assert runs[1].exists() and runs[3].exists()
+
+
 def test_a_whole_json_line_cut_before_its_newline_is_redone(tmp_path):
     from eval.runfolder import read_done
 

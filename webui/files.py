@@ -82,9 +82,11 @@ def visitor_run_name(task: str) -> str:
     return f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(8)}"
 
 
-def _remove_old_runs(folder, hours: float) -> None:
-    """Visitors' run folders older than ``hours`` go: folders named as the app names them, holding run files
-    only, each a plain file (``lstat``: a link or a folder named ``report.md`` keeps the folder)."""
+def _remove_old_runs(folder, hours: float, budget_bytes: int | None = None) -> None:
+    """Visitors' run folders older than ``hours`` go, then, while the rest take more than ``budget_bytes``,
+    the oldest of them (a disk is filled by many runs of any age). Only folders named as the app names them,
+    holding run files only, each a plain file (``lstat``: a link or a folder named ``report.md`` keeps the
+    folder), and not being written (``run.lock``)."""
     import shutil
     import stat
     import time as _time
@@ -94,14 +96,30 @@ def _remove_old_runs(folder, hours: float) -> None:
     if not folder.is_dir():
         return
     cutoff = _time.time() - hours * 3600
+    ours = []  # (mtime, bytes, folder) of the app's finished visitor runs
+    busy = 0  # bytes of the runs being written: they count against the budget, and stay
     for d in folder.iterdir():
         try:
             st = d.lstat()
-            if not (stat.S_ISDIR(st.st_mode) and VISITOR_RUN.fullmatch(d.name) and st.st_mtime < cutoff):
+            if not (stat.S_ISDIR(st.st_mode) and VISITOR_RUN.fullmatch(d.name)):
                 continue
-            entries = list(d.iterdir())
-            if all(is_run_file(p.name) and stat.S_ISREG(p.lstat().st_mode) for p in entries) \
-                    and not (d / "run.lock").exists():
+            entries = [(p, p.lstat()) for p in d.iterdir()]
+            if not all(is_run_file(p.name) and stat.S_ISREG(e.st_mode) for p, e in entries):
+                continue
+            if (d / "run.lock").exists():
+                busy += sum(e.st_size for _, e in entries)
+                continue
+            if st.st_mtime < cutoff:
                 shutil.rmtree(d, ignore_errors=True)
+            else:
+                ours.append((st.st_mtime, sum(e.st_size for _, e in entries), d))
         except OSError:
             continue
+    if budget_bytes is None:
+        return
+    total = busy + sum(n for _, n, _ in ours)
+    for _, n, d in sorted(ours, key=lambda x: x[0]):  # oldest first
+        if total <= budget_bytes:
+            break
+        shutil.rmtree(d, ignore_errors=True)
+        total -= n

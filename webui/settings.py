@@ -58,6 +58,8 @@ class AppSettings:
     keep_files_s: int = field(default_factory=lambda: _int("LLMDEMO_KEEP_FILES_S", 3600))
     # Evaluation-tab run folders older than this are deleted when a new run starts
     keep_runs_hours: float = field(default_factory=lambda: float(_int("LLMDEMO_KEEP_RUNS_HOURS", 24)))
+    # ...and the oldest go first while visitors' finished runs take more than this (many runs fill a disk)
+    runs_budget_mb: int = field(default_factory=lambda: _int("LLMDEMO_RUNS_BUDGET_MB", 1024))
     # request bodies over this are refused before Gradio parses them (uploads have their own limit)
     max_request_kb: int = field(default_factory=lambda: _int("LLMDEMO_MAX_REQUEST_KB", 1024))
     # ...and answered 408 unless the whole body arrives within this many seconds (slow senders hold connections)

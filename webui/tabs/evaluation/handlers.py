@@ -129,7 +129,7 @@ class EvalHandlers:
         path = self._data_path(name, upload)
         if upload:  # a visitor's file: the same size rules as the task tabs, before any work
             self._check_upload(path, task, limit)
-        _remove_old_runs(self.settings.output_dir, self.settings.keep_runs_hours)
+        _remove_old_runs(self.settings.output_dir, self.settings.keep_runs_hours, self.settings.runs_budget_mb << 20)
         out = self.settings.output_dir / visitor_run_name(task)
         lm = self.host.lm
         cfg = None
