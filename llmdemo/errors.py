@@ -115,6 +115,8 @@ MESSAGES: dict[str, str] = {
     "input.data": "{detail}",
     "input.example_long": "example {id!r} of the uploaded file has {n:,} characters; this server accepts at most "
                           "{limit:,} per example",
+    "input.example_tokens": "example {id!r} of the uploaded file has {n:,} tokens; this server accepts at most "
+                            "{limit:,} per example",
     "input.runs_two": "choose two runs to line up",
     "input.run_not_yours": "that run is not one of yours (or it is gone): refresh the list",
     "input.runs_other_tasks": "a {a} run and a {b} run cannot be lined up: choose two runs of one task",

@@ -61,6 +61,17 @@ def test_uploads_are_bounded_before_any_work(tiny_lm, tmp_path, benchmarks):
     hosted = EvalHandlers(ModelHost(FakeLM()), AppSettings(output_dir=tmp_path, max_eval_examples=100))
     with pytest.raises(gr.Error, match="at most 100"):
         list(hosted.run("translation", None, str(long), 500))
+    # issue 37, finding 3: a BBQ upload of 19,000-character contexts cost ~48 s a record; characters say little
+    # of the cost, so a hosted app counts each example's tokens (FakeLM: one per word) against 2,048
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text(json.dumps({"id": "w", "source": "a " * 2100, "target": "x", "src_lang": "en",
+                                "tgt_lang": "fr"}) + "\n", encoding="utf-8")
+    on_host = EvalHandlers(ModelHost(FakeLM()), AppSettings(output_dir=tmp_path, hosted=True, data_dir=benchmarks))
+    with pytest.raises(gr.Error, match="example 'w' of the uploaded file has 2,10\\d tokens; .* at most 2,048"):
+        list(on_host.run("translation", None, str(wide), 1))
+    local = EvalHandlers(ModelHost(FakeLM()), AppSettings(output_dir=tmp_path / "local", data_dir=benchmarks,
+                                                         hosted=False))
+    assert list(local.run("translation", None, str(wide), 1))[-1][2]  # no token cap on one's own machine
 
 
 # 3. exposure

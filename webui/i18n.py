@@ -459,6 +459,7 @@ ERRORS_ZH: dict[str, str] = {
     "input.limit_server": "本服务器上样例数上限最多为 {n}",
     "input.data": "数据文件有问题：{detail}",
     "input.example_long": "上传文件中的样例 {id!r} 有 {n:,} 个字符，本服务器每个样例最多接受 {limit:,} 个",
+    "input.example_tokens": "上传文件中的样例 {id!r} 有 {n:,} 个词元，本服务器每个样例最多接受 {limit:,} 个",
     "input.runs_two": "请选择两次评测来对比",
     "input.run_not_yours": "那次评测不是你的（或已不在）：请刷新列表",
     "input.runs_other_tasks": "{a} 评测和 {b} 评测不能逐个对比：请选同一任务的两次评测",

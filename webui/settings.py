@@ -68,6 +68,9 @@ class AppSettings:
     # tokens of each text an Evaluation-tab perplexity run reads; 0 = from hosted: 8,192 when hosted (the
     # shipped WikiText-2 is one text of ~300,000 tokens: minutes of the shared model), else the whole text
     max_eval_tokens: int = field(default_factory=lambda: _int("LLMDEMO_MAX_EVAL_TOKENS", 0))
+    # tokens of all the texts of one uploaded example (a context, a question, its choices: each scored); 0 =
+    # from hosted: 2,048 when hosted (a BBQ upload of 19,000-character contexts took ~48 s a record), else none
+    max_example_tokens: int = field(default_factory=lambda: _int("LLMDEMO_MAX_EXAMPLE_TOKENS", 0))
 
     @property
     def eval_examples_cap(self) -> int:
@@ -76,6 +79,10 @@ class AppSettings:
     @property
     def eval_tokens_cap(self) -> int | None:
         return self.max_eval_tokens or (8192 if self.hosted else None)
+
+    @property
+    def example_tokens_cap(self) -> int | None:
+        return self.max_example_tokens or (2048 if self.hosted else None)
     # the Compare tab's contestants, named by the operator ("PRESET" or "PRESET @ MODEL", comma-separated):
     # visitors pick among these only; empty = every preset of the loaded model (and, unless hosted, any model)
     contestants: tuple[str, ...] = field(default_factory=lambda: parse_list(os.environ.get("LLMDEMO_CONTESTANTS")))

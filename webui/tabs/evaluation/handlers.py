@@ -229,12 +229,17 @@ class EvalHandlers:
             records = load_records(str(path), task, limit)
         except DataError as e:
             raise prompts.InputError("input.data", detail=str(e).replace(str(path), "the uploaded file")) from None
-        cap = self.settings.max_input_chars
+        cap, tokens_cap = self.settings.max_input_chars, self.settings.example_tokens_cap
         for r in records:
-            size = sum(len(v) if isinstance(v, str) else sum(len(x) for x in v if isinstance(x, str))
-                       for k, v in r.items() if k != "id" and isinstance(v, (str, list)))
+            texts = [v for k, v in r.items() if k != "id" and isinstance(v, str)]
+            texts += [x for k, v in r.items() if k != "id" and isinstance(v, list) for x in v if isinstance(x, str)]
+            size = sum(map(len, texts))
             if size > cap:
                 raise prompts.InputError("input.example_long", id=str(r.get("id"))[:40], n=size, limit=cap)
+            if tokens_cap:  # characters say little of the cost: 20,000 of them can be 5,000 tokens or 20,000
+                n = sum(self.host.lm.count_tokens(t) for t in texts)
+                if n > tokens_cap:
+                    raise prompts.InputError("input.example_tokens", id=str(r.get("id"))[:40], n=n, limit=tokens_cap)
 
     @friendly
     def run_ui(self, task: str, name: str | None, upload: str | None, limit: Any, request: gr.Request = None):
