@@ -56,6 +56,34 @@ MAX_LINE_BYTES = 1 << 20  # one line of a stream (a chunk with 20 top log-probab
 REQUEST_BUDGET_S = 600.0  # one completion, first byte to last (the read timeout bounds each wait)
 OVERLOAD_BUDGET_S = 600.0  # how long one request keeps asking a full server (429) again
 MAX_BACKOFF_S = 30.0  # the longest wait between two tries without a Retry-After
+
+
+class Retries:
+    """One call's tries, as every retry loop here counts them: a full server (429) is asked again while the
+    overload budget lasts (a controller needs several cool-downs to come down to the server's size, and a
+    request refused meanwhile is no failure, as Inspect retries rate limits); any other retryable error gets
+    ``retries`` more tries; between two, the server's ``Retry-After`` or an exponential backoff, with jitter."""
+
+    def __init__(self, retries: int, overload_budget_s: float = 0.0):
+        self.retries, self.tries, self.delay = retries, 0, 0.5
+        self.overload_until = time.monotonic() + overload_budget_s
+        self.clean = True  # no try failed yet: a success now is evidence the server keeps up
+
+    def again(self, overloaded: bool = False) -> bool:
+        """After a failed try: whether to try again (and it is counted)."""
+        self.clean = False
+        if overloaded:
+            return time.monotonic() < self.overload_until
+        self.tries += 1
+        return self.tries <= self.retries
+
+    def pause_s(self, server_wait: float | None = None) -> float:
+        """How long to wait before the next try; the backoff doubles, up to MAX_BACKOFF_S."""
+        # Retry-After is a minimum; jitter on top (up to half as long again) keeps the requests it sent away
+        # together from all coming back in the same instant
+        s = server_wait * (1 + 0.5 * random.random()) if server_wait is not None else self.delay * (1 + random.random())
+        self.delay = min(self.delay * 2, MAX_BACKOFF_S)
+        return s
 _SECRETISH = re.compile(r"\b(Bearer|Basic)\s+[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 
 
@@ -146,7 +174,7 @@ class OpenAILM:
         gated = not root and path in MODEL_PATHS
         if "json" in kw:
             kw.update(_json_body(kw.pop("json")))
-        delay, attempt, overload_until, clean = 0.5, 0, time.monotonic() + self.overload_budget_s, True
+        tries = Retries(self.retries, self.overload_budget_s)
         while True:
             wait, overloaded = None, False
             slot = self.controller.acquire() if gated else None
@@ -168,7 +196,7 @@ class OpenAILM:
                                               f"that is not JSON: {self._short(body.decode('utf-8', 'replace'))}"
                                               ) from None
                         if slot is not None:
-                            slot.success(clean=clean)
+                            slot.success(clean=tries.clean)
                         return out
                     err = ServerError(f"the model server at {self.root_url} answered {status} to {path}: "
                                       f"{self._short(body.decode('utf-8', 'replace'))}")
@@ -180,15 +208,9 @@ class OpenAILM:
             finally:
                 if slot is not None:
                     slot.release()  # not held while waiting: a request that is not at the server takes no room
-            # a full server (429) is asked again until the overload budget is spent, as Inspect retries
-            # rate limits: the controller needs several cool-downs to come down to the server's size, and
-            # a request refused meanwhile is no failure; other errors have `retries` tries
-            if (time.monotonic() >= overload_until) if overloaded else attempt >= self.retries:
+            if not tries.again(overloaded):
                 raise err
-            attempt += not overloaded
-            clean = False  # a success after a retry is no evidence the server keeps up
-            self._pause(self._backoff(wait, delay))
-            delay = min(delay * 2, MAX_BACKOFF_S)
+            self._pause(tries.pause_s(wait))
 
     def _overloaded(self, slot, retry_after: str | None) -> float | None:
         """A 429/503: the controller hears of it (model work only); the wait the server asked for, capped."""
@@ -196,12 +218,6 @@ class OpenAILM:
         if slot is not None:
             return slot.overloaded(seconds)
         return None if seconds is None else min(seconds, self.controller.max_wait_s)
-
-    @staticmethod
-    def _backoff(wait: float | None, delay: float) -> float:
-        # Retry-After is a minimum; jitter on top (up to half as long again) keeps the requests it sent away
-        # together from all coming back in the same instant
-        return wait * (1 + 0.5 * random.random()) if wait is not None else delay * (1 + random.random())
 
     def _pause(self, seconds: float, stopped: Callable[[], bool] | None = None) -> bool:
         """Sleep ``seconds``; True, at once, if ``stopped()`` turns true meanwhile (looked at every 0.1 s)."""
@@ -451,7 +467,7 @@ class OpenAILM:
         turned true first. A 429 (a full server) is asked again, after its ``Retry-After`` or a backoff, for up
         to ``overload_budget_s`` (a 503 up to ``retries`` times): nothing was streamed yet. Other errors
         raise, as before."""
-        delay, overload_until, clean, tries = 0.5, time.monotonic() + self.overload_budget_s, True, 0
+        tries = Retries(self.retries, self.overload_budget_s)
         while True:
             slot = self.controller.acquire(stopped)
             if slot is None:
@@ -464,21 +480,18 @@ class OpenAILM:
                         detail = self._short(self._read(r, 4096, path).decode("utf-8", "replace"))
                         wait = (self._overloaded(slot, r.headers.get("retry-after"))
                                 if status in OVERLOAD_STATUS else None)
-                        tries += status != 429
-                        if (status not in OVERLOAD_STATUS or time.monotonic() >= overload_until
-                                or tries > self.retries):
+                        # nothing was streamed yet: a full or unavailable server is asked again
+                        if status not in OVERLOAD_STATUS or not tries.again(overloaded=status == 429):
                             raise ServerError(f"the model server at {self.root_url} answered {status}: {detail}")
-                        clean = False
                     else:
                         yield r
-                        slot.success(clean=clean)
+                        slot.success(clean=tries.clean)
                         return
             finally:
                 slot.release()  # not held while waiting: a request that is not at the server takes no room
-            if self._pause(self._backoff(wait, delay), stopped):
+            if self._pause(tries.pause_s(wait), stopped):
                 yield None
                 return
-            delay = min(delay * 2, MAX_BACKOFF_S)
 
     def generate(self, prompt: Any, config: GenerationConfig | None = None,
                  stop_event: threading.Event | None = None, priority: Any = None) -> str:
@@ -509,20 +522,18 @@ class OpenAILM:
                 return Completion("", "stopped")
             cfg = config.replace(seed=seed, max_new_tokens=min(config.max_new_tokens, max_new_tokens[i])
                                  if max_new_tokens is not None else None)
-            delay = 0.5
-            for attempt in range(self.retries + 1):
+            tries = Retries(self.retries)
+            while True:
                 s = self.stream(prompts[i], cfg, stop_event)
                 try:
                     text = s.text()
                     return Completion(text, s.stats.finish_reason)
                 except CompletionAborted:
-                    if attempt == self.retries or (stop_event is not None and stop_event.is_set()):
+                    if not tries.again() or (stop_event is not None and stop_event.is_set()):
                         raise
                     with self._check_lock:
                         self.retried += 1
-                    time.sleep(delay * (1 + random.random()))
-                    delay *= 2
-            raise AssertionError("unreachable")
+                    time.sleep(tries.pause_s())
 
         # threads up to the controller's maximum, not its limit now: each waits for a slot, so the limit
         # can grow without a new pool
