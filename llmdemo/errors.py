@@ -125,6 +125,7 @@ MESSAGES: dict[str, str] = {
     "input.open_first": "run an evaluation first, then give a row number from the table",
     "input.no_task_tab": "{task} examples have no task tab to open them in",
     "input.nothing_to_export": "nothing to export yet",
+    "input.export_running": "the output is still being written: export it when it has ended (or after Stop)",
     # notices: not errors, what the app did to an input (Notice below)
     "notice.cut": "The {what} was cut from {have:,} to {keep:,} tokens to fit the model's {context:,}-token context "
                   "(with {new} new tokens).",

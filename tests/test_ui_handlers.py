@@ -105,8 +105,23 @@ def test_the_token_counter(h):
 
 
 def test_swap_moves_the_translation_not_the_source_into_the_output():
-    assert Handlers.swap("en", "fr", "Hello", "") == ("fr", "en", "Hello", "")
-    assert Handlers.swap("en", "fr", "Hello", "Bonjour") == ("fr", "en", "Bonjour", "")
+    # the output and its stats line are cleared (the line described an output no longer shown: issue 33, Lows)
+    assert Handlers.swap("en", "fr", "Hello", "") == ("fr", "en", "Hello", "", "")
+    assert Handlers.swap("en", "fr", "Hello", "Bonjour") == ("fr", "en", "Bonjour", "", "")
+
+
+def test_an_output_still_being_written_is_not_exported(h):
+    """Issue 33, Lows: an export during a run saved half the text with "generating…" as its stats."""
+    from llmdemo.errors import InputError
+    from webui.tabs.context import _exporter
+
+    for line in ("12 tokens · 30.1 tokens/s · generating…", "12 个词元 · 每秒 30.1 · 生成中…", "starting…"):
+        with pytest.raises(InputError, match="still being written"):
+            h.export_output("generation", "p", "half an outp", line, "md")
+    export = _exporter(lambda a, b, c, fmt: h.export_output("generation", a, b, c, fmt), "md", 3)
+    assert _error(lambda: export("p", "half", "生成中…", request=ZH)) == "输出还在生成：请等它结束（或按停止）后再导出"
+    assert open(h.export_output("generation", "p", "whole", "5 tokens · ended: end of text", "md"),
+                encoding="utf-8").read().endswith("ended: end of text\n")
 
 
 def test_model_info_is_a_list_without_an_empty_header(h):
@@ -390,6 +405,7 @@ def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benc
     # the score column's margin (in nats) is said
     assert md.count("3 examples are too few for an interval") == md.count("\n| ") == 6 and " – " not in md
     assert "**margin**" in md and "nats" in md
+    assert send["interactive"] is False  # a BBQ record has no tab to open it in (the button only said so)
     zh = list(e.run_ui("bbq", name, None, 3, request=ZH))[-1][1]
     assert "3 个样例太少" in zh and "奈特" in zh
     for line, r in zip(table, rows):

@@ -468,6 +468,7 @@ ERRORS_ZH: dict[str, str] = {
     "input.open_first": "请先运行评测，再填写表格中的行号",
     "input.no_task_tab": "{task} 任务的样例没有可以打开它们的任务标签页",
     "input.nothing_to_export": "还没有可导出的内容",
+    "input.export_running": "输出还在生成：请等它结束（或按停止）后再导出",
     "notice.cut": "为适应模型 {context:,} 个词元的上下文（留出 {new} 个新词元），{what}从 {have:,} 个词元截短到了 {keep:,} 个。",
     "notice.dropped": "为适应模型 {context:,} 个词元的上下文，删去了最早的 {n} 条消息。",
     "notice.dropped_cut": "为适应模型 {context:,} 个词元的上下文，删去了最早的 {n} 条消息。{cut}",

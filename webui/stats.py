@@ -63,6 +63,11 @@ def stats_line(stats, extra: str = "", cfg: GenerationConfig | None = None, lang
     return " · ".join(parts)
 
 
+def is_running(line: str | None) -> bool:
+    """Whether a stats line is that of an output still being made ("generating…", in either language)."""
+    return any((line or "").rstrip().endswith(mark) for mark in _RUNNING_MARKS)
+
+
 def stopped_line(line: str | None, request: gr.Request | None = None) -> str:
     """The stats line after Stop: a running output's "generating…" becomes "stopped" (a finished one stays)."""
     line, lang = line or "", lang_of(request)

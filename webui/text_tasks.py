@@ -16,7 +16,7 @@ from .base import HandlerBase
 from .errors import friendly
 from .files import _export_file
 from .i18n import lang_of, text as msg
-from .stats import stats_line
+from .stats import is_running, stats_line
 
 
 class TextTaskHandlers(HandlerBase):
@@ -74,6 +74,8 @@ class TextTaskHandlers(HandlerBase):
         """One generation (input, output, stats line) as a Markdown or JSON file to download."""
         if not (output or "").strip():
             raise prompts.InputError("input.nothing_to_export")
+        if is_running(stats):  # half an output, saved as if it were whole: wait for it or Stop it first
+            raise prompts.InputError("input.export_running")
         if fmt == "json":
             return _export_file(f"{task}.json", json.dumps(
                 {"task": task, "input": source, "output": output, "stats": stats}, ensure_ascii=False, indent=2))
@@ -82,5 +84,6 @@ class TextTaskHandlers(HandlerBase):
 
     @staticmethod
     def swap(source: str, target: str, text: str, translation: str):
-        """Swap the languages; the translation (if there is one) becomes the new text, and the output is cleared."""
-        return target, source, (translation if (translation or "").strip() else text), ""
+        """Swap the languages; the translation (if there is one) becomes the new text, and the output and its
+        stats line are cleared (the line described an output no longer shown)."""
+        return target, source, (translation if (translation or "").strip() else text), "", ""

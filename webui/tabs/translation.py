@@ -49,7 +49,8 @@ def build(ctx: TabContext) -> gr.Tab:
         ctx.inputs.update({"tr-in": t_in, "tr-src": t_src, "tr-tgt": t_tgt})  # an Evaluation row is sent here
         t_dec = decoding_controls("translation", settings)
         examples(TRANSLATION_EXAMPLES, [t_in, t_src, t_tgt])
-        t_swap.click(h.swap, [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out], **ctx.private, queue=False)
+        t_swap.click(h.swap, [t_src, t_tgt, t_in, t_out], [t_src, t_tgt, t_in, t_out, t_stats], **ctx.private,
+                     queue=False)
         t_evs = ctx.page_event([t_go.click, t_in.submit], h.translate, [t_in, t_src, t_tgt, *t_dec, t_model],
                                [t_out, t_stats], "translation", t_go, t_stop)
         ctx.api_endpoint(h.translate, [t_in, t_src, t_tgt, *t_dec, t_model], [t_out, t_stats], "translate")

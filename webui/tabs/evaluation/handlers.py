@@ -25,6 +25,9 @@ from ...i18n import lang_of, text as msg
 from ...settings import AppSettings
 from ...streaming import HEARTBEAT_S, LiveRuns
 
+OPENABLE = ("translation", "summarization", "dialogue")  # tasks whose examples have a tab to open them in
+
+
 class EvalStopped(prompts.InputError):
     """An evaluation ended by Stop; what it finished is kept in its folder."""
 
@@ -273,7 +276,7 @@ class EvalHandlers:
         report = next((f for f in files if f.endswith("report.md")), None)
         report_md = _report_for_page(report) if report else ""
         yield (msg("eval_done", lang, n=len(rows), s=f"{_time.time() - t0:.0f}"), md, plot, table, files, rows,
-               report_md, gr.update(interactive=bool(rows)))
+               report_md, gr.update(interactive=bool(rows) and task in OPENABLE))
 
     def visible_runs(self, request: gr.Request | None = None) -> list:
         """The run folders this visitor may compare: their own runs; on a local app every run in the folder."""
