@@ -16,6 +16,7 @@ import re
 from typing import Sequence
 
 N_BOOTSTRAP = 1000
+FEW_FOR_CI = 10  # fewer examples: a bootstrap interval means little (3 BBQ records gave "1.00 [1.00-1.00]")
 
 
 def bleu_tokenizer(tgt_lang: str) -> tuple[str, str | None]:

@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+from .metrics import FEW_FOR_CI
 from .runfolder import write_file
 
 
@@ -34,7 +35,7 @@ def _plots(results: dict, rows: list[dict]) -> list[tuple[str, str]]:
     if m:
         fig, ax = plt.subplots(figsize=(6, 3))
         names = list(m)
-        ci = results.get("ci95", {})
+        ci = results.get("ci95", {}) if results.get("n_examples", 0) >= FEW_FOR_CI else {}  # no bars from few
         # clipped at 0: with every example scoring the same, the interval's ends can fall a rounding step
         # inside the value, and matplotlib refuses negative error bars
         err = [[max(0.0, m[k] - ci[k][0]) if k in ci else 0 for k in names],
@@ -176,9 +177,12 @@ def write_reports(out: Path, results: dict, rows: list[dict]) -> None:
              + f"; file/revision `{model.get('file_sha256') or model.get('revision')}`), "
              f"{results['n_examples']} examples, {_seed_words(results)}.", "",
              "| metric | value | 95% CI |", "| --- | --- | --- |"]
+    few = results.get("n_examples", 0) < FEW_FOR_CI  # an interval from so few examples would look certain
     for k, v in results["metrics"].items():
         ci = results.get("ci95", {}).get(k)
-        lines.append(f"| {k} | {_fmt(v)} | {f'{ci[0]:.2f} – {ci[1]:.2f}' if ci else ''} |")
+        cell = (f"none: {results['n_examples']} examples are too few" if few else f"{ci[0]:.2f} – {ci[1]:.2f}") \
+            if ci else ""
+        lines.append(f"| {k} | {_fmt(v)} | {cell} |")
     lines += ["", "**Signatures**", ""] + [f"- {k}: `{v}`" for k, v in results.get("signatures", {}).items()]
     lines += ["", f"**Prompt template**: `{results['prompt_template']!r}`", "",
               f"**Decoding**: `{json.dumps(results['config'])}`", "",

@@ -481,11 +481,10 @@ def _report_for_page(path: str) -> str:
     # example's id would load from anywhere, so no HTML tag and no image reaches the Markdown component
     return safe_markdown(re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text))
 
-FEW_FOR_CI = 10  # fewer examples: a bootstrap interval means little (3 BBQ records gave "1.00 [1.00-1.00]")
-
-
 def _ci(res: dict, k: str, n: int | None = None, lang: str = "en") -> str:
     """The metric's 95% interval, or why it is not given: too few examples, or every resample alike."""
+    from eval.metrics import FEW_FOR_CI
+
     ci = res.get("ci95", {}).get(k)
     if not ci:
         return ""
