@@ -406,8 +406,8 @@ def test_eval_tab_runs_bbq_and_shows_the_pick_and_the_right_answer(tiny_lm, benc
     assert md.count("3 examples are too few for an interval") == md.count("\n| ") == 6 and " – " not in md
     assert "**margin**" in md and "nats" in md
     assert send["interactive"] is False  # a BBQ record has no tab to open it in (the button only said so)
-    table = report.split("| metric | value | 95% CI |")[1].split("\n\n")[0]
-    assert "3 examples are too few" in table and " – " not in table  # the report says so too
+    cis = report.split("| metric | value | 95% CI |")[1].split("\n\n")[0]
+    assert "3 examples are too few" in cis and " – " not in cis  # the report says so too
     zh = list(e.run_ui("bbq", name, None, 3, request=ZH))[-1][1]
     assert "3 个样例太少" in zh and "奈特" in zh
     for line, r in zip(table, rows):
