@@ -88,7 +88,8 @@ class InsideHandlers:
         # the page's theme (sent by the browser): a white figure in dark mode glared, light text on white was unreadable
         style = "dark_background" if dark else "default"
         with plt.style.context(style):
-            fig, ax = plt.subplots(figsize=(min(12, 2 + n * 0.3), min(12, 2 + n * 0.3)))
+            side = min(8, 2.5 + n * 0.25)  # inches at 100 dpi: at most 800 px (a 1,200 px map overflowed a phone)
+            fig, ax = plt.subplots(figsize=(side + 1.2, side))  # + the colour bar
             if dark:
                 fig.patch.set_facecolor("#0b0f19")
                 ax.set_facecolor("#0b0f19")
@@ -100,8 +101,11 @@ class InsideHandlers:
     def _draw(ax, toks, att, n, layer, head, lm):
         from llmdemo import internals
 
-        ax.imshow(att.numpy(), cmap="viridis", vmin=0)
+        im = ax.imshow(att.numpy(), cmap="viridis", vmin=0)
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
         labels = [t.text.replace("\n", "↵") or "∅" for t in toks]
+        if toks and toks[0].id == lm.prefix_token():  # the token the model reads before the text (SmolLM2's is
+            labels[0] = "⟨start⟩"                     # <|im_start|>: a stray chat marker to a reader)
         if n <= 64:
             ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
             ax.set_yticks(range(n), labels, fontsize=8)
