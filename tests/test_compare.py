@@ -101,6 +101,27 @@ def test_two_contestants_stream_at_once_in_one_batch_and_each_stops_alone(cmp):
     assert cmp.store.counts()["comparisons"] == 1  # recorded once, when both had ended
 
 
+def test_stopping_every_side_leaves_nothing_to_vote_on(cmp):
+    """Issue 33, Lows: after "Stop all", the half outputs could be voted on (one side stopped while another
+    ended still counts: the test above)."""
+    req = request("s-stop-all")
+    before = cmp.store.counts()["comparisons"]
+    with slow(cmp.host.lm, 0.05):
+        gen = cmp.page("generation", "Once upon a time", "en", "fr", "short", 2, True, 200, "greedy",
+                       "temperature 1.0", "", "", *[""] * 12, None, request=req)
+        outs = []
+        for out in gen:
+            outs.append(out)
+            if len(outs) == 3:  # both sides under way: Stop all
+                for side in "AB":
+                    cmp.stop_side(side, req)
+    state, result = outs[-1][0], outs[-1][-1]
+    assert isinstance(state, dict) and state["comparison_id"] is None, state
+    assert "Every side was stopped" in result and cmp.store.counts()["comparisons"] == before
+    votes = [u for out in outs for u in out[17:23] if isinstance(u, dict) and "interactive" in u]
+    assert votes and not any(u["interactive"] for u in votes)
+
+
 def test_the_page_shows_vote_buttons_only_when_every_side_has_ended(cmp):
     updates = list(cmp.page("generation", "Hello", "en", "fr", "short", 2, True, 4, "greedy", "top-p 0.5", "", "",
                             *[""] * 12, None, request=request()))

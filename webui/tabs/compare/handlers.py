@@ -242,6 +242,11 @@ class CompareHandlers:
                                  "task_options": task_options,
                                  "finish_reason": getattr(side.stats, "finish_reason", None)}
             outputs[order[k]] = side.text
+        if all(r["finish_reason"] == "stopped" for r in records):
+            # every side cut short ("Stop all"): half outputs, a vote would rate the Stop, not the contestants.
+            # One side stopped while another ended is a visitor's judgement (a rambling side), and counts
+            yield Progress(sides, blind, lang, done=True, state={"session_id": session_id, "comparison_id": None})
+            return
         cid = self.store.new_comparison(session_id, text, task, records, outputs, blind, order)
         yield Progress(sides, blind, lang, done=True, state={"session_id": session_id, "comparison_id": cid})
 
@@ -335,9 +340,10 @@ class CompareHandlers:
             texts = [s.text for s in p.sides] + [""] * len(pad)
             lines = [p.line(s) for s in p.sides] + [""] * len(pad)
             stops = [gr.update(visible=s.running) for s in p.sides] + [gr.update(visible=False)] * len(pad)
-            votes = [gr.update(interactive=p.done, visible=k < n) for k in range(MAX_SIDES)] + \
-                [gr.update(interactive=p.done)] * 2
-            result = msg("cmp_ready", p.lang) if p.done else ""
+            votable = p.done and bool(p.state and p.state.get("comparison_id"))
+            votes = [gr.update(interactive=votable, visible=k < n) for k in range(MAX_SIDES)] + \
+                [gr.update(interactive=votable)] * 2
+            result = "" if not p.done else msg("cmp_ready" if votable else "cmp_stopped", p.lang)
             yield changed([p.state, *titles, *texts, *lines, *stops, *votes, result])
 
     page = functools.wraps(compare)(page)
