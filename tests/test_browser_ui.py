@@ -668,12 +668,33 @@ def test_the_chinese_switch_names_every_tab_and_survives_a_reload(app):
         while time.time() < deadline and names(pg) != [ZH[f"tab_{k}"] for k in TAB_IDS]:
             time.sleep(0.2)
         assert names(pg) == [ZH[f"tab_{k}"] for k in TAB_IDS]  # remembered, every tab
+        assert pressed(pg) == ("false", "true")  # the active language is marked, after a reload too
         shot(pg, "chinese-switch", full_page=False)
         pg.locator("#lang-en").click()
         deadline = time.time() + 10
         while time.time() < deadline and names(pg) != [EN[f"tab_{k}"] for k in TAB_IDS]:
             time.sleep(0.2)
         assert names(pg) == [EN[f"tab_{k}"] for k in TAB_IDS]
+        assert pressed(pg) == ("true", "false")
+
+
+def pressed(pg) -> tuple:
+    """The language buttons' aria-pressed (English, 中文), once the switch has marked them."""
+    pg.wait_for_function("document.querySelector('#lang-en, #lang-en button')"
+                         " && [...document.querySelectorAll('#lang-switch button')].some(b => b.hasAttribute('aria-pressed'))",
+                         timeout=10_000)
+    return tuple(pg.evaluate(f"(() => {{ const b = document.getElementById('{i}');"
+                             f" return (b.tagName === 'BUTTON' ? b : b.querySelector('button')).getAttribute('aria-pressed'); }})()")
+                 for i in ("lang-en", "lang-zh"))
+
+
+def test_the_phone_header_gives_the_intro_the_width(app):
+    """Issue 33, Lows: the intro was a 150 px column beside the language switch on a phone."""
+    with page_in(app, "phone", locale="zh-CN") as pg:
+        box = pg.locator("#intro").bounding_box()
+        assert box["width"] >= 300, box
+        assert pressed(pg) == ("false", "true")  # the browser's language, marked before any click
+        shot(pg, "phone-header", full_page=False)
 
 
 @pytest.mark.parametrize("dark", [False, True])

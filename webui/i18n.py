@@ -366,10 +366,15 @@ _CORE = _core_module()
 
 def switch_js(locale: str | None) -> str:
     """JS for the language buttons (and, with None, for page load: the remembered choice)."""
-    pick = (f"const loc = {locale!r}; localStorage.setItem('llmdemo-locale', loc);" if locale else
-            "const loc = localStorage.getItem('llmdemo-locale'); if (!loc) return;")
+    # the active language's button is marked (class and aria-pressed): both looked the same before and after
+    mark = ("const mark = (l) => { const zh = (l || '').toLowerCase().startsWith('zh');"
+            "for (const [id, on] of [['lang-en', !zh], ['lang-zh', zh]]) { const b = document.getElementById(id);"
+            "const btn = b && (b.tagName === 'BUTTON' ? b : b.querySelector('button')) || b;"
+            "if (btn) { btn.classList.toggle('lang-active', on); btn.setAttribute('aria-pressed', String(on)); } } };")
+    pick = (f"const loc = {locale!r}; localStorage.setItem('llmdemo-locale', loc); mark(loc);" if locale else
+            "const loc = localStorage.getItem('llmdemo-locale'); mark(loc || navigator.language); if (!loc) return;")
     core = f"new URL('assets/{_CORE}', document.baseURI).href" if _CORE else "null"
-    return ("async () => {" + pick +
+    return ("async () => {" + mark + pick +
             "document.cookie = 'llmdemo_lang=' + loc + '; path=/; SameSite=Lax';"
             f"const url = {core}; if (!url) return;"
             "try { const m = await import(url); m.changeLocale(loc); } catch (e) { console.warn(e); } }")

@@ -38,6 +38,7 @@ CSS = """
 .dark .chip {color: #f3f4f6}
 #lang-switch {justify-content: flex-end; gap: 4px}
 #lang-switch button {flex: 0 0 auto; min-width: 0; padding: 2px 10px}
+#lang-switch button.lang-active {font-weight: 700; outline: 2px solid var(--color-accent); outline-offset: -2px}
 /* every tab's name stays visible on a phone: Gradio moves the tabs that do not fit on one line behind an
    unlabelled "..." (measured on a hidden copy of the bar); the copy's buttons are made tiny so all tabs
    count as fitting, and the real bar wraps onto a second line instead */
@@ -50,6 +51,10 @@ CSS = """
 /* a phone: the results table drops the reference column (it is in the report and the downloads), so the
    input, the prediction and the score keep readable widths; no header breaks inside a word */
 @media (max-width: 640px) {
+  /* the intro takes the phone's width, the language switch goes under it (the intro was a 150 px column) */
+  #header {flex-wrap: wrap !important}
+  #intro {flex: 1 1 100% !important; min-width: 100% !important}
+  #lang-switch {margin-left: auto}
   /* Gradio 6 draws the rows as div.body-cell (the th/td are its hidden sizing copy): both are hidden, and
      both given the same shares, or four headers stood over five columns */
   #eval-table th:nth-child(3), #eval-table td:nth-child(3), #eval-table .body-cell:nth-child(3) {display: none}
@@ -113,7 +118,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
 
     # uploads and files handed out are deleted after settings.keep_files_s (an hour), checked as often
     with gr.Blocks(title="llmdemo", delete_cache=(settings.keep_files_s, settings.keep_files_s)) as demo:
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="header"):
             gr.Markdown(t("intro"), elem_id="intro")
             with gr.Row(elem_id="lang-switch", scale=0):
                 lang_en = gr.Button("English", size="sm", elem_id="lang-en")
