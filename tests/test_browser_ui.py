@@ -695,6 +695,9 @@ def test_the_phone_header_gives_the_intro_the_width(app):
         assert box["width"] >= 300, box
         assert pressed(pg) == ("false", "true")  # the browser's language, marked before any click
         shot(pg, "phone-header", full_page=False)
+        tab(pg, "summarization")  # the summary lengths in Chinese too (they stayed short / medium / long)
+        labels = pg.locator("#tab-summarization label").all_inner_texts()
+        assert {"短", "中", "长"} <= set(labels) and "short" not in labels, labels
 
 
 @pytest.mark.parametrize("dark", [False, True])

@@ -61,6 +61,7 @@ EN: dict[str, str] = {
     "send": "Send", "retry": "Retry", "undo": "Undo", "clear": "Clear",
     "document": "Document", "document_ph": "Paste an article",
     "document_info": "Shift+Enter summarizes · Enter starts a new line", "length": "Length", "summarize": "Summarize",
+    "len_short": "short", "len_medium": "medium", "len_long": "long",
     "summary": "Summary",
     "sum_caveat": ("A small model's summary can state facts that are not in the text (numbers, names, places): "
                    "check it against the document."),
@@ -214,6 +215,7 @@ ZH: dict[str, str] = {
     "send": "发送", "retry": "重试", "undo": "撤销", "clear": "清空",
     "document": "文档", "document_ph": "粘贴一篇文章", "document_info": "Shift+Enter 生成摘要 · Enter 换行",
     "length": "长度", "summarize": "生成摘要", "summary": "摘要",
+    "len_short": "短", "len_medium": "中", "len_long": "长",
     "sum_caveat": "小模型的摘要可能写出原文里没有的事实（数字、人名、地点）：请对照原文核实。",
     "preset": "预设模型", "custom": "或 Hub 模型名 / 本地路径（填写后优先于预设）",
     "custom_ph": "例如 Helsinki-NLP/opus-mt-en-de", "load": "加载模型",

@@ -26,7 +26,8 @@ def build(ctx: TabContext) -> gr.Tab:
         s_in = gr.Textbox(label=t("document"), lines=10, placeholder=t("document_ph"),
                           info=t("document_info"), elem_id="sum-in")
         s_count = gr.Markdown(elem_classes="stats", elem_id="sum-count")
-        s_len = gr.Radio(list(prompts.SUMMARY_LENGTHS), value="short", label=t("length"))
+        # shown in the page's language (Gradio 6.31 translates choices' labels); the value stays the key
+        s_len = gr.Radio([(t(f"len_{k}"), k) for k in prompts.SUMMARY_LENGTHS], value="short", label=t("length"))
         with gr.Row():
             s_go = gr.Button(t("summarize"), variant="primary", elem_id="sum-go")
             s_stop = gr.Button(t("stop"), variant="stop", elem_id="sum-stop", visible=False)
