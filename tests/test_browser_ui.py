@@ -710,6 +710,9 @@ def test_the_phone_results_table_keeps_its_score_column_on_screen(app, dark):
         wait_text(md(pg, "#eval-status"), r"so far", timeout=30)  # progress says how long it has run
         wait_text(md(pg, "#eval-status"), "Done: 2 examples", timeout=300)
         assert pg.locator("#eval-go").is_visible() and not pg.locator("#eval-stop").is_visible()
+        # issue 33, item 8: two examples give no interval worth reading, and the score column is explained
+        metrics = md(pg, "#eval-metrics").inner_text()
+        assert "2 examples are too few" in metrics and "per-example chrf" in metrics, metrics
         table = pg.locator("#eval-table")
         table.scroll_into_view_if_needed()
         header = table.locator("th", has_text="score").first
