@@ -204,7 +204,8 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
         table = wait_text(pg.locator("#eval-table"), r"Thank you", timeout=15)
         assert re.search(r"(^|\s)0\s+Good morning\.", table) and re.search(r"(^|\s)1\s+Thank you\.", table), table
         assert table.index("Good morning.") < table.index("Thank you.")
-        assert "早上好" in pg.locator("#eval-table").inner_text()
+        if size == "desktop":  # a phone's table leaves the reference column out (item 5)
+            assert "早上好" in pg.locator("#eval-table").inner_text()
         pg.locator("#eval-report").get_by_text(re.compile("Report|报告")).first.click()
         wait_text(pg.locator("#eval-report"), "Signatures")
         assert "**" not in pg.locator("#eval-report").inner_text()

@@ -16,8 +16,7 @@ SUMMARY_EXAMPLES = [[
     "build. Supporters say it will cut commuting times in half for people living on the east bank, while "
     "opponents worry about noise and the loss of a park near the water. Construction is planned to start next "
     "spring, and the council promised to plant new trees to replace those that are removed.",
-    "short",
-]]
+]]  # the text only: gr.Examples shows a translated choice's raw marker (__i18n__...) for the length
 
 
 def build(ctx: TabContext) -> gr.Tab:
@@ -41,7 +40,7 @@ def build(ctx: TabContext) -> gr.Tab:
         # each length has its own token budget; choosing a length sets it
         s_len.change(lambda n: gr.update(value=prompts.SUMMARY_LENGTHS[n][1]), [s_len], [s_dec[0]],
                      **ctx.private, queue=False)
-        examples(SUMMARY_EXAMPLES, [s_in, s_len])
+        examples(SUMMARY_EXAMPLES, [s_in])
         s_evs = ctx.page_event([s_go.click, s_in.submit], h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats],
                                "summarization", s_go, s_stop)
         ctx.api_endpoint(h.summarize, [s_in, s_len, *s_dec], [s_out, s_stats], "summarize")
