@@ -225,9 +225,9 @@ def test_evaluation_tab_and_opening_an_example_in_its_tab(app, size, dark, local
 def test_a_generation_run_counts_its_tokens_while_every_row_runs(app):
     """Rows of a batch end together at their cap, so "0 of 16 examples" stayed until the end: the line also
     counts the tokens generated against the most the rows may take."""
-    with page_in(app) as pg:
+    with page_in(app) as pg, slow(app.host.lm, 0.02):  # a few seconds of steps: several progress lines
         tab(pg, "evaluation")
-        pg.locator("#eval-limit input").fill("16")
+        pg.locator("#eval-limit input").fill("4")
         pg.locator("#eval-go").click()
         seen, deadline = [], time.time() + 600
         while time.time() < deadline:
@@ -241,7 +241,7 @@ def test_a_generation_run_counts_its_tokens_while_every_row_runs(app):
                   for m in (re.search(r"([\d,]+) of at most ([\d,]+) tokens generated", t) for t in seen) if m]
         assert counts, seen
         assert [g for g, _ in counts] == sorted(g for g, _ in counts) and all(g <= most for g, most in counts), counts
-        assert "Done: 16 examples" in seen[-1]
+        assert "Done: 4 examples" in seen[-1]
 
 
 # ------------------------------------------------------------------ 5 and 6. chips that wrap, dark mode
