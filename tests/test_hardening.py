@@ -673,3 +673,22 @@ def test_the_cli_reads_a_bounded_amount_of_text(tmp_path):
     r = subprocess.run([sys.executable, "-m", "llmdemo", "generate", "--file", "/dev/zero", "--model",
                         "no-such-model-anywhere"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == "error: cannot read /dev/zero: longer than 1,000,000 characters"
+
+
+def test_a_visitors_requests_are_owned_by_their_address(tiny_lm, monkeypatch):
+    """The engine shares its rows between clients (scheduler.OWNER): every request a handler submits carries
+    the visitor's address, on each step of a streaming handler, and nothing once it has returned."""
+    from llmdemo.engine.scheduler import OWNER
+
+    class Visitor:
+        def __init__(self, host):
+            self.client = type("Client", (), {"host": host})()
+            self.headers, self.cookies, self.session_hash = {}, {}, f"s-{host}"
+
+    owners = []
+    real = tiny_lm.scheduler.submit
+    monkeypatch.setattr(tiny_lm.scheduler, "submit", lambda req: (owners.append(req.owner), real(req))[1])
+    h = Handlers(ModelHost(tiny_lm), AppSettings(max_input_chars=1000, max_new_tokens=64))
+    for host in ("10.0.0.7", "10.0.0.8"):
+        list(h.generate("Once upon a time", max_new_tokens=4, request=Visitor(host)))
+    assert owners == ["10.0.0.7", "10.0.0.8"] and OWNER.get() is None

@@ -437,3 +437,40 @@ def test_a_scoring_call_carries_a_bounded_number_of_tokens(tiny_lm, monkeypatch)
     _, bounded = tiny_lm.token_logprobs(text, max_length=32, stride=16, batch_size=8)
     assert len(sizes) > 1 and max(sizes) <= 40, sizes
     torch.testing.assert_close(torch.tensor(bounded), torch.tensor(whole), atol=1e-5, rtol=1e-5)
+
+
+def test_a_new_client_is_admitted_before_a_client_holding_rows(lm32):
+    """Issue 37, finding 5: one client streaming many generations held every row while others waited. Among
+    waiting requests of one priority, the one whose owner holds the fewest rows goes first."""
+    from llmdemo.engine.scheduler import OWNER
+
+    sched = lm32.scheduler
+    old_max = sched.max_running
+    cfg = GenerationConfig(temperature=0, max_new_tokens=60, stop=())
+    ids = lm32.encode("Once upon a time")
+    gate = threading.Event()  # nothing steps until every request is queued
+    sched.step_hook = lambda kind, rows: (gate.wait(10), time.sleep(0.002))
+    try:
+        sched.max_running = 2
+        token = OWNER.set("client-a")
+        try:
+            a_short = lm32.submit(ids, cfg, budget=3, seed=0)  # frees its row first
+            a_long = lm32.submit(ids, cfg, budget=60, seed=0)
+            a_third = lm32.submit(ids, cfg, budget=60, seed=0)  # waits: client a holds both rows
+        finally:
+            OWNER.reset(token)
+        token = OWNER.set("client-b")
+        try:
+            b = lm32.submit(ids, cfg, budget=3, seed=0)  # arrives after a_third
+        finally:
+            OWNER.reset(token)
+        gate.set()
+        assert b.wait(0, 30) and a_third.wait(0, 30)
+        for r in (a_short, a_long, a_third, b):
+            r.wait(10**6, 60)
+        assert a_short.owner == "client-a" and b.owner == "client-b"
+        # b took the row a_short freed; a_third waited for the next one (before: arrival order, a_third first)
+        assert b.first_token_step < a_third.first_token_step, (b.first_token_step, a_third.first_token_step)
+    finally:
+        sched.max_running = old_max
+        gate.set()

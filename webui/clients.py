@@ -28,6 +28,16 @@ def client_key(request, trusted_proxies: int = 0) -> str:
     return chain[-trusted_proxies] if len(chain) >= trusted_proxies else peer
 
 
+TRUSTED_PROXIES = 0  # the app's setting (layout.build_demo sets it), for owner_of
+
+
+def owner_of(request) -> str | None:
+    """Who the engine's rows are shared between: the client's address (None without a request: no owner)."""
+    if request is None or getattr(request, "client", None) is None:
+        return None
+    return client_key(request, TRUSTED_PROXIES)
+
+
 class RateLimit:
     """At most ``limit`` events per ``window_s`` per key (a sliding window), for at most ``max_keys``
     keys (the least recently seen are forgotten), so memory is bounded whatever the number of clients."""

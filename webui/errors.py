@@ -20,6 +20,7 @@ from eval.runfolder import RunError
 from eval.taskdef import UnknownTaskError
 from eval.taskfile import TaskFileError
 from llmdemo.backends.openai import LogprobsUnreliable, ServerError
+from llmdemo.engine.scheduler import OWNER
 from llmdemo.errors import UserError
 
 from .i18n import error_text, lang_of, text as msg
@@ -58,6 +59,17 @@ def _request_lang(fn, args, kwargs) -> str:
     return lang_of(request)
 
 
+def _request_owner(fn, args, kwargs) -> str | None:
+    """The client a call of ``fn`` is for (its ``request``'s address, as the per-client caps count it)."""
+    from .clients import owner_of
+
+    try:
+        request = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("request")
+    except TypeError:
+        request = kwargs.get("request")
+    return owner_of(request)
+
+
 def warn(message: str, lang: str = "en") -> None:
     """A notice (``gr.Warning``) in the page's language."""
     gr.Warning(error_text(message, lang, lead="注意："))
@@ -70,8 +82,20 @@ def friendly(fn):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
+            # the client owns the requests the handler submits (a fair share of the engine's rows): set
+            # around each step, as Gradio may run each step of a generator on another thread
+            owner = _request_owner(fn, args, kwargs)
+            it = fn(*args, **kwargs)
             try:
-                yield from fn(*args, **kwargs)
+                while True:
+                    token = OWNER.set(owner)
+                    try:
+                        item = next(it)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        OWNER.reset(token)
+                    yield item
             except gr.Error as e:
                 said = in_lang(e, _request_lang(fn, args, kwargs))
                 if said is e:
@@ -79,10 +103,13 @@ def friendly(fn):
                 raise said from None
             except Exception as e:  # noqa: BLE001 - every error becomes a message
                 raise _as_gr_error(e, _request_lang(fn, args, kwargs)) from None
+            finally:
+                it.close()  # the visitor left or pressed Stop: the handler's own clean-up runs now
         return gen
 
     @functools.wraps(fn)
     def plain(*args, **kwargs):
+        token = OWNER.set(_request_owner(fn, args, kwargs))
         try:
             return fn(*args, **kwargs)
         except gr.Error as e:
@@ -92,4 +119,6 @@ def friendly(fn):
             raise said from None
         except Exception as e:  # noqa: BLE001
             raise _as_gr_error(e, _request_lang(fn, args, kwargs)) from None
+        finally:
+            OWNER.reset(token)
     return plain

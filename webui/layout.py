@@ -10,7 +10,7 @@ import gradio as gr
 
 from llmdemo.host import ModelHost
 
-from . import tokenprobs
+from . import clients, tokenprobs
 from .clients import cap_queue_per_client
 from .handlers import Handlers
 from .i18n import I18N, lang_of, t
@@ -154,4 +154,5 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         # events of sessions that never opened their stream are dropped (OpenStreams, in launch_options)
         cap_queue_per_client(demo._queue, settings.events_per_client, settings.trusted_proxies)
+        clients.TRUSTED_PROXIES = settings.trusted_proxies  # the engine's rows are shared by the same key
     return demo

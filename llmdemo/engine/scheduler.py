@@ -5,9 +5,10 @@ submitted to the :class:`Scheduler`. Its thread loops over three kinds of work, 
 scheduler and model runner split it:
 
     1. drop requests that finished or were cancelled (their rows leave the batch at once);
-    2. admit waiting requests (interactive before batch; a smaller one that fits passes one that does not,
-       for a while) and read prompt chunks, the shortest prompts first (a long prompt is read chunk by
-       chunk, so the others get a step between two chunks);
+    2. admit waiting requests (interactive before batch; among equals, the request whose owner holds the
+       fewest rows, then the oldest; a smaller one that fits passes one that does not, for a while) and
+       read prompt chunks, the shortest prompts first (a long prompt is read chunk by chunk, so the others
+       get a step between two chunks);
     3. one decode step for every request whose prompt is read, all rows together.
 
 Other work on the model (scoring a window, one look inside the model) is a :meth:`Scheduler.call`
@@ -22,6 +23,7 @@ into the request as they are made: a slow reader never holds the loop.
 from __future__ import annotations
 
 import atexit
+import collections
 import heapq
 import itertools
 import logging
@@ -29,6 +31,7 @@ import threading
 import weakref
 import time
 from concurrent.futures import Future
+from contextvars import ContextVar
 from typing import Any, Callable
 
 import torch
@@ -41,6 +44,10 @@ from .sampler import Sampler
 log = logging.getLogger("llmdemo.engine.scheduler")
 
 INTERACTIVE, BATCH = 0, 1  # priorities: lower runs first
+# who a request is for (the app sets a client's address around each step of its handler): a new client's
+# request is admitted before one of a client already holding rows, so one client streaming many
+# generations does not hold every row while others wait. None: no owner (the CLI, an evaluation run)
+OWNER: ContextVar[str | None] = ContextVar("llmdemo_owner", default=None)
 PRIORITIES = {"interactive": INTERACTIVE, "batch": BATCH}
 
 
@@ -70,6 +77,7 @@ class Request:
                  priority: int = INTERACTIVE, stop_event: threading.Event | None = None,
                  on_finish: Callable[["Request"], None] | None = None):
         self.id = next(self._ids)
+        self.owner = OWNER.get()
         self.prompt = list(prompt)
         self.config = config
         self.budget = budget
@@ -283,7 +291,8 @@ class Scheduler:
             self._end(req, "stopped")
 
     def _next_admitted(self) -> Request | None:
-        """The first waiting request (by priority, then arrival) that has a row and fits the runner now.
+        """The first waiting request (by priority, then its owner's rows, then arrival) that has a row and fits
+        the runner now.
 
         A runner with a fixed room (llama.cpp: sequences and cells of one context) may not hold the first
         in line yet: a smaller request behind it that fits goes first (a 1-token visitor once waited 370 s
@@ -291,7 +300,11 @@ class Scheduler:
         ``hold_s``, nothing passes it any more, so a large request is delayed, never starved."""
         n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
         fits = getattr(self.lm.runner, "can_start", None)
-        for k, item in enumerate(sorted(self._waiting)):
+        held = collections.Counter(r.owner for r in self._active if r.owner is not None)
+        # by priority, then the rows the request's owner already holds (a fair share of rows), then arrival
+        order = sorted(self._waiting, key=lambda it: (it[0], held[it[2].owner] if it[2].owner is not None else 0,
+                                                      it[1]))
+        for k, item in enumerate(order):
             prio, _, req = item
             room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
             if room and (fits is None or fits(len(req.prompt), req.budget)):

@@ -18,6 +18,7 @@ webui/tabs/compare/ui.py.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import html
 import math
@@ -280,8 +281,10 @@ class CompareHandlers:
                 updates.put((i, _DONE))
                 reg.__exit__(None, None, None)  # this side's Stop has nothing left to stop
 
-        threads = [threading.Thread(target=work, args=(i, s, runs[i][0]), daemon=True, name=f"compare-{s.letter}")
-                   for i, s in enumerate(sides)]
+        # each side's stream is first read (and so submitted) on its own thread: the visitor's context goes
+        # with it, so the engine counts every side's row as this client's (scheduler.OWNER)
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, i, s, runs[i][0]), daemon=True,
+                                    name=f"compare-{s.letter}") for i, s in enumerate(sides)]
         for th in threads:
             th.start()
         running = len(sides)
