@@ -10,7 +10,10 @@ token of a short chat prompt; its time to the last token is measured alone (base
   (the issue measured 20,000 characters on a larger context; the bundled model reads 4,096 tokens);
 - reservations: 16 greedy 1,024-token generations stream at once (one client's 16 ordinary requests);
 - perplexity: an evaluation's perplexity run (batch priority, the eval's 1,024-token windows, stride 512,
-  batch 8) on the first 60,000 characters of the shipped WikiText-2 runs meanwhile.
+  batch 8) on the first 60,000 characters of the shipped WikiText-2 runs meanwhile;
+- rows (``--attacks rows,rows_fifo``): one client holds every row of the scheduler and queues as many again,
+  its generations ending one by one; ``rows`` with the hog and the victim as two clients (scheduler.OWNER,
+  as the app sets them), ``rows_fifo`` with neither owned (arrival order: the engine before owners).
 
 With ``--http`` the app itself is served on 127.0.0.1 (the bundled model, hosted mode) and the victim is a
 ``/generate`` of one token through ``gradio_client`` from another address (``X-Forwarded-For`` with one
@@ -89,6 +92,46 @@ def attack_reservations(lm, runs: int) -> list[float]:
     for t in threads:
         t.join(60)
     return out
+
+
+def attack_rows(lm, runs: int, owners: bool = True) -> list[float]:
+    """One client holds every row and queues as many again, its generations ending one by one (budgets
+    64, 96, 128, ... tokens); the victim asks 3 s later. With ``owners`` the hog and the victim are two
+    clients (scheduler.OWNER, as the app sets them); without, both are nobody's: arrival order, as before."""
+    from llmdemo.config import GenerationConfig
+    from llmdemo.engine.scheduler import OWNER
+
+    out = []
+    for _ in range(runs):
+        stop = threading.Event()
+        n = 2 * lm.scheduler.max_running
+
+        def hog(i):
+            if owners:
+                OWNER.set("hog")  # this thread's context only
+            s = lm.stream([{"role": "user", "content": f"Write a very long story number {i}."}],
+                          GenerationConfig(temperature=0, max_new_tokens=64 + 32 * i, stop=()), stop_event=stop)
+            for _ in s:
+                if stop.is_set():
+                    break
+
+        threads = [threading.Thread(target=hog, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        time.sleep(3)  # every row taken, as many waiting
+        token = OWNER.set("visitor" if owners else None)
+        try:
+            out.append(victim(lm))
+        finally:
+            OWNER.reset(token)
+        stop.set()
+        for t in threads:
+            t.join(120)
+    return out
+
+
+def attack_rows_before(lm, runs: int) -> list[float]:
+    return attack_rows(lm, runs, owners=False)
 
 
 def attack_perplexity(lm, runs: int) -> list[float]:
@@ -219,7 +262,7 @@ def main() -> None:
     for name in a.attacks.split(","):
         base = baseline(lm, a.runs)
         times = {"long_prompts": attack_long_prompts, "reservations": attack_reservations,
-                 "perplexity": attack_perplexity}[name](lm, a.runs)
+                 "perplexity": attack_perplexity, "rows": attack_rows, "rows_fifo": attack_rows_before}[name](lm, a.runs)
         print(f"{name:<14} {base:>10.2f} {statistics.median(times):>18.2f} {', '.join(f'{t:.2f}' for t in times):>24}")
 
 
