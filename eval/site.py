@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .runfolder import write_file
 from .runs import SCORE_NOTES, Run, open_runs, paired, side_by_side
 
 ASSETS = Path(__file__).parent / "site_assets"
@@ -88,9 +89,8 @@ def _pair_key(a: Run, b: Run) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(text.encode("utf-8", "replace"))  # a lone surrogate in a model's output becomes "?"
-    tmp.replace(path)
+    # whole or not at all (runfolder's writer); a lone surrogate in a model's output becomes "?"
+    write_file(path, text.encode("utf-8", "replace").decode("utf-8"))
 
 
 def _data_js(obj) -> str:

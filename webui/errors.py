@@ -50,24 +50,24 @@ def in_lang(err: gr.Error, lang: str) -> gr.Error:
                     print_exception=getattr(err, "print_exception", True))
 
 
+def _request_of(fn, args, kwargs):
+    """The ``request`` argument of a call of ``fn`` (Gradio passes some by position), or None."""
+    try:
+        return inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("request")
+    except TypeError:
+        return kwargs.get("request")
+
+
 def _request_lang(fn, args, kwargs) -> str:
     """The page's language for a call of ``fn`` (its ``request`` argument; English when it has none)."""
-    try:
-        request = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("request")
-    except TypeError:
-        request = kwargs.get("request")
-    return lang_of(request)
+    return lang_of(_request_of(fn, args, kwargs))
 
 
 def _request_owner(fn, args, kwargs) -> str | None:
     """The client a call of ``fn`` is for (its ``request``'s address, as the per-client caps count it)."""
     from .clients import owner_of
 
-    try:
-        request = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("request")
-    except TypeError:
-        request = kwargs.get("request")
-    return owner_of(request)
+    return owner_of(_request_of(fn, args, kwargs))
 
 
 def warn(message: str, lang: str = "en") -> None:
