@@ -44,10 +44,10 @@ def main() -> None:
                         logits = lm.runner.prefill(s)
                     s.last = int(logits.argmax())
                 times = []
-                toks = torch.tensor([s.last for s in seqs])
+                toks = [s.last for s in seqs]
                 for _ in range(a.steps):
                     t = time.perf_counter()
-                    toks = lm.runner.decode(seqs, toks).argmax(-1)
+                    toks = lm.runner.decode(seqs, toks).argmax(-1).tolist()
                     times.append(time.perf_counter() - t)
                 for s in seqs:
                     lm.runner.finish(s, keep_prefix=False)

@@ -99,11 +99,11 @@ def raw_decode_speed(lm, n_tokens):
         logits = None
         while not seq.prefilled:
             logits = runner.prefill(seq)
-        tok = logits.argmax(-1)
+        tok = int(logits.argmax(-1))
         t = time.perf_counter()
         for _ in range(n_tokens - 1):
-            seq.new.append(int(tok))
-            tok = runner.decode([seq], tok).argmax(-1)
+            seq.new.append(tok)
+            tok = int(runner.decode([seq], [tok])[0].argmax())
         dt = time.perf_counter() - t
         runner.finish(seq, keep_prefix=False)
         return (n_tokens - 1) / dt

@@ -88,11 +88,11 @@ def test_greedy_probabilities_equal_a_separate_forward_on_the_same_prefix(which,
                                  GenerationConfig(temperature=1.0, top_k=0, top_p=1.0)])
 def test_top_k_top_p_after_sums_to_one_over_the_kept_tokens_and_zero_elsewhere(cfg):
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(1, 500, generator=g) * 3  # (1, V)
+    logits = torch.randn(1, 500, generator=g) * 3  # (1, V); the sampler is numpy, the check below torch
     seen = torch.tensor([[3, 17, 42]])
     sampler = Sampler(cfg, seed=0)
-    tok, dist = sampler._choose(logits, seen, True)
-    dist = dist[0]
+    tok, dist = sampler._choose(logits[0].numpy(), seen[0].tolist(), True)
+    dist = torch.from_numpy(dist).float()
     assert float(dist.sum()) == pytest.approx(1.0, abs=1e-6)
     kept = (dist > 0).nonzero().flatten().tolist()
     assert int(tok) in kept
@@ -112,7 +112,7 @@ def test_top_k_top_p_after_sums_to_one_over_the_kept_tokens_and_zero_elsewhere(c
     assert sorted(kept) == sorted(cand.tolist())
     assert torch.allclose(dist[cand], p, atol=1e-6)
     # what the stream reports: the alternatives' "after" is that same distribution
-    _, probs = Sampler(cfg, seed=0).pick_with_probs(logits, seen, 20)
+    _, probs = Sampler(cfg, seed=0).pick_with_probs(logits[0].numpy(), seen[0].tolist(), 20)
     assert probs.p_after == pytest.approx(float(dist[probs.token]), abs=1e-7)
     assert probs.top_after == pytest.approx([float(dist[i]) for i in probs.top_ids], abs=1e-7)
     assert probs.top_before == pytest.approx(logits[0].softmax(-1)[probs.top_ids].tolist(), abs=1e-7)

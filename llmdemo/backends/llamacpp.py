@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from ..generation import ScheduledModel, _env_int
 from ..interface import BATCH, GENERATE, INSIDE, SCORE, TOKEN_PROBS
@@ -42,6 +41,23 @@ def _eval(llm, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
     llm.n_tokens += len(tokens)
     rows = len(tokens) if all_logits else 1
     return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows, llm.n_vocab())).copy()
+
+
+
+def _token_logprobs(logits: np.ndarray, targets: Sequence[int]) -> list[float]:
+    """log softmax(logits[i])[targets[i]] for each row, in float64 (numpy: scoring needs no torch).
+
+    >>> [round(x, 4) for x in _token_logprobs(np.array([[0.0, 0.0], [2.0, 0.0]], np.float32), [1, 0])]
+    [-0.6931, -0.1269]
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    out: list[float] = []
+    for s in range(0, len(logits), 128):  # 128 rows at a time: float64 copies of 128 x V, not of the window
+        x = logits[s:s + 128].astype(np.float64)
+        m = x.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+        out.extend((x[np.arange(len(x)), targets[s:s + 128]] - lse).tolist())
+    return out
 
 
 UBATCH = 32  # tokens per llama.cpp micro-batch (see LlamaCppRunner.__init__)
@@ -176,7 +192,7 @@ class LlamaCppRunner:
             self._drop(slot.sid)
 
     # ------------------------------------------------------------ steps
-    def step(self, prefills: list[tuple[Seq, int]], decodes: list[Seq]) -> tuple[list[torch.Tensor | None], torch.Tensor]:
+    def step(self, prefills: list[tuple[Seq, int]], decodes: list[Seq]) -> tuple[list[np.ndarray | None], np.ndarray]:
         """The next ``n`` prompt tokens of each prefill, and one token of each decode row, computed together.
 
         Returns the logits (1, V) of each prefill whose prompt is now read (None for the others)
@@ -185,8 +201,8 @@ class LlamaCppRunner:
         # Prompt chunks and decode rows go in two calls: in one, the decode rows' logits changed (by up to
         # 0.8 with 8 rows and a 128-token chunk) against the same rows stepped alone.
         pre = self._prefill_call(prefills) if prefills else []
-        dec = self._decode_call(decodes) if decodes else torch.empty(0)
-        return pre, dec  # (1, V) each, (B, V)
+        dec = self._decode_call(decodes) if decodes else np.empty((0, self.n_vocab), np.float32)
+        return pre, dec  # (V,) each, (B, V)
 
     def _run(self, n: int) -> None:
         if n > self.n_batch:
@@ -198,7 +214,7 @@ class LlamaCppRunner:
             raise RuntimeError(f"llama_decode failed (code {rc}: "
                                f"{'no room left in the context' if rc == 1 else 'see llama.cpp'})")
 
-    def _decode_call(self, decodes: list[Seq]) -> torch.Tensor:
+    def _decode_call(self, decodes: list[Seq]) -> np.ndarray:
         b, i, out_rows = self.batch, 0, []
         for seq in decodes:
             slot = seq.state
@@ -208,9 +224,9 @@ class LlamaCppRunner:
             out_rows.append(i)
             i += 1
         self._run(i)
-        return torch.from_numpy(np.stack([self._logits(r) for r in out_rows]))  # (B, V)
+        return np.stack([self._logits(r) for r in out_rows])  # (B, V)
 
-    def _prefill_call(self, prefills: list[tuple[Seq, int]]) -> list[torch.Tensor | None]:
+    def _prefill_call(self, prefills: list[tuple[Seq, int]]) -> list[np.ndarray | None]:
         b, i, pre_rows = self.batch, 0, []
         for seq, n in prefills:
             slot, start = seq.state, seq.filled
@@ -227,19 +243,19 @@ class LlamaCppRunner:
             else:
                 pre_rows.append(None)
         self._run(i)
-        return [None if r is None else torch.from_numpy(self._logits(r))[None] for r in pre_rows]
+        return [None if r is None else self._logits(r) for r in pre_rows]
 
     def _logits(self, row: int) -> np.ndarray:
         ptr = self.llama_cpp.llama_get_logits_ith(self.ctx.ctx, row)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()  # the buffer is reused by the next step
 
     # the scheduler's one-at-a-time protocol, as the same fused step
-    def prefill(self, seq: Seq) -> torch.Tensor | None:
+    def prefill(self, seq: Seq) -> np.ndarray | None:
         (logits,), _ = self.step([(seq, min(self.n_batch, len(seq.prompt) - seq.filled))], [])
         return logits
 
-    def decode(self, seqs: list[Seq], tokens: torch.Tensor) -> torch.Tensor:
-        for s, t in zip(seqs, tokens.tolist()):
+    def decode(self, seqs: list[Seq], tokens: Sequence[int]) -> np.ndarray:
+        for s, t in zip(seqs, tokens):
             s.last = int(t)
         return self.step([], seqs)[1]
 
@@ -312,7 +328,7 @@ class LlamaCppLM(ScheduledModel):
         self.style = style or ("chat" if self.chat_template else "base")
         self.pairs = pairs
         self.is_encoder_decoder = False
-        self.device = torch.device("cpu")
+        self.device = "cpu"  # a string, not torch.device: generating here never imports torch
         self.context_length = min(self.context_length, int(meta.get(
             f"{meta.get('general.architecture', 'llama')}.context_length", self.context_length)))
         self.decode_mode = "llamacpp"
@@ -492,10 +508,7 @@ class LlamaCppLM(ScheduledModel):
                     rows = self.scheduler.call(lambda piece=piece: _eval(llm, piece, all_logits=True), priority)
                     lo, hi = max(s, L - n - 1), min(s + len(piece), L - 1)  # rows whose next token is scored
                     if lo < hi:
-                        logits = torch.from_numpy(rows[lo - s:hi - s])
-                        targets = torch.tensor(ids[lo + 1:hi + 1])
-                        lps.extend(torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
-                                   .tolist())
+                        lps.extend(_token_logprobs(rows[lo - s:hi - s], ids[lo + 1:hi + 1]))
                 results.append(lps)
             if progress is not None:
                 progress(len(results), len(windows))
@@ -521,11 +534,9 @@ class LlamaCppLM(ScheduledModel):
         for ids, n in chunk:
             llm.n_tokens = 0
             rows = [_eval(llm, ids[s:s + llm.n_batch], all_logits=True) for s in range(0, len(ids), llm.n_batch)]
-            logits = torch.from_numpy(np.concatenate(rows))  # (T, V)
+            logits = np.concatenate(rows)  # (T, V)
             L = len(ids)
-            targets = torch.tensor(ids[L - n:])
-            lp = torch.log_softmax(logits[L - n - 1: L - 1].float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
-            out.append(lp.tolist())
+            out.append(_token_logprobs(logits[L - n - 1: L - 1], ids[L - n:]))
         return out
 
     def _batching_extra(self) -> dict[str, Any]:

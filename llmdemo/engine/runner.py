@@ -4,8 +4,11 @@ A runner knows one way of computing logits and keeps each sequence's state (its 
 ``seq.state``. The scheduler decides what runs when; the runner only computes:
 
     start(seq)            set up the sequence's state (reusing a kept prefix where it can)
-    prefill(seq)          read the next chunk of the prompt; logits (1, V) once the prompt is read
-    decode(seqs, tokens)  one step for several sequences together: logits (B, V)
+    prefill(seq)          read the next chunk of the prompt; logits (V,) once the prompt is read
+    decode(seqs, tokens)  one step for several sequences together (``tokens``: one id each): logits (B, V)
+
+Logits are float32 numpy arrays on the CPU, whatever the backend computes with: the sampler is numpy
+(``sampler.py``), so the engine imports no torch.
     finish(seq, keep)     release the state (or keep the prompt's keys/values for the next prompt)
 
 The runners themselves live with their backends: ``backends/llamacpp.py`` (many sequences in one
@@ -17,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # annotations only: the engine itself needs no torch
-    import torch
-
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(eq=False)
@@ -31,7 +33,7 @@ class Sequence:
     filled: int = 0  # prompt tokens already computed (reused from the prefix cache included)
     reused: int = 0  # prompt tokens whose keys/values came from the prefix cache
     state: Any = None  # the runner's: a KVCache, a transformers cache, ...
-    seen: torch.Tensor | None = None  # (1, S) ids the repetition penalty looks at
+    seen: list[int] | None = None  # the ids the repetition penalty looks at (None: no penalty)
     last: int | None = None  # the token to feed next
     new: list[int] = field(default_factory=list)
     sampler: Any = None  # the request's own Sampler
@@ -53,8 +55,8 @@ class Runner(Protocol):
 
     def start(self, seq: Sequence) -> None: ...
 
-    def prefill(self, seq: Sequence) -> torch.Tensor: ...  # (1, V) once the prompt is read
+    def prefill(self, seq: Sequence) -> np.ndarray | None: ...  # (V,) once the prompt is read
 
-    def decode(self, seqs: list[Sequence], tokens: torch.Tensor) -> torch.Tensor: ...  # (B, V)
+    def decode(self, seqs: list[Sequence], tokens: list[int]) -> np.ndarray: ...  # (B, V)
 
     def finish(self, seq: Sequence, keep_prefix: bool) -> None: ...

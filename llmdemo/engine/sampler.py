@@ -5,10 +5,14 @@ settings and its own random generator. So a request sampled inside a batch of ot
 exactly the numbers it would draw alone, and its output does not depend on who it shares
 the model with.
 
->>> import torch
+It works in numpy, not torch: generating with the default llama.cpp model then never imports
+torch (1-2.6 s of every start-up; torch is imported for scoring and the Inside tab only).
+Runners hand it one row of logits as a numpy array.
+
+>>> import numpy as np
 >>> from llmdemo.config import GenerationConfig
 >>> s = Sampler(GenerationConfig(temperature=0), seed=0)
->>> int(s(torch.tensor([[0.1, 2.0, -1.0]]), None))
+>>> s(np.array([0.1, 2.0, -1.0], dtype=np.float32), None)
 1
 """
 
@@ -17,90 +21,135 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
+import numpy as np
 
 from ..config import GenerationConfig
 
 SHORTLIST = 1024  # candidates looked at first for top-p without top-k
 
 
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """In float64, so the cumulative sums the draw and top-p use do not drift over 49k tokens."""
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def _top(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values of ``x``, largest first (ties: lower index first)."""
+    if k >= x.shape[0]:
+        return np.argsort(-x, kind="stable")
+    part = np.argpartition(-x, k - 1)[:k]
+    return part[np.lexsort((part, -x[part]))]
+
+
 class Sampler:
     """Repetition penalty, suppressed tokens, then greedy or temperature / top-k / top-p sampling."""
 
-    def __init__(self, config: GenerationConfig, seed: int, suppress: Sequence[int] = (),
-                 device: torch.device | str = "cpu"):
+    def __init__(self, config: GenerationConfig, seed: int, suppress: Sequence[int] = ()):
         self.config = config
         self.seed = seed
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed)
-        self.suppress = torch.tensor(list(suppress), dtype=torch.long, device=device) if suppress else None
+        # PCG64 from the request's seed: the same seed gives the same draws on any machine and alone
+        # or in a batch (one draw of a uniform number per sampled token)
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.suppress = np.asarray(list(suppress), dtype=np.int64) if suppress else None
 
-    def __call__(self, logits: torch.Tensor, seen: torch.Tensor | None) -> torch.Tensor:
-        """``logits`` (1, V) float32, ``seen`` (1, S) ids already in the sequence -> next id (1,)."""
+    def __call__(self, logits, seen: Sequence[int] | None) -> int:
+        """``logits``: one row (V,) or (1, V); ``seen``: the ids already in the sequence -> the next id."""
         return self._choose(logits, seen, False)[0]
 
-    def pick_with_probs(self, logits: torch.Tensor, seen: torch.Tensor | None, top: int) -> tuple[int, "TokenProbs"]:
+    def pick_with_probs(self, logits, seen: Sequence[int] | None, top: int) -> tuple[int, "TokenProbs"]:
         """The same pick as ``__call__`` (the same random draws), and what it was picked from.
 
         ``before``: the softmax of ``logits`` as the model gave them; ``after``: the distribution the
         token was actually drawn from, after the repetition penalty, suppressed tokens, temperature,
-        top-k and top-p (greedy: all mass on the argmax). Nothing here calls the generator, so a seed
+        top-k and top-p (greedy: all mass on the argmax). Nothing here draws a random number, so a seed
         gives the same tokens with or without recording (tests/test_tokenprobs.py).
 
-        >>> import torch
+        >>> import numpy as np
         >>> from llmdemo.config import GenerationConfig
-        >>> tok, p = Sampler(GenerationConfig(temperature=0), seed=0).pick_with_probs(torch.tensor([[0.0, 1.0]]), None, 2)
+        >>> tok, p = Sampler(GenerationConfig(temperature=0), seed=0).pick_with_probs(np.array([0.0, 1.0]), None, 2)
         >>> tok, round(p.p_before, 3), p.p_after, p.top_ids
         (1, 0.731, 1.0, [1, 0])
         """
         tok, after = self._choose(logits, seen, True)
-        tok = int(tok)
-        raw = logits[0].float()  # (V,)
-        logp = raw.log_softmax(dim=-1)
-        before = logp.exp()
-        entropy = float(-(before * logp).nansum())  # nats; a -inf logit adds 0 * -inf = nan, which nansum drops
-        k = min(int(top), raw.shape[-1])
-        top_p, top_i = torch.topk(before, k)
-        after = after[0]
-        return tok, TokenProbs(tok, float(before[tok]), float(after[tok]), entropy, top_i.tolist(), top_p.tolist(),
-                               after[top_i].tolist())
+        raw = _row(logits).astype(np.float64)
+        finite = np.isfinite(raw)
+        m = raw[finite].max() if finite.any() else 0.0
+        logp = raw - (m + np.log(np.exp(raw - m).sum()))
+        before = np.exp(logp)
+        with np.errstate(invalid="ignore"):
+            entropy = float(-np.nansum(before * logp))  # nats; a -inf logit adds 0 * -inf = nan, which nansum drops
+        top_i = _top(before, min(int(top), raw.shape[0]))
+        return tok, TokenProbs(tok, float(before[tok]), float(after[tok]), entropy, top_i.tolist(),
+                               before[top_i].tolist(), after[top_i].tolist())
 
-    def _choose(self, logits: torch.Tensor, seen: torch.Tensor | None, want_dist: bool):
-        """(next id (1,), the distribution (1, V) it was drawn from, or None unless ``want_dist``)."""
+    def _choose(self, logits, seen: Sequence[int] | None, want_dist: bool) -> tuple[int, np.ndarray | None]:
+        """(next id, the distribution (V,) it was drawn from, or None unless ``want_dist``)."""
         c = self.config
-        if c.repetition_penalty != 1.0 and seen is not None and seen.numel():
-            p = c.repetition_penalty
-            score = logits.gather(1, seen)
-            logits = logits.scatter(1, seen, torch.where(score < 0, score * p, score / p))
+        x = _row(logits).astype(np.float32, copy=True)
+        if not np.isfinite(x).any() or np.isnan(x).any():
+            raise ValueError("the model's logits hold NaN or no finite value: this request cannot be sampled")
+        if c.repetition_penalty != 1.0 and seen is not None and len(seen):
+            ids = np.asarray(seen, dtype=np.int64)
+            score = x[ids]  # read before writing: a token seen twice is penalised once
+            x[ids] = np.where(score < 0, score * c.repetition_penalty, score / c.repetition_penalty)
         if self.suppress is not None:
-            logits = logits.index_fill(1, self.suppress, float("-inf"))
+            x[self.suppress] = -np.inf
         if c.greedy:
-            pick = logits.argmax(dim=-1)  # (1,)
-            return pick, (torch.zeros_like(logits).scatter_(1, pick[:, None], 1.0) if want_dist else None)
-        logits = logits / c.temperature
-        vocab = logits.shape[-1]
+            pick = int(np.argmax(x))
+            if want_dist:
+                dist = np.zeros(x.shape[0])
+                dist[pick] = 1.0
+                return pick, dist
+            return pick, None
+        x = x / np.float32(c.temperature)
+        vocab = x.shape[0]
         if not (0 < c.top_k < vocab) and c.top_p >= 1.0:
-            probs = logits.softmax(dim=-1)
-            return torch.multinomial(probs, 1, generator=self.generator).squeeze(1), (probs if want_dist else None)
-        # Work on a shortlist instead of sorting the whole vocabulary (4 ms for 49k tokens, per row
-        # and step): the top-k, or for top-p alone the top 1024 when they already hold the top-p mass.
+            probs = _softmax(x)
+            return self._draw(np.arange(vocab), probs), (probs if want_dist else None)
+        # Work on a shortlist instead of sorting the whole vocabulary: the top-k, or for top-p
+        # alone the top 1024 when they already hold the top-p mass.
         if 0 < c.top_k < vocab:
-            vals, idx = torch.topk(logits, c.top_k, dim=-1)  # (1, k), sorted
-            probs = vals.softmax(dim=-1)  # top-p applies after top-k, on the renormalised top-k
+            idx = _top(x, c.top_k)
+            vals = x[idx].astype(np.float64)
+            probs = _softmax(vals)  # top-p applies after top-k, on the renormalised top-k
         else:
-            vals, idx = torch.topk(logits, min(SHORTLIST, vocab), dim=-1)
-            probs = (vals - logits.logsumexp(dim=-1, keepdim=True)).exp()
+            idx = _top(x, min(SHORTLIST, vocab))
+            vals = x[idx].astype(np.float64)
+            full = _softmax(x)
+            probs = full[idx]
             if float(probs.sum()) < c.top_p:  # a flat distribution: the nucleus needs the whole vocabulary
-                vals, idx = torch.sort(logits, descending=True, dim=-1)
-                probs = vals.softmax(dim=-1)
+                idx = _top(x, vocab)
+                vals, probs = x[idx].astype(np.float64), full[idx]
         if c.top_p < 1.0:
             # drop a token when the mass before it already reaches top_p (the first always stays)
-            drop = (probs.cumsum(dim=-1) - probs) >= c.top_p
-            vals = vals.masked_fill(drop, float("-inf"))
-        kept = vals.softmax(dim=-1)  # (1, n) over the shortlist: what the token is drawn from
-        pick = torch.multinomial(kept, 1, generator=self.generator)  # (1, 1) into the shortlist
-        dist = torch.zeros_like(logits).scatter_(1, idx, kept) if want_dist else None  # (1, V), zero off the list
-        return idx.gather(1, pick).squeeze(1), dist  # (1,)
+            drop = (np.cumsum(probs) - probs) >= c.top_p
+            vals = np.where(drop, -np.inf, vals)
+        kept = _softmax(vals)  # over the shortlist: what the token is drawn from
+        pick = self._draw(idx, kept)
+        if want_dist:
+            dist = np.zeros(vocab)
+            dist[idx] = kept
+            return pick, dist
+        return pick, None
+
+    def _draw(self, ids: np.ndarray, probs: np.ndarray) -> int:
+        """One uniform draw through the cumulative distribution (inverse transform sampling)."""
+        cum = np.cumsum(probs)
+        if not np.isfinite(cum[-1]) or cum[-1] <= 0:
+            raise ValueError("the sampling distribution is empty or not finite: this request cannot be sampled")
+        # the first index whose cumulative mass exceeds the draw always has mass of its own
+        j = int(np.searchsorted(cum, self.rng.random() * cum[-1], side="right"))
+        if j >= len(ids):  # rounding at the very top: the last token with mass
+            j = int(np.flatnonzero(probs > 0)[-1])
+        return int(ids[j])
+
+
+def _row(logits) -> np.ndarray:
+    """One row of logits as a 1-D numpy array (a (1, V) row or a (V,) vector)."""
+    a = np.asarray(logits)
+    return a.reshape(-1) if a.ndim > 1 else a
 
 
 @dataclass

@@ -34,7 +34,6 @@ from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any, Callable
 
-import torch
 
 from ..config import GenerationConfig
 from ..errors import UserError
@@ -325,9 +324,8 @@ class Scheduler:
                     return
             try:
                 seq = Sequence(prompt=req.prompt, budget=req.budget)
-                seq.seen = torch.tensor([req.prompt], device=self.lm.device) \
-                    if req.config.repetition_penalty != 1.0 else None
-                seq.sampler = Sampler(req.config, req.seed, self.lm.suppress_ids, self.lm.device)
+                seq.seen = list(req.prompt) if req.config.repetition_penalty != 1.0 else None
+                seq.sampler = Sampler(req.config, req.seed, self.lm.suppress_ids)
                 self.lm.runner.start(seq)
             except Exception as e:  # noqa: BLE001 - this request fails with the reason; the others go on
                 req._finish("error", e)
@@ -408,7 +406,7 @@ class Scheduler:
                     self._end(req, "error", e)
         for i, (req, seq) in enumerate(rows):
             try:
-                self._emit(req, seq, logits[i:i + 1])
+                self._emit(req, seq, logits[i])
             except Exception as e:  # noqa: BLE001 - e.g. NaN logits in one row: that request fails, not all
                 self._end(req, "error", e)
 
@@ -419,21 +417,20 @@ class Scheduler:
         self._hook("decode", len(rows))
         for r, _ in rows:
             r.steps += 1
-        tokens = torch.tensor([s.last for _, s in rows], device=self.lm.device)
-        logits = self.lm.runner.decode([s for _, s in rows], tokens)  # (B, V)
+        logits = self.lm.runner.decode([s for _, s in rows], [s.last for _, s in rows])  # (B, V)
         for i, (req, seq) in enumerate(rows):
             try:
-                self._emit(req, seq, logits[i:i + 1])
+                self._emit(req, seq, logits[i])
             except Exception as e:  # noqa: BLE001 - e.g. NaN logits in one row: that request fails, not all
                 self._end(req, "error", e)
 
-    def _emit(self, req: Request, seq: Sequence, logits: torch.Tensor) -> None:
+    def _emit(self, req: Request, seq: Sequence, logits) -> None:
         """Sample the request's next token from its own row of logits and hand it over."""
         probs = None
         if req.config.logprobs:  # the same pick, and the distributions it came from (no second pass)
             tok, probs = seq.sampler.pick_with_probs(logits, seq.seen, req.config.logprobs)
         else:
-            tok = int(seq.sampler(logits, seq.seen))
+            tok = seq.sampler(logits, seq.seen)
         if tok in self.lm.eos_ids:
             self._end(req, "eos")
             return
@@ -442,7 +439,7 @@ class Scheduler:
         seq.new.append(tok)
         seq.last = tok
         if seq.seen is not None:
-            seq.seen = torch.cat([seq.seen, seq.seen.new_tensor([[tok]])], dim=1)
+            seq.seen.append(tok)
         req._push(tok, probs)
         if len(seq.new) >= seq.budget:
             self._end(req, "length")

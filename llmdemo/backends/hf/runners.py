@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import torch
 
 from ...engine.runner import Sequence
@@ -37,17 +38,18 @@ class LeanRunner:
         seq.state, seq.filled, seq.reused = cache, reuse, reuse
 
     @torch.no_grad()
-    def prefill(self, seq: Sequence) -> torch.Tensor | None:
+    def prefill(self, seq: Sequence) -> np.ndarray | None:
         end = next(e for e in chunk_ends(len(seq.prompt)) if e > seq.filled)
         dev = self.fast.embed.device
         ids = torch.tensor([seq.prompt[seq.filled:end]], device=dev)  # (1, T)
         pos = torch.arange(seq.filled, end, device=dev)[None]  # (1, T)
         logits = self.prefill_fast.forward(ids, pos, seq.state, seq.filled)  # (1, V)
         seq.filled = end
-        return logits if seq.prefilled else None
+        return _numpy(logits[0]) if seq.prefilled else None
 
-    def decode(self, seqs: list[Sequence], tokens: torch.Tensor) -> torch.Tensor:
-        return self.fast.decode(tokens, [s.state for s in seqs])
+    def decode(self, seqs: list[Sequence], tokens: list[int]) -> np.ndarray:
+        ids = torch.tensor(tokens, device=self.fast.embed.device)
+        return _numpy(self.fast.decode(ids, [s.state for s in seqs]))
 
     def finish(self, seq: Sequence, keep_prefix: bool) -> None:
         if keep_prefix and seq.prefilled:
@@ -82,7 +84,7 @@ class HFRunner:
             seq.state = DynamicCache()
 
     @torch.no_grad()
-    def prefill(self, seq: Sequence) -> torch.Tensor:
+    def prefill(self, seq: Sequence) -> np.ndarray:
         lm, dev = self.lm, self.lm.device
         ids = torch.tensor([seq.prompt], device=dev)  # (1, T)
         seq.filled = len(seq.prompt)
@@ -90,17 +92,17 @@ class HFRunner:
             start = lm.config.decoder_start_token_id
             start = lm.pad_id if start is None else int(start)
             seq.encoder = self.model.get_encoder()(input_ids=ids, attention_mask=torch.ones_like(ids))
-            seq.seen = torch.tensor([[start]], device=dev)  # HF applies the penalty to decoder tokens here
+            seq.seen = [start]  # HF applies the penalty to decoder tokens here
             logits = self._dec(seq, start)
             if lm._forced_bos is not None:  # the first token is forced (e.g. the target language)
                 forced = torch.full_like(logits, float("-inf"))
                 forced[:, int(lm._forced_bos)] = 0.0
                 logits = forced
-            return logits
+            return _numpy(logits[0])
         pos = torch.arange(len(seq.prompt), device=dev)[None]
         out = self.model(input_ids=ids, position_ids=pos, use_cache=True, **self._keep,
                          **{self._cache_arg: seq.state})
-        return out.logits[:, -1, :].float()  # (1, V)
+        return _numpy(out.logits[0, -1, :])  # (V,)
 
     def _dec(self, seq: Sequence, token: int) -> torch.Tensor:
         ids = torch.tensor([[token]], device=self.lm.device)
@@ -109,9 +111,9 @@ class HFRunner:
         return out.logits[:, -1, :].float()
 
     @torch.no_grad()
-    def decode(self, seqs: list[Sequence], tokens: torch.Tensor) -> torch.Tensor:
+    def decode(self, seqs: list[Sequence], tokens: list[int]) -> np.ndarray:
         rows = []
-        for seq, tok in zip(seqs, tokens.tolist()):
+        for seq, tok in zip(seqs, tokens):
             if self.lm.is_encoder_decoder:
                 rows.append(self._dec(seq, tok))
                 continue
@@ -120,8 +122,13 @@ class HFRunner:
                              position_ids=torch.tensor([[at]], device=self.lm.device), use_cache=True,
                              **self._keep, **{self._cache_arg: seq.state})
             rows.append(out.logits[:, -1, :].float())
-        return torch.cat(rows)  # (B, V)
+        return _numpy(torch.cat(rows))  # (B, V)
 
     def finish(self, seq: Sequence, keep_prefix: bool) -> None:
         seq.state = None
         seq.encoder = None
+
+
+def _numpy(logits: torch.Tensor) -> np.ndarray:
+    """Logits as the engine's sampler takes them: float32 numpy on the CPU (a copy off a GPU)."""
+    return logits.detach().float().cpu().numpy()
