@@ -204,6 +204,83 @@ def _run_together_ids(lm, ids, cfg):
     return [list(r.tokens)], [r]
 
 
+def test_switching_threads_at_every_step_changes_no_output(engine):
+    """The thread tuner tries another thread count on live steps: llama.cpp's logits are bit-equal with 1 and
+    2 threads, so the same requests give the same tokens whether or not the count changes under them."""
+    from llmdemo.backends.llamacpp import ThreadTuner
+
+    runner, kept = engine.runner, engine.runner.tuner
+    try:
+        engine.scheduler.call(lambda: setattr(runner, "tuner", None))
+        _clear(engine)
+        steady, _ = _run_together(engine, PROMPTS[:3], CONFIGS[:3])
+        tuner = ThreadTuner([1, 2], runner.threads, interval_s=0, calls=1)  # a trial every two steps
+        used = []
+        real = runner._use_threads
+
+        def spy(n):
+            used.append(n)
+            real(n)
+        runner._use_threads = spy
+        engine.scheduler.call(lambda: setattr(runner, "tuner", tuner))
+        _clear(engine)
+        switching, _ = _run_together(engine, PROMPTS[:3], CONFIGS[:3])
+    finally:
+        runner.__dict__.pop("_use_threads", None)
+        engine.scheduler.call(lambda: setattr(runner, "tuner", kept))
+    assert {1, 2} <= set(used) and tuner.trials > 0  # the count did change under the requests
+    assert switching == steady
+
+
+def test_the_thread_tuner_keeps_a_faster_count_only_and_drops_a_trial_whose_batch_changed():
+    from llmdemo.backends.llamacpp import ThreadTuner
+
+    clock = [0.0]
+    t = ThreadTuner([1, 2], current=2, interval_s=3.0, calls=3, clock=lambda: clock[0])
+    assert t.threads_for(4) == 2  # no trial before the interval
+    t.record(0.010)
+    clock[0] = 3.0
+    # a trial: 2 threads take 10 ms a step, 1 thread 9.5 ms: not faster by the margin, so 2 stay
+    seen = []
+    for k in range(6):
+        n = t.threads_for(4)
+        seen.append(n)
+        t.record(0.0095 if n == 1 else 0.010)
+    assert seen == [2, 1, 2, 1, 2, 1] and t.current == 2 and t.trials == 1 and t.switches == 0
+    assert t.threads_for(4) == 2  # the next trial waits for the interval again
+    clock[0] = 6.0
+    # a trial whose batch size changes half-way decides nothing
+    for rows in (4, 4, 5):
+        n = t.threads_for(rows)
+        t.record(0.001 if n == 1 else 0.030)
+    assert t.current == 2 and t.trials == 1 and t.trial is None
+    clock[0] = 9.0
+    # beside a busy process 2 threads take 30 ms, 1 thread 12 ms: 1 is kept
+    for k in range(6):
+        n = t.threads_for(8)
+        t.record(0.012 if n == 1 else 0.030)
+    assert t.current == 1 and t.switches == 1
+    clock[0] = 12.0
+    # the process ends: 2 threads are faster again and come back
+    for k in range(6):
+        n = t.threads_for(8)
+        t.record(0.007 if n == 2 else 0.011)
+    assert t.current == 2 and t.switches == 2
+
+
+def test_the_thread_tuner_tries_counts_on_both_sides_with_more_cores():
+    from llmdemo.backends.llamacpp import ThreadTuner
+
+    t = ThreadTuner([1, 2, 3, 4], current=3, interval_s=0, calls=1, clock=lambda: 0.0)
+    challengers = set()
+    for _ in range(4):
+        t.threads_for(1)
+        t.record(0.010)
+        challengers.add(t.threads_for(1))  # the second step of a trial runs the challenger
+        t.record(0.010)
+    assert challengers == {2, 4} and t.current == 3
+
+
 def test_scoring_equals_a_plain_transformers_forward(engine):
     """Exact scoring: each token's log-probability is the float32 transformers model's, by hand."""
     text = "The city council voted to build a new bridge over the river."

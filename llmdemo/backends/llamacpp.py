@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -58,6 +59,83 @@ def _token_logprobs(logits: np.ndarray, targets: Sequence[int]) -> list[float]:
         lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
         out.extend((x[np.arange(len(x)), targets[s:s + 128]] - lse).tolist())
     return out
+
+
+class ThreadTuner:
+    """Threads chosen while serving, not once at load: every ``interval_s`` of serving, the next
+    ``2 x calls`` decode steps alternate the current thread count with one other, and the other is kept
+    when its median step is ``margin`` faster.
+
+    Why: the count timed at load was right for the machine as it was then. Beside a CPU-bound process
+    on 2 vCPUs, 2 threads fell to 0.31x their quiet speed (one thread waits for the core it shares at
+    every barrier) while 1 thread kept 0.98x of its own; when the other process ends, 2 threads are
+    faster again (117 vs 78 tokens/s here). A trial runs on real steps, so it costs only the slower
+    count's extra time on ``calls`` steps (about 1-2% of steps' time), and it changes no output: llama.cpp's
+    logits are bit-equal with 1 and 2 threads (tests/test_engine_llamacpp.py). A trial compares steps
+    of one batch size only (a step's time grows with its rows); one whose batch changes is dropped.
+
+    >>> t = ThreadTuner([1, 2], current=2, interval_s=0, calls=2, clock=lambda: 0.0)
+    >>> for ms in (10, 5, 10, 5):  # current (2), challenger (1), current, challenger
+    ...     n = t.threads_for(rows=1); t.record(ms / 1000)
+    >>> t.current, t.switches
+    (1, 1)
+    """
+
+    def __init__(self, counts, current: int, *, interval_s: float = 3.0, calls: int = 3, margin: float = 0.9,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.counts, self.current = sorted(set(counts)), current
+        self.interval_s, self.calls, self.margin, self.clock = interval_s, calls, margin, clock
+        self.next_at = clock() + interval_s
+        self.trial: dict[str, Any] | None = None
+        self.trials = self.switches = 0
+        self._up = True  # with more than two counts, challengers alternate above and below the current one
+        self._pending = current
+
+    def _challenger(self) -> int | None:
+        i = self.counts.index(self.current) if self.current in self.counts else 0
+        up = self.counts[i + 1] if i + 1 < len(self.counts) else None
+        down = self.counts[i - 1] if i > 0 else None
+        self._up = not self._up
+        return (up if self._up else down) or up or down
+
+    def threads_for(self, rows: int) -> int:
+        """The thread count for the next decode step of ``rows`` rows (then call :meth:`record`)."""
+        if self.trial is None:
+            challenger = self._challenger() if self.clock() >= self.next_at else None
+            if challenger is None:
+                self._pending = self.current
+                return self.current
+            self.trial = {"rows": rows, "challenger": challenger, "times": {self.current: [], challenger: []}, "n": 0}
+        trial = self.trial
+        if rows != trial["rows"]:  # another batch size: its steps would not compare; try again later
+            self._end()
+            self._pending = self.current
+            return self.current
+        self._pending = trial["challenger"] if trial["n"] % 2 else self.current
+        return self._pending
+
+    def record(self, seconds: float) -> None:
+        """The time of the decode step that :meth:`threads_for` chose the count for."""
+        trial = self.trial
+        if trial is None:
+            return
+        trial["times"][self._pending].append(seconds)
+        trial["n"] += 1
+        if trial["n"] < 2 * self.calls:
+            return
+        now, other = (statistics.median(trial["times"][k]) for k in (self.current, trial["challenger"]))
+        self.trials += 1
+        if other < self.margin * now:
+            self.current = trial["challenger"]
+            self.switches += 1
+        self._end()
+
+    def _end(self) -> None:
+        self.trial = None
+        self.next_at = self.clock() + self.interval_s
+
+    def summary(self) -> dict[str, Any]:
+        return {"threads": self.current, "trials": self.trials, "switches": self.switches}
 
 
 UBATCH = 32  # tokens per llama.cpp micro-batch (see LlamaCppRunner.__init__)
@@ -106,6 +184,7 @@ class LlamaCppRunner:
         self.decodes = 0  # llama_decode calls (tests count them)
         self.threads = threads or 1
         self.ctx.set_n_threads(self.threads, self.threads)
+        self.tuner: ThreadTuner | None = None  # set once the load-time choice is made (LlamaCppLM)
 
     def __del__(self):
         batch, self.batch = getattr(self, "batch", None), None
@@ -223,8 +302,21 @@ class LlamaCppRunner:
             slot.tokens.append(seq.last)
             out_rows.append(i)
             i += 1
-        self._run(i)
+        tuner = self.tuner
+        if tuner is None:
+            self._run(i)
+        else:
+            self._use_threads(tuner.threads_for(i))
+            t = time.perf_counter()
+            self._run(i)
+            tuner.record(time.perf_counter() - t)
+            self._use_threads(tuner.current)
         return np.stack([self._logits(r) for r in out_rows])  # (B, V)
+
+    def _use_threads(self, n: int) -> None:
+        if n != self.threads:
+            self.threads = n
+            self.ctx.set_n_threads(n, n)
 
     def _prefill_call(self, prefills: list[tuple[Seq, int]]) -> list[np.ndarray | None]:
         b, i, pre_rows = self.batch, 0, []
@@ -356,6 +448,9 @@ class LlamaCppLM(ScheduledModel):
         self.last_prefix_reused = 0
         self.thread_choice: dict[str, Any] = {"threads": self._threads_forced, "source": "forced"} \
             if self._threads_forced else self.scheduler.call(self._choose_threads)
+        if not self._threads_forced and len(self.thread_choice.get("step_ms", ())) > 1:
+            # and re-chosen while serving, as other processes come and go (ThreadTuner)
+            self.runner.tuner = ThreadTuner(self.thread_choice["step_ms"], self.runner.threads)
 
     def _choose_threads(self) -> dict[str, Any]:
         """Time a decode step with each thread count this process may use; keep the fastest.
@@ -560,6 +655,8 @@ class LlamaCppLM(ScheduledModel):
                 "engine": {"generation": "llama.cpp (GGUF as stored, many sequences per step)",
                            "scoring": "transformers, float32 (the same GGUF de-quantized)" if self.exact_scoring
                            else "llama.cpp (GGUF as stored)"},
-                "load_s": round(self.load_s, 3), "threads": self.runner.threads, "thread_choice": self.thread_choice,
+                "load_s": round(self.load_s, 3), "threads": self.runner.threads,
+                "thread_choice": {**self.thread_choice, **({"while_serving": self.runner.tuner.summary()}
+                                                          if self.runner.tuner else {})},
                 "sequences": self.runner.n_seq, "context_cells": self.runner.n_ctx,
                 "llama_cpp_python": md.version("llama-cpp-python")}

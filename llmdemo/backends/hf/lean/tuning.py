@@ -300,6 +300,8 @@ def describe(info: dict[str, Any]) -> str:
     if decode == "llamacpp":
         tc = info.get("thread_choice") or {}
         how = "measured fastest here" if tc.get("source") == "measured" else "set by LLMDEMO_LLAMACPP_THREADS"
+        if tc.get("while_serving"):
+            how += ", re-checked every few seconds while serving"
         seqs = f", up to {info['sequences']} sequences per step" if info.get("sequences") else ""
         return f"llama.cpp, {info.get('threads')} thread(s) ({how}){seqs}"
     if decode in (None, "server"):
