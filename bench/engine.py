@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+LONG = ("The committee met on Tuesday to discuss the new budget for the city's public libraries, which had seen "
+        "a sharp rise in visitors since the winter. ") * 20
 QUESTIONS = ["Name three colours.", "What is the capital of France?", "Write one sentence about the sea.",
              "Who are you?", "Count from one to five.", "What is a language model?", "Give me a synonym of big.",
              "Why is the sky blue?", "Tell me a joke.", "What do cats eat?"]
@@ -61,7 +63,7 @@ def bench_stream(lm, a) -> dict:
         s.text()
         return s.stats.tokens_per_s, s.stats.ttft_s, s.stats.new_tokens
 
-    path = getattr(lm, "path", None)
+    path = _run_path(lm)
     threads = lm.info().get("threads") or 1
 
     def theirs():
@@ -83,8 +85,32 @@ def bench_stream(lm, a) -> dict:
                    llama_cpp_first_token_ms=round(1000 * statistics.median(x[1] for x in t), 1))
         res["ratio_tok_s"] = round(res["ours_tok_s"] / res["llama_cpp_tok_s"], 3)
         res["ratio_first_token"] = round(res["ours_first_token_ms"] / res["llama_cpp_first_token_ms"], 3)
+        # llama.cpp's raw loop: one llama_decode per token, argmax in numpy, no sampler or text
+        res["raw_loop_tok_s"] = round(raw_batched(lm, [PROMPT], a.tokens)[0], 1)
+        res["ratio_vs_raw_loop"] = round(res["ours_tok_s"] / res["raw_loop_tok_s"], 3)
+        # the first token of a new 300-token prompt: ours (prompt read in 32-token micro-batches) against one
+        # raw llama_decode of the 300 tokens (llama.cpp's default 512-token micro-batch)
+        long_ids = lm.encode(LONG)[:300]
+
+        def first300():
+            lm.scheduler.call(lambda: [lm.runner._drop(s) for s in list(lm.runner.parked)])
+            t = time.perf_counter()
+            list(lm.stream(long_ids, cfg.replace(max_new_tokens=1)))
+            return time.perf_counter() - t
+        first300()
+        res["first_token_300_ms"] = round(1000 * statistics.median(first300() for _ in range(a.runs)), 1)
+        raw = [raw_batched(lm, [long_ids], 2)[1] for _ in range(a.runs + 1)][1:]
+        res["raw_first_token_300_ms"] = round(1000 * statistics.median(raw), 1)
+        res["ratio_first_token_300"] = round(res["first_token_300_ms"] / res["raw_first_token_300_ms"], 3)
     res["threads"] = threads
+    res["weights"] = (lm.info().get("weights") or {}).get("type")
     return res
+
+
+def _run_path(lm) -> str | None:
+    """The GGUF llama.cpp runs for ``lm``: the shipped file or its chosen re-encoding (llamacpp_weights.py)."""
+    w = getattr(lm, "weights", None)
+    return w.path if w is not None else getattr(lm, "path", None)
 
 
 def bench_batch(lm, a) -> dict:
@@ -114,20 +140,21 @@ def bench_batch(lm, a) -> dict:
     wall = time.perf_counter() - t0
     res = {"rows": rows, "aggregate_tok_s": round(sum(counts) / wall, 1),
            "slowest_vs_mean": round(min(rates) / statistics.mean(rates), 3), "tokens": sum(counts)}
-    if getattr(lm, "path", None):
-        res["llama_cpp_batched_tok_s"] = round(raw_batched(lm, prompts, a.tokens), 1)
+    if _run_path(lm):
+        res["llama_cpp_batched_tok_s"] = round(raw_batched(lm, prompts, a.tokens)[0], 1)
         res["ratio"] = round(res["aggregate_tok_s"] / res["llama_cpp_batched_tok_s"], 3)
     return res
 
 
-def raw_batched(lm, prompts, n_tokens: int) -> float:
-    """llama.cpp alone: the prompts read in one batch, then one llama_decode of every row per step, argmax in numpy."""
+def raw_batched(lm, prompts, n_tokens: int) -> tuple[float, float]:
+    """llama.cpp alone: each prompt read in one call, then one llama_decode of every row per step, argmax in
+    numpy. (decode tokens/s, seconds to read the prompts to their first logits)."""
     import llama_cpp
     import numpy as np
     from llama_cpp import Llama, _internals
 
     threads = lm.info().get("threads") or 1
-    base = Llama(lm.path, n_ctx=64, verbose=False)
+    base = Llama(_run_path(lm), n_ctx=64, verbose=False)
     p = llama_cpp.llama_context_params.from_buffer_copy(base.context_params)
     p.n_ctx, p.n_seq_max, p.kv_unified, p.n_batch, p.n_ubatch = 8192, len(prompts), True, 2048, 512
     p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED  # llama.cpp's own default (auto) on a CPU
@@ -142,6 +169,7 @@ def raw_batched(lm, prompts, n_tokens: int) -> float:
         b.seq_id[i][0] = sid
 
     last = []
+    t_read = time.perf_counter()
     for sid, x in enumerate(ids):  # each prompt read in a call of its own (as the engine reads them)
         for j, tok in enumerate(x):
             put(j, tok, j, sid, j == len(x) - 1)
@@ -149,6 +177,7 @@ def raw_batched(lm, prompts, n_tokens: int) -> float:
         assert llama_cpp.llama_decode(ctx.ctx, b) == 0
         last.append(int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, len(x) - 1),
                                                          shape=(nv,)))))
+    read_s = time.perf_counter() - t_read
     pos = [len(x) for x in ids]
     t0 = time.perf_counter()
     for _ in range(n_tokens - 1):
@@ -161,7 +190,7 @@ def raw_batched(lm, prompts, n_tokens: int) -> float:
                 for r in range(len(ids))]
     rate = len(ids) * (n_tokens - 1) / (time.perf_counter() - t0)
     llama_cpp.llama_batch_free(b)
-    return rate
+    return rate, read_s
 
 
 def bench_eval(lm, a) -> dict:

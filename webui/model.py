@@ -18,7 +18,7 @@ from .i18n import lang_of
 MODEL_INFO_ZH = {"Model": "模型", "Source": "来源", "Backend": "后端", "Parameters": "参数量",
                  "Device / dtype": "设备 / 数据类型", "Generation forward": "生成所用前向", "Context length": "上下文长度",
                  "Load time": "加载时间", "File sha256 / revision": "文件 sha256 / 版本",
-                 "Translation tab": "翻译标签页", "Licence": "许可"}
+                 "Translation tab": "翻译标签页", "Licence": "许可", "Weights": "权重类型"}
 
 
 def _display_location(info: dict) -> str:
@@ -43,6 +43,9 @@ class ModelHandlers(HandlerBase):
             ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
             ("Generation forward", describe_forward(info)),
+            # which weight type llama.cpp runs and why (the shipped one or its faster lossless re-encoding)
+            *([("Weights", html.escape(f"{info['weights']['type']}: {info['weights']['reason']}"))]
+              if info.get("weights") else []),
             *([("Scoring", html.escape(info["engine"]["scoring"]))] if info.get("engine") else []),
             ("Context length", f"{info['context_length']:,} tokens"),
             ("Load time", f"{info['load_s']:.1f} s" if info.get("load_s") is not None else "n/a"),

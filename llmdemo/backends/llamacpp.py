@@ -16,12 +16,13 @@ that batches (vLLM, ``llama-server``) and use the ``openai`` backend.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +31,11 @@ from ..interface import BATCH, GENERATE, INSIDE, SCORE, TOKEN_PROBS
 from ..engine.runner import Sequence as Seq
 from ..engine.scheduler import INTERACTIVE, Scheduler
 from ..tokenizer import render_chat
+
+if TYPE_CHECKING:
+    from .llamacpp_weights import Weights
+
+log = logging.getLogger(__name__)
 
 
 def _eval(llm, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
@@ -380,13 +386,30 @@ class _Slot:
         self.sid, self.tokens = sid, tokens
 
 
+def _weights(path: str, option: str | None, threads: int | None, progress) -> "Weights":
+    """The file to run: the shipped GGUF or its Q8_0 re-encoding (llamacpp_weights.py); as shipped when
+    the choice cannot be made (a read-only cache, a failed conversion), with the reason."""
+    from .llamacpp_weights import Weights, choose, mode_from_env
+
+    mode = mode_from_env(option)  # a wrong value is the user's error: raised, not hidden
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    try:
+        return choose(path, mode=mode, threads=threads or max(1, min(cpus, 4)), progress=progress)
+    except Exception as e:  # noqa: BLE001 - the shipped file always runs
+        log.warning("running the GGUF as shipped: %s", e)
+        return Weights(path, "as shipped", "as shipped", f"as shipped: the re-encoding failed ({e})")
+
+
 class LlamaCppLM(ScheduledModel):
     """A GGUF model in llama.cpp, behind llmdemo's scheduler (see the module docstring)."""
 
     def __init__(self, path: str, *, name: str | None = None, n_ctx: int | None = None,
                  n_threads: int | None = None, style: str | None = None, pairs: tuple = (),
                  exact_scoring: bool = False, max_running: int | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, weights: str | None = None):
         try:
             import llama_cpp
             from llama_cpp import Llama
@@ -401,8 +424,9 @@ class LlamaCppLM(ScheduledModel):
         total = max(self.context_length, _env_int("LLMDEMO_LLAMACPP_CELLS", 8192))
         # the Llama object gives the vocabulary, the model and its settings; its own context is not used
         # for generation (the runner makes one that holds n_seq sequences), so it is kept small
-        kw: dict[str, Any] = dict(model_path=self.path, n_ctx=64, n_batch=64, logits_all=False, verbose=False)
         self._threads_forced = n_threads or int(os.environ.get("LLMDEMO_LLAMACPP_THREADS") or 0) or None
+        self.weights = _weights(self.path, weights, self._threads_forced, progress)
+        kw: dict[str, Any] = dict(model_path=self.weights.path, n_ctx=64, n_batch=64, logits_all=False, verbose=False)
         if os.environ.get("LLMDEMO_LLAMACPP_EXTRA_BUFTS") == "0" and \
                 "use_extra_bufts" in inspect.signature(Llama.__init__).parameters:
             # a llama-cpp-python built with -march=native crashed in its AMX path on an Intel CPU here;
@@ -648,13 +672,15 @@ class LlamaCppLM(ScheduledModel):
             self._sha = file_sha256(self.path)
         return {"name": self.name, "backend": "llamacpp", "kind": "gguf", "location": Path(self.path).name,
                 "file_sha256": self._sha, "model_type": self._meta.get("general.architecture"),
-                "style": self.style, "parameters": self.n_params, "dtype": "GGUF (as stored)",
+                "style": self.style, "parameters": self.n_params, "dtype": f"GGUF {self.weights.type}",
+                # the weight type llama.cpp runs and why; the file sha256 above stays the shipped file's
+                "weights": {k: v for k, v in self.weights.to_dict().items() if k != "path"},
                 "layers": self.n_layers, "heads": self.n_heads,
                 "decode": "llamacpp", "device": "cpu", "context_length": self.context_length,
                 # which engine made the text and which computed the scores (perplexity, log-likelihoods)
-                "engine": {"generation": "llama.cpp (GGUF as stored, many sequences per step)",
+                "engine": {"generation": f"llama.cpp (GGUF {self.weights.type}, many sequences per step)",
                            "scoring": "transformers, float32 (the same GGUF de-quantized)" if self.exact_scoring
-                           else "llama.cpp (GGUF as stored)"},
+                           else f"llama.cpp (GGUF {self.weights.type})"},
                 "load_s": round(self.load_s, 3), "threads": self.runner.threads,
                 "thread_choice": {**self.thread_choice, **({"while_serving": self.runner.tuner.summary()}
                                                           if self.runner.tuner else {})},

@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,19 +81,9 @@ class Choice:
 
 def cpu_signature() -> dict[str, Any]:
     """What makes a speed measurement valid: CPU model and flags, threads, torch version."""
-    model, flags = "", ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and not model:
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = " ".join(sorted(value.split()))
-    except OSError:
-        pass
-    model = model or platform.processor() or platform.machine()
+    from ....modelfiles import cpu_identity
+
+    model, flags = cpu_identity()
     return {"cpu": model, "flags_sha": hashlib.sha256(flags.encode()).hexdigest()[:16],
             "threads": torch.get_num_threads(), "torch": torch.__version__}
 
