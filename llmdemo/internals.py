@@ -10,10 +10,13 @@ text's perplexity.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from .config import ConfigError
 from .errors import Notice, Unavailable
@@ -38,7 +41,19 @@ def tokens(lm, text: str) -> list[Token]:
     return [Token(int(i), lm.tokenizer.decode([i], clean_up_tokenization_spaces=False)) for i in ids]
 
 
-@torch.no_grad()
+def _without_grad(fn):
+    """``torch.no_grad()`` around ``fn``, torch imported at the first call: building the app (the Inside
+    tab's sliders read :func:`layer_head_counts`) must not import torch (1.5 s of the page's start)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_without_grad
 def next_token_distribution(lm, prompt, k: int = 10) -> tuple[list[tuple[Token, float]], float]:
     """Top-``k`` next tokens with probabilities after ``prompt`` (str, messages or ids),
     and the total probability over the whole vocabulary (1 up to rounding)."""
@@ -47,6 +62,8 @@ def next_token_distribution(lm, prompt, k: int = 10) -> tuple[list[tuple[Token, 
         ids = [lm.prefix_token()] + lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     else:
         ids = lm.encode(prompt)
+    import torch
+
     ids = ids[-lm.context_length:]
     x = torch.tensor([ids], device=lm.device)
     # on the model's thread, between generation steps (the scheduler owns the model)
@@ -67,6 +84,8 @@ def surprisal(lm, text: str, max_length: int | None = None) -> list[tuple[Token,
 
 
 def _no_grad(fn):
+    import torch
+
     return torch.no_grad()(fn)
 
 
@@ -74,7 +93,7 @@ def perplexity_of(scores: list[tuple[Token, float]]) -> float:
     return math.exp(sum(s for _, s in scores) / len(scores)) if scores else float("nan")
 
 
-@torch.no_grad()
+@_without_grad
 def attention(lm, text: str, layer: int = -1, head: int | None = None,
               max_tokens: int = MAX_ATTENTION_TOKENS) -> tuple[list[Token], torch.Tensor, str | None]:
     """Attention weights (T, T) of one layer, for one head or averaged over heads (``head=None``).
@@ -89,6 +108,8 @@ def attention(lm, text: str, layer: int = -1, head: int | None = None,
     if len(toks) > max_tokens - 1:
         toks = toks[: max_tokens - 1]
         notice = Notice("notice.attention", n=max_tokens - 1)
+    import torch
+
     bos = lm.prefix_token()
     ids = torch.tensor([[bos] + [t.id for t in toks]], device=lm.device)
     model = lm.model

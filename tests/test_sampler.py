@@ -79,3 +79,14 @@ def test_one_token_from_the_cli_on_the_bundled_model_imports_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "TORCH False" in out.stdout, out.stdout
+
+
+@pytest.mark.e2e
+def test_the_app_is_built_on_the_bundled_model_without_torch():
+    """torch waits for the first scoring or Inside-tab call: the page's start does not pay for it."""
+    code = ("import sys; sys.argv = ['app.py']; import app; demo, _ = app.make_demo(); "
+            "print('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "TORCH False" in out.stdout, out.stdout

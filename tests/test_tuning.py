@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from llmdemo.backends.describe import describe
 from llmdemo.backends.hf.lean import tuning
 from llmdemo.backends.hf.lean.fast import KERNELS, FastLlama, kernel_unavailable
 from llmdemo.backends.hf.model import LM
@@ -140,14 +141,14 @@ def test_auto_measures_once_then_reuses_the_cached_choice(tiny_parts, cache, mon
     # generation works with the two kernels: prompts through one, steps through the other
     assert lm2.generate("the cat", lm2_cfg())
     # what the Model tab shows
-    assert tuning.describe(info) == ("lean Llama forward, float16 for decode steps, float32 for prompts "
+    assert describe(info) == ("lean Llama forward, float16 for decode steps, float32 for prompts "
                                      "(measured on this CPU: 30 ms per decode step)")
-    assert "measured earlier on this CPU" in tuning.describe(lm2.info())
+    assert "measured earlier on this CPU" in describe(lm2.info())
     from webui.handlers import Handlers
     from webui.settings import AppSettings
     from llmdemo.host import ModelHost
 
-    assert tuning.describe(lm2.info()) in Handlers(ModelHost(lm2), AppSettings()).model_info()
+    assert describe(lm2.info()) in Handlers(ModelHost(lm2), AppSettings()).model_info()
 
 
 def lm2_cfg():
@@ -202,7 +203,7 @@ def test_a_single_allowed_candidate_is_used_without_measuring(tiny_parts, cache,
     monkeypatch.setattr(tuning, "_time", _timer({}))  # any timing would raise KeyError
     lm = _lm(tiny_parts)
     assert lm.set_decode("auto") == "float16"
-    assert tuning.describe(lm.info()).endswith("(the only candidate in LLMDEMO_DECODE_CANDIDATES)")
+    assert describe(lm.info()).endswith("(the only candidate in LLMDEMO_DECODE_CANDIDATES)")
 
 
 def test_bad_candidate_list_is_refused(monkeypatch):

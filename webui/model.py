@@ -9,7 +9,7 @@ import gradio as gr
 from llmdemo import prompts
 from llmdemo.errors import ModelLoadError, UserError, first_line
 from llmdemo.presets import DEFAULT_MODEL, PRESETS, is_installed
-from llmdemo.backends.hf.lean.tuning import describe as describe_forward
+from llmdemo.backends.describe import describe as describe_forward
 
 from .base import HandlerBase
 from .errors import friendly
