@@ -5,7 +5,7 @@
 The bundled GGUF through ``LM.stream`` (the app's path), greedy, tokens/s after the first token,
 medians of ``--runs``: quiet, then beside a process that spins one core (``while True: pass``), then
 quiet again (``after``: the tuner must come back to the faster count). Each with the thread tuner on
-(the default: ``ThreadTuner`` in llmdemo/backends/llamacpp.py) and off (the count timed at load, kept).
+(the default: ``ThreadTuner`` in llmdemo/backends/llamacpp/runner.py) and off (the count timed at load, kept).
 Also 8 concurrent streams, quiet, tuner on and off (what the trials cost).
 """
 

@@ -108,7 +108,7 @@ def bench_stream(lm, a) -> dict:
 
 
 def _run_path(lm) -> str | None:
-    """The GGUF llama.cpp runs for ``lm``: the shipped file or its chosen re-encoding (llamacpp_weights.py)."""
+    """The GGUF llama.cpp runs for ``lm``: the shipped file or its chosen re-encoding (llmdemo/backends/llamacpp/weights.py)."""
     w = getattr(lm, "weights", None)
     return w.path if w is not None else getattr(lm, "path", None)
 

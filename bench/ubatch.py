@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    from llmdemo.backends import llamacpp
+    from llmdemo.backends.llamacpp import runner as llamacpp
     from llmdemo.engine.runner import Sequence
     from llmdemo.load import load
     from bench.engine import _cpu

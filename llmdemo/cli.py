@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     task = {"generate": "generation", "translate": "translation", "chat": "dialogue",
             "summarize": "summarization"}[args.command]
     from .errors import ModelLoadError
-    from .generation import ContextOverflowError
+    from .engine.model import ContextOverflowError
 
     try:
         config = decoding_config(args, task)

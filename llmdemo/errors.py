@@ -28,7 +28,7 @@ MESSAGES: dict[str, str] = {
     "config.stop_size": "at most {n} stop strings of at most {chars} characters each",
     "config.unknown": "unknown setting(s): {names}",
     "config.contestant_number": "{name} of contestant {k} must be a number, got {value!r}",
-    # the model's context and queue (llmdemo/generation.py, llmdemo/engine/scheduler.py)
+    # the model's context and queue (llmdemo/engine/model.py, llmdemo/engine/scheduler.py)
     "context.input": "input is {n} tokens; model {model!r} reads at most {limit}",
     "context.prompt": "prompt is {n} tokens; model {model!r} has a context of {limit}",
     "input.empty_prompt": "empty prompt",

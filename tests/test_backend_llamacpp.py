@@ -22,7 +22,7 @@ QUESTIONS = ["What is the capital of France?", "Name three colours.", "Write one
 
 def _gguf() -> str:
     """The file the engine runs for the bundled model: the shipped GGUF or the Q8_0 re-encoding chosen on this
-    CPU (llamacpp_weights.py), so that llama.cpp's own loop and its server compute with the same weights."""
+    CPU (llmdemo/backends/llamacpp/weights.py), so that llama.cpp's own loop and its server compute with the same weights."""
     from llmdemo.backends.llamacpp import _weights
     from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
 

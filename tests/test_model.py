@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llmdemo.config import GenerationConfig
-from llmdemo.generation import ContextOverflowError
+from llmdemo.engine.model import ContextOverflowError
 from llmdemo.load import load
 from llmdemo.engine.stream import _holdback
 

@@ -61,7 +61,7 @@ def test_logits_without_a_distribution_raise_a_clear_error(bad, temperature):
 
 def test_the_generation_path_of_the_llama_cpp_backend_imports_no_torch():
     """torch costs 1-2.6 s of every start: the CLI, the engine and the llama.cpp backend import none."""
-    code = ("import sys; import llmdemo.cli, llmdemo.generation, llmdemo.engine.scheduler, "
+    code = ("import sys; import llmdemo.cli, llmdemo.engine.model, llmdemo.engine.scheduler, "
             "llmdemo.backends.llamacpp, llmdemo.backends.openai; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -426,7 +426,7 @@ def test_a_small_request_that_fits_passes_a_large_one_that_does_not_for_a_while(
 def test_a_scoring_call_carries_a_bounded_number_of_tokens(tiny_lm, monkeypatch):
     """Issue 37, finding 3: eight 1,024-token windows in one call held every visitor's stream for tens of
     seconds; a call now carries at most SCORE_TOKENS_PER_CALL tokens (one window at least), same numbers."""
-    import llmdemo.generation as generation
+    import llmdemo.engine.model as generation
 
     text = "the cat sat on the mat and the dog sat on the log " * 12
     _, whole = tiny_lm.token_logprobs(text, max_length=32, stride=16, batch_size=8)

@@ -354,7 +354,7 @@ def test_real_model_greedy_probabilities_equal_a_llama_cpp_forward_on_the_same_p
     """llama.cpp's recorded numbers (decode steps, one token at a time) against llama.cpp reading prompt +
     answer[:k] afresh as a prompt (32-token micro-batches, no kept prefix: asserted) and giving the next
     token's distribution: a separate forward on the same prefix, on the same quantized weights. The engine's
-    context is batch-invariant (flash attention, small micro-batches: llmdemo/backends/llamacpp.py), and the
+    context is batch-invariant (flash attention, small micro-batches: llmdemo/backends/llamacpp/runner.py), and the
     two agreed bit for bit here. (The scorer's own llama.cpp context, without flash attention and with
     512-token micro-batches, differed by up to 0.1 in probability on this answer: not the path generation uses.)"""
     lm = fresh_engine

@@ -1,4 +1,4 @@
-"""The weight type llama.cpp runs (llmdemo/backends/llamacpp_weights.py): the shipped GGUF or its Q8_0
+"""The weight type llama.cpp runs (llmdemo/backends/llamacpp/weights.py): the shipped GGUF or its Q8_0
 re-encoding, whichever a probe finds faster on this CPU, chosen once and remembered.
 
 What is compared with what: the choice against probe timings given by the test (both ways); a second start
@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from llmdemo.backends import llamacpp_weights as lw
+from llmdemo.backends.llamacpp import weights as lw
 
 pytestmark = pytest.mark.e2e
 

@@ -382,7 +382,7 @@ class OpenAILM:
         stats = Stats(prompt_tokens=n_prompt, seed=config.seed if config.seed is not None else secrets.randbelow(2**31))
         room = self.context_length - n_prompt
         if room < 1:
-            from ..generation import ContextOverflowError
+            from ..engine.model import ContextOverflowError
 
             raise ContextOverflowError("context.prompt", n=n_prompt, model=self.name, limit=self.context_length)
         budget = min(config.max_new_tokens, room)

@@ -11,7 +11,7 @@ Logits are float32 numpy arrays on the CPU, whatever the backend computes with: 
 (``sampler.py``), so the engine imports no torch.
     finish(seq, keep)     release the state (or keep the prompt's keys/values for the next prompt)
 
-The runners themselves live with their backends: ``backends/llamacpp.py`` (many sequences in one
+The runners themselves live with their backends: ``backends/llamacpp/`` (many sequences in one
 llama.cpp context) and ``backends/hf/runners.py`` (the lean Llama forward; transformers' own forward).
 """
 

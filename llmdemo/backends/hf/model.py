@@ -26,7 +26,7 @@ import torch
 from ...config import DECODE_MODES
 from .lean.fast import KERNELS
 from .lean.kvcache import PrefixCache
-from ...generation import ScheduledModel, _env_int
+from ...engine.model import ScheduledModel, _env_int
 from ...errors import ModelLoadError, first_line
 from ...interface import BATCH as CAN_BATCH
 from ...interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS

@@ -67,7 +67,7 @@ def _build_key() -> str:
 
 
 def _cpu_key() -> str:
-    from ..modelfiles import cpu_identity
+    from ...modelfiles import cpu_identity
 
     model, flags = cpu_identity()
     return hashlib.sha256(f"{model}|{flags}|{os.cpu_count()}".encode()).hexdigest()[:12]
@@ -176,7 +176,7 @@ def probe(path: str | Path, threads: int) -> dict[str, float]:
 def choose(path: str | Path, *, mode: str = "auto", threads: int = 2,
            progress: Callable[[str], None] | None = None, probe_fn: Callable[..., dict] = probe) -> Weights:
     """The file llama.cpp should run for the GGUF at ``path`` (see the module docstring)."""
-    from ..modelfiles import cache_root, file_sha256
+    from ...modelfiles import cache_root, file_sha256
 
     path = str(path)
     if mode == "shipped":

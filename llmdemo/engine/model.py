@@ -17,11 +17,11 @@ from collections import deque
 from queue import Empty, SimpleQueue
 from typing import Any, Callable, Iterator, Sequence
 
-from .config import GenerationConfig
-from .errors import InputError, Notice, UserError
-from .engine.scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
-from .tokenprobs import info_of, trim
-from .engine.stream import (Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop,
+from ..config import GenerationConfig
+from ..errors import InputError, Notice, UserError
+from .scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
+from ..tokenprobs import info_of, trim
+from .stream import (Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop,
                             rolling_windows, whole_chars)
 
 # tokens one scoring call may carry (a call runs whole on the model's thread, between generation steps):
