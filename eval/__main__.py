@@ -8,20 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from llmdemo.errors import UserError
 from llmdemo.cli import add_decoding_args, add_model_args, decoding_config
-from llmdemo.config import ConfigError
-from llmdemo.errors import ModelLoadError
 from llmdemo.load import load
-from llmdemo.presets import UnknownModelError
-from llmdemo.errors import InputError
 
-from .datasets import DataError
-from .taskfile import TaskFileError
-from .tasks import UnknownTaskError
 from .runfolder import RunError, RunSpec, check_output
 from .runner import TASKS, run
-from .lmeval import LmEvalError
-from .site import SiteError
 
 
 def compare(a: Path, b: Path, n_samples: int = 1000, task: str | None = None) -> str:
@@ -61,7 +53,6 @@ def list_text() -> str:
     return "\n".join(lines)
 
 
-from llmdemo.backends.openai import LogprobsUnreliable, ServerError  # noqa: E402 (no heavy imports)
 
 
 def _concurrency(value: str) -> str | int:
@@ -178,8 +169,7 @@ def main(argv=None) -> int:
         print(json.dumps({"task": res["task"], "n_examples": res["n_examples"], "metrics": res["metrics"]}, indent=1))
         print(f"wrote {args.output}/results.json, report.md, report.html", file=sys.stderr)
         return 0
-    except (DataError, RunError, TaskFileError, SiteError, LmEvalError, UnknownTaskError, ConfigError, InputError, UnknownModelError, ModelLoadError, FileNotFoundError,
-            ServerError, LogprobsUnreliable) as e:
+    except (UserError, FileNotFoundError) as e:  # what the user can act on (llmdemo/errors.py), and a missing file
         print(f"error: {e}", file=sys.stderr)
         return 2
 

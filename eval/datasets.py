@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llmdemo.errors import DetailError
 from llmdemo.prompts import _SURROGATE  # what the app's clean_text replaces, the same way
 
 
@@ -21,8 +22,10 @@ def _required() -> dict[str, dict[str, type]]:
 from .shipped import resolve_data
 
 
-class DataError(ValueError):
+class DataError(DetailError, ValueError):
     """Unusable benchmark data; the message names the file (and line)."""
+
+    kind = "eval.data"
 
 
 def load_records(path: str | Path, task: str, limit: int | None = None) -> list[dict]:

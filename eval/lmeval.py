@@ -38,6 +38,8 @@ import math
 import re
 from pathlib import Path
 
+from llmdemo.errors import DetailError
+
 DATE_ID = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2}(?:\.\d+)?)")
 RESULTS_NAME = re.compile(r"results_(" + DATE_ID.pattern + r")\.json")
 NOT_METRICS = {"alias", "samples", "name", " "}
@@ -45,8 +47,10 @@ SKIP_METRICS = {"bypass"}  # --predict_only: a placeholder (999), not a score
 MODEL_KEYS = ("peft=", "delta=", "pretrained=", "model=", "path=", "engine=")  # lm-eval's _get_model_name order
 
 
-class LmEvalError(ValueError):
+class LmEvalError(DetailError, ValueError):
     """An lm-eval output that cannot be read: one line naming the file (and line)."""
+
+    kind = "eval.lmeval"
 
 
 # ------------------------------------------------------------------ finding the files

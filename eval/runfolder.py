@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmdemo.config import GenerationConfig
+from llmdemo.errors import DetailError
 
 from .tasks import get_task
 
 
-class RunError(ValueError):
+class RunError(DetailError, ValueError):
     """The run cannot start (settings clash with an earlier run in the folder, ...)."""
+
+    kind = "eval.run"
 
 
 RUN_FILES = {"run.json", "predictions.jsonl", "results.json", "report.md", "report.html", "compare.md", "diff.md",

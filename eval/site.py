@@ -25,6 +25,8 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
+from llmdemo.errors import DetailError
+
 from .runfolder import write_file
 from .runs import SCORE_NOTES, Run, open_runs, paired, side_by_side
 
@@ -60,8 +62,10 @@ MAX_PAIRS = 400  # side-by-side pages; a folder of many runs of one task is capp
 APP_PAIRS = 20  # the app's zip: its paired tests run in the evaluation's one slot
 
 
-class SiteError(ValueError):
+class SiteError(DetailError, ValueError):
     """The site cannot be written there (a file in the way, no runs)."""
+
+    kind = "eval.site"
 
 
 def _header(run: Run, folders: bool = True) -> dict:

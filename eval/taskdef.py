@@ -7,9 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from llmdemo.errors import DetailError
 
-class UnknownTaskError(ValueError):
+
+class UnknownTaskError(DetailError, ValueError):
     """No task of that name; the message suggests close ones."""
+
+    kind = "eval.unknown_task"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from llmdemo.errors import DetailError
+
 KINDS = ("multiple_choice", "generate")
 METRICS = {"multiple_choice": ("acc", "acc_norm", "bbq"), "generate": ("chrf", "bleu", "rougeL", "exact_match")}
 REQUIRED = {"multiple_choice": ("name", "kind", "data", "prompt", "choices", "answer"),
@@ -36,8 +38,10 @@ KEYS = {"name", "description", "kind", "data", "prompt", "choices", "answer", "r
 MAX_TASK_FILE_BYTES = 256 * 1024
 
 
-class TaskFileError(ValueError):
+class TaskFileError(DetailError, ValueError):
     """A task file that cannot be used; the message is one line naming the file, the key and the problem."""
+
+    kind = "eval.task_file"
 
 
 def _env():
@@ -149,7 +153,6 @@ def _build(spec, name, kind, metric, compiled, fields, constants, notes, mnt, da
 
     def render(key: str, record: dict):
         from jinja2 import UndefinedError
-
         from jinja2.exceptions import SecurityError
 
         try:

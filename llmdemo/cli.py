@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Sequence
 
-from .config import DECODE_MODES, TASK_DEFAULTS, ConfigError, GenerationConfig
-from .backends.openai import ServerError
-from .presets import DEFAULT_MODEL, PRESETS, UnknownModelError
+from .errors import UserError
+from .config import DECODE_MODES, TASK_DEFAULTS, GenerationConfig
+from .presets import DEFAULT_MODEL, PRESETS
 from . import prompts
 from .load import load
 
@@ -201,8 +201,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _votes(args)
     task = {"generate": "generation", "translate": "translation", "chat": "dialogue",
             "summarize": "summarization"}[args.command]
-    from .errors import ModelLoadError
-    from .engine.model import ContextOverflowError
 
     try:
         config = decoding_config(args, task)
@@ -226,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prompt = prompts.summarization_prompt(lm, text, args.length, config.max_new_tokens)
         _run(lm, prompt, config, args.quiet)
         return 0
-    except (ConfigError, prompts.InputError, UnknownModelError, ModelLoadError, ContextOverflowError, ServerError) as e:
+    except UserError as e:  # settings, input, model, context, server: what the user can act on (llmdemo/errors.py)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -147,6 +147,16 @@ MESSAGES: dict[str, str] = {
     **{f"vote.{c}": "[{kind}] {detail}" for c in ("bad_session", "unknown_comparison", "not_your_comparison",
                                          "already_voted", "bad_choice", "bad_type", "too_long", "bad_text",
                                          "bad_task", "bad_contestants", "bad_outputs", "bad_order", "too_many")},
+    # errors whose English text is written where they are raised (a server's failure, a data file's, a run
+    # folder's or a task file's fault): the code names the kind, the detail is the raiser's words (DetailError)
+    "server.failed": "{detail}",
+    "server.logprobs": "{detail}",
+    "eval.data": "{detail}",
+    "eval.run": "{detail}",
+    "eval.task_file": "{detail}",
+    "eval.unknown_task": "{detail}",
+    "eval.site": "{detail}",
+    "eval.lmeval": "{detail}",
 }
 
 
@@ -177,6 +187,25 @@ class Notice(str):
         self = super().__new__(cls, MESSAGES[code].format(**params))
         self.code, self.params = code, params
         return self
+
+
+class DetailError(UserError):
+    """A :class:`UserError` whose English text is written where it is raised: ``DataError("line 3: ...")``.
+
+    Its class names its code (``kind``), so a page says the kind in its language and the detail as written,
+    and every error a user can act on is caught as one ``UserError``.
+
+    >>> class E(DetailError):
+    ...     kind = "eval.data"
+    >>> e = E("line 3 is not JSON")
+    >>> isinstance(e, UserError), e.code, str(e)
+    (True, 'eval.data', 'line 3 is not JSON')
+    """
+
+    kind = ""
+
+    def __init__(self, detail: Any = "", /):
+        super().__init__(self.kind, detail=str(detail))
 
 
 class InputError(UserError, ValueError):

@@ -15,11 +15,6 @@ import traceback
 
 import gradio as gr
 
-from eval.datasets import DataError
-from eval.runfolder import RunError
-from eval.taskdef import UnknownTaskError
-from eval.taskfile import TaskFileError
-from llmdemo.backends.openai import LogprobsUnreliable, ServerError
 from llmdemo.engine.scheduler import OWNER
 from llmdemo.errors import UserError
 
@@ -27,10 +22,11 @@ from .i18n import error_text, lang_of, text as msg
 
 log = logging.getLogger("llmdemo.app")
 
-# what the visitor can act on: their input or choice (UserError: settings, inputs, context, queue, models,
-# contestants, votes), a server's answer (it names the server and what it said), an evaluation's data or
-# task file. A ValueError or TypeError from anywhere else is a bug: logged with its traceback, shown by id.
-USER_ERRORS = (UserError, ServerError, LogprobsUnreliable, DataError, RunError, TaskFileError, UnknownTaskError)
+# what the visitor can act on, all coded UserErrors (llmdemo/errors.py): their input or choice (settings,
+# inputs, context, queue, models, contestants, votes), a server's answer (it names the server and what it
+# said), an evaluation's data, run folder or task file. A ValueError or TypeError from anywhere else is a
+# bug: logged with its traceback, shown by id.
+USER_ERRORS = (UserError,)
 
 
 def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:

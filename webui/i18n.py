@@ -490,6 +490,15 @@ ERRORS_ZH: dict[str, str] = {
     "contestant.not_allowed": "{name!r} 不是本应用的参赛者；可选：{choices}",
     "contestant.model_hosted": "本应用只比较运营者指定的参赛者；这里不能加载其他模型",
     "contestant.model_twice": "一个参赛者指定了两个模型（{a!r} 和 {b!r}）",
+    # the kind in Chinese, the detail as its raiser wrote it (English)
+    "server.failed": "模型服务器出错：{detail}",
+    "server.logprobs": "服务器给出的对数概率不可靠，不能用它评分：{detail}",
+    "eval.data": "数据文件有问题：{detail}",
+    "eval.run": "运行文件夹有问题：{detail}",
+    "eval.task_file": "任务文件有问题：{detail}",
+    "eval.unknown_task": "未知任务：{detail}",
+    "eval.site": "无法生成网站：{detail}",
+    "eval.lmeval": "lm-eval 的输出有问题：{detail}",
 }
 # votes: the page says what the visitor can do (the Compare tab's words), not the payload's detail
 _VOTE_PAGE = {code: "cmp_err_" + code.split(".", 1)[1] for code in MESSAGES if code.startswith("vote.")}

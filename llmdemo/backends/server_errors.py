@@ -3,9 +3,13 @@ a module of its own so either imports it at the top, and the CLIs and the page c
 
 from __future__ import annotations
 
+from ..errors import DetailError
 
-class ServerError(RuntimeError):
+
+class ServerError(DetailError, RuntimeError):
     """The server failed or could not be reached; the message says which server and how (never the key)."""
+
+    kind = "server.failed"
 
 
 class CompletionAborted(ServerError):
@@ -17,6 +21,8 @@ class CompletionAborted(ServerError):
     """
 
 
-class LogprobsUnreliable(ValueError):
+class LogprobsUnreliable(DetailError, ValueError):
     """The server's log-probabilities failed a consistency check (or it gives none); scoring through it is
     refused."""
+
+    kind = "server.logprobs"
