@@ -28,7 +28,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--ppl", action="store_true")
+    ap.add_argument("--backends-from", default=None, metavar="DIR",
+                    help="a runtime-dispatch llama.cpp build: load its CPU backends from DIR first (docs/engine.md)")
     a = ap.parse_args()
+    if a.backends_from:
+        import ctypes
+        import os
+
+        import llama_cpp
+
+        # libggml.so.0, the file libllama itself loaded: libggml.so is a copy in a wheel, a second ggml
+        ggml = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml.so.0"))
+        ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+        ggml.ggml_backend_load_all_from_path(a.backends_from.encode())
     from bench.engine import _cpu
     from llmdemo.backends.llamacpp import LlamaCppLM
     from llmdemo.config import GenerationConfig
