@@ -53,8 +53,6 @@ def list_text() -> str:
     return "\n".join(lines)
 
 
-
-
 def _concurrency(value: str) -> str | int:
     if value == "auto":
         return value

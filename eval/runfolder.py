@@ -140,14 +140,19 @@ class RunSpec:
         kind = task.kind
         if task.source_sha256:  # a task file: the same declaration, or no resume
             d["task_file_sha256"] = task.source_sha256
+        weights = (info.get("weights") or {}).get("type")  # llama.cpp: the shipped type or its Q8_0 re-encoding
         if kind == "generate":  # generation goes through the decode forward; scoring does not
             d["decode"] = getattr(lm, "decode_mode", None)
+            if weights:  # a run resumes on the same weight type only (its outputs would mix two models)
+                d["weights"] = weights
             prefill = info.get("prefill")
             if prefill and prefill != d["decode"]:  # prompts read by another kernel (tuning.py); older runs lack it
                 d["prefill"] = prefill
             d.update(config=self.config.to_dict(), length=self.length if self.task == "summarization" else None)
         elif kind == "perplexity":
             d.update(max_length=self.max_length, stride=self.stride)
+            if weights and "llama.cpp" in str((info.get("engine") or {}).get("scoring")):  # scored by those weights
+                d["weights"] = weights
             if self.max_tokens:  # only when set: runs made without it resume as before
                 d["max_tokens"] = self.max_tokens
         return d

@@ -139,6 +139,19 @@ def test_a_reproducible_run_equals_each_example_run_alone(tiny_lm, tmp_path):
         run(RunSpec("translation", str(data), str(tmp_path / "b"), config=cfg, reproducible=True), tiny_lm)
 
 
+def test_a_run_resumes_only_on_the_weight_type_it_started_with(tiny_lm, tmp_path, monkeypatch):
+    """llama.cpp may run the shipped GGUF or its Q8_0 re-encoding (another CPU, another setting): a run begun on
+    one does not resume on the other, or its outputs would mix two models."""
+    data, cfg = _tr_data(tmp_path, n=2), GenerationConfig(temperature=0, max_new_tokens=4, stop=())
+    info = tiny_lm.info()
+    monkeypatch.setattr(tiny_lm, "info", lambda: {**info, "weights": {"type": "Q8_0"}})
+    first = run(RunSpec("translation", str(data), str(tmp_path / "w"), config=cfg), tiny_lm)
+    assert json.loads((tmp_path / "w" / "run.json").read_text())["weights"] == "Q8_0" and first["n_examples"] == 2
+    monkeypatch.setattr(tiny_lm, "info", lambda: {**info, "weights": {"type": "Q4_1"}})
+    with pytest.raises(RunError, match="weights differ"):
+        run(RunSpec("translation", str(data), str(tmp_path / "w"), config=cfg), tiny_lm)
+
+
 def test_resume_after_interruption_equals_full_run(tiny_lm, tmp_path):
     data = _tr_data(tmp_path)
     cfg = GenerationConfig(temperature=0, max_new_tokens=8)

@@ -99,7 +99,7 @@ def test_a_killed_conversion_leaves_no_file_that_loads(shipped, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         lw.choose(shipped, probe_fn=_probe("Q8_0"))
     (folder,) = (cache_root() / "llamacpp").iterdir()
-    assert list(folder.iterdir()) == []
+    assert [f.name for f in folder.iterdir() if f.name != ".lock"] == []
     monkeypatch.setattr(llama_cpp, "llama_model_quantize", real)
     assert lw.choose(shipped, probe_fn=_probe("Q8_0")).type == "Q8_0"
 
@@ -132,3 +132,14 @@ def test_perplexity_of_the_re_encoding_is_within_half_a_percent_of_the_shipped_t
         ppl[mode] = math.exp(-total / n)
     assert ppl["q8_0"] != ppl["shipped"]  # two different files were scored
     assert abs(ppl["q8_0"] / ppl["shipped"] - 1) < 0.005, ppl
+
+
+def test_a_temporary_file_left_by_a_killed_process_is_removed(shipped):
+    from llmdemo.modelfiles import cache_root, file_sha256
+
+    folder = cache_root() / "llamacpp" / f"{file_sha256(shipped)[:16]}-{lw._build_key()}"
+    folder.mkdir(parents=True)
+    stale = folder / ".q8_0.gguf.99999999.tmp"
+    stale.write_bytes(b"GGUF half of a file")
+    assert lw.choose(shipped, probe_fn=_probe("Q8_0")).type == "Q8_0"
+    assert not stale.exists()

@@ -43,7 +43,7 @@ class ModelHandlers(HandlerBase):
             ("Parameters", f"{info['parameters'] / 1e6:,.1f} M" if info.get("parameters") else "n/a"),
             ("Device / dtype", f"{info['device']} / {info['dtype']} · {info['threads']} threads"),
             ("Generation forward", describe_forward(info)),
-            # which weight type llama.cpp runs and why (the shipped one or its faster lossless re-encoding)
+            # which weight type llama.cpp runs and why (the shipped one or its faster Q8_0 re-encoding)
             *([("Weights", html.escape(f"{info['weights']['type']}: {info['weights']['reason']}"))]
               if info.get("weights") else []),
             *([("Scoring", html.escape(info["engine"]["scoring"]))] if info.get("engine") else []),

@@ -6,10 +6,10 @@ A runner knows one way of computing logits and keeps each sequence's state (its 
     start(seq)            set up the sequence's state (reusing a kept prefix where it can)
     prefill(seq)          read the next chunk of the prompt; logits (V,) once the prompt is read
     decode(seqs, tokens)  one step for several sequences together (``tokens``: one id each): logits (B, V)
+    finish(seq, keep)     release the state (or keep the prompt's keys/values for the next prompt)
 
 Logits are float32 numpy arrays on the CPU, whatever the backend computes with: the sampler is numpy
 (``sampler.py``), so the engine imports no torch.
-    finish(seq, keep)     release the state (or keep the prompt's keys/values for the next prompt)
 
 The runners themselves live with their backends: ``backends/llamacpp/`` (many sequences in one
 llama.cpp context) and ``backends/hf/runners.py`` (the lean Llama forward; transformers' own forward).

@@ -36,11 +36,17 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _top(x: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values of ``x``, largest first (ties: lower index first)."""
+    """Indices of the ``k`` largest values of ``x``, largest first, ties by lower index first (whatever
+    order ``argpartition`` leaves them in, so the kept set is the full sort's).
+
+    >>> _top(np.zeros(2000), 3).tolist(), _top(np.array([1.0, 3.0, 3.0, 2.0]), 2).tolist()
+    ([0, 1, 2], [1, 2])
+    """
     if k >= x.shape[0]:
         return np.argsort(-x, kind="stable")
-    part = np.argpartition(-x, k - 1)[:k]
-    return part[np.lexsort((part, -x[part]))]
+    kth = x[np.argpartition(-x, k - 1)[k - 1]]  # the k-th largest value
+    cand = np.flatnonzero(x >= kth)  # every index tied with it too, in index order
+    return cand[np.lexsort((cand, -x[cand]))][:k]
 
 
 class Sampler:
@@ -88,14 +94,16 @@ class Sampler:
         """(next id, the distribution (V,) it was drawn from, or None unless ``want_dist``)."""
         c = self.config
         x = _row(logits).astype(np.float32, copy=True)
-        if not np.isfinite(x).any() or np.isnan(x).any():
-            raise ValueError("the model's logits hold NaN or no finite value: this request cannot be sampled")
+        if np.isnan(x).any() or np.isposinf(x).any():
+            raise ValueError("the model's logits hold NaN or +inf: this request cannot be sampled")
         if c.repetition_penalty != 1.0 and seen is not None and len(seen):
             ids = np.asarray(seen, dtype=np.int64)
             score = x[ids]  # read before writing: a token seen twice is penalised once
             x[ids] = np.where(score < 0, score * c.repetition_penalty, score / c.repetition_penalty)
         if self.suppress is not None:
             x[self.suppress] = -np.inf
+        if not np.isfinite(x).any():  # every token is -inf (or suppressed): nothing to pick from
+            raise ValueError("no token is left to pick from (every logit is -inf): this request cannot be sampled")
         if c.greedy:
             pick = int(np.argmax(x))
             if want_dist:
@@ -147,9 +155,13 @@ class Sampler:
 
 
 def _row(logits) -> np.ndarray:
-    """One row of logits as a 1-D numpy array (a (1, V) row or a (V,) vector)."""
+    """One row of logits as a 1-D numpy array (a (1, V) row or a (V,) vector; several rows are a bug)."""
     a = np.asarray(logits)
-    return a.reshape(-1) if a.ndim > 1 else a
+    if a.ndim > 1:
+        if a.shape[0] != 1 or a.ndim > 2:
+            raise ValueError(f"one row of logits expected, got shape {a.shape}")
+        return a[0]
+    return a
 
 
 @dataclass

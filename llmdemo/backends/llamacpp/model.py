@@ -36,7 +36,6 @@ def _eval(llm, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
     return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows, llm.n_vocab())).copy()
 
 
-
 def _token_logprobs(logits: np.ndarray, targets: Sequence[int]) -> list[float]:
     """log softmax(logits[i])[targets[i]] for each row, in float64 (numpy: scoring needs no torch).
 
@@ -346,7 +345,7 @@ class LlamaCppLM(ScheduledModel):
                 "decode": "llamacpp", "device": "cpu", "context_length": self.context_length,
                 # which engine made the text and which computed the scores (perplexity, log-likelihoods)
                 "engine": {"generation": f"llama.cpp (GGUF {self.weights.type}, many sequences per step)",
-                           "scoring": "transformers, float32 (the same GGUF de-quantized)" if self.exact_scoring
+                           "scoring": "transformers, float32 (the shipped GGUF de-quantized)" if self.exact_scoring
                            else f"llama.cpp (GGUF {self.weights.type})"},
                 "load_s": round(self.load_s, 3), "threads": self.runner.threads,
                 "thread_choice": {**self.thread_choice, **({"while_serving": self.runner.tuner.summary()}

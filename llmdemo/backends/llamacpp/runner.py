@@ -228,7 +228,7 @@ class LlamaCppRunner:
     def step(self, prefills: list[tuple[Seq, int]], decodes: list[Seq]) -> tuple[list[np.ndarray | None], np.ndarray]:
         """The next ``n`` prompt tokens of each prefill, and one token of each decode row, computed together.
 
-        Returns the logits (1, V) of each prefill whose prompt is now read (None for the others)
+        Returns the logits (V,) of each prefill whose prompt is now read (None for the others)
         and (B, V) for the decode rows.
         """
         # Prompt chunks and decode rows go in two calls: in one, the decode rows' logits changed (by up to
@@ -262,9 +262,11 @@ class LlamaCppRunner:
         else:
             self._use_threads(tuner.threads_for(i))
             t = time.perf_counter()
-            self._run(i)
-            tuner.record(time.perf_counter() - t)
-            self._use_threads(tuner.current)
+            try:
+                self._run(i)
+                tuner.record(time.perf_counter() - t)
+            finally:  # a failed step leaves the context on the current count, not a trial's
+                self._use_threads(tuner.current)
         return np.stack([self._logits(r) for r in out_rows])  # (B, V)
 
     def _use_threads(self, n: int) -> None:

@@ -1,18 +1,21 @@
-"""The weight type llama.cpp runs: the shipped GGUF or a lossless re-encoding of it, whichever is faster here.
+"""The weight type llama.cpp runs: the shipped GGUF or its Q8_0 re-encoding, whichever is faster here.
 
 A GGUF's type decides which of llama.cpp's CPU kernels run, and the fastest depends on the CPU: the
-bundled SmolLM2 ships as Q4_1, which has no repacked x86 kernel, and re-encoded as Q8_0 it read a
-300-token prompt 1.6x and decoded 1.3x faster on an AMD EPYC Zen 4 (docs/engine.md). Q8_0 keeps 8 bits
-for each of a 4-6-bit type's values, so the model is the same in practice (perplexity within 0.1%
-here; tests/test_weights.py holds it to 0.5%). A lower type (Q4_0) would be faster still but quantizes a
-second time (+20% perplexity), so it is never chosen for the user.
+bundled SmolLM2 ships as Q4_1, which has no repacked x86 kernel; re-encoded as Q8_0 it read a 300-token
+prompt 1.3-1.6x faster and decoded up to 1.3x faster on an AMD EPYC Zen 4 (docs/engine.md, runs differ on
+a shared machine). Q8_0 keeps 8 bits for each of a 4-6-bit type's values, so the model is the same in
+practice (llama.cpp perplexity +0.15% on 9,471 WikiText-2 tokens here; tests/test_weights.py holds it to
+0.5%). A lower type (Q4_0) would be faster still but quantizes a second time (+20% perplexity), so it is
+never chosen for the user.
 
 At first use on a machine :func:`choose` converts the file (``llama_model_quantize``, half a second
 for 135M parameters), times a short prompt and decode probe on both, keeps the faster and remembers the
 choice, so later starts only read a small JSON file. Everything lives in the model cache
-(``$LLMDEMO_CACHE/llamacpp/<source sha256>-<llama.cpp build>/``), written whole or not at all; the choice
-is per CPU (its model, flags and count). ``LLMDEMO_LLAMACPP_WEIGHTS=shipped`` runs the file as given,
-``q8_0`` always converts.
+(``~/.cache/llmdemo`` or ``$LLMDEMO_CACHE``, under ``llamacpp/<source sha256 prefix>-<llama.cpp version and
+build hash>/``), written whole or not at all, one process at a time (a lock); the choice is per CPU (its
+model, flags and the CPUs this process may use), thread count and ``LLMDEMO_LLAMACPP_EXTRA_BUFTS``.
+``LLMDEMO_LLAMACPP_WEIGHTS=shipped`` runs the file as given; ``q8_0`` converts any type below 8 bits
+without timing.
 """
 
 from __future__ import annotations
@@ -70,7 +73,11 @@ def _cpu_key() -> str:
     from ...modelfiles import cpu_identity
 
     model, flags = cpu_identity()
-    return hashlib.sha256(f"{model}|{flags}|{os.cpu_count()}".encode()).hexdigest()[:12]
+    try:
+        cpus = len(os.sched_getaffinity(0))  # what this process may use (a container's cpuset), not the host's
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return hashlib.sha256(f"{model}|{flags}|{cpus}".encode()).hexdigest()[:12]
 
 
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -128,8 +135,11 @@ def file_type(path: str | Path) -> int | None:
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def quantize_q8_0(src: str | Path, dst: Path) -> None:
@@ -151,13 +161,25 @@ def quantize_q8_0(src: str | Path, dst: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def extra_bufts() -> bool:
+    """Whether llama.cpp may use its extra buffer types (AMX, repacked weights): off with
+    ``LLMDEMO_LLAMACPP_EXTRA_BUFTS=0``, for a ``-march=native`` build that crashed in them. The probe and the
+    engine use the same setting, and the choice is remembered per setting."""
+    return os.environ.get("LLMDEMO_LLAMACPP_EXTRA_BUFTS") != "0"
+
+
 def probe(path: str | Path, threads: int) -> dict[str, float]:
     """Seconds to read a 128-token prompt and to decode 32 tokens one by one, with the engine's kernel
-    settings (flash attention, 32-token micro-batches)."""
+    settings (flash attention, 32-token micro-batches, the same extra buffer types)."""
+    import inspect
+
     from llama_cpp import Llama
 
+    kw: dict[str, Any] = {}
+    if not extra_bufts() and "use_extra_bufts" in inspect.signature(Llama.__init__).parameters:
+        kw["use_extra_bufts"] = False
     llm = Llama(model_path=str(path), n_ctx=256, n_batch=256, n_ubatch=32, flash_attn=True, n_threads=threads,
-                n_threads_batch=threads, verbose=False)
+                n_threads_batch=threads, verbose=False, **kw)
     try:
         ids = list(llm.tokenize(PROBE_TEXT.encode(), add_bos=False))[:128]
         llm.reset()
@@ -173,17 +195,7 @@ def probe(path: str | Path, threads: int) -> dict[str, float]:
         llm.close()
 
 
-def choose(path: str | Path, *, mode: str = "auto", threads: int = 2,
-           progress: Callable[[str], None] | None = None, probe_fn: Callable[..., dict] = probe) -> Weights:
-    """The file llama.cpp should run for the GGUF at ``path`` (see the module docstring)."""
-    from ...modelfiles import cache_root, file_sha256
-
-    path = str(path)
-    if mode == "shipped":
-        return Weights(path, "as shipped", "as shipped", "LLMDEMO_LLAMACPP_WEIGHTS=shipped")
-    folder = cache_root() / "llamacpp" / f"{file_sha256(path)[:16]}-{_build_key()}"
-    choice = folder / f"choice-{mode}-{_cpu_key()}.json"
-    q8 = folder / "q8_0.gguf"
+def _saved(choice: Path, q8: Path, path: str) -> Weights | None:
     try:
         saved = json.loads(choice.read_text(encoding="utf-8"))
         if saved["type"] != "Q8_0" or q8.is_file():
@@ -191,34 +203,68 @@ def choose(path: str | Path, *, mode: str = "auto", threads: int = 2,
             return Weights(**saved)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not chosen yet on this machine (or an unreadable choice: chosen again)
-    ftype = file_type(path)
-    shipped = LOW_BIT.get(ftype) or {0: "F32", 1: "F16", 7: "Q8_0", 32: "BF16"}.get(ftype, f"type {ftype}")
-    if ftype not in LOW_BIT:
-        w = Weights(path, shipped, shipped, f"{shipped} already has 8 bits or more a weight: run as shipped")
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not q8.is_file():
-            if progress:
-                progress(f"Re-encoding the {shipped} model as Q8_0 (once on this machine)")
-            quantize_q8_0(path, q8)
-        if mode == "q8_0":
-            w = Weights(str(q8), "Q8_0", shipped, "LLMDEMO_LLAMACPP_WEIGHTS=q8_0")
-        else:
-            if progress:
-                progress(f"Timing {shipped} against Q8_0 on this CPU (once)")
-            times: dict[str, list[dict]] = {shipped: [], "Q8_0": []}
-            for _ in range(2):  # interleaved, best of two each: one burst of load does not decide
-                for name, p in ((shipped, path), ("Q8_0", q8)):
-                    times[name].append(probe_fn(p, threads))
-            best = {k: min(v, key=lambda t: t["prompt_s"] + t["decode_s"]) for k, v in times.items()}
-            cost = {k: v["prompt_s"] + v["decode_s"] for k, v in best.items()}
-            faster = cost["Q8_0"] < MARGIN * cost[shipped]
-            how = (f"128-token prompt + 32 decode steps: Q8_0 {cost['Q8_0'] * 1000:.0f} ms, {shipped} "
-                   f"{cost[shipped] * 1000:.0f} ms")
-            w = Weights(str(q8) if faster else path, "Q8_0" if faster else shipped, shipped,
-                        (f"faster on this CPU than the shipped {shipped} ({how}); Q8_0 holds its values"
-                         if faster else f"the shipped {shipped} is as fast here ({how})"),
-                        {k: {m: round(s, 4) for m, s in v.items()} for k, v in best.items()})
+    return None
+
+
+def choose(path: str | Path, *, mode: str = "auto", threads: int = 2,
+           progress: Callable[[str], None] | None = None, probe_fn: Callable[..., dict] = probe) -> Weights:
+    """The file llama.cpp should run for the GGUF at ``path`` (see the module docstring)."""
+    import fcntl
+
+    from ...modelfiles import cache_root, file_sha256
+
+    path = str(path)
+    if mode == "shipped":
+        return Weights(path, "as shipped", "as shipped", "LLMDEMO_LLAMACPP_WEIGHTS=shipped")
+    folder = cache_root() / "llamacpp" / f"{file_sha256(path)[:16]}-{_build_key()}"
+    choice = folder / f"choice-{mode}-{_cpu_key()}{'' if extra_bufts() else '-noextra'}-t{threads}.json"
+    q8 = folder / "q8_0.gguf"
+    w = _saved(choice, q8, path)
+    if w is not None:
+        return w
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(choice, {k: v for k, v in w.to_dict().items() if k != "path"} | {"path": ""})
-    return w
+    # one process converts and probes at a time: two probing at once would slow each other and the
+    # disturbed result would be remembered; the second reads the first one's choice
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        w = _saved(choice, q8, path)
+        if w is not None:
+            return w
+        for stale in folder.glob(".*.tmp"):  # a conversion or write killed part-way (we hold the lock)
+            stale.unlink(missing_ok=True)
+        w = _choose_locked(path, mode, threads, q8, progress, probe_fn)
+        _write_json(choice, {k: v for k, v in w.to_dict().items() if k != "path"} | {"path": ""})
+        return w
+
+
+def _choose_locked(path: str, mode: str, threads: int, q8: Path, progress, probe_fn) -> Weights:
+    ftype = file_type(path)
+    named = {0: "F32", 1: "F16", 7: "Q8_0", 32: "BF16"}
+    shipped = LOW_BIT.get(ftype) or named.get(ftype) or f"type {ftype}"
+    if ftype is None:
+        return Weights(path, "as shipped", "as shipped", "the GGUF does not say its weight type: run as shipped")
+    if ftype in named:
+        return Weights(path, shipped, shipped, f"{shipped} already has 8 bits or more a weight: run as shipped")
+    if ftype not in LOW_BIT:
+        return Weights(path, shipped, shipped, f"{shipped} is not a type this re-encodes: run as shipped")
+    if not q8.is_file():
+        if progress:
+            progress(f"Re-encoding the {shipped} model as Q8_0 (once on this machine)")
+        quantize_q8_0(path, q8)
+    if mode == "q8_0":
+        return Weights(str(q8), "Q8_0", shipped, "LLMDEMO_LLAMACPP_WEIGHTS=q8_0")
+    if progress:
+        progress(f"Timing {shipped} against Q8_0 on this CPU (once)")
+    times: dict[str, list[dict]] = {shipped: [], "Q8_0": []}
+    for _ in range(2):  # interleaved, best of two each: one burst of load does not decide
+        for name, p in ((shipped, path), ("Q8_0", q8)):
+            times[name].append(probe_fn(p, threads))
+    best = {k: min(v, key=lambda t: t["prompt_s"] + t["decode_s"]) for k, v in times.items()}
+    cost = {k: v["prompt_s"] + v["decode_s"] for k, v in best.items()}
+    faster = cost["Q8_0"] < MARGIN * cost[shipped]
+    how = (f"128-token prompt + 32 decode steps: Q8_0 {cost['Q8_0'] * 1000:.0f} ms, {shipped} "
+           f"{cost[shipped] * 1000:.0f} ms")
+    return Weights(str(q8) if faster else path, "Q8_0" if faster else shipped, shipped,
+                   (f"faster on this CPU than the shipped {shipped} ({how}); Q8_0 holds its values"
+                    if faster else f"the shipped {shipped} is as fast here ({how})"),
+                   {k: {m: round(x, 4) for m, x in v.items()} for k, v in best.items()})
