@@ -83,25 +83,28 @@ def test_modes_and_types_that_are_not_re_encoded(shipped, tmp_path):
         lw.mode_from_env("q2_k")
 
 
-def test_a_killed_conversion_leaves_no_file_that_loads(shipped, monkeypatch):
-    """The converter writes a temporary name and renames it when done: a crash part-way leaves nothing
-    under the final name, and the next start converts again."""
-    import llama_cpp
+def test_a_killed_conversion_leaves_no_file_that_loads(shipped):
+    """kill -9 part-way through the conversion (a process that writes half a file and kills itself): nothing
+    is left under the final name, and the next start removes the half file and converts again."""
+    import subprocess
+    import sys
 
-    def crash(src, dst, params):
-        with open(dst, "wb") as f:
-            f.write(b"GGUF half")
-        raise KeyboardInterrupt
     from llmdemo.modelfiles import cache_root
 
-    real = llama_cpp.llama_model_quantize
-    monkeypatch.setattr(llama_cpp, "llama_model_quantize", crash)
-    with pytest.raises(KeyboardInterrupt):
-        lw.choose(shipped, probe_fn=_probe("Q8_0"))
+    code = ("import os, signal, sys, llama_cpp\n"
+            "from llmdemo.backends.llamacpp import weights as lw\n"
+            "def half(src, dst, params):\n"
+            "    open(dst, 'wb').write(b'GGUF half of a file')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "llama_cpp.llama_model_quantize = half\n"
+            "lw.choose(sys.argv[1], probe_fn=lambda p, t: {'prompt_s': 1, 'decode_s': 1})\n")
+    out = subprocess.run([sys.executable, "-c", code, shipped], capture_output=True, text=True, timeout=120)
+    assert out.returncode == -9, out.stderr[-2000:]
     (folder,) = (cache_root() / "llamacpp").iterdir()
-    assert [f.name for f in folder.iterdir() if f.name != ".lock"] == []
-    monkeypatch.setattr(llama_cpp, "llama_model_quantize", real)
+    left = [f.name for f in folder.iterdir() if f.name != ".lock"]
+    assert left and all(n.startswith(".") and n.endswith(".tmp") for n in left), left  # only the half file
     assert lw.choose(shipped, probe_fn=_probe("Q8_0")).type == "Q8_0"
+    assert [f.name for f in folder.iterdir() if f.name.endswith(".tmp")] == []
 
 
 def test_a_failed_conversion_runs_the_shipped_file_and_says_why(shipped, monkeypatch):
