@@ -1,10 +1,12 @@
-"""Errors a user caused (a setting, an input, a model name, a busy server), each with a code.
+"""Errors a user can act on (a setting, an input, a model name, a busy or failing server, a data file,
+a run folder, a task file), each with a code.
 
 Every such error is a :class:`UserError`: a ``code`` and the values it names (``params``). Its English text
 is the code's template below (the CLI, the API, the log and the tests read it); the web page says the same
 code in the visitor's language (``webui/i18n.py`` keeps the Chinese text by code, with the same fields).
-Anything that is not a ``UserError`` is a bug or an outage: the app logs it with its traceback and shows
-an internal error with an id the visitor can report, never their "mistake".
+A model server's failure is one too (``ServerError``: it names the server and what it said, which the
+operator can act on). Anything that is not a ``UserError`` is a bug or an outage of the app itself: it is
+logged with its traceback and shown as an internal error with an id the visitor can report.
 
 The subclasses (``ConfigError``, ``InputError``, ...) stay so that callers can catch one kind; they also
 keep ``ValueError`` or ``RuntimeError`` as a base, which older callers catch.
