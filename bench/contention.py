@@ -22,16 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    from bench.engine import _cpu
+    from bench.engine import PROMPT, _cpu
     from llmdemo.config import GenerationConfig
     from llmdemo.load import load
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,12 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(runs: int) -> None:
@@ -47,9 +40,11 @@ def cli(runs: int) -> None:
 
 
 def app(runs: int = 3) -> None:
+    from bench.install import free_port
+
     ups = []
     for _ in range(runs):
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "GRADIO_SERVER_PORT": str(port)}
         t = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -19,11 +19,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-TEXT = ("The committee met on Tuesday to discuss the new budget for the city's public libraries, which had seen "
-        "a sharp rise in visitors since the winter. ") * 20
-CHAT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -41,7 +36,7 @@ def main() -> None:
         ggml = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml.so.0"))
         ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
         ggml.ggml_backend_load_all_from_path(a.backends_from.encode())
-    from bench.engine import _cpu
+    from bench.engine import LONG as TEXT, PROMPT as CHAT, _cpu
     from llmdemo.backends.llamacpp import LlamaCppLM
     from llmdemo.config import GenerationConfig
     from llmdemo.presets import DEFAULT_MODEL, bundled_gguf, get_preset
