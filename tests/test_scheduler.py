@@ -469,8 +469,71 @@ def test_a_new_client_is_admitted_before_a_client_holding_rows(lm32):
         for r in (a_short, a_long, a_third, b):
             r.wait(10**6, 60)
         assert a_short.owner == "client-a" and b.owner == "client-b"
-        # b took the row a_short freed; a_third waited for the next one (before: arrival order, a_third first)
+        # b passed a_third (before: arrival order, a_third first)
         assert b.first_token_step < a_third.first_token_step, (b.first_token_step, a_third.first_token_step)
     finally:
         sched.max_running = old_max
         gate.set()
+
+
+def test_a_client_holding_rows_leaves_the_last_row_to_a_newcomer(lm32):
+    """One client's many generations once took every row, and a newcomer waited for one of them to end.
+    Client a sends two long requests to two rows, then b asks: a kept the last row for b."""
+    _newcomer_before_the_holders_second(lm32, rows=2, n_ctx=None, a=(60, 60), b=3)
+
+
+def _newcomer_before_the_holders_second(lm32, rows, n_ctx, a, b):
+    """Client a submits two requests (budgets ``a``), the first starts; then client b submits one (``b``).
+    b must start before a's second. With ``n_ctx``, the runner's room is that many cells (a fake count)."""
+    from llmdemo.engine.scheduler import OWNER
+
+    sched, runner = lm32.scheduler, lm32.runner
+    cfg = GenerationConfig(temperature=0, max_new_tokens=60, stop=())
+    ids = lm32.encode("Once upon a time")
+    gate = threading.Event()  # nothing steps until a's two requests are queued
+    sched.step_hook = lambda kind, rows: (gate.wait(10), time.sleep(0.002))
+    old_rows = sched.max_running
+    used = {}
+    try:
+        sched.max_running = rows
+        if n_ctx is not None:
+            start, finish = runner.start, runner.finish
+
+            def counted(seq):
+                used[id(seq)] = seq.budget
+                start(seq)
+
+            def released(seq, keep_prefix):
+                used.pop(id(seq), None)
+                finish(seq, keep_prefix)
+
+            runner.n_ctx = n_ctx
+            runner.can_start = lambda n, budget: sum(used.values()) + budget <= n_ctx
+            runner.start, runner.finish = counted, released
+        token = OWNER.set("client-a")
+        try:
+            a1, a2 = (lm32.submit(ids, cfg, budget=n, seed=0) for n in a)
+        finally:
+            OWNER.reset(token)
+        gate.set()
+        assert a1.wait(1, 30)  # a1 has two tokens: a2 had its chance to start
+        token = OWNER.set("client-b")
+        try:
+            rb = lm32.submit(ids, cfg, budget=b, seed=0)
+        finally:
+            OWNER.reset(token)
+        assert rb.wait(0, 30) and a2.wait(0, 60)
+        # before: a2 started at once beside a1, and b waited for one of them to end
+        assert rb.first_token_step < a2.first_token_step, (rb.first_token_step, a2.first_token_step)
+    finally:
+        sched.max_running = old_rows
+        for name in ("can_start", "start", "finish", "n_ctx"):
+            runner.__dict__.pop(name, None)
+        gate.set()
+
+
+def test_a_client_holding_rows_leaves_a_rows_share_of_cells_to_a_newcomer(lm32):
+    """A client may hold every row's cells (long budgets) without holding every row. A fake room of 100
+    cells, 3 rows: a's second request (30) beside its first (60) would leave 10 cells, under a row's share
+    (100 / 3 = 33), so it waits and b's (20) starts."""
+    _newcomer_before_the_holders_second(lm32, rows=3, n_ctx=100, a=(60, 30), b=20)

@@ -6,7 +6,8 @@ scheduler and model runner split it:
 
     1. drop requests that finished or were cancelled (their rows leave the batch at once);
     2. admit waiting requests (interactive before batch; among equals, the request whose owner holds the
-       fewest rows, then the oldest; a smaller one that fits passes one that does not, for a while) and
+       fewest rows, then the oldest; a smaller one that fits passes one that does not, for a while; a
+       client holding rows leaves the last row to a client holding none) and
        read prompt chunks, the shortest prompts first (a long prompt is read chunk by chunk, so the others
        get a step between two chunks);
     3. one decode step for every request whose prompt is read, all rows together.
@@ -299,14 +300,22 @@ class Scheduler:
         ``hold_s``, nothing passes it any more, so a large request is delayed, never starved."""
         n_inter = sum(1 for r in self._active if r.priority == INTERACTIVE)
         fits = getattr(self.lm.runner, "can_start", None)
+        # a fair share of the runner's cells (llama.cpp: one context for every row); see `keep` below
+        share = getattr(self.lm.runner, "n_ctx", 0) // max(1, self.max_running)
         held = collections.Counter(r.owner for r in self._active if r.owner is not None)
         # by priority, then the rows the request's owner already holds (a fair share of rows), then arrival
         order = sorted(self._waiting, key=lambda it: (it[0], held[it[2].owner] if it[2].owner is not None else 0,
                                                       it[1]))
         for k, item in enumerate(order):
             prio, _, req = item
-            room = (n_inter < self.max_running) if prio == INTERACTIVE else len(self._active) < self.max_running
-            if room and (fits is None or fits(len(req.prompt), req.budget)):
+            free = self.max_running - (n_inter if prio == INTERACTIVE else len(self._active))
+            # A client already holding rows leaves the last row and a row's share of cells to a client holding
+            # none: a newcomer starts within a step instead of waiting for one of the holder's generations to
+            # end (running rows are never pre-empted). Requests nobody owns (the CLI, evaluation runs) keep
+            # every row.
+            keep = req.owner is not None and held[req.owner] > 0
+            room = free > (1 if keep else 0)
+            if room and (fits is None or fits(len(req.prompt), req.budget + (share if keep else 0))):
                 self._waiting.remove(item)
                 heapq.heapify(self._waiting)
                 return req
