@@ -30,12 +30,14 @@ USER_ERRORS = (UserError,)
 
 
 def _as_gr_error(e: Exception, lang: str = "en") -> gr.Error:
+    # print_exception=False: Gradio prints a traceback for every gr.Error otherwise, and a hostile client can
+    # fill the log with refusals (a bug is logged below, once, with its traceback)
     if isinstance(e, USER_ERRORS):
-        return gr.Error(error_text(e, lang))
+        return gr.Error(error_text(e, lang), print_exception=False)
     # not the visitor's mistake: a bug or an outage, logged whole under an id they can report
     error_id = secrets.token_hex(4)
     log.error("unexpected error [%s]: %s", error_id, traceback.format_exc())
-    return gr.Error(msg("internal_error", lang, kind=type(e).__name__, id=error_id))
+    return gr.Error(msg("internal_error", lang, kind=type(e).__name__, id=error_id), print_exception=False)
 
 
 def in_lang(err: gr.Error, lang: str) -> gr.Error:

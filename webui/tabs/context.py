@@ -106,7 +106,7 @@ def _exporter(fn, fmt: str, n_inputs: int):
         try:
             return gr.update(value=fn(*args, fmt), visible=True)
         except UserError as e:  # "nothing to export yet"
-            raise gr.Error(error_text(e, lang_of(request))) from None
+            raise gr.Error(error_text(e, lang_of(request)), print_exception=False) from None
 
     if n_inputs == 2:
         def export(a, b, request: gr.Request = None):

@@ -398,7 +398,7 @@ class CompareHandlers:
         try:
             v = self._vote(choice, comparison_id, state, request)
         except VoteError as e:
-            raise gr.Error(f"vote refused: {e.message}") from None
+            raise gr.Error(f"vote refused: {e.message}", print_exception=False) from None
         return {"comparison_id": v.comparison_id, "choice": v.choice, "winner": v.winner, "sides": list(v.sides),
                 "voted_at": v.voted_at}
 
