@@ -1,7 +1,6 @@
-"""A visitor's 1-token request under the attacks of issue 37, next to a same-minute baseline.
+"""A visitor's 1-token request while a hostile client loads the engine, next to a same-minute baseline.
 
     python bench/attacks.py [--attacks long_prompts,reservations,perplexity] [--runs 3]
-    python bench/attacks.py --http [--attacks queue_fill,chunked_body] [--runs 3]
 
 On the bundled model through ``LM.stream`` (the app's path, without HTTP): the victim asks for one new
 token of a short chat prompt; its time to the last token is measured alone (baseline), then while:
@@ -15,13 +14,7 @@ token of a short chat prompt; its time to the last token is measured alone (base
   its generations ending one by one; ``rows`` with the hog and the victim as two clients (scheduler.OWNER,
   as the app sets them), ``rows_fifo`` with neither owned (arrival order: the engine before owners).
 
-With ``--http`` the app itself is served on 127.0.0.1 (the bundled model, hosted mode) and the victim is a
-``/generate`` of one token through ``gradio_client`` from another address (``X-Forwarded-For`` with one
-trusted proxy hop, as a Space):
-
-- queue_fill: one address joins 90 generations of 512 tokens through the raw queue protocol and never
-  reads them (the victim is asked 2 s later; the hog's joins past its cap are refused);
-- chunked_body: one client sends 164 MB chunked behind ``Content-Length: 10`` while the victim asks.
+Attacks through the served app (HTTP): ``bench/attacks_http.py``.
 
 Each figure is the median of ``--runs`` victims; the baseline is re-measured right before each attack.
 """
@@ -158,101 +151,11 @@ def attack_perplexity(lm, runs: int) -> list[float]:
     return out
 
 
-def http_app():
-    from llmdemo.host import ModelHost
-    from llmdemo.load import load
-    from webui.layout import build_demo, launch_options
-    from webui.settings import AppSettings
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from conftest import free_port
-
-    settings = AppSettings(hosted=True, trusted_proxies=1)
-    demo = build_demo(ModelHost(load()), settings)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_options(settings))
-    return demo, f"http://127.0.0.1:{port}/"
-
-
-def http_victim(url: str) -> float:
-    from gradio_client import Client
-
-    t0 = time.perf_counter()
-    Client(url, verbose=False, headers={"x-forwarded-for": "10.0.0.7"}).predict(
-        "Hello", 1, 0, 0.9, 0, 1.0, 1, api_name="/generate")
-    return time.perf_counter() - t0
-
-
-def attack_queue_fill(demo, url: str, runs: int) -> list[float]:
-    import httpx
-
-    fn_index = next(i for i, f in demo.fns.items() if f.api_name == "generate")
-    codes = []
-    for k in range(90):
-        r = httpx.post(f"{url}gradio_api/queue/join", timeout=30, headers={"x-forwarded-for": "10.0.0.66"},
-                       json={"data": ["Once upon a time", 512, 0, 0.9, 0, 1.0, 1], "fn_index": fn_index,
-                             "session_hash": f"hog{k}-{time.time()}", "event_data": None, "trigger_id": None})
-        codes.append(r.status_code)
-    print(f"  queue_fill: the hog's 90 joins answered {codes.count(200)} x 200, {codes.count(503)} x 503")
-    time.sleep(2)
-    return [http_victim(url) for _ in range(runs)]
-
-
-def attack_chunked_body(demo, url: str, runs: int) -> list[float]:
-    import socket
-    from urllib.parse import urlparse
-
-    u = urlparse(url)
-    result = {}
-
-    def send():
-        with socket.create_connection((u.hostname, u.port), timeout=60) as sock:
-            sock.sendall(b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n")
-            sent = 0
-            try:
-                chunk = b"x" * (1 << 20)
-                for _ in range(164):
-                    sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-                    sent += 1
-                sock.sendall(b"0\r\n\r\n")
-            except OSError:
-                pass
-            try:
-                result["status"] = sock.recv(64).split(b" ")[1].decode()
-            except (OSError, IndexError):
-                result["status"] = "closed"
-            result["sent_mb"] = sent
-
-    t = threading.Thread(target=send, daemon=True)
-    t.start()
-    out = [http_victim(url) for _ in range(runs)]
-    t.join(120)
-    print(f"  chunked_body: answered {result.get('status')} after {result.get('sent_mb')} MB sent")
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--attacks", default="long_prompts,reservations,perplexity")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--http", action="store_true", help="attack the app served on 127.0.0.1")
     a = ap.parse_args()
-    if a.http:
-        demo, url = http_app()
-        try:
-            http_victim(url)  # warm-up
-            print(f"{'attack':<14} {'baseline s':>10} {'victim s (median)':>18} {'victims':>24}")
-            names = "queue_fill,chunked_body" if a.attacks == ap.get_default("attacks") else a.attacks
-            for name in names.split(","):
-                base = statistics.median(http_victim(url) for _ in range(a.runs))
-                times = {"queue_fill": attack_queue_fill, "chunked_body": attack_chunked_body}[name](demo, url, a.runs)
-                print(f"{name:<14} {base:>10.2f} {statistics.median(times):>18.2f} "
-                      f"{', '.join(f'{t:.2f}' for t in times):>24}")
-        finally:
-            demo.close()
-        return
     from llmdemo.load import load
 
     lm = load()
