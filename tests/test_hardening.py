@@ -692,3 +692,40 @@ def test_a_visitors_requests_are_owned_by_their_address(tiny_lm, monkeypatch):
     for host in ("10.0.0.7", "10.0.0.8"):
         list(h.generate("Once upon a time", max_new_tokens=4, request=Visitor(host)))
     assert owners == ["10.0.0.7", "10.0.0.8"] and OWNER.get() is None
+
+
+def test_evaluation_runs_queued_are_capped_for_all_clients_together():
+    """A cap on queued Evaluation runs: they run one at a time, so many addresses each queuing one (each
+    within its own per-client cap) would hold the tab for hours. Past ``eval_runs`` a new one is refused at
+    once, in the visitor's language; other events are not affected."""
+    import asyncio
+    from types import SimpleNamespace as NS
+
+    from webui.clients import cap_queue_per_client
+
+    class Queue:
+        def __init__(self):
+            self.blocks = NS(fns={0: NS(concurrency_id="eval"), 1: NS(concurrency_id="default")})
+            self.event_queue_per_concurrency_id = {"eval": NS(queue=[]), "default": NS(queue=[])}
+            self.active_jobs = []
+
+        async def push(self, body, request, username=None):
+            fn = self.blocks.fns[body.fn_index]
+            self.event_queue_per_concurrency_id[fn.concurrency_id].queue.append(
+                NS(concurrency_id=fn.concurrency_id, request=request, alive=True))
+            return True, None, None
+
+    q = Queue()
+    cap_queue_per_client(q, limit=8, streams=None, per_group={"eval": 2})
+
+    def join(fn_index, address, lang="en"):
+        request = NS(client=NS(host=address), headers={"accept-language": lang}, cookies={})
+        return asyncio.run(q.push(body=NS(fn_index=fn_index), request=request))
+
+    assert join(0, "10.0.0.1")[0] and join(0, "10.0.0.2")[0]
+    refused = join(0, "10.0.0.3")
+    assert refused[0] is False and refused[2] == "queue_full" and "2 evaluation runs" in refused[1]
+    assert "个评测在排队或运行" in join(0, "10.0.0.4", "zh-CN,zh")[1]
+    assert join(1, "10.0.0.3")[0]  # a generation from the refused address still goes in
+    q.event_queue_per_concurrency_id["eval"].queue.pop()  # one run ends: room for the next
+    assert join(0, "10.0.0.3")[0]

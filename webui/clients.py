@@ -100,7 +100,7 @@ UNREAD_GRACE_S = 10.0  # an event whose session has opened no stream this long a
 
 def cap_queue_per_client(queue, limit: int, trusted_proxies: int = 0,
                          streams: "collections.Counter[str] | None" = OPEN_STREAMS,
-                         grace_s: float | None = None) -> None:
+                         grace_s: float | None = None, per_group: dict[str, int] | None = None) -> None:
     """Refuse a new event from a client that already has ``limit`` events queued or running in Gradio's
     queue (one client once filled the whole queue with 88 generations it never read, and every other
     visitor got "Queue is full"). The refusal is Gradio's own "queue full" answer (HTTP 503), worded in
@@ -108,7 +108,11 @@ def cap_queue_per_client(queue, limit: int, trusted_proxies: int = 0,
 
     With ``streams`` (kept by :class:`OpenStreams`), each join first drops the events whose session has
     had no stream open for ``grace_s`` (UNREAD_GRACE_S) since they joined: queued ones leave the queue, running ones are
-    marked dead for Gradio to stop (work nobody watches, e.g. an evaluation joined by a script)."""
+    marked dead for Gradio to stop (work nobody watches, e.g. an evaluation joined by a script).
+
+    ``per_group`` caps the events of one concurrency id queued or running, all clients together (``{"eval":
+    4}``: Evaluation runs run one at a time, so a long line of them from many addresses would keep the tab
+    busy for hours; past the cap a new one is refused at once)."""
     from .i18n import lang_of, text
 
     push = queue.push
@@ -130,9 +134,16 @@ def cap_queue_per_client(queue, limit: int, trusted_proxies: int = 0,
         if streams is not None:
             await drop_unread()
         key = client_key(request, trusted_proxies)
-        mine = sum(1 for e in pending() if client_key(e.request, trusted_proxies) == key)
+        events = pending()
+        mine = sum(1 for e in events if client_key(e.request, trusted_proxies) == key)
         if mine >= limit:
             return False, text("queue_client_full", lang_of(request), n=mine), "queue_full"
+        fn = queue.blocks.fns.get(getattr(body, "fn_index", None)) if per_group else None
+        group = getattr(fn, "concurrency_id", None)
+        if group in (per_group or {}):
+            n = sum(1 for e in events if e.concurrency_id == group)
+            if n >= per_group[group]:
+                return False, text(f"queue_{group}_full", lang_of(request), n=n), "queue_full"
         return await push(body=body, request=request, username=username)
 
     queue.push = capped_push

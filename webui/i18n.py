@@ -160,6 +160,8 @@ EN: dict[str, str] = {
     "cmp_err_already_voted": "This comparison already has your vote: one vote per comparison.",
     "queue_client_full": ("{n} of your requests are already waiting or running, this server's limit per visitor: "
                           "wait for one to finish, then try again."),
+    "queue_eval_full": ("{n} evaluation runs are already waiting or running on this server, its limit: try again "
+                        "when one has finished."),
     "cmp_err_too_many": "Too many votes from your address: try again in {wait} minute(s).",
     "cmp_err_bad_choice": "That side was not in this comparison: choose one of the sides shown, a tie or both bad.",
     "cmp_err_bad_type": "The vote was malformed.", "cmp_err_too_long": "The vote was too long.",
@@ -298,6 +300,7 @@ ZH: dict[str, str] = {
     "cmp_err_not_your_comparison": "那次比较是给别人看的：只能给自己的比较投票。",
     "cmp_err_already_voted": "这次比较已经有你的投票了：每次比较只能投一票。",
     "queue_client_full": "你已有 {n} 个请求在排队或运行，达到本服务器对每位访客的上限：请等其中一个结束后再试。",
+    "queue_eval_full": "本服务器已有 {n} 个评测在排队或运行，达到上限：请等其中一个结束后再试。",
     "cmp_err_too_many": "你的地址投票过多：请 {wait} 分钟后再试。",
     "cmp_err_bad_choice": "这次比较里没有那一方：请选择显示的某一方、平局或都不好。",
     "cmp_err_bad_type": "投票格式不对。", "cmp_err_too_long": "投票内容太长。",

@@ -153,6 +153,7 @@ def build_demo(host: ModelHost, settings: AppSettings | None = None, votes=None)
 
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         # events of sessions that never opened their stream are dropped (OpenStreams, in launch_options)
-        cap_queue_per_client(demo._queue, settings.events_per_client, settings.trusted_proxies)
+        cap_queue_per_client(demo._queue, settings.events_per_client, settings.trusted_proxies,
+                             per_group={"eval": settings.eval_runs})
         clients.TRUSTED_PROXIES = settings.trusted_proxies  # the engine's rows are shared by the same key
     return demo

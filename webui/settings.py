@@ -44,6 +44,9 @@ class AppSettings:
     # events one client address may have queued or running at once (a page needs one or two; a classroom
     # behind one address shares it: raise it there, or declare the proxy with LLMDEMO_TRUSTED_PROXIES)
     events_per_client: int = field(default_factory=lambda: _int("LLMDEMO_EVENTS_PER_CLIENT", 8))
+    # Evaluation-tab runs (and site exports) queued or running at once, all visitors together: they run one
+    # at a time, so a longer line would only wait
+    eval_runs: int = field(default_factory=lambda: _int("LLMDEMO_EVAL_RUNS", 4))
     # the benchmark files the Evaluation tab offers: the slices shipped in benchmarks/ unless told otherwise
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "LLMDEMO_DATA_DIR", Path(__file__).resolve().parent.parent / "benchmarks")))
