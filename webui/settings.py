@@ -39,7 +39,7 @@ class AppSettings:
     concurrency: int = field(default_factory=lambda: _int("LLMDEMO_CONCURRENCY", 24))
     queue_size: int = field(default_factory=lambda: _int("LLMDEMO_QUEUE_SIZE", 64))
     # sessions whose server-side state is kept (Gradio's state_session_capacity, least recently used out
-    # first): issue 37 measured ~0.55 MB each (not re-measured), so 1,000 would hold ~0.6 GB, 10,000 ~5.5 GB
+    # first): ~0.67 MB each on the bundled app (docs/hosting.md), so 1,000 hold ~0.7 GB, Gradio's 10,000 ~6.7 GB
     max_sessions: int = field(default_factory=lambda: _int("LLMDEMO_MAX_SESSIONS", 1000))
     # events one client address may have queued or running at once (a page needs one or two; a classroom
     # behind one address shares it: raise it there, or declare the proxy with LLMDEMO_TRUSTED_PROXIES)
