@@ -31,6 +31,14 @@ from .errors import ModelLoadError
 ProgressFn = Callable[[str], None]
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset or ``taskset``), not the host's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
 def cpu_identity() -> tuple[str, str]:
     """(the CPU's model name, its sorted feature flags) from /proc/cpuinfo: what caches of speed
     measurements are keyed by, since the CPU may change under the same cache folder."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...modelfiles import ProgressFn, _stderr_progress, cache_root, file_sha256  # noqa: F401 (callers import them here)
+from ...modelfiles import ProgressFn, _stderr_progress, cache_root, file_sha256, usable_cpus  # noqa: F401 (callers import them here)
 
 log = logging.getLogger("llmdemo")
 
@@ -58,10 +58,9 @@ def set_threads() -> int:
 
     want = os.environ.get("LLMDEMO_THREADS")
     try:
-        n = int(want) if want else len(os.sched_getaffinity(0))
-    except (ValueError, AttributeError):
-        n = os.cpu_count() or 1
-    n = max(1, n)
+        n = max(1, int(want)) if want else usable_cpus()
+    except ValueError:  # not a number: the CPUs this process may use
+        n = usable_cpus()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

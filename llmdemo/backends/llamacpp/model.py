@@ -15,6 +15,7 @@ import numpy as np
 from ...engine.model import ScheduledModel, _env_int
 from ...engine.scheduler import INTERACTIVE, Scheduler
 from ...interface import BATCH, GENERATE, INSIDE, SCORE, TOKEN_PROBS
+from ...modelfiles import usable_cpus
 from ...tokenizer import render_chat
 from .runner import UBATCH, LlamaCppRunner, ThreadTuner
 
@@ -59,11 +60,7 @@ def _weights(path: str, option: str | None, threads: int | None, progress) -> "W
 
     mode = mode_from_env(option)  # a wrong value is the user's error: raised, not hidden
     try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    try:
-        return choose(path, mode=mode, threads=threads or max(1, min(cpus, 4)), progress=progress)
+        return choose(path, mode=mode, threads=threads or min(usable_cpus(), 4), progress=progress)
     except Exception as e:  # noqa: BLE001 - the shipped file always runs
         log.warning("running the GGUF as shipped: %s", e)
         return Weights(path, "as shipped", "as shipped", f"as shipped: the re-encoding failed ({e})")
@@ -150,11 +147,7 @@ class LlamaCppLM(ScheduledModel):
         llama.cpp's own speed with 2. Two passes, the second in reverse order, each count keeping its
         best, so one burst of load from another process does not decide.
         """
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cpus = os.cpu_count() or 1
-        counts = sorted({1, *range(2, min(cpus, 8) + 1)})
+        counts = sorted({1, *range(2, min(usable_cpus(), 8) + 1)})
         timed: dict[int, float] = {}
         for n in counts + counts[::-1]:
             timed[n] = min(timed.get(n, float("inf")), self.runner.time_step(n))

@@ -70,14 +70,10 @@ def _build_key() -> str:
 
 
 def _cpu_key() -> str:
-    from ...modelfiles import cpu_identity
+    from ...modelfiles import cpu_identity, usable_cpus
 
     model, flags = cpu_identity()
-    try:
-        cpus = len(os.sched_getaffinity(0))  # what this process may use (a container's cpuset), not the host's
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return hashlib.sha256(f"{model}|{flags}|{cpus}".encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{model}|{flags}|{usable_cpus()}".encode()).hexdigest()[:12]
 
 
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -147,10 +143,12 @@ def quantize_q8_0(src: str | Path, dst: Path) -> None:
     import llama_cpp
     from llama_cpp._utils import suppress_stdout_stderr
 
+    from ...modelfiles import usable_cpus
+
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype, params.allow_requantize = FTYPE_Q8_0, True
-    params.nthread = max(1, min(os.cpu_count() or 1, 8))
+    params.nthread = min(usable_cpus(), 8)
     try:
         with suppress_stdout_stderr(disable=False):  # llama.cpp prints a line per tensor
             rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
