@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from llmdemo.config import GenerationConfig
 from llmdemo.load import load
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,6 +16,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # "--decode auto" measures the kernels on the machine (llmdemo/backends/hf/lean/tuning.py), so its pick varies with
 # the CPU and with load; most tests want one known forward. tests/test_tuning.py measures for real.
 os.environ.setdefault("LLMDEMO_DECODE_CANDIDATES", "float16")
+
+# Greedy decoding without stop strings: the settings most tests compare outputs under (a file that needs
+# another length, stop strings or log-probabilities says so with GREEDY.replace(...)).
+GREEDY = GenerationConfig(temperature=0, max_new_tokens=20, stop=())
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = Path(os.environ.get("LLMDEMO_BENCHMARKS", ROOT / "benchmarks"))  # the shipped slices

@@ -12,11 +12,11 @@ import pytest
 
 from llmdemo.config import GenerationConfig
 
-from conftest import free_port
+from conftest import GREEDY, free_port
 from llmdemo.load import load
 
 pytestmark = pytest.mark.e2e
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
+GREEDY = GREEDY.replace(max_new_tokens=24)
 QUESTIONS = ["What is the capital of France?", "Name three colours.", "Write one sentence about the sea."]
 
 

@@ -10,10 +10,9 @@ import pytest
 
 from llmdemo.config import GenerationConfig
 
-from conftest import free_port
+from conftest import GREEDY, free_port
 from openai_server import ServerThread, make_app
 
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=20, stop=())
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ import torch
 from llmdemo import prompts
 from llmdemo.config import GenerationConfig
 from llmdemo.load import load
+from conftest import GREEDY
 
 pytestmark = pytest.mark.e2e
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=24)
+GREEDY = GREEDY.replace(max_new_tokens=24, stop=GenerationConfig().stop)  # the default stop strings
 
 
 def test_each_task_gives_real_text(real_lm):

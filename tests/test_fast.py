@@ -6,8 +6,9 @@ import torch
 from llmdemo.config import GenerationConfig
 from llmdemo.backends.hf.lean.fast import FastLlama, unsupported
 from llmdemo.load import load
+from conftest import GREEDY
 
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=24, stop=())
+GREEDY = GREEDY.replace(max_new_tokens=24)
 
 
 def _ids(lm, text):

@@ -13,13 +13,12 @@ import textwrap
 import pytest
 import torch
 
-from conftest import CORPUS, ROOT
+from conftest import CORPUS, GREEDY, ROOT
 from llmdemo.backends.hf import loading
-from llmdemo.config import GenerationConfig
 from llmdemo.load import load
 from llmdemo.tokenizer import LightTokenizer
 
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=12, stop=())
+GREEDY = GREEDY.replace(max_new_tokens=12)
 TEXTS = CORPUS[:5] + ["", " ", "  two  spaces\tand\ttabs\n\nnew lines ", "<|im_start|>user\nhi<|im_end|>",
                       "emoji 🙂 and accents: café, naïve", "中文：你好，世界！", "x" * 300, "don't stop , ok ?"]
 CHATS = [[{"role": "user", "content": "hi there"}],

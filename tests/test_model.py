@@ -9,8 +9,9 @@ from llmdemo.config import GenerationConfig
 from llmdemo.engine.model import ContextOverflowError
 from llmdemo.load import load
 from llmdemo.engine.stream import _holdback
+from conftest import GREEDY
 
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=20)
+GREEDY = GREEDY.replace(stop=GenerationConfig().stop)  # the default stop strings
 PROMPTS = ["The weather is", "Once upon a time there was a small", "Hello", "The city council voted to build a new"]
 
 

@@ -21,8 +21,9 @@ import torch
 from llmdemo.config import ConfigError, GenerationConfig
 from llmdemo.engine.sampler import Sampler
 from llmdemo.tokenprobs import TokenInfo, branch
+from conftest import GREEDY
 
-GREEDY = GenerationConfig(temperature=0, max_new_tokens=12, stop=(), logprobs=10)
+GREEDY = GREEDY.replace(max_new_tokens=12, logprobs=10)
 SETTINGS = [  # greedy and sampled; a penalty, top-k, top-p, both; each its own seed
     GenerationConfig(temperature=0, max_new_tokens=16, stop=()),
     GenerationConfig(temperature=0.8, top_p=0.9, top_k=0, max_new_tokens=16, seed=1, stop=()),
