@@ -1,4 +1,4 @@
-"""What a model server's failures raise, apart from the backends that raise them (openai.py, llamaserver.py):
+"""What a model server's failures raise, apart from the backends that raise them (openai/, llamaserver.py):
 a module of its own so either imports it at the top, and the CLIs and the page catch them by class."""
 
 from __future__ import annotations
