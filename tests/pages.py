@@ -27,12 +27,16 @@ def serve(real_lm, benchmarks, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def page_in(app, size="desktop", dark=False, locale="en-US"):
+def page_in(app, size="desktop", dark=False, locale="en-US", open_tab: str | None = None):
+    """A page of the app in a browser context of its own; ``open_tab``: the tab to open first."""
     ctx = app.browser.new_context(viewport=SIZES[size], locale=locale, color_scheme="dark" if dark else "light")
     pg = ctx.new_page()
     pg.goto(app.url + ("?__theme=dark" if dark else "?__theme=light"), wait_until="domcontentloaded")
     pg.locator("#tab-generation-button").wait_for(timeout=30_000)
     time.sleep(1.5)
+    if open_tab:
+        pg.locator(f"#tab-{open_tab}-button").click()
+        time.sleep(0.5)
     try:
         yield pg
     finally:

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+import pages
 from conftest import ARTIFACTS, SIZES, free_port
 
 from llmdemo.compare import ratings
@@ -469,19 +470,8 @@ def app(real_lm, tmp_path_factory):
     demo.close()
 
 
-@contextlib.contextmanager
 def page_in(app, size="desktop", dark=False, locale="en-US"):
-    ctx = app.browser.new_context(viewport=SIZES[size], locale=locale, color_scheme="dark" if dark else "light")
-    pg = ctx.new_page()
-    pg.goto(app.url + ("?__theme=dark" if dark else "?__theme=light"), wait_until="domcontentloaded")
-    pg.locator("#tab-compare-button").wait_for(timeout=30_000)
-    time.sleep(1.5)
-    pg.locator("#tab-compare-button").click()
-    time.sleep(0.5)
-    try:
-        yield pg
-    finally:
-        ctx.close()
+    return pages.page_in(app, size, dark, locale, open_tab="compare")
 
 
 def md(pg, sel: str):
