@@ -184,6 +184,15 @@ def real_lm():
     return load(DEFAULT_MODEL)
 
 
+@pytest.fixture
+def clean_lm(real_lm):
+    """The bundled model with its llama.cpp context emptied, as freshly loaded: other tests' parked sequences
+    change where a new sequence's cells land, and so the attention's rounding (at a near tie, the greedy
+    answer itself)."""
+    real_lm.scheduler.call(real_lm.runner.clear)
+    return real_lm
+
+
 @pytest.fixture(scope="session")
 def real_lean_lm():
     """The bundled model on the torch side: the lean start and the lean forward (float16, which every CPU

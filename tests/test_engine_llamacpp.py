@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from llmdemo.config import GenerationConfig
-from llmdemo.load import load
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +36,10 @@ CONFIGS = [GenerationConfig(temperature=0, max_new_tokens=20, stop=()),
            GenerationConfig(temperature=0.5, top_k=5, top_p=0.8, max_new_tokens=20, seed=5, stop=())]
 
 
-@pytest.fixture(scope="module")
-def engine():
-
-    lm = load()  # the default: the bundled GGUF on llama.cpp
-    yield lm
-    lm.close()
+@pytest.fixture
+def engine(clean_lm):
+    """The bundled model as the app loads it (conftest's one), its context emptied for each test."""
+    return clean_lm
 
 
 def _chat(q):
@@ -78,7 +75,7 @@ def test_the_default_model_generates_on_llama_cpp_and_scores_on_transformers(eng
 
 
 def _clear(lm):
-    lm.scheduler.call(lambda: [lm.runner._drop(s) for s in list(lm.runner.parked)])
+    lm.scheduler.call(lm.runner.clear)
 
 
 def test_a_batch_equals_the_same_requests_one_at_a_time(engine):
@@ -315,3 +312,24 @@ def test_a_dead_engine_thread_is_reported_not_waited_on():
     with pytest.raises(RequestAborted):
         lm.generate("the cat", GenerationConfig(temperature=0, max_new_tokens=8, stop=()))
     assert time.perf_counter() - t0 < 30
+
+
+def test_clear_empties_the_context_as_freshly_made(engine):
+    """What the ``clean_lm`` fixture relies on: after ``clear`` no sequence holds a cell, nothing is parked,
+    and the sequence ids are handed out as in a new context."""
+    r = engine.runner
+    "".join(engine.stream(_chat("Name three colours."), GenerationConfig(temperature=0, max_new_tokens=4, stop=())))
+    assert r.parked  # the finished chat's keys/values are kept for its next turn
+    engine.scheduler.call(r.clear)
+    assert not r.parked and not r.reserved and r.free == list(range(r.n_seq))
+    assert all(r.llama_cpp.llama_memory_seq_pos_max(r.mem, s) == -1 for s in range(r.n_seq))
+    with pytest.raises(RuntimeError, match="still running"):  # never under a running request
+        stop = threading.Event()
+        s = engine.stream(_chat("Count to ten."), GenerationConfig(temperature=0, max_new_tokens=200, stop=()),
+                          stop_event=stop)
+        next(iter(s))
+        try:
+            engine.scheduler.call(r.clear)
+        finally:
+            stop.set()
+            s.close()

@@ -339,26 +339,15 @@ def test_the_dialogue_turn_records_its_reply_and_a_branch_replaces_only_that_rep
 
 
 # ------------------------------------------------------------------ the bundled model on llama.cpp
-@pytest.fixture
-def fresh_engine():
-    """A llama.cpp context of its own (the file maps in a fraction of a second): the session's shared one
-    holds other tests' parked sequences, whose cells change where a new sequence lands and so the attention's
-    rounding; at a near tie (p 0.07, entropy 5.1 in a CI run) that changed the greedy answer itself."""
-
-    lm = load()
-    yield lm
-    lm.close()
-
-
 @pytest.mark.e2e
-def test_real_model_greedy_probabilities_equal_a_llama_cpp_forward_on_the_same_prefix(fresh_engine):
+def test_real_model_greedy_probabilities_equal_a_llama_cpp_forward_on_the_same_prefix(clean_lm):
     """llama.cpp's recorded numbers (decode steps, one token at a time) against llama.cpp reading prompt +
     answer[:k] afresh as a prompt (32-token micro-batches, no kept prefix: asserted) and giving the next
     token's distribution: a separate forward on the same prefix, on the same quantized weights. The engine's
     context is batch-invariant (flash attention, small micro-batches: llmdemo/backends/llamacpp/runner.py), and the
     two agreed bit for bit here. (The scorer's own llama.cpp context, without flash attention and with
     512-token micro-batches, differed by up to 0.1 in probability on this answer: not the path generation uses.)"""
-    lm = fresh_engine
+    lm = clean_lm  # an emptied context: parked sequences change the rounding (a near tie changed the answer)
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
     s, text, gen = _run(lm, msgs, GREEDY.replace(max_new_tokens=12))
     ids = lm.encode(msgs)
@@ -394,7 +383,6 @@ def test_real_model_same_seed_same_tokens_with_recording_on_and_off(real_lm, k):
 
 # ------------------------------------------------------------------ in the browser
 from conftest import SIZES  # noqa: E402
-from llmdemo.load import load
 
 
 @pytest.fixture(scope="module")

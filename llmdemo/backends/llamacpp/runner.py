@@ -157,6 +157,17 @@ class LlamaCppRunner:
         self.reserved.pop(sid, None)
         self.free.append(sid)
 
+    def clear(self) -> None:
+        """Forget every parked sequence and empty the context, as freshly made: the next request's cells land
+        where a new context's would (where they land changes the attention's rounding). Nothing may be
+        running; call it on the scheduler's thread (``Scheduler.call``)."""
+        if self.running:
+            raise RuntimeError(f"{len(self.running)} request(s) still running; clear only an idle context")
+        self.llama_cpp.llama_memory_clear(self.mem, True)
+        self.parked.clear()
+        self.reserved.clear()
+        self.free = list(range(self.n_seq))
+
     def can_start(self, n_prompt: int, budget: int) -> bool:
         """Whether a request of this size fits now (freeing parked slots if that makes room)."""
         need = n_prompt + budget
