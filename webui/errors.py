@@ -15,7 +15,7 @@ import traceback
 
 import gradio as gr
 
-from llmdemo.engine.scheduler import OWNER
+from llmdemo.engine.request import OWNER
 from llmdemo.errors import UserError
 
 from .i18n import error_text, lang_of, text as msg

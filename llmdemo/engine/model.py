@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..config import GenerationConfig
 from ..errors import InputError, Notice, UserError
-from .scheduler import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
+from .request import BATCH, INTERACTIVE, Request, SchedulerBusy, as_priority
 from ..tokenprobs import info_of, trim
 from .stream import (Completion, CompletionFailed, IncrementalText, Stats, StopText, Stream, _find_stop,
                             rolling_windows, whole_chars)

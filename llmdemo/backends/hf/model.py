@@ -30,7 +30,8 @@ from ...engine.model import ScheduledModel, _env_int
 from ...errors import ModelLoadError, first_line
 from ...interface import BATCH as CAN_BATCH
 from ...interface import GENERATE, INSIDE, SCORE, TOKEN_PROBS
-from ...engine.scheduler import RequestAborted, Scheduler
+from ...engine.request import RequestAborted
+from ...engine.scheduler import Scheduler
 
 
 class LM(ScheduledModel):

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ...engine.model import ScheduledModel, _env_int
-from ...engine.scheduler import INTERACTIVE, Scheduler
+from ...engine.request import INTERACTIVE
+from ...engine.scheduler import Scheduler
 from ...interface import BATCH, GENERATE, INSIDE, SCORE, TOKEN_PROBS
 from ...modelfiles import usable_cpus
 from ...tokenizer import render_chat
@@ -273,7 +274,7 @@ class LlamaCppLM(ScheduledModel):
         """
         if self.exact_scoring:
             return super()._score_windows(windows, batch_size, progress, priority)
-        from ...engine.scheduler import as_priority
+        from ...engine.request import as_priority
 
         priority = as_priority(priority)
         results: list[list[float]] = []
