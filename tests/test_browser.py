@@ -54,7 +54,7 @@ def wait_idle(host, quiet_s=3.0, timeout=180):
 
 def test_generation_tab(page):
     page.get_by_role("tab", name="Generation").click()
-    page.get_by_label("Prompt").fill("Name three colours of the rainbow.")
+    page.locator("#gen-in textarea").fill("Name three colours of the rainbow.")
     page.get_by_role("button", name="Generate").click()
     out = wait_value(page.locator("#gen-out textarea"), min_len=5)
     wait_idle(page.host)
@@ -67,7 +67,7 @@ def test_stop_really_stops(page):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.get_by_role("tab", name="Generation").click()
-    page.get_by_label("Prompt").fill("Write a long story about a dragon who learns to bake bread.")
+    page.locator("#gen-in textarea").fill("Write a long story about a dragon who learns to bake bread.")
     for _ in range(3):  # sampled (temperature 0.7): a story may end by itself before Stop is clicked
         before = page.locator("#gen-out textarea").input_value()
         start = page.host.tokens_generated
@@ -120,7 +120,7 @@ def test_dialogue_tab_two_turns(page):
 
 def test_summarization_tab(page):
     page.get_by_role("tab", name="Summarization").click()
-    page.get_by_label("Document").fill(
+    page.locator("#sum-in textarea").fill(
         "The city council voted on Tuesday to approve a new bridge across the river, ending a debate that lasted "
         "more than ten years. The bridge will cost about 20 million dollars and take three years to build.")
     page.get_by_role("button", name="Summarize").click()
@@ -143,7 +143,7 @@ def test_model_tab(page):
 
 def test_evaluation_tab(page):
     page.get_by_role("tab", name="Evaluation").click()
-    page.get_by_label("Examples (limit)").fill("1")
+    page.locator("#eval-limit input").fill("1")
     page.get_by_role("button", name="Run evaluation").click()
     page.locator("td:has-text('chrf')").first.wait_for(timeout=300_000)
     page.get_by_role("button", name="Open this example in its task tab").click()
