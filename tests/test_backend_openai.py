@@ -330,7 +330,9 @@ def test_a_batch_against_a_server_taking_3_at_once_shrinks_the_limit_and_loses_n
     assert info["mode"] == "adaptive" and info["start"] == 20 and info["max"] == 100
     assert st.peak_in_flight <= 3 < st.rejected  # the server's rule held, and it was hit
     assert info["rate_limited"] == st.rejected  # every 429 the server sent was heard
-    assert info["episodes"] >= 1 and info["lowest"] <= 4, info  # it came down from 20 to the server's 3...
+    # it came down from 20 (x0.8 an episode: 16, 13, 10, 8, 6, 5, 4) to about the server's 3; how far depends on
+    # how many requests were at the server at once before the batch ended (a loaded CI machine stopped at 5)
+    assert info["episodes"] >= 1 and info["lowest"] <= 5, info
     assert 1 <= info["limit"] <= 5, info  # ...and stayed about there
     assert lm.concurrency == info["limit"] and lm.max_concurrency == 100
 
