@@ -136,7 +136,7 @@ def test_summarization_tab(page):
 
 def test_model_tab(page):
     page.get_by_role("tab", name="Model", exact=True).click()
-    page.get_by_text("Context length").wait_for(timeout=10_000)
+    page.locator("#tab-model").get_by_text("Context length").wait_for(timeout=10_000)
     assert f"{page.host.lm.info()['context_length']:,} tokens" in page.content()
     assert "llama.cpp" in page.content() and "transformers, float32" in page.content()  # what generates, what scores
     page.screenshot(path=str(ARTIFACTS / "tab-model.png"))
@@ -161,10 +161,11 @@ def test_inside_the_model_tab(page):
     page.get_by_role("button", name="Analyze").click()
     page.locator("#inside-tokens .chip").first.wait_for(timeout=120_000)
     assert page.locator("#inside-tokens .chip").count() >= 5
-    page.get_by_text("perplexity").first.wait_for(timeout=60_000)
+    inside = page.locator("#tab-inside")  # its own words only: a reply in another tab may say them too
+    inside.get_by_text("perplexity").first.wait_for(timeout=60_000)
     time.sleep(3)  # let the plot render
     before = page.locator("#inside-in textarea").input_value()
-    summary = page.get_by_text(re.compile(r"\d+ tokens for \d+ characters")).first
+    summary = inside.get_by_text(re.compile(r"\d+ tokens for \d+ characters")).first
     said = summary.inner_text()
     page.get_by_role("button", name="Greedy step").click()
     deadline = time.time() + 60
@@ -179,7 +180,7 @@ def test_inside_the_model_tab(page):
         time.sleep(0.25)
     assert summary.inner_text() != said, said
     deadline = time.time() + 60
-    while page.get_by_text("processing").count() and time.time() < deadline:
+    while inside.get_by_text("processing").count() and time.time() < deadline:
         time.sleep(0.5)
     time.sleep(2)
     page.screenshot(path=str(ARTIFACTS / "tab-inside.png"), full_page=True)
