@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import os
 import secrets
@@ -24,8 +23,6 @@ from ..server_errors import CompletionAborted, ServerError
 from .scoring import _Scoring
 from .tokens import _Tokens, _load_tokenizer
 from .transport import OVERLOAD_BUDGET_S, REQUEST_BUDGET_S, Retries, _json_body, _strip_userinfo, _Transport
-
-log = logging.getLogger("llmdemo.openai")
 
 
 class OpenAILM(_Transport, _Tokens, _Scoring):
