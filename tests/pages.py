@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from types import SimpleNamespace
 
@@ -125,3 +126,28 @@ def wait_go_shown(pg, go: str, stop: str, timeout: float = 30) -> None:
         time.sleep(0.1)
     raise AssertionError(f"{go} shown: {pg.locator(go).is_visible()}, {stop} shown: {pg.locator(stop).is_visible()}"
                          f" after {timeout} s")
+
+
+@contextlib.contextmanager
+def held(lm, after: int = 4, seconds: float = 0.15):
+    """Each forward pass takes at least ``seconds``, and after ``after`` passes the model waits (60 s at most)
+    until the test calls ``release()``: an output is surely still streaming while the test acts on it, on a
+    machine of any speed or load. ``hold()`` arms it again for the next output."""
+    gate, count = threading.Event(), [0]
+
+    def hook(kind, rows):
+        time.sleep(seconds)
+        count[0] += 1
+        if count[0] > after:
+            gate.wait(60)
+
+    def hold():
+        count[0] = 0
+        gate.clear()
+
+    lm.scheduler.step_hook = hook
+    try:
+        yield SimpleNamespace(release=gate.set, hold=hold)
+    finally:
+        gate.set()
+        lm.scheduler.step_hook = None

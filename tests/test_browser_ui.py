@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import ARTIFACTS, SIZES
-from pages import (ENDED, choose, md, page_in, run_and_wait, serve, shot, slow, tab, wait_go_shown, wait_text,
+from pages import (ENDED, choose, held, md, page_in, run_and_wait, serve, shot, slow, tab, wait_go_shown, wait_text,
                    wait_value)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -51,7 +51,9 @@ def test_opening_decoding_settings_leaves_the_seed_empty_and_runs_differ(app, si
 # ------------------------------------------------------------------ 2. Dialogue keeps a message typed during a reply
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_a_message_typed_while_a_reply_streams_is_kept_and_send_becomes_stop(app, size):
-    with page_in(app, size) as pg, slow(app.host.lm, 0.15):
+    # the reply is held after a few tokens until the test has typed (a 24-token reply once ended on a loaded
+    # machine before the page showed "generating")
+    with page_in(app, size) as pg, held(app.host.lm) as model:
         tab(pg, "dialogue")
         box = pg.locator("#chat-in textarea")
         box.fill("Hello, who are you?")
@@ -62,6 +64,7 @@ def test_a_message_typed_while_a_reply_streams_is_kept_and_send_becomes_stop(app
         box.fill("What is the capital of France?")  # typed while the reply streams
         box.press("Enter")  # the reply is still running: the message waits in the box
         time.sleep(1.0)
+        model.release()
         wait_text(md(pg, "#chat-stats"), ENDED)
         time.sleep(1.0)
         assert box.input_value() == "What is the capital of France?", "the typed message was lost"
@@ -72,6 +75,7 @@ def test_a_message_typed_while_a_reply_streams_is_kept_and_send_becomes_stop(app
         wait_text(md(pg, "#chat-stats"), ENDED)
         # Stop (where Send was) ends a reply and says so
         time.sleep(0.5)
+        model.hold()
         box.fill("Tell me a long story.")
         box.press("Enter")
         wait_text(md(pg, "#chat-stats"), "generating")
