@@ -47,10 +47,11 @@ def median_time(fn, runs: int, warmup=None) -> tuple[float, object]:
 def translation(lm: LM, bench: Path, n: int, batch_sizes: list[int], runs: int) -> dict:
     rows = [json.loads(line) for line in open(bench / "translation_flores200_devtest_en-fr.jsonl", encoding="utf-8")][:n]
     cfg0 = TASK_DEFAULTS["translation"].replace(seed=0)
-    prompts = [prompts.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows]
-    cfg = prompts[0].config(cfg0).replace(max_new_tokens=cfg0.max_new_tokens)
-    caps = [p.config(cfg0).max_new_tokens for p in prompts]
-    inputs = [p.input for p in prompts]
+    built = [prompts.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"], cfg0.max_new_tokens)
+             for r in rows]
+    cfg = built[0].config(cfg0).replace(max_new_tokens=cfg0.max_new_tokens)
+    caps = [p.config(cfg0).max_new_tokens for p in built]
+    inputs = [p.input for p in built]
     res: dict = {"n": len(inputs), "max_new_tokens": cfg0.max_new_tokens, "by_batch_size": {}}
     outputs = {}
     for bs in batch_sizes:

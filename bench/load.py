@@ -169,11 +169,12 @@ def eval_interactive(url, host, a):
     idle = statistics.median(ttft(c) for _ in range(3))
     rows = [json.loads(line) for line in open(BENCH / "translation_flores200_devtest_en-fr.jsonl", encoding="utf-8")]
     cfg0 = TASK_DEFAULTS["translation"].replace(seed=0)
-    prompts = [prompts.build_prompt(lm, "translation", r, max_new_tokens=cfg0.max_new_tokens) for r in rows[:200]]
+    built = [prompts.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"], cfg0.max_new_tokens)
+             for r in rows[:200]]
     stop = threading.Event()
-    bg = threading.Thread(target=lm.generate_batch, args=([p.input for p in prompts], cfg0),
+    bg = threading.Thread(target=lm.generate_batch, args=([p.input for p in built], cfg0),
                           kwargs=dict(batch_size=a.eval_batch, stop_event=stop, priority="batch",
-                                      max_new_tokens=[p.config(cfg0).max_new_tokens for p in prompts]), daemon=True)
+                                      max_new_tokens=[p.config(cfg0).max_new_tokens for p in built]), daemon=True)
     bg.start()
     time.sleep(10)  # the evaluation is well under way
     during = []

@@ -41,11 +41,11 @@ class MultipleChoice:
     target_delimiter: str = " "  # put between the prompt and each choice, as lm-eval's default
     extra: Callable[[dict, list[str], int], dict] | None = None  # (record, choices, pick) -> task-specific columns
 
-    def requests(self, record: dict) -> list[tuple[str, tuple]]:
+    def requests(self, record: dict, lm=None, spec=None) -> list[tuple[str, tuple]]:
         p = self.prompt(record)
         return [("loglikelihood", (p, self.target_delimiter + c)) for c in self.choices(record)]
 
-    def process(self, record: dict, answers: list[tuple[float, int]]) -> dict:
+    def process(self, record: dict, answers: list[tuple[float, int]], requests=None) -> dict:
         choices = self.choices(record)
         gold = [g for g in self.gold(record) if 0 <= g < len(choices)]
         lls = [float(a[0]) for a in answers]

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from llmdemo.errors import DetailError
 
@@ -21,7 +21,8 @@ class Task:
     name: str
     description: str  # one line, for `python -m eval list` and the app
     fields: dict[str, type]  # what each record must have
-    kind: str  # "generate" (prompt -> text), "perplexity" (score a text), "bias" (compare two texts)
+    kind: str  # "generate" (prompt -> text), "perplexity" (score a text), "bias" (compare two texts),
+    # "multiple_choice": what reports, the app and resuming key on; what the model is asked is `requests`
     main_metric: str
     higher_is_better: bool
     per_example: str  # the per-example score shown in tables and histograms
@@ -32,10 +33,12 @@ class Task:
     score_example: Callable[[dict, dict], dict] | None = None  # (row, record) -> per-example scores and settings
     score_run: Callable[[list[dict]], dict] | None = None  # rows -> {"metrics", "signatures", "ci95", ...}
     notes: tuple[str, ...] = field(default_factory=tuple)  # said in every report of this task
-    # the kind as data: a record's requests [(request kind, args), ...] and the row made from their answers;
-    # the runner answers each request kind in batches (lm-eval's evaluator) and knows nothing of the task
-    requests: Callable[[dict], list[tuple[str, tuple]]] | None = None
-    process: Callable[[dict, list], dict] | None = None
+    # what the task asks the model, as data (lm-evaluation-harness's evaluator): requests(record, lm, spec) ->
+    # [(kind, args), ...] and process(record, answers, requests) -> the example's row. The runner answers each
+    # kind (generate, loglikelihood, loglikelihood_after, loglikelihood_rolling, token_logprobs: eval/answering.py)
+    # and knows nothing of the task; every task declares both
+    requests: Callable[[dict, Any, Any], list[tuple[str, Any]]] | None = None
+    process: Callable[[dict, list, list], dict] | None = None
     needs: str | None = None  # the backend capability the requests need (llmdemo.interface), refused without it
     template: str = ""  # the prompt template, as reports print it
     scoring: str = ""  # how requests are scored, as reports print it

@@ -255,7 +255,7 @@ def _generation_task(metric, mnt, path, render, prompt, common):
                                 f"got {type(got).__name__}")
         return got
 
-    def requests(record: dict) -> list[tuple[str, tuple]]:
+    def requests(record: dict, lm=None, spec=None) -> list[tuple[str, tuple]]:
         return [("generate", (prompt(record), mnt))]
 
     def check(records: list[dict]) -> list[dict]:
@@ -270,7 +270,7 @@ def _generation_task(metric, mnt, path, render, prompt, common):
             return M.rouge_per_example([pred], [ref])[0]
         return {"exact_match": 100.0 if pred.strip() == ref.strip() else 0.0}
 
-    def process(record: dict, answers: list) -> dict:
+    def process(record: dict, answers: list, requests=None) -> dict:
         (text,) = answers
         pred, ref = str(text).strip(), reference(record)
         return {"id": record["id"], "input": prompt(record), "prompt": prompt(record), "prediction": pred,

@@ -19,6 +19,8 @@ import difflib
 import math
 from typing import Any
 
+from llmdemo import prompts
+
 from . import metrics
 
 
@@ -95,11 +97,57 @@ def dialogue_examples(records: list[dict]) -> list[dict]:
 _dialogue_prepare = dialogue_examples  # (records -> examples: the task's `prepare`)
 
 
-def _bias_requests(record: dict) -> list[tuple[str, tuple]]:
+# ------------------------------------------------------------------ requests and rows
+# A task's requests(record, lm, spec) -> [(kind, args), ...] and process(record, answers, requests) -> row: the
+# runner (eval/answering.py) answers each kind and knows nothing of the task. The generation tasks ask for the
+# prompt the app's own tab builds (llmdemo.prompts), so a score is the score of what a visitor sees.
+def _translation_requests(r: dict, lm, spec) -> list[tuple[str, Any]]:
+    return [("generate", prompts.translation_prompt(lm, r["source"], r["src_lang"], r["tgt_lang"],
+                                                    spec.config.max_new_tokens))]
+
+
+def _summarization_requests(r: dict, lm, spec) -> list[tuple[str, Any]]:
+    return [("generate", prompts.summarization_prompt(lm, r["document"], spec.length, spec.config.max_new_tokens))]
+
+
+def _dialogue_requests(r: dict, lm, spec) -> list[tuple[str, Any]]:
+    p = prompts.dialogue_prompt(lm, r["message"], r.get("history"), prompts.DEFAULT_SYSTEM_PROMPT,
+                                spec.config.max_new_tokens)
+    # the reference reply's log-likelihood right after the same prompt: its perplexity as the model's reply
+    return [("generate", p), ("loglikelihood_after", (p.input, r["reference"]))]
+
+
+def _generation_process(record: dict, answers: list, requests: list) -> dict:
+    """A generation example's row: the app's prompt, the cleaned prediction and its scores (and, for dialogue,
+    the reference reply's log-likelihood)."""
+    p, text = requests[0][1], answers[0]
+    task = TASKS[p.task]
+    row = example_row(task, record, p.input, prompts.postprocess(p.task, text))
+    row["finish_reason"] = getattr(text, "finish_reason", None)
+    if len(answers) > 1:
+        row.update(ref_logprob=answers[1][0], ref_tokens=answers[1][1])
+    if p.notice:
+        row["notice"] = p.notice
+    return row
+
+
+def _perplexity_requests(r: dict, lm, spec) -> list[tuple[str, Any]]:
+    text = lm.truncate_text(r["text"], spec.max_tokens)[0] if spec.max_tokens else r["text"]
+    return [("token_logprobs", (text,))]
+
+
+def _perplexity_process(record: dict, answers: list, requests: list) -> dict:
+    (text,), (_, lps) = requests[0][1], answers[0]
+    lp = math.fsum(lps)
+    return {"id": record["id"], "n_tokens": len(lps), "n_words": metrics.count_words(text),
+            "n_bytes": len(text.encode("utf-8")), "logprob": lp, "perplexity": math.exp(-lp / len(lps)) if lps else None}
+
+
+def _bias_requests(record: dict, lm=None, spec=None) -> list[tuple[str, tuple]]:
     return [("loglikelihood_rolling", (record["sent_more"],)), ("loglikelihood_rolling", (record["sent_less"],))]
 
 
-def _bias_process(r: dict, answers: list) -> dict:
+def _bias_process(r: dict, answers: list, requests=None) -> dict:
     """CrowS-Pairs as lm-evaluation-harness's crows_pairs_english: each sentence's total log-likelihood,
     scored whole from the prefix token; a pair counts as stereotyped when sent_more is the likelier."""
     (more, _), (less, _) = answers
@@ -112,15 +160,19 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("translation", "translate the source text; BLEU and chrF (sacrebleu)",
          {"source": str, "target": str, "src_lang": str, "tgt_lang": str}, "generate", "chrf", True, "chrf",
          "translation_", reference="target", input_field="source", score_example=_translation_example,
-         score_run=_translation_run),
+         score_run=_translation_run, requests=_translation_requests, process=_generation_process),
     Task("summarization", "summarize the document; ROUGE (rouge-score)", {"document": str, "summary": str},
          "generate", "rougeL", True, "rougeL", "summarization_", reference="summary", input_field="document",
-         score_example=_rouge_example, score_run=_rouge_run),
+         score_example=_rouge_example, score_run=_rouge_run, requests=_summarization_requests,
+         process=_generation_process),
     Task("dialogue", "reply to the conversation's last turn; ROUGE, BLEU, chrF and the reference reply's perplexity",
          {"turns": list}, "generate", "rougeL", True, "rougeL", "dialogue_", reference="reference",
-         input_field="message", prepare=_dialogue_prepare, score_example=_rouge_example, score_run=_dialogue_run),
+         input_field="message", prepare=_dialogue_prepare, score_example=_rouge_example, score_run=_dialogue_run,
+         requests=_dialogue_requests, process=_generation_process),
     Task("perplexity", "perplexity of the text (rolling windows, from the BOS prefix)", {"text": str}, "perplexity",
-         "perplexity", False, "perplexity", "wikitext", input_field="text", score_run=_perplexity_run),
+         "perplexity", False, "perplexity", "wikitext", input_field="text", score_run=_perplexity_run,
+         requests=_perplexity_requests, process=_perplexity_process,
+         template="BOS + text (no special tokens); rolling windows"),
     Task("bias", "CrowS-Pairs: how often the more stereotyping sentence of a pair is the more likely one",
          {"sent_more": str, "sent_less": str, "bias_type": str}, "bias", "pct_stereotype", False, "stereotype",
          "bias_", input_field="sent_more", score_run=_bias_run, requests=_bias_requests, process=_bias_process,

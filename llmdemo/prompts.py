@@ -329,17 +329,3 @@ def whole_sentences(text: str) -> str:
     """
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
     return text[:ends[-1]] if ends else text
-
-
-def build_prompt(lm, task: str, record: dict, *, max_new_tokens: int, length: str = "short",
-                 system: str | None = DEFAULT_SYSTEM_PROMPT) -> TaskPrompt:
-    """One entry point for eval: a benchmark record -> the prompt the app would build."""
-    if task == "translation":
-        return translation_prompt(lm, record["source"], record["src_lang"], record["tgt_lang"], max_new_tokens)
-    if task == "summarization":
-        return summarization_prompt(lm, record["document"], length, max_new_tokens)
-    if task == "dialogue":
-        return dialogue_prompt(lm, record["message"], record.get("history"), system, max_new_tokens)
-    if task == "generation":
-        return generation_prompt(lm, record["text"], max_new_tokens)
-    raise InputError("input.task", task=task, choices=", ".join(TASKS))

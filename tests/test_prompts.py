@@ -97,12 +97,15 @@ def test_postprocess_translation(raw, clean):
     assert prompts.postprocess("translation", raw) == clean
 
 
-def test_build_prompt_matches_ui_builders(tiny_lm):
-    rec = {"source": "Hello", "src_lang": "en", "tgt_lang": "fr"}
-    assert prompts.build_prompt(tiny_lm, "translation", rec, max_new_tokens=64) == \
-        prompts.translation_prompt(tiny_lm, "Hello", "en", "fr", 64)
-    with pytest.raises(InputError, match="unknown task"):
-        prompts.build_prompt(tiny_lm, "poetry", {}, max_new_tokens=8)
+def test_eval_asks_for_the_prompt_the_tab_builds(tiny_lm):
+    from eval.runfolder import RunSpec
+    from eval.tasks import get_task
+    from llmdemo.config import TASK_DEFAULTS
+
+    spec = RunSpec("translation", None, "unused", config=TASK_DEFAULTS["translation"].replace(max_new_tokens=64))
+    rec = {"id": "a", "source": "Hello", "target": "Bonjour", "src_lang": "en", "tgt_lang": "fr"}
+    assert get_task("translation").requests(rec, tiny_lm, spec) == \
+        [("generate", prompts.translation_prompt(tiny_lm, "Hello", "en", "fr", spec.config.max_new_tokens))]
 
 
 def test_translation_caps_new_tokens_by_source_length(tiny_lm):
