@@ -17,6 +17,7 @@ import time
 
 import pytest
 import torch
+from conftest import GREEDY
 
 from llmdemo.config import GenerationConfig
 
@@ -202,8 +203,9 @@ def _run_together_ids(lm, ids, cfg):
 
 
 def test_switching_threads_at_every_step_changes_no_output(engine):
-    """The thread tuner tries another thread count on live steps: llama.cpp's logits are bit-equal with 1 and
-    2 threads, so the same requests give the same tokens whether or not the count changes under them."""
+    """The thread tuner tries another thread count on live steps: with a few hundred cells in the context (these
+    chats), llama.cpp's logits are bit-equal with 1 and 2 threads, so the same requests give the same tokens
+    whether or not the count changes under them (past 512 cells only exact sequences are: the test below)."""
     from llmdemo.backends.llamacpp import ThreadTuner
 
     runner, kept = engine.runner, engine.runner.tuner
@@ -227,6 +229,44 @@ def test_switching_threads_at_every_step_changes_no_output(engine):
         engine.scheduler.call(lambda: setattr(runner, "tuner", kept))
     assert {1, 2} <= set(used) and tuner.trials > 0  # the count did change under the requests
     assert switching == steady
+
+
+def _probs_of(lm, ids, threads=None, switching=False):
+    """An evaluation request's (batch priority) picks and every step's distribution (top 5), alone, on 1 or 2
+    threads, or switching between them at every step; and how many trials the tuner made."""
+    from llmdemo.backends.llamacpp import ThreadTuner
+
+    runner, kept = lm.runner, lm.runner.tuner
+
+    def setup():
+        runner.tuner = ThreadTuner([1, 2], runner.threads, interval_s=0, calls=1) if switching else None
+        runner.clear()
+        if threads:
+            runner._use_threads(threads)
+    try:
+        lm.scheduler.call(setup)
+        r = lm.submit(ids, GREEDY.replace(max_new_tokens=24, logprobs=5), budget=24, seed=0, priority="batch")
+        while not r.done:
+            r.wait(len(r.tokens), 1.0)
+        trials = runner.tuner.trials if switching else 0
+    finally:
+        lm.scheduler.call(lambda: setattr(runner, "tuner", kept))
+    return [(p.token, p.top_ids, p.top_before) for p in r.token_probs], trials
+
+
+def test_an_evaluation_requests_numbers_do_not_depend_on_the_thread_count(engine):
+    """Past 512 cells llama.cpp's CPU attention splits a single query's cells among the threads and adds the
+    parts up, so a lone row's logits depend on the thread count (bench/threads_equal.py: up to 35 apart
+    after a 600-token prompt, the greedy token from step 16). An evaluation request (exact) is padded to two
+    queries instead, so its numbers are the same on 1 or 2 threads, and with the tuner switching under it."""
+    text = " ".join(f"{i}. {PROMPTS[i % 3]}" for i in range(70))
+    long = engine.encode(_chat(text))
+    assert len(long) > 512
+    one, _ = _probs_of(engine, long, threads=1)
+    two, _ = _probs_of(engine, long, threads=2)
+    switching, trials = _probs_of(engine, long, switching=True)
+    assert len(one) == 24 and trials > 0
+    assert two == one and switching == one
 
 
 def test_the_thread_tuner_keeps_a_faster_count_only_and_drops_a_trial_whose_batch_changed():

@@ -38,6 +38,9 @@ class Sequence:
     new: list[int] = field(default_factory=list)
     sampler: Any = None  # the request's own Sampler
     encoder: Any = None  # encoder-decoders: the encoder's output
+    # its logits must not depend on the thread count or on the step's other rows (evaluation work, whose
+    # numbers are reported): a runner may pay for it (llama.cpp pads a step it would run alone)
+    exact: bool = False
 
     @property
     def prefilled(self) -> bool:

@@ -232,7 +232,7 @@ class Scheduler:
                 if req is None:
                     return
             try:
-                seq = Sequence(prompt=req.prompt, budget=req.budget)
+                seq = Sequence(prompt=req.prompt, budget=req.budget, exact=req.priority == BATCH)
                 seq.seen = list(req.prompt) if req.config.repetition_penalty != 1.0 else None
                 seq.sampler = Sampler(req.config, req.seed, self.lm.suppress_ids)
                 self.lm.runner.start(seq)

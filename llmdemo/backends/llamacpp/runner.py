@@ -24,8 +24,9 @@ class ThreadTuner:
     on 2 vCPUs, 2 threads fell to 0.31x their quiet speed (one thread waits for the core it shares at
     every barrier) while 1 thread kept 0.98x of its own; when the other process ends, 2 threads are
     faster again (117 vs 78 tokens/s here). A trial runs on real steps, so it costs only the slower
-    count's extra time on ``calls`` steps (about 1-2% of steps' time), and it changes no output: llama.cpp's
-    logits are bit-equal with 1 and 2 threads (tests/test_engine_llamacpp.py). A trial compares steps
+    count's extra time on ``calls`` steps (about 1-2% of steps' time). It changes no evaluation's output: an
+    exact sequence's logits are bit-equal with 1 and 2 threads (see :meth:`LlamaCppRunner._run`); a visitor's
+    row alone past 512 cells can round differently on another count (tests/test_engine_llamacpp.py). A trial compares steps
     of one batch size only (a step's time grows with its rows); one whose batch changes is dropped.
 
     >>> t = ThreadTuner([1, 2], current=2, interval_s=0, calls=2, clock=lambda: 0.0)
@@ -116,7 +117,7 @@ class LlamaCppRunner:
 
         self.lm, self.llama_cpp = lm, llama_cpp
         params = llama_cpp.llama_context_params.from_buffer_copy(lm.llm.context_params)
-        params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx, n_seq, True
+        params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx, n_seq + 1, True  # + the padding row's
         # Batch-invariance (a request's logits do not depend on who else is in the step), measured on
         # the bundled GGUF: with flash attention on and micro-batches of at most UBATCH tokens, 8 decode
         # rows stepped together equal each stepped alone, and 8 prompts read together equal each read
@@ -128,7 +129,9 @@ class LlamaCppRunner:
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self.ctx = _internals.LlamaContext(model=lm.llm._model, params=params, verbose=False)
         self.mem = llama_cpp.llama_get_memory(self.ctx.ctx)
-        self.n_ctx, self.n_seq, self.n_batch = self.ctx.n_ctx(), n_seq, n_batch
+        # A step of one token is padded with a second (see _run): one cell is kept for it, and a sequence id
+        self.n_ctx, self.n_seq, self.n_batch = self.ctx.n_ctx() - 1, n_seq, n_batch
+        self.pad_sid = n_seq
         self.n_vocab = lm.llm.n_vocab()
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.free = list(range(n_seq))  # sequence ids nobody holds
@@ -248,12 +251,29 @@ class LlamaCppRunner:
         dec = self._decode_call(decodes) if decodes else np.empty((0, self.n_vocab), np.float32)
         return pre, dec  # (V,) each, (B, V)
 
-    def _run(self, n: int) -> None:
+    def _run(self, n: int, exact: bool = False) -> None:
         if n > self.n_batch:
             raise ValueError(f"a step of {n} tokens is more than the batch of {self.n_batch}")
-        self.batch.n_tokens = n
+        b, pad = self.batch, exact and n % UBATCH == 1
+        if pad:
+            # A micro-batch of one token (one decode row, or a step's last token past a multiple of UBATCH): for
+            # a single query over 512 cells or more, llama.cpp's CPU attention splits the cells among the
+            # threads and adds the parts up, so the logits depend on the thread count and differ from the same
+            # row stepped beside others (up to 35 apart, the greedy token from step 16 on, after a 600-token
+            # prompt here). Two queries take the per-row path, the same for any thread count and batch; so a
+            # sequence that must be exact gets a throwaway token of a sequence of its own beside it. Not for a
+            # visitor's lone row: two queries cost a third to a half of one stream's decode speed here
+            # (bench/threads_equal.py, docs/engine.md).
+            b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = int(self.lm.prefix_token()), 0, 1, False
+            b.seq_id[n][0] = self.pad_sid
+            n += 1
+        b.n_tokens = n
         self.decodes += 1
-        rc = self.llama_cpp.llama_decode(self.ctx.ctx, self.batch)
+        try:
+            rc = self.llama_cpp.llama_decode(self.ctx.ctx, b)
+        finally:
+            if pad:
+                self.llama_cpp.llama_memory_seq_rm(self.mem, self.pad_sid, -1, -1)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed (code {rc}: "
                                f"{'no room left in the context' if rc == 1 else 'see llama.cpp'})")
@@ -267,14 +287,14 @@ class LlamaCppRunner:
             slot.tokens.append(seq.last)
             out_rows.append(i)
             i += 1
-        tuner = self.tuner
+        tuner, exact = self.tuner, any(s.exact for s in decodes)
         if tuner is None:
-            self._run(i)
+            self._run(i, exact)
         else:
             self._use_threads(tuner.threads_for(i))
             t = time.perf_counter()
             try:
-                self._run(i)
+                self._run(i, exact)
                 tuner.record(time.perf_counter() - t)
             finally:  # a failed step leaves the context on the current count, not a trial's
                 self._use_threads(tuner.current)
@@ -301,7 +321,7 @@ class LlamaCppRunner:
                 pre_rows.append(i - 1)
             else:
                 pre_rows.append(None)
-        self._run(i)
+        self._run(i, any(seq.exact for seq, _ in prefills))
         return [None if r is None else self._logits(r) for r in pre_rows]
 
     def _logits(self, row: int) -> np.ndarray:
