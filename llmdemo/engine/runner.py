@@ -4,6 +4,8 @@ A runner knows one way of computing logits and keeps each sequence's state (its 
 ``seq.state``. The scheduler decides what runs when; the runner only computes:
 
     start(seq)            set up the sequence's state (reusing a kept prefix where it can)
+    step(prefills, decodes)  prompt chunks and decode rows: each prefill's logits (V,) once its prompt is
+                          read (None before), and the decode rows' logits (B, V)
     prefill(seq)          read the next chunk of the prompt; logits (V,) once the prompt is read
     decode(seqs, tokens)  one step for several sequences together (``tokens``: one id each): logits (B, V)
     finish(seq, keep)     release the state (or keep the prompt's keys/values for the next prompt)
@@ -50,16 +52,36 @@ class Sequence:
 class Runner(Protocol):
     """What the scheduler asks of a forward pass (its only view of one; see the module docstring).
 
-    A runner that reads prompt chunks and decode rows in one call (llama.cpp's) also has
-    ``step(prefills, decodes) -> (prefill logits, decode logits)``, ``n_batch`` (prompt tokens a step may
-    carry) and ``can_start(seq)`` (whether its cache has room for the sequence now)."""
+    The scheduler's loop has one body: each step it calls ``step(prefills, decodes) -> (prefill logits,
+    decode logits)`` with the prompt chunks to read (at most ``n_batch`` prompt tokens) and the decode rows.
+    llama.cpp's runner reads them in one call; a runner that reads one prompt at a time inherits
+    :class:`PromptThenDecode`. A runner with a fixed room (llama.cpp's cells) also has
+    ``can_start(n_prompt, budget)``."""
 
     name: str
+    n_batch: int
 
     def start(self, seq: Sequence) -> None: ...
+
+    def step(self, prefills: list[tuple[Sequence, int]], decodes: list[Sequence]) -> tuple[list, Any]: ...
 
     def prefill(self, seq: Sequence) -> np.ndarray | None: ...  # (V,) once the prompt is read
 
     def decode(self, seqs: list[Sequence], tokens: list[int]) -> np.ndarray: ...  # (B, V)
 
     def finish(self, seq: Sequence, keep_prefix: bool) -> None: ...
+
+
+class PromptThenDecode:
+    """``step`` for a runner whose forward reads one prompt at a time (transformers'): the one prompt's next
+    chunk (its size is the runner's: ``prefill`` reads it), then every decode row together."""
+
+    # The scheduler fills a step with prompts up to n_batch tokens: 1 lets one prompt in per step
+    n_batch = 1
+
+    def step(self, prefills: list[tuple[Sequence, int]], decodes: list[Sequence]) -> tuple[list, Any]:
+        import numpy as np
+
+        pre = [self.prefill(seq) for seq, _ in prefills]
+        dec = self.decode(decodes, [s.last for s in decodes]) if decodes else np.empty((0, 0), np.float32)
+        return pre, dec

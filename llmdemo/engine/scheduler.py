@@ -7,10 +7,10 @@ scheduler and model runner split it:
     1. drop requests that finished or were cancelled (their rows leave the batch at once);
     2. admit waiting requests (interactive before batch; among equals, the request whose owner holds the
        fewest rows, then the oldest; a smaller one that fits passes one that does not, for a while; a
-       client holding rows leaves the last row to a client holding none) and
-       read prompt chunks, the shortest prompts first (a long prompt is read chunk by chunk, so the others
-       get a step between two chunks);
-    3. one decode step for every request whose prompt is read, all rows together.
+       client holding rows leaves the last row to a client holding none);
+    3. one step (``runner.step``): the next prompt chunks, the shortest prompts first (a long prompt is
+       read chunk by chunk, so the others get a step between two chunks), and one token for every request
+       whose prompt is read, all rows together.
 
 Other work on the model (scoring a window, one look inside the model) is a :meth:`Scheduler.call`
 run on the same thread between steps, so nothing else computes on the model meanwhile.
@@ -54,7 +54,7 @@ class Scheduler:
                  hold_s: float = 30.0):
         self.lm = lm
         self.hold_s = hold_s  # how long smaller requests may pass the first in line (see _next_admitted)
-        self._light_last = False  # the last step left the long prompts out (see _fused_step)
+        self._light_last = False  # the last step left the long prompts out (see _step)
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.batch_patience_s = batch_patience_s
@@ -172,11 +172,7 @@ class Scheduler:
         self._admit()
         self._run_calls(interactive_only=True)
         interactive_busy = any(r.priority == INTERACTIVE for r in self._active)
-        if hasattr(self.lm.runner, "step"):
-            self._fused_step()  # one forward for every decode row and the next prompt chunks (llama.cpp)
-        else:
-            self._prefill_one()
-            self._decode_step()
+        self._step()
         self._run_calls(interactive_only=False, interactive_busy=interactive_busy)
 
     def _drop_cancelled(self) -> None:
@@ -247,30 +243,10 @@ class Scheduler:
         if self.step_hook is not None:
             self.step_hook(kind, rows)
 
-    def _prefill_one(self) -> None:
-        waiting = [r for r, s in self._active.items() if not s.prefilled]
-        if not waiting:
-            return
-        req = min(waiting, key=lambda r: _reading_order(r, self._active[r]))
-        seq = self._active[req]
-        self._hook("prefill", 1)
-        req.steps += 1
-        if req.started_at is None:
-            req.started_at = time.perf_counter()
-        try:
-            logits = self.lm.runner.prefill(seq)
-        except Exception as e:  # noqa: BLE001 - e.g. out of memory: this request fails, the rest go on
-            self._end(req, "error", e)
-            return
-        if logits is not None:
-            try:
-                self._emit(req, seq, logits)
-            except Exception as e:  # noqa: BLE001
-                self._end(req, "error", e)
-
-    def _fused_step(self) -> None:
-        """Every decode row's token and as many prompt tokens of rows being read as the batch holds
-        (interactive first), in one forward: 20 arriving visitors are read together, not one by one."""
+    def _step(self) -> None:
+        """Every decode row's token and as many prompt tokens of rows being read as the runner's step holds
+        (interactive first, then the shortest), in one ``runner.step``: llama.cpp reads 20 arriving visitors'
+        prompts together, not one by one; a runner that reads one prompt at a time gets one per step."""
         rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
         room = self.lm.runner.n_batch  # prompt tokens this step (the runner reads them in a call of their own)
         pre = []
@@ -293,7 +269,8 @@ class Scheduler:
         self._light_last = light
         if not rows and not pre:
             return
-        self._hook("decode" if rows else "prefill", len(rows) + len(pre))
+        # the hook's kind: "decode" (rows only), "prefill" (prompts only) or "decode+prefill"
+        self._hook("+".join(k for k, there in (("decode", rows), ("prefill", pre)) if there), len(rows) + len(pre))
         for r, *_ in rows + pre:
             r.steps += 1
         now = time.perf_counter()
@@ -313,20 +290,6 @@ class Scheduler:
                     self._emit(req, seq, lg)
                 except Exception as e:  # noqa: BLE001
                     self._end(req, "error", e)
-        for i, (req, seq) in enumerate(rows):
-            try:
-                self._emit(req, seq, logits[i])
-            except Exception as e:  # noqa: BLE001 - e.g. NaN logits in one row: that request fails, not all
-                self._end(req, "error", e)
-
-    def _decode_step(self) -> None:
-        rows = [(r, s) for r, s in self._active.items() if s.prefilled and not r.done]
-        if not rows:
-            return
-        self._hook("decode", len(rows))
-        for r, _ in rows:
-            r.steps += 1
-        logits = self.lm.runner.decode([s for _, s in rows], [s.last for _, s in rows])  # (B, V)
         for i, (req, seq) in enumerate(rows):
             try:
                 self._emit(req, seq, logits[i])

@@ -12,11 +12,11 @@ import inspect
 import numpy as np
 import torch
 
-from ...engine.runner import Sequence
+from ...engine.runner import PromptThenDecode, Sequence
 from .lean.kvcache import MAX_CHUNK, PrefixCache, chunk_ends
 
 
-class LeanRunner:
+class LeanRunner(PromptThenDecode):
     """The lean Llama forward (``llmdemo.backends.hf.lean.fast``): chunked prefill with prefix reuse, batched decode steps.
 
     Prompts and decode steps may use different kernels (``prefill_fast``, e.g. bfloat16 where the
@@ -57,7 +57,7 @@ class LeanRunner:
         seq.state = None
 
 
-class HFRunner:
+class HFRunner(PromptThenDecode):
     """The model's own forward with a ``transformers`` cache per sequence, one sequence per call.
 
     Serves every architecture (encoder-decoders too) and GPUs; decode steps of several
