@@ -18,6 +18,22 @@ def test_named_endpoints_exist(client):
     assert {"/generate", "/translate", "/chat", "/summarize"} <= names
 
 
+def test_the_endpoints_take_the_decoding_settings_by_their_names(client):
+    """The handlers take the six decoding settings as one value (webui/controls.py Decoding); callers of the API
+    still see, and may pass by name, the six parameters."""
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+    def names(endpoint):
+        return [p["parameter_name"] for p in api[endpoint]["parameters"]]
+    six = list(SETTINGS)
+    assert names("/generate") == ["prompt", *six]
+    assert names("/summarize") == ["document", "length", *six]
+    assert names("/chat") == ["message", "history", "system", *six]
+    assert names("/translate")[:9] == ["text", "source", "target", *six]
+    by_name = client.predict(prompt="The weather is", **SETTINGS, api_name="/generate")
+    assert by_name[0] == client.predict("The weather is", *SETTINGS.values(), api_name="/generate")[0]
+
+
 def test_generate_streams_and_finishes(client):
     job = client.submit("The weather is", *SETTINGS.values(), api_name="/generate")
     result = job.result(timeout=60)

@@ -11,6 +11,7 @@ import pytest
 from llmdemo.host import ModelHost
 from llmdemo.engine.stream import Stats
 from webui.tabs.evaluation.handlers import EvalHandlers
+from webui.controls import Decoding
 from webui.handlers import Handlers
 from webui.stats import stats_line, stopped_line
 from webui.settings import AppSettings
@@ -49,7 +50,7 @@ def test_the_stats_line_says_why_an_output_ended_and_which_seed():
 
 @pytest.mark.parametrize("seed,expected", [("", None), ("  ", None), ("42", 42), (None, None), (7, 7)])
 def test_the_seed_box_is_text_and_empty_means_random(h, seed, expected):
-    assert h.config("generation", 16, 0.7, 0.9, 50, 1.0, seed).seed == expected
+    assert h.config("generation", Decoding(16, 0.7, 0.9, 50, 1.0, seed)).seed == expected
 
 
 def test_a_seed_that_is_not_a_number_is_refused(h):

@@ -1,7 +1,8 @@
 """What every handler group shares: the model host, the settings, the live runs, and the one stream loop.
 
-The task tabs' handlers are mixins of :class:`HandlerBase` (webui/text_tasks.py, chat.py, model.py),
-joined into one ``Handlers`` object in webui/handlers.py. Generation runs in the model's scheduler
+Each task tab's handlers are a :class:`HandlerBase` in the tab's own module (webui/tabs/generation.py,
+translation.py, summarization.py, dialogue.py, model.py), joined into one ``Handlers`` object in
+webui/handlers.py. Generation runs in the model's scheduler
 (llmdemo/engine/scheduler.py); :meth:`HandlerBase._stream` submits a request and yields its text as
 tokens arrive. Stop sets the request's stop event (webui/streaming.py) and a closed browser tab
 closes the handler's generator; either way the row leaves the batch before the next step. While a
@@ -11,6 +12,7 @@ any time and the visitor sees that it waits.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterator
 
 import gradio as gr
@@ -20,12 +22,13 @@ from llmdemo.config import GenerationConfig
 from llmdemo.host import ModelHost
 from llmdemo.presets import BUNDLED, TASK_MODELS, installed_bundled
 
-from .controls import decoding_config
+from .controls import Decoding
 from .errors import warn
+from .files import _export_file
 from .i18n import lang_of, text as msg
 from .safety import check_length
 from .settings import AppSettings
-from .stats import _Starting, _Waiting, stopped_line
+from .stats import _Starting, _Waiting, is_running, stopped_line
 from .streaming import HEARTBEAT_S, LiveRuns
 
 
@@ -62,13 +65,25 @@ class HandlerBase:
             return self.host.lm
         return self.companions.get(name, trusted=True)  # a bundled preset: offered in hosted mode too
 
-    def config(self, task: str, max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
-               repetition_penalty: Any, seed: Any) -> GenerationConfig:
-        return decoding_config(task, self.settings, max_new_tokens, temperature, top_p, top_k, repetition_penalty,
-                               seed)
+    def config(self, task: str, decoding: Decoding) -> GenerationConfig:
+        """The decoding fields' values as ``task``'s settings, within this server's limits."""
+        return decoding.config(task, self.settings)
 
     def check_length(self, text: Any, what: str = "text") -> str:
         return check_length(text, self.settings.max_input_chars, what)
+
+    @staticmethod
+    def export_output(task: str, source: str, output: str, stats: str, fmt: str) -> str:
+        """One generation (input, output, stats line) as a Markdown or JSON file to download."""
+        if not (output or "").strip():
+            raise prompts.InputError("input.nothing_to_export")
+        if is_running(stats):  # half an output, saved as if it were whole: wait for it or Stop it first
+            raise prompts.InputError("input.export_running")
+        if fmt == "json":
+            return _export_file(f"{task}.json", json.dumps(
+                {"task": task, "input": source, "output": output, "stats": stats}, ensure_ascii=False, indent=2))
+        return _export_file(f"{task}.md", f"# {task}\n\n## Input\n\n{source}\n\n## Output\n\n{output}\n\n"
+                                          f"---\n{stats}\n")
 
     def _stream(self, prompt: prompts.TaskPrompt, cfg: GenerationConfig, lang: str = "en", tab: str = "",
                 request: gr.Request | None = None, on_stream=None, lm=None) -> Iterator[tuple[str, Any]]:

@@ -37,3 +37,9 @@ def check_length(text: Any, limit: int, what: str = "text") -> Any:
     if isinstance(text, str) and len(text) > limit:
         raise prompts.InputError("input.too_long", what=what, n=len(text), limit=limit)
     return text
+
+
+def shown_history(history: list[dict]) -> list[dict]:
+    """History as the page shows it: unescaped and escaped again, so a hand-written one is as safe as ours
+    and our own escapes do not double."""
+    return [{"role": m["role"], "content": safe_markdown(plain_text(m["content"]))} for m in history]

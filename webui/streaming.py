@@ -112,7 +112,9 @@ def page_run(fn, n_outputs: int, live: LiveRuns, tab: str, error_title=lambda re
     """
     skip = (gr.skip(),) * n_outputs
 
-    @functools.wraps(fn)
+    # updated=(): a bound method's __dict__ is its function's, whose __signature__ (a handler taking a
+    # Decoding, webui/controls.py) still has `self`; copied here it would shift Gradio's arguments by one
+    @functools.wraps(fn, updated=())
     def run(*args, **kwargs):
         named = inspect.signature(fn).bind_partial(*args, **kwargs).arguments  # Gradio passes some by position
         request = named.get("request")

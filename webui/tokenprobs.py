@@ -21,11 +21,12 @@ from llmdemo.config import GenerationConfig
 from llmdemo.interface import SERVER_TOKEN_PROBS, TOKEN_PROBS
 from llmdemo.tokenprobs import TokenInfo, branch_ids
 
-from .chat import _shown_history
+from .controls import Decoding, takes_decoding
 from .errors import friendly
-from .safety import plain_text, safe_markdown
+from .i18n import lang_of
+from .i18n import text as msg
+from .safety import plain_text, safe_markdown, shown_history
 from .stats import stats_line
-from .i18n import lang_of, text as msg
 
 TOP = 10  # alternatives recorded and shown per token
 BUCKETS = (0.8, 0.5, 0.2, 0.05)  # p_before thresholds of the colours tp-b0 (likely) .. tp-b4 (unlikely)
@@ -191,10 +192,10 @@ class TokenProbHandlers:
         return {"model": lm.name, "prompt": ids, "config": cfg.to_dict(), "kind": kind,
                 "info": [i.to_dict() for i in infos]}
 
-    def _setup(self, task: str, dec: tuple) -> tuple[GenerationConfig, str]:
+    def _setup(self, task: str, decoding: Decoding) -> tuple[GenerationConfig, str]:
         """The run's settings (recording ``TOP`` alternatives when the backend has any) and the backend's kind."""
         kind = kind_of(self.h.host.lm)
-        cfg = self.h.config(task, *dec)
+        cfg = self.h.config(task, decoding)
         return (cfg.replace(logprobs=TOP) if kind != "none" else cfg), kind
 
     def _run(self, p: prompts.TaskPrompt, cfg: GenerationConfig, lang: str, request, head: list[TokenInfo],
@@ -220,16 +221,15 @@ class TokenProbHandlers:
 
     # ------------------------------------------------------------------ Generation
     @friendly
-    def generate(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
-                 repetition_penalty=None, seed=None, show: bool = False, request: gr.Request = None):
+    @takes_decoding
+    def generate(self, prompt: str, decoding: Decoding = Decoding(), show: bool = False, request: gr.Request = None):
         """The Generation tab's run: as ``Handlers.generate``, with the tokens' probabilities when ``show``."""
         if not show:  # exactly the tab's own handler; the token panels are emptied
-            for out, line in self.h.generate(prompt, max_new_tokens, temperature, top_p, top_k, repetition_penalty,
-                                             seed, request=request):
+            for out, line in self.h.generate(prompt, **decoding.fields(), request=request):
                 yield out, line, "", "", None
             return
         h, lm, lang = self.h, self.h.host.lm, lang_of(request)
-        cfg, kind = self._setup("generation", (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed))
+        cfg, kind = self._setup("generation", decoding)
         p = prompts.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
         ids = lm.encode(p.input) if kind == "full" else []
         yield from self._run(p, cfg, lang, request, [], ids, kind)
@@ -309,52 +309,54 @@ class TokenProbHandlers:
                render_tokens(infos, None, lang, kind, backend), "", state)
 
     @friendly
+    @takes_decoding
     def chat(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
-             max_new_tokens=None, temperature=None, top_p=None, top_k=None, repetition_penalty=None, seed=None,
+             decoding: Decoding = Decoding(),
              show: bool = False, request: gr.Request = None):
         """The Dialogue tab's turn: as ``Handlers.chat_ui``, with the reply's token probabilities when ``show``."""
-        h, dec = self.h, (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        h = self.h
         if not show:
-            for out in h.chat_ui(message, history, system, *dec, request=request):
+            for out in h.chat_ui(message, history, system, **decoding.fields(), request=request):
                 yield (*out, "", "", None)
             return
         h.check_chat(history, message, system)
-        cfg, kind = self._setup("dialogue", dec)
+        cfg, kind = self._setup("dialogue", decoding)
         lang = lang_of(request)
         yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
             message, list(history or []), system, cfg, lang, keep_box=True, request=request, on_stream=on_s,
             on_prompt=on_p), cfg, kind, lang)
 
     @friendly
-    def retry(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
-              top_k=None, repetition_penalty=None, seed=None, show: bool = False, request: gr.Request = None):
+    @takes_decoding
+    def retry(self, history: list | None, system: str, decoding: Decoding = Decoding(), show: bool = False,
+              request: gr.Request = None):
         """Retry, with the new reply's token probabilities when ``show``."""
-        h, dec = self.h, (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        h = self.h
         if not show:
-            for out in h.retry(history, system, *dec, request=request):
+            for out in h.retry(history, system, **decoding.fields(), request=request):
                 yield (*out, "", "", None)
             return
         h.check_chat(history, system)
         last, before = h.retry_turn(history)
-        cfg, kind = self._setup("dialogue", dec)
+        cfg, kind = self._setup("dialogue", decoding)
         lang = lang_of(request)
         yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
             last, before, system, cfg, lang, request=request, on_stream=on_s, on_prompt=on_p),
             cfg, kind, lang, empties_box=False)
 
     @friendly
-    def edit(self, history: list | None, system: str, max_new_tokens=None, temperature=None, top_p=None,
-             top_k=None, repetition_penalty=None, seed=None, show: bool = False, edit: gr.EditData = None,
-             request: gr.Request = None):
+    @takes_decoding
+    def edit(self, history: list | None, system: str, decoding: Decoding = Decoding(), show: bool = False,
+             edit: gr.EditData = None, request: gr.Request = None):
         """An edited message answered again, with the reply's token probabilities when ``show``."""
-        h, dec = self.h, (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        h = self.h
         if not show:
-            for out in h.edit(history, system, *dec, edit=edit, request=request):
+            for out in h.edit(history, system, **decoding.fields(), edit=edit, request=request):
                 yield (*out, "", "", None)
             return
         h.check_chat(history, system)
         message, before = h.edit_turn(history, edit)
-        cfg, kind = self._setup("dialogue", dec)
+        cfg, kind = self._setup("dialogue", decoding)
         lang = lang_of(request)
         yield from self._chat_turn(lambda on_s, on_p: h._chat_stream(
             message, before, system, cfg, lang, request=request, on_stream=on_s, on_prompt=on_p),
@@ -369,7 +371,7 @@ class TokenProbHandlers:
                     request: gr.Request = None):
         """A Dialogue alternative clicked: the last reply again from that token, the conversation before it kept."""
         self.h.check_chat(history)
-        shown = _shown_history(prompts.normalise_history(history))
+        shown = shown_history(prompts.normalise_history(history))
         if state and (not shown or shown[-1]["role"] != "assistant" or _reply(shown) != state.get("reply")):
             raise prompts.InputError("input.reply_changed")  # Undo, Clear, an edit or a reload since that reply
 
@@ -383,12 +385,12 @@ class TokenProbHandlers:
             yield out
 
     @friendly
-    def generate_json(self, prompt: str, max_new_tokens=None, temperature=None, top_p=None, top_k=None,
-                      repetition_penalty=None, seed=None, request: gr.Request = None) -> dict:
+    @takes_decoding
+    def generate_json(self, prompt: str, decoding: Decoding = Decoding(), request: gr.Request = None) -> dict:
         """``/generate_with_probs``: the text, the stats line and every token with its probabilities (JSON)."""
         h, lm = self.h, self.h.host.lm
         kind = kind_of(lm)
-        cfg = h.config("generation", max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        cfg = h.config("generation", decoding)
         cfg = cfg.replace(logprobs=TOP) if kind != "none" else cfg
         p = prompts.generation_prompt(lm, h.check_length(prompt), cfg.max_new_tokens)
         holder: list = []

@@ -9,18 +9,20 @@ places a tab's examples.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
 from llmdemo.errors import UserError
 from llmdemo.host import ModelHost
 
-from ..handlers import Handlers
 from ..i18n import error_text, lang_of, t
 from ..i18n import text as msg
 from ..settings import AppSettings
 from ..streaming import page_run
+
+if TYPE_CHECKING:  # webui/handlers.py joins the tabs' handlers: it imports the tabs
+    from ..handlers import Handlers
 
 
 @dataclass

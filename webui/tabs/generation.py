@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
+from llmdemo import prompts
+
 from .. import tokenprobs
-from ..controls import decoding_controls
-from ..i18n import t
+from ..base import HandlerBase
+from ..controls import Decoding, decoding_controls, takes_decoding
+from ..errors import friendly
+from ..i18n import lang_of, t
+from ..stats import stats_line
 from .context import TabContext, examples
 
 GENERATION_EXAMPLES = [
@@ -14,6 +19,21 @@ GENERATION_EXAMPLES = [
     ["Write a short poem about autumn leaves."],
     ["Give me three tips for learning a new language."],
 ]
+
+
+class GenerationHandlers(HandlerBase):
+    """The Generation tab's run."""
+
+    @friendly
+    @takes_decoding
+    def generate(self, prompt: str, decoding: Decoding = Decoding(), request: gr.Request = None):
+        """Continue a text (base models) or answer an instruction (chat models). Streams text."""
+        cfg = self.config("generation", decoding)
+        p = prompts.generation_prompt(self.host.lm, self.check_length(prompt), cfg.max_new_tokens)
+        lang, text, stats = lang_of(request), "", None
+        for text, stats in self._stream(p, cfg, lang, "generation", request):
+            yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield text.lstrip(), stats_line(stats, cfg=cfg, lang=lang)
 
 
 def build(ctx: TabContext) -> gr.Tab:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 
 from llmdemo import prompts
 
-from ..controls import decoding_controls
-from ..i18n import t
+from ..base import HandlerBase
+from ..controls import Decoding, decoding_controls, takes_decoding
+from ..errors import friendly
+from ..i18n import lang_of, t
+from ..i18n import text as msg
+from ..stats import stats_line
 from .context import TabContext, examples
 
 SUMMARY_EXAMPLES = [[
@@ -17,6 +23,33 @@ SUMMARY_EXAMPLES = [[
     "opponents worry about noise and the loss of a park near the water. Construction is planned to start next "
     "spring, and the council promised to plant new trees to replace those that are removed.",
 ]]  # the text only: gr.Examples shows a translated choice's raw marker (__i18n__...) for the length
+
+
+class SummarizationHandlers(HandlerBase):
+    """The Summarization tab's run: cut at its last whole sentence when its budget ran out."""
+
+    @friendly
+    @takes_decoding
+    def summarize(self, document: str, length: str = "short", decoding: Decoding = Decoding(),
+                  request: gr.Request = None):
+        """Summarize a document; length is short, medium or long. Streams text."""
+        if decoding.max_new_tokens in (None, "") and length in prompts.SUMMARY_LENGTHS:
+            decoding = replace(decoding, max_new_tokens=prompts.SUMMARY_LENGTHS[length][1])
+        cfg = self.config("summarization", decoding)
+        p = prompts.summarization_prompt(self.host.lm, self.check_length(document, "document"), length,
+                                         cfg.max_new_tokens)
+        out, stats, lang = "", None, lang_of(request)
+        n_doc = len(document.split())
+        for out, stats in self._stream(p, cfg, lang, "summarization", request):
+            yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        out = prompts.postprocess("summarization", out)
+        notes = []
+        if getattr(stats, "finish_reason", None) == "length" and prompts.whole_sentences(out) != out:
+            out = prompts.whole_sentences(out)  # cut mid-sentence by its budget: shown up to its last full stop
+            notes.append(msg("sum_cut", lang))
+        n_sum = max(1, len(out.split()))
+        notes.append(msg("compression", lang, x=n_doc / n_sum, a=n_doc, b=len(out.split())))
+        yield out, stats_line(stats, " · ".join(notes), cfg=cfg, lang=lang)
 
 
 def build(ctx: TabContext) -> gr.Tab:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..controls import LANG_CHOICES, decoding_controls
+from llmdemo import prompts
 from llmdemo.presets import TASK_MODELS
 
-from ..i18n import t
+from ..base import HandlerBase
+from ..controls import LANG_CHOICES, Decoding, decoding_controls, takes_decoding
+from ..errors import friendly
+from ..i18n import lang_of, t
+from ..stats import stats_line
 from .context import TabContext, examples
 
 TRANSLATION_EXAMPLES = [
@@ -17,6 +21,31 @@ TRANSLATION_EXAMPLES = [
     ["Where is the nearest train station?", "en", "de"],
     ["Le musée est fermé le lundi.", "fr", "en"],
 ]
+
+
+class TranslationHandlers(HandlerBase):
+    """The Translation tab's run and its language swap."""
+
+    @friendly
+    @takes_decoding
+    def translate(self, text: str, source: str = "en", target: str = "fr", decoding: Decoding = Decoding(),
+                  model=None, request: gr.Request = None):
+        """Translate text from the source to the target language (codes or names). Streams text.
+
+        ``model``: one of the bundled models (default: the multilingual one, see ``task_models``)."""
+        cfg = self.config("translation", decoding)
+        lm = self.task_lm("translation", model)
+        p = prompts.translation_prompt(lm, self.check_length(text), source, target, cfg.max_new_tokens)
+        out, stats, lang = "", None, lang_of(request)
+        for out, stats in self._stream(p, cfg, lang, "translation", request, lm=lm):
+            yield out.lstrip(), stats_line(stats, cfg=cfg, lang=lang, done=False)
+        yield prompts.postprocess("translation", out), stats_line(stats, cfg=cfg, lang=lang)
+
+    @staticmethod
+    def swap(source: str, target: str, text: str, translation: str):
+        """Swap the languages; the translation (if there is one) becomes the new text, and the output and its
+        stats line are cleared (the line described an output no longer shown)."""
+        return target, source, (translation if (translation or "").strip() else text), "", ""
 
 
 def build(ctx: TabContext) -> gr.Tab:
