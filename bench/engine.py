@@ -206,7 +206,7 @@ def bench_eval(lm, a) -> dict:
         built.append(p.input)
         caps.append(min(cfg.max_new_tokens, 4 * lm.count_tokens(r["source"]) + 16))
     t = time.perf_counter()
-    outs = lm.generate_batch(built, cfg, batch_size=16, max_new_tokens=caps)
+    outs = lm.generate_batch(built, cfg, batch_size=16, max_new_tokens=caps, priority="batch")  # as the harness
     return {"sentences": len(recs), "batch": 16, "seconds": round(time.perf_counter() - t, 1),
             "empty": sum(not o.strip() for o in outs)}
 
