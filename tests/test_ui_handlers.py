@@ -142,7 +142,7 @@ def test_opening_an_example_leaves_the_other_tabs_alone_and_sets_both_languages(
 
 
 def test_eval_rows_come_in_the_benchmarks_order_and_help_names_the_fields(benchmarks, tmp_path):
-    from webui.tabs.evaluation.handlers import _in_data_order
+    from webui.tabs.evaluation.tables import _in_data_order
 
     path = benchmarks / "translation_flores200_devtest_en-zh.jsonl"
     rows = [{"id": 2}, {"id": 0}, {"id": 1}]
@@ -171,7 +171,7 @@ def test_eval_tab_status_table_and_report(tiny_lm, benchmarks, tmp_path):
 
 def test_a_one_text_perplexity_run_counts_its_windows_and_estimates_the_rest(tiny_lm, benchmarks, tmp_path):
     """Issue 33, item 2: WikiText-2 is one example, so the page said "0 of 1 examples done" for minutes."""
-    from webui.tabs.evaluation.handlers import progress_line
+    from webui.tabs.evaluation.tables import progress_line
 
     e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path, max_eval_tokens=3000))
     tiny_lm.scheduler.step_hook = lambda kind, rows: time.sleep(1.0)  # each scoring call ~1 s: a few lines
@@ -189,7 +189,7 @@ def test_a_one_text_perplexity_run_counts_its_windows_and_estimates_the_rest(tin
 def test_a_generation_run_counts_tokens_and_a_first_scoring_run_says_it_prepares(tiny_lm, benchmarks, tmp_path):
     """Issue 33, item 12: rows of a batch end together, so a generation run read "0 of N" until its end; the
     first scoring use of a llama.cpp model converted it for a minute with nothing said."""
-    from webui.tabs.evaluation.handlers import progress_line
+    from webui.tabs.evaluation.tables import progress_line
 
     e = EvalHandlers(ModelHost(tiny_lm), AppSettings(data_dir=benchmarks, output_dir=tmp_path))
     tiny_lm.scheduler.step_hook = lambda kind, rows: time.sleep(0.05)  # each step ~50 ms: the run takes seconds

@@ -17,7 +17,7 @@ from .i18n import I18N, lang_of, t
 from .i18n import text as msg
 from .settings import AppSettings
 from .tabs import compare as compare_tab
-from .tabs.compare.handlers import CSS as COMPARE_CSS
+from .tabs.compare.render import CSS as COMPARE_CSS
 from .tabs import dialogue, evaluation, generation, inside, model, summarization, translation
 from .tabs.context import TabContext
 
