@@ -152,6 +152,8 @@ def _batching_words(b: dict) -> str:
         parts.append(f"micro-batches of {b['micro_batch_tokens']} tokens")
     if b.get("flash_attention"):
         parts.append("flash attention")
+    if b.get("lone_rows"):
+        parts.append(f"lone rows {b['lone_rows']}")
     if b.get("server"):
         parts.append(b["server"])
     c = b.get("concurrency")

@@ -173,6 +173,24 @@ class ScheduledModel(ScoredModel):
                 raise InputError("input.chat_message")
         return self.stream(list(messages), config, stop_event)
 
+    def _batch_inputs(self, prompts: Sequence[Any], config: GenerationConfig,
+                      max_new_tokens: Sequence[int] | None) -> tuple[list[list[int]], list[int]]:
+        """generate_batch's prompts as token ids (none may be empty) and each one's token budget."""
+        encoded = [self.encode(p) for p in prompts]
+        empty = [i for i, ids in enumerate(encoded) if not ids]
+        if empty:
+            raise InputError("input.empty_prompt_of", i=empty[0], n=len(encoded))
+        budgets = [min(self._budget(len(ids), config, Stats()),
+                       max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
+                   for i, ids in enumerate(encoded)]
+        return encoded, budgets
+
+    def _completion(self, req: Request, config: GenerationConfig) -> Completion:
+        """A finished request's text, as the stream's flush ends it (whole characters), cut at a stop string."""
+        text = whole_chars(self.decode(req.tokens))
+        cut = _find_stop(text, config.stop) if config.stop else None
+        return Completion(text[:cut], "stop_string") if cut is not None else Completion(text, req.finish_reason)
+
     def generate_batch(self, prompts: Sequence[Any], config: GenerationConfig | None = None,
                        batch_size: int = 8, on_done: Callable[[int, str], None] | None = None,
                        stop_event: threading.Event | None = None,
@@ -197,13 +215,7 @@ class ScheduledModel(ScoredModel):
         config = config or GenerationConfig()
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        encoded = [self.encode(p) for p in prompts]
-        empty = [i for i, ids in enumerate(encoded) if not ids]
-        if empty:
-            raise InputError("input.empty_prompt_of", i=empty[0], n=len(encoded))
-        budgets = [min(self._budget(len(ids), config, Stats()),
-                       max_new_tokens[i] if max_new_tokens is not None else config.max_new_tokens)
-                   for i, ids in enumerate(encoded)]
+        encoded, budgets = self._batch_inputs(prompts, config, max_new_tokens)
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         results: list[Completion] = [Completion("", None)] * len(encoded)
         pending = deque(range(len(encoded)))
@@ -262,10 +274,7 @@ class ScheduledModel(ScoredModel):
                     continue
                 if req.finish_reason == "stopped":
                     continue
-                text = whole_chars(self.decode(req.tokens))  # as the stream's flush ends
-                cut = _find_stop(text, config.stop) if config.stop else None
-                results[i] = Completion(text[:cut], "stop_string") if cut is not None \
-                    else Completion(text, req.finish_reason)
+                results[i] = self._completion(req, config)
                 if on_done is not None:
                     on_done(i, results[i])
         finally:

@@ -94,8 +94,7 @@ class ChatHandlers(HandlerBase):
     @friendly
     @takes_decoding
     def chat(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
-             decoding: Decoding = Decoding(),
-             request: gr.Request = None):
+             decoding: Decoding = Decoding(), request: gr.Request = None):
         """One chat turn: returns the history with the new user message and the streamed reply."""
         self.check_chat(history, message, system)
         cfg = self.config("dialogue", decoding)
@@ -104,8 +103,7 @@ class ChatHandlers(HandlerBase):
     @friendly
     @takes_decoding
     def chat_ui(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
-                decoding: Decoding = Decoding(),
-                request: gr.Request = None):
+                decoding: Decoding = Decoding(), request: gr.Request = None):
         """The page's chat turn: as :meth:`chat`, but the message box is emptied only when the turn starts."""
         self.check_chat(history, message, system)
         cfg = self.config("dialogue", decoding)

@@ -171,8 +171,7 @@ class TokenProbHandlers:
     @friendly
     @takes_decoding
     def chat(self, message: str, history: list | None = None, system: str = prompts.DEFAULT_SYSTEM_PROMPT,
-             decoding: Decoding = Decoding(),
-             show: bool = False, request: gr.Request = None):
+             decoding: Decoding = Decoding(), show: bool = False, request: gr.Request = None):
         """The Dialogue tab's turn: as ``Handlers.chat_ui``, with the reply's token probabilities when ``show``."""
         h = self.h
         if not show:

@@ -321,7 +321,10 @@ class LlamaCppLM(ScheduledModel):
     def _batching_extra(self) -> dict[str, Any]:
         return {"rows": "one llama.cpp batch per step, each sequence its own KV cells",
                 "micro_batch_tokens": UBATCH, "prompt_tokens_per_step": self.runner.n_batch,
-                "flash_attention": True}
+                "flash_attention": True,
+                # evaluation rows (batch priority) never run as a micro-batch's only query: their numbers are the
+                # same on any thread count (LlamaCppRunner._run)
+                "lone_rows": "padded for batch-priority work"}
 
     def info(self) -> dict[str, Any]:
         import importlib.metadata as md
