@@ -170,10 +170,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
     results.update({
         "task": spec.task, "data": spec.data, "n_examples": len(ordered),
         "model": lm.info(), "prompt_template": template,
-        "config": spec.config.to_dict() if task.kind == "generate" else
-        {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs,
-         **({"max_tokens": spec.max_tokens} if spec.max_tokens else {})} if task.kind == "perplexity" else
-        {"scoring": task.scoring or task.kind},
+        "config": _config_of(spec, task, bs),
         "main_metric": task.main_metric, "higher_is_better": task.higher_is_better,
         "seed": spec.seed, "versions": _versions(),
         "batching": _batching(lm, bs, spec),
@@ -189,6 +186,17 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         raise RunError(f"scoring failed ({results['scoring_error']}); the predictions are kept in {pred_file} and "
                        f"{out / 'report.md'} says so; the same command scores them again without generating")
     return results
+
+
+def _config_of(spec: RunSpec, task, bs: int) -> dict:
+    """What the run's numbers were made with: the decoding settings (generation), the windows (perplexity), or
+    how requests were scored."""
+    if task.kind == "generate":
+        return spec.config.to_dict()
+    if task.kind == "perplexity":
+        return {"max_length": spec.max_length, "stride": spec.stride, "batch_size": bs,
+                **({"max_tokens": spec.max_tokens} if spec.max_tokens else {})}
+    return {"scoring": task.scoring or task.kind}
 
 
 def _score(spec: RunSpec, lm, rows: list[dict], records: list[dict]) -> dict:
