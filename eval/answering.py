@@ -42,7 +42,8 @@ def progress_bar(total: int, initial: int, desc: str):
                 disable=None)
 
 
-def _one_line(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
+    """An error as a run records it (a failed example, a scoring error): its type and its message's first line."""
     msg = str(err).strip()
     return f"{type(err).__name__}: {msg.splitlines()[0] if msg else ''}"
 
@@ -129,7 +130,7 @@ class Loop:
             i = gen[g][0]
             if i not in failed_ids:
                 failed_ids.add(i)
-                self.failures.append((records[i]["id"], _one_line(err)))
+                self.failures.append((records[i]["id"], error_line(err)))
             if len(self.failures) > failure_limit(self.n_todo):
                 self.give_up.set()
 

@@ -19,7 +19,7 @@ from llmdemo.interface import require
 
 from llmdemo.load import load
 
-from .answering import Loop, RunStopped, failure_limit, progress_bar  # noqa: F401 (RunStopped: the app catches it here)
+from .answering import Loop, RunStopped, error_line, failure_limit, progress_bar  # noqa: F401 (RunStopped: the app catches it here)
 from .datasets import DataError, load_records
 from .runfolder import RunError, RunSpec, claim, read_done, write_file
 from .tasks import TASKS as TASK_REGISTRY
@@ -154,7 +154,7 @@ def _run_locked(spec: RunSpec, lm, records: list[dict], out: Path, progress_cb, 
         results = _score(spec, lm, ordered, records)
     except Exception as e:  # noqa: BLE001 - the predictions stay; the report says what failed
         results = {"metrics": {}, "signatures": {}, "ci95": {},
-                   "scoring_error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+                   "scoring_error": error_line(e)}
     # what did not become a scored prediction, kept apart from what the model itself returned empty
     results["examples"] = {
         "scored": len(ordered), "failed": len(failures), "retried": getattr(lm, "retried", 0) - retried0,

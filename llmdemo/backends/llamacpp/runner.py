@@ -26,8 +26,9 @@ class ThreadTuner:
     faster again (117 vs 78 tokens/s here). A trial runs on real steps, so it costs only the slower
     count's extra time on ``calls`` steps (about 1-2% of steps' time). It changes no evaluation's output: an
     exact sequence's logits are bit-equal with 1 and 2 threads (see :meth:`LlamaCppRunner._run`); a visitor's
-    row alone past 512 cells can round differently on another count (tests/test_engine_llamacpp.py). A trial compares steps
-    of one batch size only (a step's time grows with its rows); one whose batch changes is dropped.
+    row alone past 512 cells can round differently on another count (tests/test_engine_llamacpp.py). A trial
+    compares steps of one batch size only (a step's time grows with its rows); one whose batch changes is
+    dropped.
 
     >>> t = ThreadTuner([1, 2], current=2, interval_s=0, calls=2, clock=lambda: 0.0)
     >>> for ms in (10, 5, 10, 5):  # current (2), challenger (1), current, challenger
