@@ -252,32 +252,30 @@ def test_the_phone_results_table_keeps_its_score_column_on_screen(app, dark):
         shot(pg, f"eval-phone-table-{'dark' if dark else 'light'}")
 
 
+def _stop_an_evaluation(pg, stopped: str, timeout: float, settle_s: float) -> None:
+    """Run a 20-example evaluation, press Stop once it runs: the status says ``stopped`` within ``timeout``, still
+    says no "Running" ``settle_s`` later, and Go is back."""
+    tab(pg, "evaluation")
+    pg.locator("#eval-limit input").fill("20")
+    pg.locator("#eval-go").click()
+    wait_text(md(pg, "#eval-status"), r"Running: 0 of 20 .* so far", timeout=60)
+    pg.locator("#eval-stop").click()
+    wait_text(md(pg, "#eval-status"), stopped, timeout=timeout)
+    time.sleep(settle_s)
+    assert "Running" not in md(pg, "#eval-status").inner_text()
+    wait_go_shown(pg, "#eval-go", "#eval-stop")
+
+
 def test_evaluation_stop_says_stopped_not_running(app):
     with page_in(app) as pg, slow(app.host.lm, 0.3):
-        tab(pg, "evaluation")
-        pg.locator("#eval-limit input").fill("20")
-        pg.locator("#eval-go").click()
-        wait_text(md(pg, "#eval-status"), r"Running: 0 of 20 .* so far", timeout=60)
-        pg.locator("#eval-stop").click()
-        wait_text(md(pg, "#eval-status"), r"Stopped after \d+ of 20", timeout=30)
-        time.sleep(2)
-        assert "Running" not in md(pg, "#eval-status").inner_text()
-        wait_go_shown(pg, "#eval-go", "#eval-stop")
+        _stop_an_evaluation(pg, r"Stopped after \d+ of 20", timeout=30, settle_s=2)
 
 
 def test_evaluation_stop_says_stopped_while_a_long_step_is_still_running(app):
     """A step longer than Stop's wait (16 prompts read at once on a slow CPU took that in CI): Stop cancels
     the handler before its own last update, so Stop itself must say "Stopped"."""
     with page_in(app) as pg, slow(app.host.lm, 6.0):
-        tab(pg, "evaluation")
-        pg.locator("#eval-limit input").fill("20")
-        pg.locator("#eval-go").click()
-        wait_text(md(pg, "#eval-status"), r"Running: 0 of 20 .* so far", timeout=60)
-        pg.locator("#eval-stop").click()
-        wait_text(md(pg, "#eval-status"), r"Stopped after 0 of 20", timeout=5)
-        time.sleep(1)
-        assert "Running" not in md(pg, "#eval-status").inner_text()
-        wait_go_shown(pg, "#eval-go", "#eval-stop")
+        _stop_an_evaluation(pg, r"Stopped after 0 of 20", timeout=5, settle_s=1)
         time.sleep(6)  # the run ends after its step: nothing of it reaches the page after Stop
         assert "Stopped after 0 of 20" in md(pg, "#eval-status").inner_text()
 
