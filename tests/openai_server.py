@@ -3,9 +3,9 @@
 Routes: ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions`` (streaming or not; ``echo`` +
 ``logprobs`` over text or token ids), vLLM's ``/tokenize`` and ``/detokenize``. Faults for tests:
 ``fail_next`` (HTTP status codes answered to the next requests), ``die_after`` (chunks after which a
-stream breaks off), ``abort_next`` (streams ended with no text and no finish reason, as llama-cpp-python's
-server ends a request another one interrupts), ``empty`` (streams the model ends at once) and
-``max_concurrent`` (a completion arriving while that many are being served is answered 429, with
+stream breaks off, or before its end when it has fewer), ``abort_next`` (streams ended with no text and no
+finish reason, as llama-cpp-python's server ends a request another one interrupts), ``empty`` (streams the
+model ends at once) and ``max_concurrent`` (a completion arriving while that many are being served is answered 429, with
 ``Retry-After: retry_after`` when set, as hosted endpoints limit requests at once).
 """
 
@@ -26,7 +26,7 @@ def make_app(lm, name: str = "tiny"):
     app = FastAPI()
     app.state.fail_next = []  # status codes to answer the next requests with
     app.state.fail_after = None  # answer 503 to every request after this many (a server that went down)
-    app.state.die_after = None  # break a stream off after this many chunks
+    app.state.die_after = None  # break a stream off after this many chunks (or before its end, if fewer)
     app.state.requests = 0
     app.state.logprobs_fault = None  # "shifted": log p(token_i | tokens up to and including i); "none"
     app.state.abort_next = 0  # streams that end at once with no text and no finish reason, then [DONE]
@@ -204,6 +204,8 @@ def make_app(lm, name: str = "tiny"):
                         delta["logprobs"] = logprobs(s.token_info[sent:])
                         sent = len(s.token_info)
                     yield f"data: {json.dumps({'choices': [{'index': 0, **delta, 'finish_reason': None}]})}\n\n"
+                if app.state.die_after is not None:  # fewer chunks than that (a loaded machine sends the text in
+                    return  # fewer, larger pieces): it still dies before its end, never sends [DONE]
                 reason = "length" if s.stats.finish_reason == "length" else "stop"
                 end = {"delta": {}} if chat else {"text": ""}
                 yield f"data: {json.dumps({'choices': [{'index': 0, **end, 'finish_reason': reason}]})}\n\n"
